@@ -1,0 +1,162 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) portwarden contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Gather step: which processes hold which sockets, and who those processes are.
+
+One walk of /proc/*/fd finds every pid holding a wanted socket inode; forked
+workers that share one listening socket are all found. Only the processes that
+hold a wanted socket are described afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+
+try:
+    import pwd
+except ImportError:  # not on POSIX hosts; user names are then left out
+    pwd = None
+
+# Unit types a process can sit in directly (slices only group other units).
+_UNIT_SUFFIXES = ('.service', '.scope', '.socket', '.mount', '.swap')
+
+
+class FdWalk(object):
+    """Result of one walk: ``owners`` maps inode -> sorted pids; counts explain what could not be read."""
+
+    def __init__(self):
+        self.owners = {}
+        self.processes_seen = 0
+        self.processes_denied = 0
+        self.processes_vanished = 0
+
+
+def walk_fds(wanted_inodes, proc='/proc'):
+    """Walk every process's fd table once and map each wanted socket inode to its pids."""
+    # Comparing the readlink text avoids parsing an integer for every fd of every process.
+    wanted = dict(('socket:[%d]' % inode, inode) for inode in wanted_inodes)
+    result = FdWalk()
+    owners = result.owners
+    readlink = os.readlink
+    proc_fd = os.open(proc, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for name in os.listdir(proc_fd):
+            if not name.isdigit():
+                continue
+            try:
+                fd_dir = os.open(name + '/fd', os.O_RDONLY | os.O_DIRECTORY, dir_fd=proc_fd)
+            except FileNotFoundError:
+                result.processes_vanished += 1
+                continue
+            except PermissionError:
+                result.processes_denied += 1
+                continue
+            except OSError:
+                result.processes_vanished += 1
+                continue
+            result.processes_seen += 1
+            try:
+                try:
+                    fds = os.listdir(fd_dir)
+                except PermissionError:
+                    result.processes_denied += 1
+                    continue
+                except OSError:
+                    result.processes_vanished += 1
+                    continue
+                pid = int(name)
+                for fd in fds:
+                    try:
+                        inode = wanted.get(readlink(fd, dir_fd=fd_dir))
+                    except OSError:  # the fd was closed while we walked
+                        continue
+                    if inode is not None:
+                        pids = owners.setdefault(inode, [])
+                        if not pids or pids[-1] != pid:
+                            pids.append(pid)
+            finally:
+                os.close(fd_dir)
+    finally:
+        os.close(proc_fd)
+    return result
+
+
+def unit_from_cgroup(text):
+    """Return the systemd unit named by the text of /proc/PID/cgroup, or None.
+
+    Prefers the unified (v2) hierarchy line ``0::/path`` and falls back to the
+    v1 ``name=systemd`` line. The unit is the innermost path component that is a
+    unit a process can belong to (service, scope, socket, mount, swap).
+    """
+    unified = legacy = None
+    for line in text.splitlines():
+        parts = line.split(':', 2)
+        if len(parts) != 3:
+            continue
+        hierarchy, controllers, path = parts
+        if hierarchy == '0' and controllers == '':
+            unified = path
+        elif controllers == 'name=systemd':
+            legacy = path
+    for path in (unified, legacy):
+        if not path:
+            continue
+        for component in reversed(path.strip().split('/')):
+            if component.endswith(_UNIT_SUFFIXES):
+                return component
+    return None
+
+
+def _read(path):
+    with open(path, 'rb') as handle:
+        return handle.read().decode('utf-8', 'replace')
+
+
+class ProcessDescriber(object):
+    """Describes pids (name, uid, user, exe, unit), caching per pid and per uid."""
+
+    def __init__(self, proc='/proc'):
+        self.proc = proc
+        self._by_pid = {}
+        self._users = {}
+        self.errors = 0
+
+    def user_name(self, uid):
+        if uid is None or pwd is None:
+            return None
+        if uid not in self._users:
+            try:
+                self._users[uid] = pwd.getpwuid(uid).pw_name
+            except KeyError:
+                self._users[uid] = None
+        return self._users[uid]
+
+    def describe(self, pid):
+        """Return a dict describing pid, or None when the process is gone."""
+        if pid in self._by_pid:
+            return self._by_pid[pid]
+        base = '%s/%d' % (self.proc, pid)
+        try:
+            name = _read(base + '/comm').rstrip('\n')
+            uid = None
+            for line in _read(base + '/status').splitlines():
+                if line.startswith('Uid:'):
+                    uid = int(line.split()[2])  # effective uid
+                    break
+        except (OSError, ValueError, IndexError):
+            self.errors += 1
+            self._by_pid[pid] = None
+            return None
+        try:
+            exe = os.readlink(base + '/exe')
+        except OSError:  # kernel threads, other users' processes without privilege
+            exe = None
+        try:
+            unit = unit_from_cgroup(_read(base + '/cgroup'))
+        except OSError:
+            unit = None
+        info = {'pid': pid, 'name': name, 'user': self.user_name(uid), 'uid': uid, 'exe': exe, 'unit': unit}
+        self._by_pid[pid] = info
+        return info
