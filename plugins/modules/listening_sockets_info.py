@@ -38,7 +38,8 @@ options:
       - V(procfs) parses C(/proc/net/tcp), C(tcp6), C(udp), C(udp6) (Linux). It cannot tell V6ONLY sockets
         from dual-stack ones, so RV(sockets[].v6only) is V(null) for IPv6 sockets.
       - V(psutil) uses the psutil library, which must be installed on the host. It cannot tell
-        SO_REUSEPORT sockets on the same address apart (they appear as one) and gives no inode or v6only.
+        SO_REUSEPORT sockets on the same address apart (they appear as one), gives no inode or v6only,
+        and on Linux names only one of the processes that share a socket.
     type: str
     choices: [auto, netlink, procfs, psutil]
     default: auto

@@ -1,0 +1,82 @@
+"""Unit tests: cgroup -> systemd unit, and the fd walk and process description on this very process."""
+
+import os
+import socket
+
+import pytest
+
+from ansible_collections.portwarden.compliance.plugins.module_utils import gather_owners as owners
+
+
+@pytest.mark.parametrize('text, expected', [
+    ('0::/system.slice/nginx.service\n', 'nginx.service'),
+    ('0::/system.slice/system-getty.slice/getty@tty1.service\n', 'getty@tty1.service'),
+    ('0::/user.slice/user-1000.slice/session-3.scope\n', 'session-3.scope'),
+    ('0::/user.slice/user-1000.slice/user@1000.service/app.slice/app-gnome-foo.scope\n', 'app-gnome-foo.scope'),
+    ('0::/user.slice/user-1000.slice/user@1000.service/app.slice/syncthing.service\n', 'syncthing.service'),
+    ('0::/init.scope\n', 'init.scope'),
+    ('0::/system.slice/docker-4f1c0a.scope\n', 'docker-4f1c0a.scope'),
+    ('0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1.slice/cri-containerd-ab12.scope\n',
+     'cri-containerd-ab12.scope'),
+    ('0::/system.slice/dev-mqueue.mount\n', 'dev-mqueue.mount'),
+    ('0::/system.slice/docker.socket\n', 'docker.socket'),
+    ('0::/\n', None),
+    ('0::/system.slice\n', None),
+    ('0::/lxc.payload.c1/system.slice/sshd.service\n', 'sshd.service'),
+    # cgroup v1 / hybrid: the name=systemd hierarchy names the unit; "0::/" of hybrid mode is empty.
+    ('12:pids:/system.slice/cron.service\n1:name=systemd:/system.slice/cron.service\n0::/\n', 'cron.service'),
+    ('9:name=systemd:/\n8:pids:/\n0::/\n', None),
+    # unified wins over legacy when both name a unit
+    ('1:name=systemd:/system.slice/old.service\n0::/system.slice/new.service\n', 'new.service'),
+    ('', None),
+    ('garbage without colons\n', None),
+], ids=lambda value: value if isinstance(value, str) and '\n' not in value else None)
+def test_unit_from_cgroup(text, expected):
+    assert owners.unit_from_cgroup(text) == expected
+
+
+def test_walk_finds_this_process_for_its_own_socket_and_only_wanted_inodes():
+    wanted = socket.socket()
+    other = socket.socket()
+    try:
+        inode = os.fstat(wanted.fileno()).st_ino
+        walk = owners.walk_fds([inode])
+        assert walk.owners == {inode: [os.getpid()]}
+        assert walk.processes_seen >= 1
+    finally:
+        wanted.close()
+        other.close()
+
+
+def test_walk_lists_a_pid_once_for_a_duplicated_fd():
+    sock = socket.socket()
+    duplicate = os.dup(sock.fileno())
+    try:
+        inode = os.fstat(sock.fileno()).st_ino
+        assert owners.walk_fds([inode]).owners[inode] == [os.getpid()]
+    finally:
+        os.close(duplicate)
+        sock.close()
+
+
+def test_walk_of_an_unreadable_proc_root_raises(tmp_path):
+    with pytest.raises(OSError):
+        owners.walk_fds([1], proc=str(tmp_path / 'missing'))
+
+
+def test_describe_this_process():
+    describer = owners.ProcessDescriber()
+    info = describer.describe(os.getpid())
+    with open('/proc/self/comm') as handle:
+        comm = handle.read().strip()
+    assert info['pid'] == os.getpid()
+    assert info['name'] == comm
+    assert info['uid'] == os.geteuid()
+    assert info['exe'] == os.path.realpath('/proc/self/exe')
+    assert describer.describe(os.getpid()) is info  # cached
+
+
+def test_describe_a_vanished_pid_is_none():
+    describer = owners.ProcessDescriber()
+    assert describer.describe(2 ** 22 + 12345) is None
+    assert describer.errors == 1
