@@ -95,7 +95,8 @@ def decode_messages(data, protocol, want_state, records):
         if msg_type == SOCK_DIAG_BY_FAMILY:
             if length < _NLMSGHDR.size + _DIAG_MSG.size:
                 raise NetlinkError('truncated inet_diag message (length %d)' % length)
-            family_number, state, sport, _dport, src, _dst, _ifindex, _exp, _rq, _wq, _uid, inode = unpack_msg(view, body)
+            (family_number, state, sport, _dport, src, _dst,
+             _ifindex, _exp, _rq, _wq, _uid, inode) = unpack_msg(view, body)
             if state == want_state:
                 v6only = None
                 if family_number == socket.AF_INET6:
@@ -135,7 +136,7 @@ def dump_listening(family, protocol):
         try:
             sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC, NETLINK_SOCK_DIAG)
         except (OSError, AttributeError) as exc:
-            raise NetlinkError('cannot open a NETLINK_SOCK_DIAG socket: %s' % exc, getattr(exc, 'errno', None))
+            raise NetlinkError('cannot open a NETLINK_SOCK_DIAG socket: %s' % exc, getattr(exc, 'errno', None)) from exc
         try:
             sock.sendall(request)
             done = interrupted = False
@@ -146,7 +147,7 @@ def dump_listening(family, protocol):
                 done, more_interrupted = decode_messages(data, protocol, want_state, records)
                 interrupted = interrupted or more_interrupted
         except OSError as exc:
-            raise NetlinkError('sock_diag dump failed: %s' % exc, exc.errno)
+            raise NetlinkError('sock_diag dump failed: %s' % exc, exc.errno) from exc
         finally:
             sock.close()
         if not interrupted:

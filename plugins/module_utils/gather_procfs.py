@@ -78,4 +78,4 @@ def read_listening(family, protocol, proc_net='/proc/net'):
                 raise ProcfsError('%s: unexpected header %r' % (path, header.strip()))
             return parse_table(handle, protocol)
     except (OSError, ValueError) as exc:
-        raise ProcfsError('%s: %s' % (path, exc))
+        raise ProcfsError('%s: %s' % (path, exc)) from exc

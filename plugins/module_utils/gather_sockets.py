@@ -18,9 +18,7 @@ from __future__ import annotations
 import os
 import sys
 
-from ansible_collections.portwarden.compliance.plugins.module_utils import gather_netlink
-from ansible_collections.portwarden.compliance.plugins.module_utils import gather_owners
-from ansible_collections.portwarden.compliance.plugins.module_utils import gather_procfs
+from ansible_collections.portwarden.compliance.plugins.module_utils import gather_netlink, gather_owners, gather_procfs
 
 BACKENDS = ('auto', 'netlink', 'procfs', 'psutil')
 PROTOCOLS = ('tcp', 'udp')
@@ -45,10 +43,9 @@ def read_port_list(text):
     """Parse ip_local_reserved_ports text (``8080,9000-9010``) into a set of ports."""
     ports = set()
     for item in text.strip().split(','):
-        item = item.strip()
-        if not item:
+        if not item.strip():
             continue
-        low, _sep, high = item.partition('-')
+        low, _sep, high = item.strip().partition('-')
         ports.update(range(int(low), int(high or low) + 1))
     return ports
 
@@ -133,15 +130,15 @@ def _psutil_records(protocols, coverage):
     sockets with the same protocol, address and port (SO_REUSEPORT groups) merge into one."""
     try:
         import psutil
-    except ImportError:
-        raise PsutilMissing('the psutil backend needs the psutil Python library on the managed host')
+    except ImportError as exc:
+        raise PsutilMissing('the psutil backend needs the psutil Python library on the managed host') from exc
     grouped = {}
     try:
         connections = psutil.net_connections(kind='inet')
     except psutil.AccessDenied as exc:
-        raise GatherError('psutil could not list sockets (access denied: %s); run with become' % exc)
+        raise GatherError('psutil could not list sockets (access denied: %s); run with become' % exc) from exc
     except Exception as exc:  # psutil raises platform-specific errors
-        raise GatherError('psutil could not list sockets: %s' % exc)
+        raise GatherError('psutil could not list sockets: %s' % exc) from exc
     import socket as socket_module
     for conn in connections:
         if conn.type == socket_module.SOCK_STREAM:

@@ -260,8 +260,8 @@ def main():
     )
     try:
         result = gather_listening_sockets(backend=module.params['backend'], protocols=module.params['protocols'])
-    except PsutilMissing as exc:
-        module.fail_json(msg=missing_required_lib('psutil', reason='for the psutil backend (the default on non-Linux hosts)'))
+    except PsutilMissing:
+        module.fail_json(msg=missing_required_lib('psutil', reason='for the psutil backend (the default off Linux)'))
     except GatherError as exc:
         module.fail_json(msg='Gathering listening sockets failed: %s' % exc)
     module.exit_json(changed=False, **result)

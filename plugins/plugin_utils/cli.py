@@ -54,7 +54,8 @@ def render_table(result):
 
 def command_gather(args):
     try:
-        result = gather_sockets.gather_listening_sockets(backend=args.backend, protocols=args.protocol or ('tcp', 'udp'))
+        result = gather_sockets.gather_listening_sockets(backend=args.backend,
+                                                         protocols=args.protocol or gather_sockets.PROTOCOLS)
     except gather_sockets.GatherError as exc:
         sys.stderr.write('portwarden gather: %s\n' % exc)
         return EXIT_ERROR

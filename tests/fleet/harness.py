@@ -30,7 +30,6 @@ import tempfile
 import time
 
 import yaml
-
 from helpers import netns
 
 SSHD = '/usr/sbin/sshd'

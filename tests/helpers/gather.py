@@ -8,7 +8,8 @@ CLI_MODULE = 'ansible_collections.portwarden.compliance.plugins.plugin_utils.cli
 
 def gather_in(namespace, backend, python=None, prefix=()):
     """Return (exit code, parsed JSON result) of ``portwarden gather`` run in ``namespace``."""
-    argv = list(prefix) + [python or sys.executable, '-m', CLI_MODULE, 'gather', '--backend', backend, '--format', 'json']
+    argv = list(prefix) + [python or sys.executable, '-m', CLI_MODULE,
+                           'gather', '--backend', backend, '--format', 'json']
     proc = namespace.run(argv)
     if proc.returncode not in (0, 1):
         raise AssertionError('gather --backend %s failed (%d): %s' % (backend, proc.returncode, proc.stderr))

@@ -1,10 +1,12 @@
 """Real sockets in a fresh network namespace: every backend must return exactly them."""
 
+import json
 import os
+import sys
 
 import pytest
 
-from tests.helpers.gather import gather_in, socket_keys
+from tests.helpers.gather import CLI_MODULE, gather_in, socket_keys
 from tests.helpers.netns import Namespace, have_netns
 
 pytestmark = [pytest.mark.netns, pytest.mark.skipif(not have_netns(), reason='needs root and ip netns')]
@@ -85,7 +87,7 @@ def test_backend_returns_exactly_the_known_listeners(known_namespace, backend, v
 
 @pytest.mark.parametrize('backend', ['auto', 'procfs', 'psutil'])
 def test_process_details_and_ephemeral_flag(known_namespace, backend):
-    ns, holder, prefork = known_namespace
+    ns, holder, _prefork = known_namespace
     _code, result = gather_in(ns, backend)
     by_port = {(entry['protocol'], entry['port']): entry for entry in result['sockets']}
     ephemeral_port = holder.sockets[6]['port']
@@ -106,9 +108,8 @@ def test_process_details_and_ephemeral_flag(known_namespace, backend):
 
 def test_protocol_filter(known_namespace):
     ns, _holder, _prefork = known_namespace
-    proc = ns.run([__import__('sys').executable, '-m', 'ansible_collections.portwarden.compliance.plugins.plugin_utils.cli',
-                   'gather', '--protocol', 'udp', '--format', 'json'])
-    result = __import__('json').loads(proc.stdout)
+    proc = ns.run([sys.executable, '-m', CLI_MODULE, 'gather', '--protocol', 'udp', '--format', 'json'])
+    result = json.loads(proc.stdout)
     assert {entry['protocol'] for entry in result['sockets']} == {'udp'}
     assert set(result['coverage']['sources']) == {'udp/ipv4', 'udp/ipv6'}
 
