@@ -31,8 +31,8 @@ SPECS = [
 ]
 QUIET = 4  # index of the host with no listener at all
 
-# Where a result comes from: the normal run or the --check run, and in each the task that gathers
-# normally or the one with check_mode: true.
+# Where a result of the default backend comes from: the normal run or the --check run, and in each
+# the task that gathers normally or the one with check_mode: true. (Run 'psutil' is tested apart.)
 VARIANTS = [('run', ''), ('run', '.check'), ('--check', ''), ('--check', '.check')]
 # Coverage counters that legitimately differ between two gathers: processes come and go machine-wide.
 VOLATILE_COVERAGE = ('processes_scanned', 'processes_unreadable')
@@ -67,11 +67,11 @@ def gathered(module_fleet_factory, tmp_path_factory):
     results = {}
     runs = {}
     namespace_processes = {}
-    for mode in ('run', '--check'):
+    # mode -> (extra vars, --check): the default backend normally and under --check, then psutil.
+    for mode, extra, check in (('run', {}, False), ('--check', {}, True), ('psutil', {'pwf_backend': 'psutil'}, False)):
         out_dir = tmp_path_factory.mktemp('gather-%s' % mode.strip('-'))
         started = time.monotonic()
-        proc = fleet.playbook(PLAYBOOK, extra_vars={'pwf_out_dir': str(out_dir)}, check=(mode == '--check'),
-                              timeout=300)
+        proc = fleet.playbook(PLAYBOOK, extra_vars=dict(extra, pwf_out_dir=str(out_dir)), check=check, timeout=300)
         elapsed = time.monotonic() - started
         print('ansible-playbook %s: exit %d in %.2fs' % (mode, proc.returncode, elapsed))
         assert proc.returncode == 0, 'ansible-playbook %s failed:\n%s\n%s' % (mode, proc.stdout, proc.stderr)
@@ -205,3 +205,30 @@ def test_recap_shows_every_host_ok(gathered):
             recap = [line for line in proc.stdout.splitlines() if line.startswith(host + ' ')]
             assert len(recap) == 1, '%s: no recap line for %s' % (mode, host)
             assert 'unreachable=0' in recap[0] and 'failed=0' in recap[0], recap[0]
+
+
+@pytest.mark.parametrize('index', range(5), ids=['host%02d' % (i + 1) for i in range(5)])
+def test_psutil_backend_reports_the_same_sockets(gathered, index):
+    host = gathered.fleet.hosts[index]
+    holder = gathered.holders.get(host)
+    for suffix in ('', '.check'):
+        result = gathered.results[('psutil', suffix, host)]
+        where = 'psutil%s %s' % (suffix, host)
+        assert result['coverage']['backend'] == 'psutil', where
+        assert result['coverage']['complete'] is True, where
+        assert {_key(entry) for entry in result['sockets']} == _expected(SPECS[index]), where
+        for entry in result['sockets']:
+            # psutil gives neither inode nor v6only.
+            assert (entry['inode'], entry['v6only']) == (None, None), where
+            pids = [proc['pid'] for proc in entry['processes']]
+            assert pids and set(pids) <= set(holder.pids), where
+            assert {proc['name'] for proc in entry['processes']} == {SPECS[index]['name']}, where
+
+
+def test_psutil_backend_names_one_prefork_worker_as_documented(gathered):
+    # psutil.net_connections() keeps one pid per socket inode; the module documents that limit.
+    host = gathered.fleet.hosts[3]
+    (entry,) = gathered.results[('psutil', '', host)]['sockets']
+    pids = [proc['pid'] for proc in entry['processes']]
+    assert len(pids) == 1
+    assert pids[0] in gathered.holders[host].pids
