@@ -19,6 +19,7 @@ import os
 import sys
 
 from ansible_collections.portwarden.compliance.plugins.module_utils import gather_netlink, gather_owners, gather_procfs
+from ansible_collections.portwarden.compliance.plugins.module_utils.report_sockets import socket_label
 
 BACKENDS = ('auto', 'netlink', 'procfs', 'psutil')
 PROTOCOLS = ('tcp', 'udp')
@@ -238,11 +239,3 @@ def gather_listening_sockets(backend='auto', protocols=PROTOCOLS):
 
 def _sort_key(entry):
     return (entry['protocol'], entry['port'], entry['family'], entry['address'], entry['inode'] or 0)
-
-
-def socket_label(entry):
-    """``tcp 0.0.0.0:856`` / ``udp [::1]:859``: how a socket is named in messages."""
-    address = entry['address']
-    if entry['family'] == 'ipv6':
-        address = '[%s]' % address
-    return '%s %s:%d' % (entry['protocol'], address, entry['port'])

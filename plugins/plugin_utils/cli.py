@@ -16,40 +16,11 @@ import json
 import sys
 
 from ansible_collections.portwarden.compliance.plugins.module_utils import gather_sockets
+from ansible_collections.portwarden.compliance.plugins.module_utils.report_sockets import render_socket_table
 
 EXIT_OK = 0
 EXIT_PARTIAL = 1
 EXIT_ERROR = 2
-
-
-def _format_processes(processes):
-    if not processes:
-        return '-'
-    return ','.join('%s[%d]' % (proc['name'], proc['pid']) for proc in processes)
-
-
-def render_table(result):
-    """Render a gather result as an aligned text table followed by its coverage."""
-    rows = [('PROTO', 'LOCAL ADDRESS', 'V6ONLY', 'EPHEMERAL', 'USER', 'UNIT', 'PROCESSES')]
-    for entry in result['sockets']:
-        v6only = '-' if entry['v6only'] is None else ('yes' if entry['v6only'] else 'no')
-        users = sorted(set(str(proc['user'] or proc['uid']) for proc in entry['processes'])) or ['-']
-        units = sorted(set(proc['unit'] for proc in entry['processes'] if proc['unit'])) or ['-']
-        rows.append((entry['protocol'], gather_sockets.socket_label(entry).split(' ', 1)[1], v6only,
-                     'yes' if entry['ephemeral'] else 'no', ','.join(users), ','.join(units),
-                     _format_processes(entry['processes'])))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
-    lines = ['  '.join(cell.ljust(width) for cell, width in zip(row[:-1], widths)) + '  ' + row[-1] for row in rows]
-    coverage = result['coverage']
-    lines.append('')
-    lines.append('coverage: backend=%s privileged=%s complete=%s sockets=%d unowned=%d'
-                 % (coverage['backend'], coverage['privileged'], coverage['complete'], coverage['sockets'],
-                    len(coverage['unowned_sockets'])))
-    for error in coverage['errors']:
-        lines.append('error: %s' % error)
-    for note in coverage['notes']:
-        lines.append('note: %s' % note)
-    return '\n'.join(lines)
 
 
 def command_gather(args):
@@ -62,7 +33,7 @@ def command_gather(args):
     if args.format == 'json':
         sys.stdout.write(json.dumps(result, indent=None if args.compact else 2, sort_keys=True) + '\n')
     else:
-        sys.stdout.write(render_table(result) + '\n')
+        sys.stdout.write('\n'.join(render_socket_table(result)) + '\n')
     return EXIT_OK if result['coverage']['complete'] else EXIT_PARTIAL
 
 

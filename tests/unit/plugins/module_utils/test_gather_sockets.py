@@ -39,14 +39,6 @@ def test_is_ephemeral(protocol, port, port_range, expected):
     assert gather.is_ephemeral(protocol, port, port_range) is expected
 
 
-@pytest.mark.parametrize('entry, label', [
-    ({'protocol': 'tcp', 'family': 'ipv4', 'address': '0.0.0.0', 'port': 856}, 'tcp 0.0.0.0:856'),
-    ({'protocol': 'udp', 'family': 'ipv6', 'address': '::1', 'port': 859}, 'udp [::1]:859'),
-])
-def test_socket_label(entry, label):
-    assert gather.socket_label(entry) == label
-
-
 def test_unknown_backend_is_refused():
     with pytest.raises(gather.GatherError) as caught:
         gather.gather_listening_sockets(backend='magic')
