@@ -9,7 +9,7 @@ DOCUMENTATION = r'''
 name: socket_table
 short_description: Render a listening_sockets_info result as text lines
 version_added: 0.1.0
-author: portwarden contributors
+author: portwarden contributors (@portwarden)
 description:
   - Turns the result of M(portwarden.compliance.listening_sockets_info) into aligned text lines, one per
     socket, followed by the gather coverage, so a person can read it in a debug message.

@@ -18,13 +18,13 @@ description:
     walks C(/proc/*/fd) once to find the owning processes. Its cost does not grow with established connections.
   - Fails closed. A gather that could read nothing fails the task; a gather that could read only part of what
     it should (a socket table, or the processes of other users) returns C(coverage.complete=false) with the
-    reasons in C(coverage.errors). An empty O(sockets) list with complete coverage means the host really has
+    reasons in C(coverage.errors). An empty RV(sockets) list with complete coverage means the host really has
     no listeners.
-  - Run it with O(ansible.builtin.become) (as root) to see the processes of every user. Without it, sockets
+  - Run it with C(become: true) (as root) to see the processes of every user. Without it, sockets
     are still listed but processes of other users are missing, and C(coverage) says so.
   - Sees the network namespace the module runs in (the host's, unless run inside a container).
 author:
-  - portwarden contributors
+  - portwarden contributors (@portwarden)
 extends_documentation_fragment:
   - portwarden.compliance.attributes
   - portwarden.compliance.attributes.INFO_MODULE

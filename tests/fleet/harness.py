@@ -27,10 +27,12 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 
 import yaml
-from helpers import netns
+
+from tests.helpers import netns
+from tests.helpers.netns import kill_namespace as destroy_namespace
+from tests.helpers.netns import namespace_pids as _netns_pids
 
 SSHD = '/usr/sbin/sshd'
 # Above ~10 forks does not help on the 2-core machines these tests run on.
@@ -44,54 +46,17 @@ def unsupported_reason():
     if shutil.which('ip') is None:
         return 'fleet tests need iproute2 (ip netns)'
     probe = 'pwf-probe-%d' % os.getpid()
-    added = subprocess.run(['ip', 'netns', 'add', probe], capture_output=True, text=True)
+    added = subprocess.run(['ip', 'netns', 'add', probe], capture_output=True, text=True, check=False)
     if added.returncode != 0:
         return 'ip netns is unusable here: %s' % (added.stderr.strip() or 'exit %d' % added.returncode)
-    subprocess.run(['ip', 'netns', 'del', probe], capture_output=True)
-    return None
-
-
-def _netns_pids(name):
-    listed = subprocess.run(['ip', 'netns', 'pids', name], capture_output=True, text=True)
-    return [int(pid) for pid in listed.stdout.split()] if listed.returncode == 0 else []
-
-
-def _wait_gone(name, pids, seconds):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        alive = set(_netns_pids(name)) & set(pids)
-        if not alive:
-            return
-        time.sleep(0.05)
-
-
-def destroy_namespace(name):
-    """Kill every process in namespace ``name`` (TERM, then KILL), then delete it; None or a problem.
-
-    Unlike netns.kill_namespace it waits for the processes to go and lists them again, so an sshd
-    that forked a session child while being killed cannot keep the namespace alive after its delete.
-    """
-    for sig in (signal.SIGTERM, signal.SIGKILL, signal.SIGKILL):
-        pids = _netns_pids(name)
-        if not pids:
-            break
-        for pid in pids:
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
-        _wait_gone(name, pids, 2.0)
-    left = _netns_pids(name)
-    subprocess.run(['ip', 'netns', 'del', name], capture_output=True)
-    if left:
-        return 'namespace %s deleted with processes still in it: %s' % (name, left)
+    subprocess.run(['ip', 'netns', 'del', probe], capture_output=True, check=False)
     return None
 
 
 def _exit_control_master(socket_path):
     """Ask the ssh ControlMaster behind ``socket_path`` to exit; a stale socket is just removed."""
     subprocess.run(['ssh', '-F', '/dev/null', '-o', 'ControlPath=' + socket_path, '-O', 'exit', 'fleet-host'],
-                   capture_output=True, timeout=15)
+                   capture_output=True, timeout=15, check=False)
     if os.path.lexists(socket_path):
         os.remove(socket_path)
 
@@ -277,7 +242,7 @@ class Fleet(object):
         ]
         with open(self.sshd_config, 'w') as handle:
             handle.write('\n'.join(lines) + '\n')
-        checked = subprocess.run([SSHD, '-t', '-f', self.sshd_config], capture_output=True, text=True)
+        checked = subprocess.run([SSHD, '-t', '-f', self.sshd_config], capture_output=True, text=True, check=False)
         if checked.returncode != 0:
             raise RuntimeError('sshd -t rejected %s: %s' % (self.sshd_config, checked.stderr.strip()))
 

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Open real sockets described by a JSON spec, report them, and hold them until told to stop.
 
 Run inside a network namespace (``ip netns exec NS python3 listeners.py SPEC``), SPEC being

@@ -2,8 +2,10 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 import uuid
 
 HELPERS = os.path.dirname(os.path.abspath(__file__))
@@ -11,16 +13,47 @@ LISTENERS = os.path.join(HELPERS, 'listeners.py')
 
 
 def have_netns():
-    return os.geteuid() == 0 and subprocess.run(['ip', 'netns', 'list'], capture_output=True).returncode == 0
+    if os.geteuid() != 0:
+        return False
+    return subprocess.run(['ip', 'netns', 'list'], capture_output=True, check=False).returncode == 0
+
+
+def namespace_pids(name):
+    """Pids of the processes in namespace ``name`` (none when it does not exist)."""
+    listed = subprocess.run(['ip', 'netns', 'pids', name], capture_output=True, text=True, check=False)
+    return [int(pid) for pid in listed.stdout.split()] if listed.returncode == 0 else []
+
+
+def _wait_gone(name, pids, seconds):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        alive = set(namespace_pids(name)) & set(pids)
+        if not alive:
+            return
+        time.sleep(0.05)
 
 
 def kill_namespace(name):
-    """Kill every process in the namespace (TERM, then KILL), then delete it. Safe if absent."""
-    pids = subprocess.run(['ip', 'netns', 'pids', name], capture_output=True, text=True).stdout.split()
-    for sig in ('TERM', 'KILL'):
+    """Kill every process in namespace ``name`` (TERM, then KILL), then delete it; None or a problem.
+
+    It waits for the processes to go and lists them again, so an sshd that forked a session child
+    while being killed cannot keep the namespace alive after its delete. Safe when it does not exist.
+    """
+    for sig in (signal.SIGTERM, signal.SIGKILL, signal.SIGKILL):
+        pids = namespace_pids(name)
+        if not pids:
+            break
         for pid in pids:
-            subprocess.run(['kill', '-' + sig, pid], capture_output=True)
-    subprocess.run(['ip', 'netns', 'del', name], capture_output=True)
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        _wait_gone(name, pids, 2.0)
+    left = namespace_pids(name)
+    subprocess.run(['ip', 'netns', 'del', name], capture_output=True, check=False)
+    if left:
+        return 'namespace %s deleted with processes still in it: %s' % (name, left)
+    return None
 
 
 class Listeners(object):
@@ -64,6 +97,7 @@ class Namespace(object):
 
     def run(self, argv, **kwargs):
         kwargs.setdefault('capture_output', True)
+        kwargs.setdefault('check', False)
         kwargs.setdefault('text', True)
         return subprocess.run(self.command(argv), **kwargs)
 
