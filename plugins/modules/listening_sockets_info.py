@@ -20,7 +20,7 @@ description:
     it should (a socket table, or the processes of other users) returns C(coverage.complete=false) with the
     reasons in C(coverage.errors). An empty RV(sockets) list with complete coverage means the host really has
     no listeners.
-  - Run it with C(become: true) (as root) to see the processes of every user. Without it, sockets
+  - Run it with C(become) enabled (as root) to see the processes of every user. Without it, sockets
     are still listed but processes of other users are missing, and C(coverage) says so.
   - Sees the network namespace the module runs in (the host's, unless run inside a container).
 author:

@@ -1,0 +1,82 @@
+"""Packaging: `pip install .` and `ansible-galaxy collection build/install` both give a working collection."""
+
+import json
+import os
+import subprocess
+import sys
+import tarfile
+
+import pytest
+
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow
+FQCN = 'portwarden.compliance.listening_sockets_info'
+
+
+def clean_env(tmp_path, **extra):
+    """An environment that cannot see the working tree: no PYTHONPATH, no collections path, a fresh HOME."""
+    env = dict((key, value) for key, value in os.environ.items()
+               if not key.startswith('ANSIBLE_') and key not in ('PYTHONPATH', 'VIRTUAL_ENV'))
+    env['HOME'] = str(tmp_path / 'home')
+    env.update(extra)
+    os.makedirs(env['HOME'], exist_ok=True)
+    return env
+
+
+def run(argv, env, cwd=None):
+    proc = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, '%s failed (%d):\n%s\n%s' % (argv, proc.returncode, proc.stdout[-3000:], proc.stderr[-3000:])
+    return proc
+
+
+def test_pip_install_puts_the_collection_where_ansible_finds_it(tmp_path):
+    venv = tmp_path / 'venv'
+    env = clean_env(tmp_path)
+    run([sys.executable, '-m', 'venv', str(venv)], env)
+    bin_dir = venv / 'bin'
+    run([str(bin_dir / 'pip'), 'install', '-q', '--disable-pip-version-check', REPO], env)
+    purelib = run([str(bin_dir / 'python'), '-c', 'import sysconfig; print(sysconfig.get_paths()["purelib"])'],
+                  env).stdout.strip()
+    installed = os.path.join(purelib, 'ansible_collections', 'portwarden', 'compliance')
+    for name in ('galaxy.yml', 'meta/runtime.yml', 'plugins/modules/listening_sockets_info.py',
+                 'plugins/module_utils/gather_sockets.py', 'playbooks/gather.yml'):
+        assert os.path.isfile(os.path.join(installed, name)), name
+    # the Python dependencies came along
+    run([str(bin_dir / 'python'), '-c', 'import ansible, psutil, jsonschema'], env)
+    # Ansible finds it on its own: no ANSIBLE_COLLECTIONS_PATH, a fresh HOME
+    listed = run([str(bin_dir / 'ansible-galaxy'), 'collection', 'list', 'portwarden.compliance', '--format', 'json'], env)
+    versions = [item for paths in json.loads(listed.stdout).values() for item in paths.values()]
+    assert versions == [{'version': '0.1.0'}]
+    doc = run([str(bin_dir / 'ansible-doc'), '--json', FQCN], env)
+    assert 'sockets' in json.loads(doc.stdout)[FQCN]['return']
+    adhoc = run([str(bin_dir / 'ansible'), 'localhost', '-m', FQCN, '-e', 'ansible_python_interpreter=%s' % (bin_dir / 'python'),
+                 '-o'], env)
+    assert '"coverage"' in adhoc.stdout and 'SUCCESS' in adhoc.stdout
+    # the console script
+    gathered = subprocess.run([str(bin_dir / 'portwarden'), 'gather', '--format', 'json'], env=env,
+                              capture_output=True, text=True, check=False)
+    assert gathered.returncode in (0, 1), gathered.stderr
+    assert 'coverage' in json.loads(gathered.stdout)
+
+
+def test_galaxy_build_and_install(tmp_path):
+    env = clean_env(tmp_path)
+    ansible_bin = os.path.dirname(sys.executable)
+    run([os.path.join(ansible_bin, 'ansible-galaxy'), 'collection', 'build', REPO, '--output-path', str(tmp_path)], env)
+    tarball = tmp_path / 'portwarden-compliance-0.1.0.tar.gz'
+    assert tarball.exists()
+    with tarfile.open(str(tarball)) as archive:
+        names = archive.getnames()
+    assert 'MANIFEST.json' in names and 'plugins/modules/listening_sockets_info.py' in names
+    leaked = [name for name in names if name.split('/')[0] in ('.venv', '.venv-test', '.venv-sanity', '.git',
+                                                                 'benchmarks', 'scripts', '.ci')]
+    assert leaked == []
+    collections = tmp_path / 'collections'
+    run([os.path.join(ansible_bin, 'ansible-galaxy'), 'collection', 'install', str(tarball), '-p', str(collections)], env)
+    env = clean_env(tmp_path, ANSIBLE_COLLECTIONS_PATH=str(collections))
+    doc = run([os.path.join(ansible_bin, 'ansible-doc'), '--json', FQCN], env)
+    assert json.loads(doc.stdout)[FQCN]['doc']['module'] == 'listening_sockets_info'
+    adhoc = run([os.path.join(ansible_bin, 'ansible'), 'localhost', '-m', FQCN, '-a', 'protocols=tcp',
+                 '-e', 'ansible_python_interpreter=%s' % sys.executable, '-o'], env)
+    assert 'SUCCESS' in adhoc.stdout and '"udp"' not in adhoc.stdout

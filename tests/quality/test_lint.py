@@ -1,0 +1,33 @@
+"""Linters the project holds itself to: ansible-lint (production profile), ruff, the changelog fragments."""
+
+import os
+import subprocess
+import sys
+
+from tests.conftest import REPO
+
+BIN = os.path.dirname(sys.executable)
+
+
+def run(argv):
+    env = dict(os.environ, PATH=BIN + os.pathsep + os.environ['PATH'])
+    env.pop('ANSIBLE_COLLECTIONS_PATH', None)  # ansible-lint resolves the collection from galaxy.yml itself
+    return subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, check=False)
+
+
+def test_ansible_lint_production_profile():
+    proc = run([os.path.join(BIN, 'ansible-lint'), '--profile', 'production', '--nocolor'])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Profile 'production' was required, and it passed" in proc.stdout + proc.stderr
+
+
+def test_ruff():
+    proc = run([os.path.join(BIN, 'ruff'), 'check', '--no-cache', '.'])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_changelog_fragments():
+    proc = run([os.path.join(BIN, 'antsibull-changelog'), 'lint'])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    fragments = [name for name in os.listdir(os.path.join(REPO, 'changelogs', 'fragments')) if name.endswith('.yml')]
+    assert fragments, 'every user-facing change needs a changelog fragment'
