@@ -487,8 +487,8 @@ def connection_specs(count, per_holder):
     return specs
 
 
-def start_holder(ns, argv, netns):
-    """Start a holder in the namespace; returns (proc) — its ready line is read by wait_holder."""
+def start_holder(ns, argv):
+    """Start a holder in the namespace; its ready line is read by wait_holder (so holders start in parallel)."""
     return subprocess.Popen(ns.command(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
 
@@ -511,14 +511,12 @@ def build_sockets(ns, netns, listeners, connections, per_holder, scratch):
         with open(path, 'w') as handle:
             json.dump(specs[chunk_start:chunk_start + LISTENERS_PER_PROCESS], handle)
         argv = [sys.executable, netns.LISTENERS, '@' + path]
-        pending.append((start_holder(ns, argv, netns), 'listeners.py %s' % path))
+        pending.append((start_holder(ns, argv), 'listeners.py %s' % path))
     for spec in connection_specs(connections, per_holder):
         argv = [sys.executable, os.path.abspath(__file__), '--hold-connections', json.dumps(spec)]
-        pending.append((start_holder(ns, argv, netns), 'connection holder %r' % spec))
-    held_fds = []
+        pending.append((start_holder(ns, argv), 'connection holder %r' % spec))
     for proc, what in pending:
-        holder = wait_holder(ns, proc, what, netns)
-        held_fds.append(len(holder.sockets) if 'fds' not in holder.__dict__ else 0)
+        wait_holder(ns, proc, what, netns)
     return time.perf_counter() - started, len(pending)
 
 
@@ -563,12 +561,21 @@ def run_scenario(args, netns, listeners, connections, scratch, env):
         scenario.update({'build_s': build_s, 'helper_processes': helpers, 'connections_per_helper': per_holder,
                          'ss_established_sockets': established, 'ss_listening_sockets': listening,
                          'ephemeral_port_range': [low, EPHEMERAL_HIGH]})
+        scenario['loadavg_before'] = os.getloadavg()
+        print('load average before timing: %.2f %.2f %.2f (other work on the host skews timings)'
+              % scenario['loadavg_before'])
         print('built in %.1f s with %d helper processes (<= %d connections = %d fds per connection helper); '
               'ephemeral range %d-%d' % (build_s, helpers, per_holder, 2 * per_holder, low, EPHEMERAL_HIGH))
         print('verify: ss -Hltun: %d listening sockets (expected %d) %s; ss -Htn state established: %d sockets '
               '(expected 2 x %d = %d) %s' % (listening, listeners, 'OK' if listening == listeners else 'MISMATCH',
                                              established, connections, 2 * connections,
                                              'OK' if established == 2 * connections else 'MISMATCH'), flush=True)
+        if args.exec_command:
+            # Manual profiling: run a shell command in the loaded namespace instead of the timings.
+            env_exec = dict(env, PWB_NAMESPACE=name, PWB_PYTHON=args.python, PWB_REPO=REPO)
+            proc = subprocess.run(ns.command(['sh', '-c', args.exec_command]), env=env_exec)
+            scenario['exec_exit'] = proc.returncode
+            return scenario
         config = {
             'env': env, 'commands': make_commands(args.python, shutil.which('netstat')), 'runs': args.runs,
             'warmup': 1, 'rss_runs': args.rss_runs, 'time_path': GNU_TIME, 'python': args.python,
@@ -734,6 +741,10 @@ def parse_args(argv):
                         help='also break down where the CLI spends time and memory (per scenario)')
     parser.add_argument('--profile-runs', type=int, default=5)
     parser.add_argument('--profile-backends', nargs='+', default=['auto'], choices=BACKENDS)
+    parser.add_argument('--exec', dest='exec_command', metavar='SHELL_COMMAND',
+                        help='instead of timing, run SHELL_COMMAND (sh -c) inside each loaded namespace, with '
+                             'PYTHONPATH set for the collection and $PWB_PYTHON naming the interpreter; for '
+                             'profiling by hand')
     parser.add_argument('--inner', metavar='CONFIG', help=argparse.SUPPRESS)
     parser.add_argument('--hold-connections', metavar='SPEC', help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -783,6 +794,9 @@ def main(argv=None):
     try:
         for listeners, connections in scenarios:
             scenario = run_scenario(args, netns, listeners, connections, scratch, env)
+            if args.exec_command:
+                print('--exec command exited %s' % scenario['exec_exit'])
+                continue
             print_scenario(scenario)
             results.append(scenario)
     except KeyboardInterrupt:
@@ -800,6 +814,8 @@ def main(argv=None):
             json.dump({'argv': sys.argv, 'python': args.python, 'kernel': os.uname().release,
                        'cpus': os.cpu_count(), 'scenarios': results}, handle, indent=2, sort_keys=True)
         print('\nresults written to %s' % args.json)
+    if args.exec_command:
+        return 0
     return 0 if all(s.get('correct') for s in results) else 1
 
 
