@@ -39,9 +39,10 @@ FAMILY_NAME = {socket.AF_INET: 'ipv4', socket.AF_INET6: 'ipv6'}
 _NLMSGHDR = struct.Struct('=IHHII')
 # struct inet_diag_req_v2: family, protocol, ext, pad, states, then a zeroed inet_diag_sockid (48 bytes).
 _REQ_V2 = struct.Struct('=BBBxI48x')
-# struct inet_diag_msg: family, state, timer, retrans, sport, dport, src[16], dst[16], if, cookie[2],
-# expires, rqueue, wqueue, uid, inode. Ports are big-endian, the rest is host order.
-_DIAG_MSG = struct.Struct('=BBxxHH16s16sI8xIIIII')
+# struct inet_diag_msg (72 bytes): family, state, timer, retrans, sport, dport, src[16], dst[16], if,
+# cookie[2], expires, rqueue, wqueue, uid, inode. Only family, state, sport, src and inode are read.
+# Ports are big-endian, the rest is host order.
+_DIAG_MSG = struct.Struct('=BBxx2s2x16s16x4x8x16xI')
 _RTATTR = struct.Struct('=HH')
 _NLMSG_ERRNO = struct.Struct('=i')
 
@@ -65,6 +66,9 @@ def build_request(family, protocol, states, seq=1):
     return header + payload
 
 
+_ADDRESS_CACHE = {}
+
+
 def _address(family_number, raw):
     if family_number == socket.AF_INET:
         return socket.inet_ntop(socket.AF_INET, raw[:4])
@@ -80,6 +84,7 @@ def decode_messages(data, protocol, want_state, records):
     """
     view = memoryview(data)
     size = len(data)
+    addresses = _ADDRESS_CACHE
     offset = 0
     done = interrupted = False
     unpack_header = _NLMSGHDR.unpack_from
@@ -95,8 +100,7 @@ def decode_messages(data, protocol, want_state, records):
         if msg_type == SOCK_DIAG_BY_FAMILY:
             if length < _NLMSGHDR.size + _DIAG_MSG.size:
                 raise NetlinkError('truncated inet_diag message (length %d)' % length)
-            (family_number, state, sport, _dport, src, _dst,
-             _ifindex, _exp, _rq, _wq, _uid, inode) = unpack_msg(view, body)
+            family_number, state, sport, src, inode = unpack_msg(view, body)
             if state == want_state:
                 v6only = None
                 if family_number == socket.AF_INET6:
@@ -110,8 +114,12 @@ def decode_messages(data, protocol, want_state, records):
                         if attr_type == INET_DIAG_SKV6ONLY and attr_len > _RTATTR.size:
                             v6only = view[attr + _RTATTR.size] != 0
                         attr += (attr_len + 3) & ~3
+                key = (family_number, src)
+                address = addresses.get(key)
+                if address is None:  # most sockets share a handful of addresses
+                    address = addresses[key] = _address(family_number, src)
                 records.append((protocol, FAMILY_NAME.get(family_number, str(family_number)),
-                                _address(family_number, src), socket.ntohs(sport), v6only, inode))
+                                address, (sport[0] << 8) | sport[1], v6only, inode))
         elif msg_type == NLMSG_DONE:
             done = True
             break

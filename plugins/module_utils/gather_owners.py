@@ -13,6 +13,7 @@ hold a wanted socket are described afterwards.
 from __future__ import annotations
 
 import os
+import threading
 
 try:
     import pwd
@@ -32,24 +33,35 @@ class FdWalk(object):
         self.processes_denied = 0
         self.processes_vanished = 0
 
+    def merge(self, other):
+        for inode, pids in other.owners.items():
+            self.owners.setdefault(inode, []).extend(pids)
+        self.processes_seen += other.processes_seen
+        self.processes_denied += other.processes_denied
+        self.processes_vanished += other.processes_vanished
 
-def walk_fds(wanted_inodes, proc='/proc'):
-    """Walk every process's fd table once and map each wanted socket inode to its pids."""
-    # Comparing the readlink text avoids parsing an integer for every fd of every process.
-    wanted = dict(('socket:[%d]' % inode, inode) for inode in wanted_inodes)
+
+def _walk_worker(proc_fd, next_pid, wanted):
+    """Walk whole processes handed out by ``next_pid`` until none is left; return an FdWalk."""
     result = FdWalk()
     owners = result.owners
     readlink = os.readlink
-    proc_fd = os.open(proc, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        for name in os.listdir(proc_fd):
-            if not name.isdigit():
-                continue
+    flags = os.O_RDONLY | os.O_DIRECTORY
+    while True:
+        name = next_pid()
+        if name is None:
+            return result
+        try:
+            fd_dir = os.open(name + '/fd', flags, dir_fd=proc_fd)
+        except PermissionError:
+            result.processes_denied += 1
+            continue
+        except OSError:  # exited since /proc was listed
+            result.processes_vanished += 1
+            continue
+        try:
             try:
-                fd_dir = os.open(name + '/fd', os.O_RDONLY | os.O_DIRECTORY, dir_fd=proc_fd)
-            except FileNotFoundError:
-                result.processes_vanished += 1
-                continue
+                fds = os.listdir(fd_dir)
             except PermissionError:
                 result.processes_denied += 1
                 continue
@@ -57,29 +69,68 @@ def walk_fds(wanted_inodes, proc='/proc'):
                 result.processes_vanished += 1
                 continue
             result.processes_seen += 1
-            try:
+            pid = int(name)
+            for fd in fds:
                 try:
-                    fds = os.listdir(fd_dir)
-                except PermissionError:
-                    result.processes_denied += 1
+                    inode = wanted.get(readlink(fd, dir_fd=fd_dir))
+                except OSError:  # the fd was closed while we walked
                     continue
-                except OSError:
-                    result.processes_vanished += 1
-                    continue
-                pid = int(name)
-                for fd in fds:
-                    try:
-                        inode = wanted.get(readlink(fd, dir_fd=fd_dir))
-                    except OSError:  # the fd was closed while we walked
-                        continue
-                    if inode is not None:
-                        pids = owners.setdefault(inode, [])
-                        if not pids or pids[-1] != pid:
-                            pids.append(pid)
-            finally:
-                os.close(fd_dir)
+                if inode is not None:
+                    pids = owners.setdefault(inode, [])
+                    if not pids or pids[-1] != pid:
+                        pids.append(pid)
+        finally:
+            os.close(fd_dir)
+
+
+def walk_workers():
+    """How many threads walk /proc: the cost is kernel time in readlink, which releases the GIL,
+    so walking whole processes on each usable CPU (at most 4) divides the wall time."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    return max(1, min(4, cpus))
+
+
+def walk_fds(wanted_inodes, proc='/proc', workers=None):
+    """Walk every process's fd table once and map each wanted socket inode to its (sorted) pids."""
+    # Comparing the readlink text avoids parsing an integer for every fd of every process.
+    wanted = dict(('socket:[%d]' % inode, inode) for inode in wanted_inodes)
+    proc_fd = os.open(proc, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        names = [name for name in os.listdir(proc_fd) if name.isdigit()]
+        pending = iter(names)
+        lock = threading.Lock()
+
+        def next_pid():
+            with lock:
+                return next(pending, None)
+
+        count = walk_workers() if workers is None else workers
+        count = min(count, max(1, len(names) // 8))  # threads are not worth it for a handful of processes
+        if count == 1:
+            result = _walk_worker(proc_fd, next_pid, wanted)
+        else:
+            partials = [None] * count
+
+            def run(index):
+                partials[index] = _walk_worker(proc_fd, next_pid, wanted)
+
+            threads = [threading.Thread(target=run, args=(index,)) for index in range(count)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            result = FdWalk()
+            for partial in partials:
+                if partial is None:
+                    raise OSError('a /proc walker thread failed')
+                result.merge(partial)
     finally:
         os.close(proc_fd)
+    for pids in result.owners.values():
+        pids.sort()
     return result
 
 

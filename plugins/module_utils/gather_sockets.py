@@ -114,7 +114,11 @@ def _read_tables(backend, protocols, coverage):
 
 
 def _owners_from_fd_walk(records, coverage):
-    walk = gather_owners.walk_fds(record[5] for record in records)
+    try:
+        walk = gather_owners.walk_fds(record[5] for record in records)
+    except OSError as exc:
+        coverage['errors'].append('cannot walk /proc for socket owners: %s' % exc)
+        return {}
     coverage['processes_scanned'] = walk.processes_seen
     coverage['processes_unreadable'] = walk.processes_denied
     if walk.processes_seen == 0:
@@ -217,9 +221,14 @@ def gather_listening_sockets(backend='auto', protocols=PROTOCOLS):
         coverage['ephemeral_port_range'] = [port_range[0], port_range[1]]
     describer = gather_owners.ProcessDescriber()
     describe = describer.describe if linux else _describe_with_psutil
+    by_owners = {}  # one process list per set of owners: pre-fork servers hold thousands of sockets
     sockets = []
+    records.sort(key=_record_sort_key)
     for protocol, family, address, port, v6only, inode in records:
-        processes = [info for info in (describe(pid) for pid in sorted(owners.get(inode, ()))) if info is not None]
+        pids = tuple(owners.get(inode, ()))
+        processes = by_owners.get(pids)
+        if processes is None:
+            processes = by_owners[pids] = [info for info in map(describe, pids) if info is not None]
         entry = {
             'protocol': protocol, 'family': family, 'address': address, 'port': port,
             'v6only': v6only if family == 'ipv6' else None,
@@ -230,12 +239,12 @@ def gather_listening_sockets(backend='auto', protocols=PROTOCOLS):
         if not processes:
             coverage['unowned_sockets'].append(socket_label(entry))
         sockets.append(entry)
-    sockets.sort(key=_sort_key)
     coverage['unowned_sockets'].sort()
     coverage['sockets'] = len(sockets)
     coverage['complete'] = not coverage['errors']
     return {'sockets': sockets, 'coverage': coverage}
 
 
-def _sort_key(entry):
-    return (entry['protocol'], entry['port'], entry['family'], entry['address'], entry['inode'] or 0)
+def _record_sort_key(record):
+    protocol, family, address, port, _v6only, inode = record
+    return (protocol, port, family, address, inode)

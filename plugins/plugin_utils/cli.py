@@ -31,7 +31,12 @@ def command_gather(args):
         sys.stderr.write('portwarden gather: %s\n' % exc)
         return EXIT_ERROR
     if args.format == 'json':
-        sys.stdout.write(json.dumps(result, indent=None if args.compact else 2, sort_keys=True) + '\n')
+        # Key order is fixed by the gather core, so the output is deterministic without sort_keys.
+        if args.compact:
+            text = json.dumps(result, separators=(',', ':'))
+        else:
+            text = json.dumps(result, indent=2)
+        sys.stdout.write(text + '\n')
     else:
         sys.stdout.write('\n'.join(render_socket_table(result)) + '\n')
     return EXIT_OK if result['coverage']['complete'] else EXIT_PARTIAL

@@ -80,3 +80,16 @@ def test_describe_a_vanished_pid_is_none():
     describer = owners.ProcessDescriber()
     assert describer.describe(2 ** 22 + 12345) is None
     assert describer.errors == 1
+
+
+@pytest.mark.parametrize('workers', [1, 2, 4])
+def test_parallel_walk_finds_the_same_owners(workers):
+    sockets = [socket.socket() for _ in range(5)]
+    try:
+        inodes = [os.fstat(sock.fileno()).st_ino for sock in sockets]
+        walk = owners.walk_fds(inodes, workers=workers)
+        assert walk.owners == dict((inode, [os.getpid()]) for inode in inodes)
+        assert walk.processes_seen >= 1
+    finally:
+        for sock in sockets:
+            sock.close()
