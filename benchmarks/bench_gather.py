@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Benchmark ``portwarden gather`` against ss, netstat and psutil in a loaded network namespace.
 
 Not a test: run it by hand, as root (see benchmarks/README.md)::
@@ -134,7 +133,7 @@ def spawn_rss(argv, env, time_path):
     """Peak RSS (KiB) of argv measured by GNU time (see the module docstring)."""
     with tempfile.NamedTemporaryFile('r') as report:
         proc = subprocess.run([time_path, '-f', '%M', '-o', report.name] + argv, stdin=subprocess.DEVNULL,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, check=False)
         text = report.read().strip().splitlines()
     if proc.returncode not in (0, 1) or not text:
         return None
@@ -146,7 +145,7 @@ def gnu_time_works(path):
         return False
     with tempfile.NamedTemporaryFile('r') as report:
         try:
-            proc = subprocess.run([path, '-f', '%M', '-o', report.name, 'true'], capture_output=True)
+            proc = subprocess.run([path, '-f', '%M', '-o', report.name, 'true'], capture_output=True, check=False)
         except OSError:
             return False
         return proc.returncode == 0 and report.read().strip().isdigit()
@@ -573,7 +572,7 @@ def run_scenario(args, netns, listeners, connections, scratch, env):
         if args.exec_command:
             # Manual profiling: run a shell command in the loaded namespace instead of the timings.
             env_exec = dict(env, PWB_NAMESPACE=name, PWB_PYTHON=args.python, PWB_REPO=REPO)
-            proc = subprocess.run(ns.command(['sh', '-c', args.exec_command]), env=env_exec)
+            proc = subprocess.run(ns.command(['sh', '-c', args.exec_command]), env=env_exec, check=False)
             scenario['exec_exit'] = proc.returncode
             return scenario
         config = {
@@ -586,7 +585,7 @@ def run_scenario(args, netns, listeners, connections, scratch, env):
         with open(config_path, 'w') as handle:
             json.dump(config, handle)
         started = time.perf_counter()
-        inner = subprocess.run(ns.command([sys.executable, os.path.abspath(__file__), '--inner', config_path]))
+        inner = subprocess.run(ns.command([sys.executable, os.path.abspath(__file__), '--inner', config_path]), check=False)
         if inner.returncode != 0:
             raise RuntimeError('inner benchmark failed (exit %d)' % inner.returncode)
         with open(config['result_path']) as handle:
@@ -661,9 +660,9 @@ def print_targets(scenario, by_name):
     official = (scenario['listeners'], scenario['connections']) == TARGET_SCENARIO
     label = 'targets' if official else 'targets (defined for 10000 listeners + 50000 connections; informational here)'
     rows = [
-        ('auto <= %.2fx ss -H -ltnup' % TARGET_AUTO_VS_SS, auto['ratio_vs_ss'], TARGET_AUTO_VS_SS, '%.2fx'),
+        ('auto <= %.2fx ss -H -ltnup' % TARGET_AUTO_VS_SS, auto['ratio_vs_ss'], TARGET_AUTO_VS_SS, '%.3fx'),
         ('auto <= %.2fx psutil backend' % TARGET_AUTO_VS_PSUTIL, auto['ratio_vs_psutil_backend'],
-         TARGET_AUTO_VS_PSUTIL, '%.2fx'),
+         TARGET_AUTO_VS_PSUTIL, '%.3fx'),
         ('auto peak RSS <= %.0f MB' % TARGET_RSS_MIB,
          auto['peak_rss_kib'] / 1024.0 if auto['peak_rss_kib'] else None, TARGET_RSS_MIB, '%.1f MB'),
     ]
@@ -690,9 +689,9 @@ def print_profile(profile):
         print('| phase | ms | VmRSS after MiB | VmHWM after MiB |')
         print('|---|---:|---:|---:|')
         for phase in data['phases']:
-            print('| %s | %.1f | %s | %s |' % (phase['phase'], phase['ms'],
-                                              fmt(phase['vmrss_kib'] / 1024.0 if phase['vmrss_kib'] else None),
-                                              fmt(phase['vmhwm_kib'] / 1024.0 if phase['vmhwm_kib'] else None)))
+            rss = fmt(phase['vmrss_kib'] / 1024.0 if phase['vmrss_kib'] else None)
+            hwm = fmt(phase['vmhwm_kib'] / 1024.0 if phase['vmhwm_kib'] else None)
+            print('| %s | %.1f | %s | %s |' % (phase['phase'], phase['ms'], rss, hwm))
         print('\ninside gather_listening_sockets (%.1f ms):\n' % data['gather_ms'])
         print('| part | ms | calls |')
         print('|---|---:|---:|')
@@ -709,8 +708,8 @@ def print_profile(profile):
         print('| %s | %.1f | %d |' % (label, data['ms'], data['items']))
     print('\nimports (-X importtime, top cumulative):\n')
     for item in profile['importtime_top']:
-        print('    %8.1f ms cumulative  %7.1f ms self  %s' % (item['cumulative_us'] / 1000.0,
-                                                             item['self_us'] / 1000.0, item['module']))
+        cumulative_ms, self_ms = item['cumulative_us'] / 1000.0, item['self_us'] / 1000.0
+        print('    %8.1f ms cumulative  %7.1f ms self  %s' % (cumulative_ms, self_ms, item['module']))
     print('\ncProfile of `gather --backend auto` (sorted by tottime; cProfile inflates call-heavy code):\n')
     for line in profile['cprofile_tottime'].splitlines():
         print('    ' + line)
@@ -724,7 +723,7 @@ def default_python():
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n', maxsplit=1)[0])
     parser.add_argument('--listeners', type=int, default=10000, help='listening sockets (default 10000)')
     parser.add_argument('--connections', type=int, default=50000,
                         help='established TCP connections, two sockets each (default 50000)')
@@ -760,7 +759,10 @@ def main(argv=None):
         return hold_connections(json.loads(args.hold_connections))
     if args.inner:
         signal.signal(signal.SIGTERM, _terminate)
-        return inner_main(args.inner)
+        try:
+            return inner_main(args.inner)
+        except KeyboardInterrupt:
+            return 130
 
     sys.dont_write_bytecode = True  # importing tests/helpers must not leave __pycache__ in the checkout
     sys.path.insert(0, HELPERS)
@@ -788,7 +790,7 @@ def main(argv=None):
     print('host: %s, kernel %s, %d CPUs; python for the CLI: %s (%s); RLIMIT_NOFILE %d'
           % (socket.gethostname(), os.uname().release, os.cpu_count(), args.python,
              subprocess.run([args.python, '-c', 'import sys; print(sys.version.split()[0])'],
-                            capture_output=True, text=True).stdout.strip(), nofile))
+                            capture_output=True, text=True, check=False).stdout.strip(), nofile))
     print('stdout of every timed command is read fully through a pipe; collection importable via %s' % link)
     results = []
     try:
