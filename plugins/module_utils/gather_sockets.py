@@ -16,6 +16,7 @@ failed gather never reads as a quiet host.
 from __future__ import annotations
 
 import os
+import socket
 import sys
 
 from ansible_collections.portwarden.compliance.plugins.module_utils import gather_netlink, gather_owners, gather_procfs
@@ -78,8 +79,8 @@ def _ipv6_available(proc_net='/proc/net'):
     return os.path.exists(proc_net + '/tcp6') or os.path.exists(proc_net + '/udp6')
 
 
-def _tables(protocols):
-    families = FAMILIES if _ipv6_available() else ('ipv4',)
+def _tables(protocols, ipv6):
+    families = FAMILIES if ipv6 else ('ipv4',)
     return [(protocol, family) for protocol in protocols for family in families]
 
 
@@ -87,7 +88,10 @@ def _read_tables(backend, protocols, coverage):
     """Read the kernel socket tables with netlink or procfs; ``auto`` falls back per table."""
     records = []
     read_any = False
-    for protocol, family in _tables(protocols):
+    ipv6 = _ipv6_available()
+    if not ipv6:
+        coverage['notes'].append('IPv6 is not enabled on this host; only IPv4 tables exist')
+    for protocol, family in _tables(protocols, ipv6):
         table = '%s/%s' % (protocol, family)
         order = ('netlink', 'procfs') if backend == 'auto' else (backend,)
         for source in order:
@@ -108,8 +112,6 @@ def _read_tables(backend, protocols, coverage):
             break
     if not read_any:
         raise GatherError('no socket table could be read: %s' % '; '.join(coverage['errors']))
-    if not _ipv6_available():
-        coverage['notes'].append('IPv6 is not enabled on this host; only IPv4 tables exist')
     return records
 
 
@@ -144,13 +146,12 @@ def _psutil_records(protocols, coverage):
         raise GatherError('psutil could not list sockets (access denied: %s); run with become' % exc) from exc
     except Exception as exc:  # psutil raises platform-specific errors
         raise GatherError('psutil could not list sockets: %s' % exc) from exc
-    import socket as socket_module
     for conn in connections:
-        if conn.type == socket_module.SOCK_STREAM:
+        if conn.type == socket.SOCK_STREAM:
             protocol = 'tcp'
             if conn.status != psutil.CONN_LISTEN:
                 continue
-        elif conn.type == socket_module.SOCK_DGRAM:
+        elif conn.type == socket.SOCK_DGRAM:
             protocol = 'udp'
             if conn.raddr:
                 continue
@@ -158,13 +159,19 @@ def _psutil_records(protocols, coverage):
             continue
         if protocol not in protocols or not conn.laddr:
             continue
-        family = 'ipv6' if conn.family == socket_module.AF_INET6 else 'ipv4'
+        family = 'ipv6' if conn.family == socket.AF_INET6 else 'ipv4'
         key = (protocol, family, conn.laddr.ip, conn.laddr.port)
         pids = grouped.setdefault(key, [])
         if conn.pid is not None and conn.pid not in pids:
             pids.append(conn.pid)
-    coverage['sources'] = dict(('%s/%s' % table, 'psutil') for table in _tables(protocols)) \
-        if sys.platform.startswith('linux') else {'all': 'psutil'}
+    if sys.platform.startswith('linux'):
+        coverage['sources'] = dict(('%s/%s' % table, 'psutil') for table in _tables(protocols, _ipv6_available()))
+    else:
+        coverage['sources'] = dict((protocol, 'psutil') for protocol in protocols)
+    if not coverage['privileged']:
+        # psutil lists other users' sockets without their pid: the owners are unknown, not absent.
+        coverage['errors'].append('not running as root: psutil cannot name the processes of other users; '
+                                  'their sockets show no processes')
     records = []
     owners = {}
     for index, (key, pids) in enumerate(sorted(grouped.items())):
@@ -197,6 +204,8 @@ def gather_listening_sockets(backend='auto', protocols=PROTOCOLS):
     if backend not in BACKENDS:
         raise GatherError('unknown backend %r; expected one of %s' % (backend, ', '.join(BACKENDS)))
     protocols = tuple(p for p in PROTOCOLS if p in protocols)
+    if not protocols:
+        raise GatherError('no protocol to gather; expected some of %s' % ', '.join(PROTOCOLS))
     linux = sys.platform.startswith('linux')
     if backend == 'auto' and not linux:
         backend = 'psutil'

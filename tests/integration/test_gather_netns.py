@@ -3,6 +3,7 @@
 import json
 import os
 import sys
+import sysconfig
 
 import pytest
 
@@ -114,13 +115,18 @@ def test_protocol_filter(known_namespace):
     assert set(result['coverage']['sources']) == {'udp/ipv4', 'udp/ipv6'}
 
 
-def test_unprivileged_gather_lists_sockets_without_processes_and_says_why(known_namespace):
+@pytest.mark.parametrize('backend', ['auto', 'procfs', 'psutil'])
+def test_unprivileged_gather_lists_sockets_without_processes_and_says_why(known_namespace, backend):
     ns, holder, prefork = known_namespace
-    # The system python: the test venv may live under /root, which nobody cannot read.
-    nobody = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups']
-    code, result = gather_in(ns, 'auto', python='/usr/bin/python3', prefix=nobody)
+    # The system python as nobody (the test venv's interpreter may live under /root, which nobody
+    # cannot read), with the venv's site-packages for psutil.
+    site_packages = sysconfig.get_paths()['purelib']
+    nobody = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups',
+              'env', 'PYTHONPATH=%s%s%s' % (os.environ['PYTHONPATH'], os.pathsep, site_packages)]
+    code, result = gather_in(ns, backend, python='/usr/bin/python3', prefix=nobody)
     assert code == 1
-    assert socket_keys(result, with_pids=False) == {key[:5] for key in expected_keys(holder, prefork, True)}
+    v6only_known = backend == 'auto'
+    assert socket_keys(result, with_pids=False) == {key[:5] for key in expected_keys(holder, prefork, v6only_known)}
     assert all(entry['processes'] == [] for entry in result['sockets'])
     coverage = result['coverage']
     assert coverage['privileged'] is False

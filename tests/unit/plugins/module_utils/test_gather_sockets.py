@@ -43,3 +43,9 @@ def test_unknown_backend_is_refused():
     with pytest.raises(gather.GatherError) as caught:
         gather.gather_listening_sockets(backend='magic')
     assert 'auto, netlink, procfs, psutil' in str(caught.value)
+
+
+def test_no_protocol_is_refused_not_an_empty_success():
+    with pytest.raises(gather.GatherError) as caught:
+        gather.gather_listening_sockets(protocols=[])
+    assert 'no protocol' in str(caught.value)
