@@ -97,9 +97,8 @@ class Namespace(object):
 
     def run(self, argv, **kwargs):
         kwargs.setdefault('capture_output', True)
-        kwargs.setdefault('check', False)
         kwargs.setdefault('text', True)
-        return subprocess.run(self.command(argv), **kwargs)
+        return subprocess.run(self.command(argv), check=kwargs.pop('check', False), **kwargs)
 
     def listen(self, spec):
         """Open the sockets of ``spec`` (see listeners.py) in this namespace and hold them."""

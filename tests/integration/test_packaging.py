@@ -69,8 +69,8 @@ def test_galaxy_build_and_install(tmp_path):
     with tarfile.open(str(tarball)) as archive:
         names = archive.getnames()
     assert 'MANIFEST.json' in names and 'plugins/modules/listening_sockets_info.py' in names
-    leaked = [name for name in names if name.split('/')[0] in ('.venv', '.venv-test', '.venv-sanity', '.git',
-                                                                 'benchmarks', 'scripts', '.ci')]
+    development_only = ('.venv', '.venv-test', '.venv-sanity', '.git', 'benchmarks', 'scripts', '.ci')
+    leaked = [name for name in names if name.split('/')[0] in development_only]
     assert leaked == []
     collections = tmp_path / 'collections'
     run([os.path.join(ansible_bin, 'ansible-galaxy'), 'collection', 'install', str(tarball), '-p', str(collections)], env)

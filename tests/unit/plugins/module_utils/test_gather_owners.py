@@ -84,7 +84,7 @@ def test_describe_a_vanished_pid_is_none():
 
 @pytest.mark.parametrize('workers', [1, 2, 4])
 def test_parallel_walk_finds_the_same_owners(workers):
-    sockets = [socket.socket() for _ in range(5)]
+    sockets = [socket.socket() for _index in range(5)]
     try:
         inodes = [os.fstat(sock.fileno()).st_ino for sock in sockets]
         walk = owners.walk_fds(inodes, workers=workers)
