@@ -1,0 +1,413 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) portwarden contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Evaluate step: (sockets, coverage, policy, host, groups, today) -> status and findings.
+
+Pure standard library, shared by the audit action, the CLI and the tests. The policy must
+have passed validation (policy_check plus the JSON Schema on the controller); compile_policy
+still refuses what it cannot compile with PolicyError rather than guessing.
+
+A host is ``drift`` when it has a finding that is not waived, ``unknown`` when the gather
+cannot support a verdict (it failed, its coverage is partial, or a rule needs process facts
+the gather could not give), and ``compliant`` only when everything was seen and allowed.
+"""
+
+from __future__ import annotations
+
+import datetime
+import fnmatch
+import hashlib
+import ipaddress
+import json
+
+from ansible_collections.portwarden.compliance.plugins.module_utils import registry
+from ansible_collections.portwarden.compliance.plugins.module_utils.policy_check import parse_date
+from ansible_collections.portwarden.compliance.plugins.module_utils.policy_ports import PortSpecError, port_set
+from ansible_collections.portwarden.compliance.plugins.module_utils.policy_schema import (
+    DEFAULT_RULE_ID,
+    PROTOCOLS,
+    SEVERITIES,
+)
+from ansible_collections.portwarden.compliance.plugins.module_utils.report_sockets import socket_label
+
+SEVERITY_RANK = dict((name, rank) for rank, name in enumerate(SEVERITIES))
+STATUSES = ('compliant', 'drift', 'unknown')
+PROCESS_FIELDS = ('pid', 'name', 'user', 'uid', 'exe', 'unit')  # never the command line: it carries secrets
+
+
+class PolicyError(ValueError):
+    """A policy that cannot be compiled (it should have failed validation first)."""
+
+
+def policy_digest(policy):
+    """sha256 of the policy's canonical JSON: the same policy gives the same digest, file or dict."""
+    text = json.dumps(policy, sort_keys=True, separators=(',', ':'), default=str)
+    return hashlib.sha256(text.encode('utf-8')).hexdigest()
+
+
+def severity_at_least(severity, threshold):
+    return SEVERITY_RANK[severity] >= SEVERITY_RANK[threshold]
+
+
+# ---- host scoping -----------------------------------------------------------------------------
+
+class HostScope(object):
+    """Host patterns: shell-style names, ``group:NAME`` for inventory groups, ``!`` to exclude."""
+
+    __slots__ = ('exclude', 'include')
+
+    def __init__(self, patterns):
+        self.include = []
+        self.exclude = []
+        for pattern in patterns or ():
+            if pattern.startswith('!'):
+                self.exclude.append(pattern[1:])
+            else:
+                self.include.append(pattern)
+
+    @staticmethod
+    def _matches(pattern, host, groups):
+        if pattern.startswith('group:'):
+            wanted = pattern[len('group:'):]
+            return any(fnmatch.fnmatchcase(group, wanted) for group in groups)
+        return fnmatch.fnmatchcase(host, pattern)
+
+    def applies(self, host, groups):
+        if any(self._matches(pattern, host, groups) for pattern in self.exclude):
+            return False
+        return not self.include or any(self._matches(pattern, host, groups) for pattern in self.include)
+
+
+# ---- socket classification ---------------------------------------------------------------------
+
+_BIND_CACHE = {}
+
+
+def bind_class(address):
+    """``any`` (0.0.0.0, ::), ``loopback`` (127/8, ::1, ::ffff:127.x) or ``specific``."""
+    found = _BIND_CACHE.get(address)
+    if found is None:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            found = 'specific'
+        else:
+            mapped = getattr(ip, 'ipv4_mapped', None)
+            if mapped is not None:
+                ip = mapped
+            found = 'any' if ip.is_unspecified else 'loopback' if ip.is_loopback else 'specific'
+        _BIND_CACHE[address] = found
+    return found
+
+
+def reachable_families(entry):
+    """The address families a socket accepts: a dual-stack ``[::]`` socket also takes IPv4.
+
+    v6only unknown (procfs, psutil) counts as dual-stack: the conservative reading.
+    """
+    if entry['family'] == 'ipv4':
+        return ('ipv4',)
+    address = entry['address']
+    if address.startswith('::ffff:') and '.' in address:
+        return ('ipv4',)
+    if bind_class(address) == 'any' and entry.get('v6only') is not True:
+        return ('ipv4', 'ipv6')
+    return ('ipv6',)
+
+
+# ---- compiled policy ---------------------------------------------------------------------------
+
+def _as_list(value):
+    if value is None:
+        return None
+    return value if isinstance(value, list) else [value]
+
+
+class Rule(object):
+    """One compiled rule: port sets per protocol, optional filters, the expectation."""
+
+    __slots__ = ('bind', 'closed', 'description', 'families', 'id', 'include_ephemeral', 'ports', 'processes',
+                 'scope', 'severity', 'units', 'users', 'want_bind')
+
+    def __init__(self, data):
+        self.id = data['id']
+        self.description = data.get('description') or ''
+        self.severity = data.get('severity', 'medium')
+        if self.severity not in SEVERITY_RANK:
+            raise PolicyError('rule %s: unknown severity %r' % (self.id, self.severity))
+        match = data.get('match') or {}
+        protocols = match.get('protocols') or list(PROTOCOLS)
+        try:
+            self.ports = dict((protocol, port_set(match.get('ports'), protocol)) for protocol in protocols)
+        except PortSpecError as exc:
+            raise PolicyError('rule %s: %s' % (self.id, exc)) from exc
+        self.families = frozenset(match['families']) if match.get('families') else None
+        self.bind = frozenset(match['bind']) if match.get('bind') else None
+        self.include_ephemeral = bool(match.get('include_ephemeral'))
+        self.scope = HostScope(data.get('hosts'))
+        expect = data.get('expect')
+        self.closed = expect == 'closed'
+        expect = {} if self.closed else (expect or {})
+        if not self.closed and not isinstance(expect, dict):
+            raise PolicyError('rule %s: expect must be "closed" or a mapping' % self.id)
+        self.processes = _as_list(expect.get('processes'))
+        self.users = _as_list(expect.get('users'))
+        self.units = _as_list(expect.get('units'))
+        want_bind = _as_list(expect.get('bind'))
+        self.want_bind = frozenset(want_bind) if want_bind else None
+
+    def matches(self, entry):
+        """Whether the socket falls under this rule (protocol and ports already checked by the caller)."""
+        if entry['ephemeral'] and not self.include_ephemeral:
+            return False
+        if self.families is not None and not self.families.intersection(reachable_families(entry)):
+            return False
+        return self.bind is None or bind_class(entry['address']) in self.bind
+
+    @property
+    def needs_processes(self):
+        return bool(self.processes or self.users or self.units)
+
+    def violations(self, entry):
+        """Return (problems, unknown): what the socket breaks, and what could not be checked."""
+        if self.closed:
+            return ['must be closed but is listening'], []
+        problems = []
+        unknown = []
+        if self.want_bind is not None:
+            actual = bind_class(entry['address'])
+            if actual not in self.want_bind:
+                problems.append('is bound to %s addresses; allowed: %s' % (actual, ', '.join(sorted(self.want_bind))))
+        if self.needs_processes:
+            processes = entry.get('processes') or []
+            if not processes:
+                unknown.append('no owning process is known, so the allowed %s cannot be checked'
+                               % '/'.join(name for name, value in (('processes', self.processes), ('users', self.users),
+                                                                   ('units', self.units)) if value))
+            else:
+                problems.extend(self._process_problems(processes))
+        return problems, unknown
+
+    def _process_problems(self, processes):
+        problems = []
+        for proc in processes:
+            label = '%s[%s]' % (proc.get('name'), proc.get('pid'))
+            if self.processes is not None and not _any_match(self.processes, (proc.get('name'), proc.get('exe'))):
+                problems.append('is held by %s; allowed processes: %s' % (label, ', '.join(self.processes)))
+            if self.users is not None:
+                uid = proc.get('uid')
+                if not _any_match(self.users, (proc.get('user'), None if uid is None else str(uid))):
+                    problems.append('is held by %s as user %s; allowed users: %s'
+                                    % (label, proc.get('user') or uid, ', '.join(self.users)))
+            if self.units is not None and not _any_match(self.units, (proc.get('unit'),)):
+                problems.append('is held by %s in unit %s; allowed units: %s'
+                                % (label, proc.get('unit') or '(none)', ', '.join(self.units)))
+        return problems
+
+
+def _any_match(patterns, values):
+    return any(value is not None and fnmatch.fnmatchcase(value, pattern) for pattern in patterns for value in values)
+
+
+class Waiver(object):
+    __slots__ = ('approved_by', 'expires', 'ports', 'protocols', 'reason', 'rule', 'scope', 'ticket')
+
+    def __init__(self, data):
+        self.rule = data['rule']
+        self.scope = HostScope(data.get('hosts'))
+        try:
+            self.ports = dict((protocol, port_set(data['ports'], protocol)) for protocol in PROTOCOLS) \
+                if data.get('ports') is not None else None
+        except PortSpecError as exc:
+            raise PolicyError('waiver for %s: %s' % (self.rule, exc)) from exc
+        self.protocols = frozenset(data['protocols']) if data.get('protocols') else None
+        self.reason = data['reason']
+        self.ticket = data.get('ticket')
+        self.approved_by = data.get('approved_by')
+        self.expires = parse_date(data['expires'])
+        if self.expires is None:
+            raise PolicyError('waiver for %s: expires %r is not a date' % (self.rule, data['expires']))
+
+    def covers(self, finding):
+        if self.protocols is not None and finding['protocol'] not in self.protocols:
+            return False
+        return self.ports is None or finding['port'] in self.ports[finding['protocol']]
+
+    def describe(self):
+        return {'rule': self.rule, 'reason': self.reason, 'ticket': self.ticket, 'approved_by': self.approved_by,
+                'expires': self.expires.isoformat()}
+
+
+class CompiledPolicy(object):
+    """A validated policy, compiled once and evaluated for many hosts."""
+
+    def __init__(self, policy):
+        if not isinstance(policy, dict):
+            raise PolicyError('a policy is a mapping')
+        self.name = policy.get('name', '')
+        self.digest = policy_digest(policy)
+        self.default = policy.get('default', 'allow')
+        self.default_severity = policy.get('default_severity', 'medium')
+        self.warning_days = policy.get('waiver_warning_days', 14)
+        try:
+            self.rules = [Rule(rule) for rule in policy.get('rules') or []]
+            self.waivers = [Waiver(waiver) for waiver in policy.get('waivers') or []]
+        except (KeyError, TypeError) as exc:
+            raise PolicyError('policy cannot be compiled: %s' % exc) from exc
+
+    def info(self):
+        return {'name': self.name, 'sha256': self.digest}
+
+
+def compile_policy(policy):
+    return CompiledPolicy(policy)
+
+
+# ---- evaluation --------------------------------------------------------------------------------
+
+def _finding(rule_id, severity, entry, message, status='drift'):
+    service = registry.service_name(entry['protocol'], entry['port'])
+    return {
+        'rule': rule_id, 'severity': severity, 'status': status,
+        'protocol': entry['protocol'], 'family': entry['family'], 'address': entry['address'], 'port': entry['port'],
+        'service': service,
+        'processes': [dict((field, proc.get(field)) for field in PROCESS_FIELDS) for proc in entry.get('processes') or []],
+        'waived': False, 'waiver': None, 'message': message,
+    }
+
+
+def _who(entry):
+    processes = entry.get('processes') or []
+    if not processes:
+        return 'no known process'
+    names = ', '.join('%s[%s]' % (proc.get('name'), proc.get('pid')) for proc in processes[:3])
+    if len(processes) > 3:
+        names += ' and %d more' % (len(processes) - 3)
+    users = sorted(set(str(proc.get('user') or proc.get('uid')) for proc in processes))
+    return '%s as %s' % (names, ', '.join(users))
+
+
+def _label(entry):
+    service = registry.service_name(entry['protocol'], entry['port'])
+    return '%s (%s)' % (socket_label(entry), 'IANA: %s' % service if service else 'not an IANA-assigned service')
+
+
+def _apply_waivers(findings, compiled, host, groups, today, warnings):
+    for finding in findings:
+        for waiver in compiled.waivers:
+            if waiver.rule != finding['rule'] or not waiver.covers(finding) or not waiver.scope.applies(host, groups):
+                continue
+            ticket = ' (%s)' % waiver.ticket if waiver.ticket else ''
+            if waiver.expires < today:
+                finding['waiver_expired'] = waiver.describe()
+                finding['message'] += '; waiver%s expired %s' % (ticket, waiver.expires.isoformat())
+                continue
+            finding['waived'] = True
+            finding['waiver'] = waiver.describe()
+            finding['status'] = 'waived'
+            days = (waiver.expires - today).days
+            if days <= compiled.warning_days:
+                warnings.append('waiver%s for %s on %s %s expires %s, in %d day%s' % (
+                    ticket, waiver.rule, host, socket_label(finding), waiver.expires.isoformat(), days,
+                    '' if days == 1 else 's'))
+            break
+
+
+def evaluate_host(gathered, compiled, host, groups=(), today=None):
+    """Evaluate one host's gather result (``sockets`` + ``coverage``) against a compiled policy.
+
+    ``gathered`` None (or without ``coverage``) means the gather failed: the host is unknown.
+    Never raises on odd gather data; what it cannot judge makes the host unknown.
+    """
+    today = today or datetime.date.today()
+    groups = list(groups or ())
+    reasons = []
+    warnings = []
+    findings = []
+    coverage = gathered.get('coverage') if isinstance(gathered, dict) else None
+    if not isinstance(coverage, dict):
+        reasons.append('no gather result: the listening sockets of this host were not seen')
+        return _result(host, compiled, 'unknown', findings, reasons, warnings, None, today)
+    if not coverage.get('complete'):
+        errors = coverage.get('errors') or ['the gather reported partial coverage']
+        reasons.extend('partial gather: %s' % error for error in errors)
+
+    rules = [rule for rule in compiled.rules if rule.scope.applies(host, groups)]
+    by_protocol = dict((protocol, [(rule, rule.ports[protocol]) for rule in rules if protocol in rule.ports])
+                       for protocol in PROTOCOLS)
+    deny = compiled.default == 'deny'
+    for entry in gathered.get('sockets') or []:
+        try:
+            candidates = by_protocol.get(entry['protocol'], ())
+            port = entry['port']
+            matched = False
+            for rule, ports in candidates:
+                if port not in ports or not rule.matches(entry):
+                    continue
+                matched = True
+                problems, unknown = rule.violations(entry)
+                detail = rule.description and ': %s' % rule.description
+                if problems:
+                    findings.append(_finding(rule.id, rule.severity, entry, '%s %s (%s); rule %s%s' % (
+                        _label(entry), '; '.join(problems), _who(entry), rule.id, detail)))
+                elif unknown:
+                    findings.append(_finding(rule.id, rule.severity, entry, '%s: %s; rule %s%s' % (
+                        _label(entry), '; '.join(unknown), rule.id, detail), status='unknown'))
+            if deny and not matched and not entry['ephemeral']:
+                findings.append(_finding(DEFAULT_RULE_ID, compiled.default_severity, entry,
+                                         '%s is listening (%s) and no rule allows it; policy default: deny'
+                                         % (_label(entry), _who(entry))))
+        except (KeyError, TypeError, ValueError) as exc:
+            reasons.append('a gathered socket could not be evaluated (%s): %r' % (exc, entry))
+    _apply_waivers(findings, compiled, host, groups, today, warnings)
+    if any(finding['status'] == 'unknown' for finding in findings):
+        reasons.append('some rules need process facts the gather could not give (run with become)')
+    if any(finding['status'] == 'drift' for finding in findings):
+        status = 'drift'
+    elif reasons:
+        status = 'unknown'
+    else:
+        status = 'compliant'
+    return _result(host, compiled, status, findings, reasons, warnings, coverage, today)
+
+
+def _result(host, compiled, status, findings, reasons, warnings, coverage, today):
+    findings.sort(key=lambda f: (-SEVERITY_RANK[f['severity']], f['rule'], f['protocol'], f['port'], f['address']))
+    by_severity = dict((severity, 0) for severity in SEVERITIES)
+    counts = dict((name, 0) for name in ('drift', 'waived', 'unknown'))
+    for finding in findings:
+        counts[finding['status']] += 1
+        if finding['status'] == 'drift':
+            by_severity[finding['severity']] += 1
+    return {
+        'host': host,
+        'status': status,
+        'reasons': reasons,
+        'findings': findings,
+        'warnings': warnings,
+        'summary': {'findings': len(findings), 'drift': counts['drift'], 'waived': counts['waived'],
+                    'unknown': counts['unknown'], 'drift_by_severity': by_severity},
+        'coverage': coverage,
+        'policy': compiled.info(),
+        'registry': registry.registry_info(),
+        'evaluated_on': today.isoformat(),
+    }
+
+
+def gate(result, fail_on='never', fail_on_unknown=True):
+    """Return the reasons a result fails the gate (empty: it passes).
+
+    Unknown is judged on the reasons, not only the status: a host with low drift and a
+    partial gather may hide worse drift, so it fails as unknown too.
+    """
+    failures = []
+    if fail_on != 'never':
+        worst = [f for f in result['findings'] if f['status'] == 'drift' and severity_at_least(f['severity'], fail_on)]
+        if worst:
+            failures.append('%d finding%s at or above %s' % (len(worst), '' if len(worst) == 1 else 's', fail_on))
+    if fail_on_unknown and result['reasons']:
+        failures.append('verdict unknown: %s' % '; '.join(result['reasons']))
+    return failures
+

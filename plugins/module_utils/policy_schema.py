@@ -1,0 +1,147 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) portwarden contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Evaluate step: the policy's JSON Schema (draft 2020-12), the one source of truth.
+
+``docs/policy.schema.json`` is generated from POLICY_SCHEMA (``portwarden schema``); a test
+keeps them equal. Checks a schema cannot express (duplicate rule ids, waivers naming unknown
+rules, ranges that start after they end, dates that do not exist) live in policy_check.
+"""
+
+from __future__ import annotations
+
+import json
+
+POLICY_VERSION = 1
+SEVERITIES = ('info', 'low', 'medium', 'high', 'critical')
+PROTOCOLS = ('tcp', 'udp')
+FAMILIES = ('ipv4', 'ipv6')
+BIND_CLASSES = ('loopback', 'any', 'specific')
+DEFAULT_RULE_ID = 'default'  # the id findings of ``default: deny`` carry; waivers may name it
+SET_NAMES = ('system', 'user', 'dynamic', 'iana:unassigned', 'iana:reserved', 'iana:assigned')
+
+_ID_PATTERN = r'^[A-Za-z0-9][A-Za-z0-9._-]*$'
+_DATE_PATTERN = r'^[0-9]{4}-[0-9]{2}-[0-9]{2}$'
+
+
+def _strings(description, min_items=1):
+    return {'type': 'array', 'items': {'type': 'string', 'minLength': 1}, 'minItems': min_items,
+            'description': description}
+
+
+POLICY_SCHEMA = {
+    '$schema': 'https://json-schema.org/draft/2020-12/schema',
+    '$id': 'https://portwarden.dev/schemas/policy/v%d.json' % POLICY_VERSION,
+    'title': 'portwarden listening-port policy',
+    'description': 'What may listen on the hosts of a fleet. Ports IANA has not assigned stay closed; '
+                   'rules say what else may, or must not, listen.',
+    'type': 'object',
+    'required': ['policy_version', 'name'],
+    'additionalProperties': False,
+    'properties': {
+        'policy_version': {'const': POLICY_VERSION, 'description': 'Version of this policy language.'},
+        'name': {'type': 'string', 'minLength': 1, 'description': 'Name shown in reports.'},
+        'description': {'type': 'string'},
+        'default': {'enum': ['allow', 'deny'], 'default': 'allow',
+                    'description': 'allow: only sockets a rule forbids are drift. deny (allow-list mode): '
+                                   'every socket no rule matches is drift too.'},
+        'default_severity': {'$ref': '#/$defs/severity', 'default': 'medium',
+                             'description': 'Severity of the findings of default: deny.'},
+        'waiver_warning_days': {'type': 'integer', 'minimum': 0, 'default': 14,
+                                'description': 'A waiver expiring within this many days is reported as a warning.'},
+        'rules': {'type': 'array', 'items': {'$ref': '#/$defs/rule'}},
+        'waivers': {'type': 'array', 'items': {'$ref': '#/$defs/waiver'}},
+    },
+    '$defs': {
+        'severity': {'enum': list(SEVERITIES)},
+        'protocol': {'enum': list(PROTOCOLS)},
+        'family': {'enum': list(FAMILIES)},
+        'bind_class': {'enum': list(BIND_CLASSES)},
+        'port_item': {
+            'description': 'A port (22 or "22"), an inclusive range ("855-859") or a named set.',
+            'anyOf': [
+                {'type': 'integer', 'minimum': 0, 'maximum': 65535},
+                {'type': 'string', 'pattern': r'^\s*[0-9]+\s*(-\s*[0-9]+\s*)?$'},
+                {'enum': list(SET_NAMES)},
+            ],
+        },
+        'ports': {
+            'anyOf': [
+                {'$ref': '#/$defs/port_item'},
+                {'type': 'array', 'items': {'$ref': '#/$defs/port_item'}, 'minItems': 1},
+            ],
+        },
+        'host_patterns': _strings('Inventory host name patterns (shell-style), "group:NAME" for inventory groups, '
+                                  '"!" before either to exclude.'),
+        'match': {
+            'type': 'object',
+            'additionalProperties': False,
+            'description': 'Which sockets the rule is about; an empty match is every socket.',
+            'properties': {
+                'ports': {'$ref': '#/$defs/ports'},
+                'protocols': {'type': 'array', 'items': {'$ref': '#/$defs/protocol'}, 'minItems': 1},
+                'families': {'type': 'array', 'items': {'$ref': '#/$defs/family'}, 'minItems': 1},
+                'bind': {'type': 'array', 'items': {'$ref': '#/$defs/bind_class'}, 'minItems': 1},
+                'include_ephemeral': {'type': 'boolean', 'default': False,
+                                      'description': 'Also match UDP sockets in the ephemeral port range '
+                                                     '(ignored otherwise: they are most likely clients).'},
+            },
+        },
+        'expect': {
+            'description': '"closed": nothing may listen. Otherwise what a listening socket must satisfy.',
+            'oneOf': [
+                {'const': 'closed'},
+                {
+                    'type': 'object',
+                    'additionalProperties': False,
+                    'minProperties': 1,
+                    'properties': {
+                        'processes': _strings('Allowed process names or executable paths (shell-style patterns).'),
+                        'users': _strings('Allowed user names or uids (shell-style patterns).'),
+                        'units': _strings('Allowed systemd units (shell-style patterns).'),
+                        'bind': {'anyOf': [{'$ref': '#/$defs/bind_class'},
+                                           {'type': 'array', 'items': {'$ref': '#/$defs/bind_class'}, 'minItems': 1}]},
+                    },
+                },
+            ],
+        },
+        'rule': {
+            'type': 'object',
+            'required': ['id', 'match', 'expect'],
+            'additionalProperties': False,
+            'properties': {
+                'id': {'type': 'string', 'pattern': _ID_PATTERN},
+                'description': {'type': 'string'},
+                'match': {'$ref': '#/$defs/match'},
+                'expect': {'$ref': '#/$defs/expect'},
+                'severity': {'$ref': '#/$defs/severity', 'default': 'medium'},
+                'hosts': {'$ref': '#/$defs/host_patterns'},
+            },
+        },
+        'waiver': {
+            'type': 'object',
+            'required': ['rule', 'reason', 'expires'],
+            'additionalProperties': False,
+            'properties': {
+                'rule': {'type': 'string', 'pattern': _ID_PATTERN,
+                         'description': 'The rule id whose findings are waived ("%s" for default: deny).'
+                                        % DEFAULT_RULE_ID},
+                'hosts': {'$ref': '#/$defs/host_patterns'},
+                'ports': {'$ref': '#/$defs/ports'},
+                'protocols': {'type': 'array', 'items': {'$ref': '#/$defs/protocol'}, 'minItems': 1},
+                'reason': {'type': 'string', 'minLength': 1},
+                'ticket': {'type': 'string', 'minLength': 1},
+                'approved_by': {'type': 'string', 'minLength': 1},
+                'expires': {'type': 'string', 'format': 'date', 'pattern': _DATE_PATTERN,
+                            'description': 'Last day the waiver holds (YYYY-MM-DD).'},
+            },
+        },
+    },
+}
+
+
+def schema_text():
+    """The schema as published in docs/policy.schema.json."""
+    return json.dumps(POLICY_SCHEMA, indent=2, sort_keys=True) + '\n'

@@ -1,0 +1,221 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) portwarden contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Evaluate step, controller side: load a policy file and validate it.
+
+Only the controller needs PyYAML and jsonschema. Every problem becomes one line
+``SOURCE: PATH: what is wrong and what was expected``, sorted by path; nothing raises
+past load_policy but PolicyInvalid.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+
+import yaml
+
+try:
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import best_match
+except ImportError:  # reported when a policy is validated, with what to install
+    Draft202012Validator = None
+
+from ansible_collections.portwarden.compliance.plugins.module_utils.policy_check import (
+    format_path,
+    path_sort_key,
+    semantic_problems,
+)
+from ansible_collections.portwarden.compliance.plugins.module_utils.policy_schema import POLICY_SCHEMA, SET_NAMES
+
+_TIMESTAMP_TAG = 'tag:yaml.org,2002:timestamp'
+_TYPE_NAMES = {'object': 'a mapping', 'array': 'a list', 'string': 'a string', 'integer': 'an integer',
+               'boolean': 'true or false', 'number': 'a number', 'null': 'null'}
+_PATTERN_HINTS = {
+    r'^[A-Za-z0-9][A-Za-z0-9._-]*$': 'an id of letters, digits, ".", "_" and "-", starting with a letter or digit',
+    r'^[0-9]{4}-[0-9]{2}-[0-9]{2}$': 'a date YYYY-MM-DD',
+}
+_UNION_HINTS = {
+    'port_item': 'a port (0-65535), a range "A-B" or one of %s' % ', '.join(SET_NAMES),
+    'ports': 'a port (0-65535), a range "A-B", one of %s, or a list of them' % ', '.join(SET_NAMES),
+    'expect': '"closed" or a mapping with processes, users, units and/or bind',
+    'bind': 'one of loopback, any, specific, or a list of them',
+}
+
+
+class PolicyInvalid(Exception):
+    """A policy that cannot be used; ``errors`` holds one line per problem."""
+
+    def __init__(self, errors):
+        super(PolicyInvalid, self).__init__('\n'.join(errors))
+        self.errors = errors
+
+
+class _PolicyLoader(yaml.SafeLoader):
+    """Safe YAML that keeps dates as text (the schema checks them) and refuses duplicate keys."""
+
+
+_PolicyLoader.yaml_implicit_resolvers = dict(
+    (key, [(tag, regexp) for tag, regexp in resolvers if tag != _TIMESTAMP_TAG])
+    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items())
+
+
+def _construct_mapping(loader, node, deep=False):
+    seen = set()
+    for key_node, _value_node in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        try:
+            duplicate = key in seen
+        except TypeError:
+            raise yaml.constructor.ConstructorError(None, None, 'a mapping key must be a plain value',
+                                                    key_node.start_mark) from None
+        if duplicate:
+            raise yaml.constructor.ConstructorError(None, None, 'duplicate key %r' % (key,), key_node.start_mark)
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_PolicyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def parse_policy_text(text, source):
+    """Parse YAML (or JSON, a subset) policy text; PolicyInvalid names the line and column."""
+    try:
+        return yaml.load(text, Loader=_PolicyLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = 'line %d, column %d: ' % (mark.line + 1, mark.column + 1) if mark else ''
+        raise PolicyInvalid(['%s: %snot valid YAML: %s' % (source, where, exc.problem or exc.context)]) from None
+    except yaml.YAMLError as exc:
+        raise PolicyInvalid(['%s: not valid YAML: %s' % (source, exc)]) from None
+
+
+def read_policy_file(path, source=None):
+    source = source or path
+    try:
+        with open(path, 'rb') as handle:
+            raw = handle.read()
+    except OSError as exc:
+        raise PolicyInvalid(['%s: cannot read the policy: %s' % (source, exc.strerror or exc)]) from None
+    try:
+        text = raw.decode('utf-8')
+    except UnicodeDecodeError as exc:
+        raise PolicyInvalid(['%s: not UTF-8 text (byte %d)' % (source, exc.start)]) from None
+    return parse_policy_text(text, source)
+
+
+def _short(value):
+    text = json.dumps(value, default=str) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= 60 else text[:57] + '...'
+
+
+def _did_you_mean(value, choices):
+    if not isinstance(value, str):
+        return ''
+    close = difflib.get_close_matches(value, [str(choice) for choice in choices], n=1, cutoff=0.6)
+    return " (did you mean '%s'?)" % close[0] if close else ''
+
+
+def _union_hint(error):
+    ref_names = [name for name, definition in POLICY_SCHEMA['$defs'].items() if definition is error.schema]
+    for name in ref_names:
+        if name in _UNION_HINTS:
+            return _UNION_HINTS[name]
+    if error.schema is POLICY_SCHEMA['$defs']['expect']['oneOf'][1]['properties']['bind']:
+        return _UNION_HINTS['bind']
+    return None
+
+
+def _message(error):
+    """One readable sentence for a jsonschema error: what is wrong and what was expected."""
+    validator, value, instance = error.validator, error.validator_value, error.instance
+    if validator == 'enum':
+        return '%s is not one of %s%s' % (_short(instance), ', '.join(str(item) for item in value),
+                                          _did_you_mean(instance, value))
+    if validator == 'const':
+        return '%s: expected %s' % (_short(instance), _short(value))
+    if validator == 'type':
+        return 'expected %s, got %s' % (_TYPE_NAMES.get(value, value), _short(instance))
+    if validator == 'required':
+        missing = [name for name in value if isinstance(instance, dict) and name not in instance]
+        return 'missing %s' % ', '.join(repr(name) for name in missing)
+    if validator == 'additionalProperties':
+        allowed = sorted(error.schema.get('properties', {}))
+        extra = sorted(str(key) for key in instance if key not in error.schema.get('properties', {}))
+        hint = _did_you_mean(extra[0], allowed) if len(extra) == 1 else ''
+        return 'unknown key%s %s; expected %s%s' % ('s' if len(extra) > 1 else '', ', '.join(repr(k) for k in extra),
+                                                    ', '.join(allowed), hint)
+    if validator == 'pattern':
+        return '%s is not %s' % (_short(instance), _PATTERN_HINTS.get(value, 'text matching %s' % value))
+    if validator == 'format':
+        return '%s is not a %s%s' % (_short(instance), value, '; expected YYYY-MM-DD' if value == 'date' else '')
+    if validator in ('minimum', 'maximum'):
+        return '%s is %s than the %s %s' % (_short(instance), 'less' if validator == 'minimum' else 'greater',
+                                            validator, value)
+    if validator == 'minItems':
+        return 'expected at least %d item%s' % (value, '' if value == 1 else 's')
+    if validator == 'minLength':
+        return 'expected a non-empty string'
+    if validator == 'minProperties':
+        return 'expected at least one of %s' % ', '.join(sorted(error.schema.get('properties', {})))
+    if validator in ('anyOf', 'oneOf'):
+        hint = _union_hint(error)
+        return '%s is not %s' % (_short(instance), hint) if hint else '%s is not valid here' % _short(instance)
+    return error.message
+
+
+def _explain(error):
+    """``(path, message)`` pairs for one schema error, descending into unions where that is clearer."""
+    if error.validator in ('anyOf', 'oneOf') and error.context:
+        if isinstance(error.instance, list):
+            # A list where one item is wrong: name the item, not the whole list.
+            deeper = [sub for sub in error.context if len(sub.absolute_path) > len(error.absolute_path)]
+            if deeper:
+                return [pair for sub in deeper for pair in _explain(sub)]
+        if isinstance(error.instance, dict):
+            # A mapping under a union (expect) with a bad key inside: the inner error says it best.
+            inner = [sub for sub in error.context if sub.validator not in {'const', 'type'}]
+            if inner:
+                return _explain(best_match(inner))
+        if _union_hint(error) is None:
+            return _explain(best_match(error.context))
+    return [(list(error.absolute_path), _message(error))]
+
+
+def _schema_errors(policy):
+    if Draft202012Validator is None:
+        return [([], 'the jsonschema Python library is needed on the controller to validate policies '
+                     '(pip install jsonschema)')]
+    validator = Draft202012Validator(POLICY_SCHEMA, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    return [pair for error in validator.iter_errors(policy) for pair in _explain(error)]
+
+
+def validate_policy(policy, source):
+    """Return the sorted error lines for a parsed policy (empty when it is valid)."""
+    if policy is None:
+        return ['%s: the policy is empty; expected a mapping with policy_version and name' % source]
+    problems = set((tuple(path), message) for path, message in _schema_errors(policy))
+    schema_paths = set(path for path, _message in problems)
+    # Where the schema already spoke, its message stands; the semantic check would repeat it.
+    problems.update((tuple(path), message) for path, message in semantic_problems(policy)
+                    if tuple(path) not in schema_paths)
+    unique = sorted(problems,
+                    key=lambda problem: (path_sort_key(problem[0]), problem[1]))
+    return ['%s: %s: %s' % (source, format_path(list(path)), message) for path, message in unique]
+
+
+def load_policy(policy, source=None):
+    """A policy file path or an already parsed mapping -> the validated policy mapping.
+
+    Raises PolicyInvalid with every problem.
+    """
+    if isinstance(policy, str):
+        source = source or policy
+        policy = read_policy_file(policy, source)
+    source = source or 'policy'
+    errors = validate_policy(policy, source)
+    if errors:
+        raise PolicyInvalid(errors)
+    return policy
