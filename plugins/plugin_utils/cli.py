@@ -5,14 +5,20 @@
 
 """The ``portwarden`` command line.
 
-``portwarden gather`` prints this host's listening sockets without Ansible,
-through the same gather core the module uses.
+- ``portwarden gather``: this host's listening sockets, through the gather core the module uses.
+- ``portwarden lint POLICY...``: validate policy files (exit 0 valid, 1 invalid).
+- ``portwarden schema``: print the policy JSON Schema (docs/policy.schema.json).
+- ``portwarden registry update --from FILE.xml [--check]``: regenerate the IANA registry data.
+- ``portwarden registry info``: the registry data in use.
+
+Commands import what they need when they run, so ``gather`` stays quick.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from ansible_collections.portwarden.compliance.plugins.module_utils import gather_sockets
@@ -42,6 +48,58 @@ def command_gather(args):
     return EXIT_OK if result['coverage']['complete'] else EXIT_PARTIAL
 
 
+def command_lint(args):
+    from ansible_collections.portwarden.compliance.plugins.plugin_utils.policy_load import PolicyInvalid, load_policy
+
+    invalid = 0
+    for path in args.policies:
+        try:
+            policy = load_policy(path)
+        except PolicyInvalid as exc:
+            invalid += 1
+            sys.stdout.write('\n'.join(exc.errors) + '\n')
+            continue
+        sys.stdout.write('%s: valid (policy %s, %d rules, %d waivers)\n' % (
+            path, policy.get('name'), len(policy.get('rules') or []), len(policy.get('waivers') or [])))
+    if invalid:
+        sys.stderr.write('portwarden lint: %d of %d policies invalid\n' % (invalid, len(args.policies)))
+        return EXIT_PARTIAL
+    return EXIT_OK
+
+
+def command_schema(args):
+    from ansible_collections.portwarden.compliance.plugins.module_utils.policy_schema import schema_text
+
+    if args.output:
+        with open(args.output, 'w') as handle:
+            handle.write(schema_text())
+    else:
+        sys.stdout.write(schema_text())
+    return EXIT_OK
+
+
+def command_registry_update(args):
+    from ansible_collections.portwarden.compliance.plugins.module_utils import registry_build
+
+    output = args.output or os.path.join(os.path.dirname(registry_build.__file__), 'registry_data.py')
+    try:
+        changed, data = registry_build.update_registry(args.source, output, check=args.check)
+    except registry_build.RegistryError as exc:
+        sys.stderr.write('portwarden registry update: %s\n' % exc)
+        return EXIT_ERROR
+    state = ('would change' if args.check else 'updated') if changed else 'up to date'
+    sys.stdout.write('%s: %s (IANA registry of %s, %d records, sha256 %s)\n'
+                     % (output, state, data['date'], data['records'], data['sha256']))
+    return EXIT_PARTIAL if (changed and args.check) else EXIT_OK
+
+
+def command_registry_info(_args):
+    from ansible_collections.portwarden.compliance.plugins.module_utils import registry
+
+    sys.stdout.write(json.dumps(registry.registry_info(), indent=2) + '\n')
+    return EXIT_OK
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog='portwarden', description='Listening-port compliance for fleets.')
     commands = parser.add_subparsers(dest='command', metavar='COMMAND')
@@ -56,6 +114,31 @@ def build_parser():
     gather.add_argument('--format', choices=('table', 'json'), default='table')
     gather.add_argument('--compact', action='store_true', help='one-line JSON')
     gather.set_defaults(handler=command_gather)
+
+    lint = commands.add_parser('lint', help='validate policy files',
+                               description='Validate policy files against the schema and the semantic checks. '
+                                           'Every error names the file, the path inside it and what was expected. '
+                                           'Exit 0 when all are valid, 1 otherwise.')
+    lint.add_argument('policies', nargs='+', metavar='POLICY')
+    lint.set_defaults(handler=command_lint)
+
+    schema = commands.add_parser('schema', help='print the policy JSON Schema')
+    schema.add_argument('--output', metavar='PATH', help='write it to PATH instead')
+    schema.set_defaults(handler=command_schema)
+
+    registry = commands.add_parser('registry', help='the IANA port registry data')
+    registry_commands = registry.add_subparsers(dest='registry_command', metavar='COMMAND')
+    registry_commands.required = True
+    update = registry_commands.add_parser(
+        'update', help="regenerate the data from IANA's registry XML",
+        description="Regenerate the collection's registry data from IANA's service-names-port-numbers.xml. "
+                    "With --check, change nothing and exit 1 if the data would change.")
+    update.add_argument('--from', dest='source', required=True, metavar='FILE.xml')
+    update.add_argument('--check', action='store_true')
+    update.add_argument('--output', metavar='PATH', help='write here instead of the installed collection')
+    update.set_defaults(handler=command_registry_update)
+    info = registry_commands.add_parser('info', help='date, checksum and size of the registry data in use')
+    info.set_defaults(handler=command_registry_info)
     return parser
 
 
