@@ -66,8 +66,8 @@ def port_category(protocol, port):
     raise AssertionError('registry data does not cover %s port %d' % (protocol, port))  # the tests rule this out
 
 
-def service_name(protocol, port):
-    """The registry's (first) service name for ``port`` over ``protocol``, or None."""
+def service_names(protocol):
+    """The registry's ``{port: service name}`` for ``protocol`` (first name wins). Do not modify it."""
     names = _names.get(protocol)
     if names is None:
         _check_protocol(protocol)
@@ -76,7 +76,12 @@ def service_name(protocol, port):
             fields = source.split()
             names.update(zip(map(int, fields[0::2]), fields[1::2]))
         _names[protocol] = names
-    return names.get(port)
+    return names
+
+
+def service_name(protocol, port):
+    """The registry's (first) service name for ``port`` over ``protocol``, or None."""
+    return service_names(protocol).get(port)
 
 
 def registry_info():
