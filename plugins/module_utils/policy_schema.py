@@ -23,7 +23,6 @@ DEFAULT_RULE_ID = 'default'  # the id findings of ``default: deny`` carry; waive
 SET_NAMES = ('system', 'user', 'dynamic', 'iana:unassigned', 'iana:reserved', 'iana:assigned')
 
 _ID_PATTERN = r'^[A-Za-z0-9][A-Za-z0-9._-]*$'
-_DATE_PATTERN = r'^[0-9]{4}-[0-9]{2}-[0-9]{2}$'
 
 
 def _strings(description, min_items=1):
@@ -134,7 +133,7 @@ POLICY_SCHEMA = {
                 'reason': {'type': 'string', 'minLength': 1},
                 'ticket': {'type': 'string', 'minLength': 1},
                 'approved_by': {'type': 'string', 'minLength': 1},
-                'expires': {'type': 'string', 'format': 'date', 'pattern': _DATE_PATTERN,
+                'expires': {'type': 'string', 'format': 'date',
                             'description': 'Last day the waiver holds (YYYY-MM-DD).'},
             },
         },

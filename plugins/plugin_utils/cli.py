@@ -150,6 +150,10 @@ def main(argv=None):
         return 130
     except BrokenPipeError:
         return EXIT_OK
+    except Exception as exc:  # last resort: a user sees a sentence, never a traceback
+        sys.stderr.write('portwarden %s: internal error: %s: %s (please report it)\n'
+                         % (args.command, type(exc).__name__, exc))
+        return EXIT_ERROR
 
 
 if __name__ == '__main__':

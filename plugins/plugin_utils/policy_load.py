@@ -35,7 +35,6 @@ _TYPE_NAMES = {'object': 'a mapping', 'array': 'a list', 'string': 'a string', '
                'boolean': 'true or false', 'number': 'a number', 'null': 'null'}
 _PATTERN_HINTS = {
     r'^[A-Za-z0-9][A-Za-z0-9._-]*$': 'an id of letters, digits, ".", "_" and "-", starting with a letter or digit',
-    r'^[0-9]{4}-[0-9]{2}-[0-9]{2}$': 'a date YYYY-MM-DD',
 }
 _UNION_HINTS = {
     'port_item': 'a port (0-65535), a range "A-B" or one of %s' % ', '.join(SET_NAMES),
@@ -80,16 +79,45 @@ def _construct_mapping(loader, node, deep=False):
 _PolicyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
+# A policy is a few hundred values; YAML aliases can make a small file expand without end
+# (a self-referencing alias, or aliases of aliases), so the expanded size is bounded.
+MAX_POLICY_VALUES = 100000
+
+
+def _check_shape(value, source):
+    """Refuse self-referencing data and data that expands beyond MAX_POLICY_VALUES."""
+    seen = 0
+    stack = [(value, ())]
+    while stack:
+        item, ancestors = stack.pop()
+        seen += 1
+        if seen > MAX_POLICY_VALUES:
+            raise PolicyInvalid(['%s: the policy expands to more than %d values (YAML aliases?); a policy is '
+                                 'expected to be small' % (source, MAX_POLICY_VALUES)])
+        if isinstance(item, (dict, list)):
+            if id(item) in ancestors:
+                raise PolicyInvalid(['%s: the policy refers to itself through a YAML alias; expected plain data'
+                                     % source])
+            children = item.values() if isinstance(item, dict) else item
+            inner = ancestors + (id(item),)
+            stack.extend((child, inner) for child in children)
+
+
 def parse_policy_text(text, source):
     """Parse YAML (or JSON, a subset) policy text; PolicyInvalid names the line and column."""
     try:
-        return yaml.load(text, Loader=_PolicyLoader)
+        policy = yaml.load(text, Loader=_PolicyLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = 'line %d, column %d: ' % (mark.line + 1, mark.column + 1) if mark else ''
         raise PolicyInvalid(['%s: %snot valid YAML: %s' % (source, where, exc.problem or exc.context)]) from None
     except yaml.YAMLError as exc:
         raise PolicyInvalid(['%s: not valid YAML: %s' % (source, exc)]) from None
+    except RecursionError:
+        raise PolicyInvalid(['%s: not valid YAML: nested too deeply; a policy is expected to be a few levels deep'
+                             % source]) from None
+    _check_shape(policy, source)
+    return policy
 
 
 def read_policy_file(path, source=None):
@@ -107,7 +135,10 @@ def read_policy_file(path, source=None):
 
 
 def _short(value):
-    text = json.dumps(value, default=str) if not isinstance(value, str) else repr(value)
+    try:
+        text = json.dumps(value, default=str) if not isinstance(value, str) else repr(value)
+    except (ValueError, TypeError, RecursionError):
+        text = '%s value' % type(value).__name__
     return text if len(text) <= 60 else text[:57] + '...'
 
 
@@ -215,6 +246,7 @@ def load_policy(policy, source=None):
         source = source or policy
         policy = read_policy_file(policy, source)
     source = source or 'policy'
+    _check_shape(policy, source)  # an inline mapping gets the same limits as a file
     errors = validate_policy(policy, source)
     if errors:
         raise PolicyInvalid(errors)

@@ -10,8 +10,9 @@ BIN = os.path.dirname(sys.executable)
 
 
 def run(argv):
+    # ANSIBLE_COLLECTIONS_PATH (tests/conftest.py) points at this working tree, so a copy of the
+    # collection installed elsewhere (pip install . into a venv) can never shadow it.
     env = dict(os.environ, PATH=BIN + os.pathsep + os.environ['PATH'])
-    env.pop('ANSIBLE_COLLECTIONS_PATH', None)  # ansible-lint resolves the collection from galaxy.yml itself
     return subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, check=False)
 
 

@@ -146,7 +146,7 @@ def test_default_deny_flags_what_no_rule_allows_once():
     result = evaluate(data, [sock(22, processes=[proc('sshd')]), sock(8080), sock(856)])
     # 8080 matched no rule -> default; 856 matched the IANA rule -> that finding only, not a second default one
     assert rules_hit(result) == [('default', 'drift', 'tcp', 8080), ('iana-unassigned-closed', 'drift', 'tcp', 856)]
-    default = [f for f in result['findings'] if f['rule'] == 'default'][0]
+    default = next(f for f in result['findings'] if f['rule'] == 'default')
     assert default['severity'] == 'low'
     assert 'no rule allows it' in default['message']
 
