@@ -26,7 +26,7 @@ def import_core():
     os.makedirs(os.path.dirname(link))
     os.symlink(REPO, link)
     sys.path.insert(0, root)
-    from ansible_collections.portwarden.compliance.plugins.module_utils import evaluate_policy  # noqa: PLC0415
+    from ansible_collections.portwarden.compliance.plugins.module_utils import evaluate_policy
     return evaluate_policy
 
 

@@ -419,6 +419,7 @@ def _evaluate_host(gathered, compiled, host, groups, today):
     tables = dict((protocol, compiled.candidates(rules, protocol)) for protocol in PROTOCOLS)
     deny = compiled.default == 'deny'
     builder = _Findings()
+    add = builder.add
     bisect_right = bisect.bisect_right
     for entry in gathered.get('sockets') or []:
         try:
@@ -435,7 +436,7 @@ def _evaluate_host(gathered, compiled, host, groups, today):
                     continue
                 matched = True
                 if rule.closed:
-                    builder.add(rule.id, rule.severity, entry, rule.closed_text)
+                    add(rule.id, rule.severity, entry, rule.closed_text)
                     continue
                 problems, unknown = rule.violations(entry)
                 if problems:
@@ -460,19 +461,23 @@ def _evaluate_host(gathered, compiled, host, groups, today):
 
 
 def _result(host, compiled, status, findings, reasons, warnings, coverage, today):
-    # Worst first, then by rule and socket; bucketing by severity keeps the key extraction in C.
-    buckets = dict((severity, []) for severity in SEVERITIES)
-    for finding in findings:
-        buckets[finding['severity']].append(finding)
-    findings = []
-    for severity in reversed(SEVERITIES):
-        findings.extend(sorted(buckets[severity], key=_FINDING_ORDER))
-    by_severity = dict((severity, 0) for severity in SEVERITIES)
+    # Worst first, then by rule and socket: bucketed by severity and status in one pass, sorted
+    # per severity with the key extracted in C, counted from the bucket sizes.
+    buckets = dict((severity, ([], [])) for severity in SEVERITIES)
     counts = dict((name, 0) for name in ('drift', 'waived', 'unknown'))
     for finding in findings:
-        counts[finding['status']] += 1
+        drift, other = buckets[finding['severity']]
         if finding['status'] == 'drift':
-            by_severity[finding['severity']] += 1
+            drift.append(finding)
+        else:
+            other.append(finding)
+            counts[finding['status']] += 1
+    by_severity = dict((severity, len(buckets[severity][0])) for severity in SEVERITIES)
+    counts['drift'] = sum(by_severity.values())
+    findings = []
+    for severity in reversed(SEVERITIES):
+        drift, other = buckets[severity]
+        findings.extend(sorted(drift + other, key=_FINDING_ORDER))
     return {
         'host': host,
         'status': status,
@@ -502,4 +507,3 @@ def gate(result, fail_on='never', fail_on_unknown=True):
     if fail_on_unknown and result['reasons']:
         failures.append('verdict unknown: %s' % '; '.join(result['reasons']))
     return failures
-

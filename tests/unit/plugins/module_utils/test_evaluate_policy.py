@@ -38,8 +38,8 @@ PG_LOOPBACK = {'id': 'postgres-loopback-only', 'match': {'ports': ['5432']}, 'ex
                'severity': 'high'}
 
 
-def evaluate(data, sockets, host='web-1', groups=(), coverage=COMPLETE, today=TODAY):
-    gathered = None if sockets is None else {'sockets': sockets, 'coverage': coverage}
+def evaluate(data, sockets, host='web-1', groups=(), coverage=None, today=TODAY):
+    gathered = None if sockets is None else {'sockets': sockets, 'coverage': COMPLETE if coverage is None else coverage}
     return ev.evaluate_host(gathered, ev.compile_policy(data), host, groups, today)
 
 
