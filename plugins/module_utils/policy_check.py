@@ -14,9 +14,14 @@ input and never raises.
 from __future__ import annotations
 
 import datetime
+import re
 
 from ansible_collections.portwarden.compliance.plugins.module_utils.policy_ports import PortSpecError, parse_port_item
 from ansible_collections.portwarden.compliance.plugins.module_utils.policy_schema import DEFAULT_RULE_ID
+
+# The schema's id pattern, matched whole: Python's "$" also matches before a final newline.
+_ID = re.compile(r'[A-Za-z0-9][A-Za-z0-9._-]*')
+_ID_HINT = 'an id of letters, digits, ".", "_" and "-", starting with a letter or digit'
 
 
 def format_path(parts):
@@ -79,11 +84,13 @@ def semantic_problems(policy):
                 continue
             rule_id = rule.get('id')
             if isinstance(rule_id, str):
-                if rule_id == DEFAULT_RULE_ID:
+                if not _ID.fullmatch(rule_id):
+                    problems.append((['rules', index, 'id'], '%r is not %s' % (rule_id, _ID_HINT)))
+                elif rule_id == DEFAULT_RULE_ID:
                     problems.append((['rules', index, 'id'],
                                      "'%s' is reserved for the findings of default: deny" % DEFAULT_RULE_ID))
                 elif rule_id in rule_ids:
-                    problems.append((['rules', index, 'id'], "duplicate rule id '%s' (first at rules[%d])"
+                    problems.append((['rules', index, 'id'], 'duplicate rule id %r (first at rules[%d])'
                                      % (rule_id, rule_ids[rule_id])))
                 else:
                     rule_ids[rule_id] = index
@@ -98,13 +105,15 @@ def semantic_problems(policy):
             if not isinstance(waiver, dict):
                 continue
             rule_id = waiver.get('rule')
-            if isinstance(rule_id, str) and rule_id not in rule_ids and rule_id != DEFAULT_RULE_ID:
-                problems.append((['waivers', index, 'rule'], "'%s' names no rule; expected one of %s"
+            if isinstance(rule_id, str) and not _ID.fullmatch(rule_id):
+                problems.append((['waivers', index, 'rule'], '%r is not %s' % (rule_id, _ID_HINT)))
+            elif isinstance(rule_id, str) and rule_id not in rule_ids and rule_id != DEFAULT_RULE_ID:
+                problems.append((['waivers', index, 'rule'], '%r names no rule; expected one of %s'
                                  % (rule_id, ', '.join(known))))
             expires = waiver.get('expires')
             if isinstance(expires, str) and parse_date(expires) is None:
                 problems.append((['waivers', index, 'expires'],
-                                 "'%s' is not a date; expected YYYY-MM-DD" % expires))
+                                 '%r is not a date; expected YYYY-MM-DD' % expires))
             if 'ports' in waiver:
                 _check_ports(waiver['ports'], ['waivers', index, 'ports'], problems)
             _check_hosts(waiver.get('hosts'), ['waivers', index, 'hosts'], problems)

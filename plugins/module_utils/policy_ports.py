@@ -91,6 +91,8 @@ def parse_port_item(item):
     """
     if isinstance(item, bool):
         raise PortSpecError('%r is not a port' % (item,))
+    if isinstance(item, float) and item.is_integer():
+        item = int(item)  # JSON Schema's integer type admits 22.0
     if isinstance(item, int):
         if 0 <= item <= MAX_PORT:
             return item, item

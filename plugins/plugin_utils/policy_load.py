@@ -61,9 +61,16 @@ _PolicyLoader.yaml_implicit_resolvers = dict(
     for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items())
 
 
+_MERGE_TAG = 'tag:yaml.org,2002:merge'
+
+
 def _construct_mapping(loader, node, deep=False):
+    if not isinstance(node, yaml.MappingNode):
+        raise yaml.constructor.ConstructorError(None, None, 'expected a mapping', node.start_mark)
     seen = set()
     for key_node, _value_node in node.value:
+        if key_node.tag == _MERGE_TAG:  # "<<: *anchor" merges; keys written out may override it
+            continue
         key = loader.construct_object(key_node, deep=deep)
         try:
             duplicate = key in seen
@@ -82,42 +89,81 @@ _PolicyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _c
 # A policy is a few hundred values; YAML aliases can make a small file expand without end
 # (a self-referencing alias, or aliases of aliases), so the expanded size is bounded.
 MAX_POLICY_VALUES = 100000
+# Numbers beyond this are no port, day count or version; they only break the tools that print them.
+MAX_NUMBER = 2 ** 63
 
 
 def _check_shape(value, source):
-    """Refuse self-referencing data and data that expands beyond MAX_POLICY_VALUES."""
+    """Refuse self-referencing data, data that expands beyond MAX_POLICY_VALUES and absurd numbers."""
     seen = 0
-    stack = [(value, ())]
+    stack = [(value, (), ())]
     while stack:
-        item, ancestors = stack.pop()
+        item, ancestors, path = stack.pop()
         seen += 1
         if seen > MAX_POLICY_VALUES:
-            raise PolicyInvalid(['%s: the policy expands to more than %d values (YAML aliases?); a policy is '
-                                 'expected to be small' % (source, MAX_POLICY_VALUES)])
+            raise PolicyInvalid(['%s: (top level): the policy expands to more than %d values (YAML aliases?); '
+                                 'a policy is expected to be small' % (source, MAX_POLICY_VALUES)])
+        if isinstance(item, (int, float)) and not isinstance(item, bool) and not -MAX_NUMBER <= item <= MAX_NUMBER:
+            raise PolicyInvalid(['%s: %s: number too large; expected at most %d'
+                                 % (source, format_path(list(path)), MAX_NUMBER)])
         if isinstance(item, (dict, list)):
             if id(item) in ancestors:
-                raise PolicyInvalid(['%s: the policy refers to itself through a YAML alias; expected plain data'
-                                     % source])
-            children = item.values() if isinstance(item, dict) else item
+                raise PolicyInvalid(['%s: %s: the policy refers to itself through a YAML alias; expected plain data'
+                                     % (source, format_path(list(path)))])
+            children = item.items() if isinstance(item, dict) else enumerate(item)
             inner = ancestors + (id(item),)
-            stack.extend((child, inner) for child in children)
+            stack.extend((child, inner, path + (key,)) for key, child in children)
+
+
+def _no_duplicate_keys(pairs):
+    mapping = {}
+    for key, value in pairs:
+        if key in mapping:
+            raise ValueError('duplicate key %r' % key)
+        mapping[key] = value
+    return mapping
+
+
+def _one_line(text):
+    return ' '.join(str(text).split())
 
 
 def parse_policy_text(text, source):
-    """Parse YAML (or JSON, a subset) policy text; PolicyInvalid names the line and column."""
+    """Parse a JSON or YAML policy; PolicyInvalid says where it is broken (line and column)."""
+    if text.lstrip().startswith('{'):
+        # JSON first: its escapes (surrogate pairs, control characters) are not YAML's.
+        try:
+            policy = json.loads(text, object_pairs_hook=_no_duplicate_keys)
+        except ValueError as exc:
+            if 'duplicate key' in str(exc):
+                raise PolicyInvalid(['%s: (top level): not valid JSON: %s' % (source, exc)]) from None
+            policy = _parse_yaml(text, source)  # flow-style YAML starts with "{" too
+    else:
+        policy = _parse_yaml(text, source)
+    _check_shape(policy, source)
+    return policy
+
+
+def _parse_yaml(text, source):
     try:
-        policy = yaml.load(text, Loader=_PolicyLoader)
+        return yaml.load(text, Loader=_PolicyLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = 'line %d, column %d: ' % (mark.line + 1, mark.column + 1) if mark else ''
-        raise PolicyInvalid(['%s: %snot valid YAML: %s' % (source, where, exc.problem or exc.context)]) from None
+        raise PolicyInvalid(['%s: %snot valid YAML: %s' % (source, where, _one_line(exc.problem or exc.context))]) \
+            from None
+    except yaml.reader.ReaderError as exc:
+        raise PolicyInvalid(['%s: character %d: not valid YAML: character %r is not allowed'
+                             % (source, exc.position + 1, exc.character)]) from None
     except yaml.YAMLError as exc:
-        raise PolicyInvalid(['%s: not valid YAML: %s' % (source, exc)]) from None
+        raise PolicyInvalid(['%s: not valid YAML: %s' % (source, _one_line(exc))]) from None
     except RecursionError:
         raise PolicyInvalid(['%s: not valid YAML: nested too deeply; a policy is expected to be a few levels deep'
                              % source]) from None
-    _check_shape(policy, source)
-    return policy
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError) as exc:
+        # An explicit tag such as "!!int x" or "!!timestamp 2027-13-01" that PyYAML cannot build.
+        raise PolicyInvalid(['%s: not valid YAML: a tagged value cannot be read (%s)'
+                             % (source, _one_line(exc) or type(exc).__name__)]) from None
 
 
 def read_policy_file(path, source=None):
@@ -226,7 +272,7 @@ def _schema_errors(policy):
 def validate_policy(policy, source):
     """Return the sorted error lines for a parsed policy (empty when it is valid)."""
     if policy is None:
-        return ['%s: the policy is empty; expected a mapping with policy_version and name' % source]
+        return ['%s: (top level): the policy is empty; expected a mapping with policy_version and name' % source]
     problems = set((tuple(path), message) for path, message in _schema_errors(policy))
     schema_paths = set(path for path, _message in problems)
     # Where the schema already spoke, its message stands; the semantic check would repeat it.

@@ -205,7 +205,7 @@ INVALID = {
         - policy_version: 1
         - name: list
         """, ['(top level): expected a mapping, got [{"policy_version": 1}, {"name": "list"}]']),
-    'empty-file': ('', ['the policy is empty; expected a mapping with policy_version and name']),
+    'empty-file': ('', ['(top level): the policy is empty; expected a mapping with policy_version and name']),
     'missing-file': (None, ['cannot read the policy: No such file or directory']),
 }
 
