@@ -1,0 +1,177 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) portwarden contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Report step: the fleet report, built from every host of a run, and the gate on it.
+
+Pure standard library; shared by the report action, the ``portwarden gate`` command and the
+tests. Every host of the play appears: a host without an audit result (unreachable, failed,
+never reached) is ``unknown`` with the reason, never compliant.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+from ansible_collections.portwarden.compliance.plugins.module_utils.evaluate_policy import (
+    PROCESS_FIELDS,
+    SEVERITY_RANK,
+)
+from ansible_collections.portwarden.compliance.plugins.module_utils.policy_schema import SEVERITIES
+
+REPORT_SCHEMA_VERSION = 1
+STATUSES = ('compliant', 'drift', 'unknown')
+FINDING_FIELDS = ('rule', 'severity', 'status', 'protocol', 'family', 'address', 'port', 'service', 'processes',
+                  'waived', 'waiver', 'message')
+EXIT_COMPLIANT = 0
+EXIT_DRIFT = 1
+EXIT_UNKNOWN = 2
+
+
+class ReportError(ValueError):
+    """A report that cannot be used (missing, truncated, of another schema version)."""
+
+
+def _clean_finding(finding):
+    """Only the documented fields; processes without anything beyond PROCESS_FIELDS (no command lines)."""
+    clean = dict((field, finding.get(field)) for field in FINDING_FIELDS)
+    clean['processes'] = [dict((field, proc.get(field)) for field in PROCESS_FIELDS)
+                          for proc in finding.get('processes') or []]
+    if finding.get('waiver_expired'):
+        clean['waiver_expired'] = finding['waiver_expired']
+    return clean
+
+
+def host_entry(host, audit=None, error=None):
+    """One host of the report, from a port_audit result, or unknown with ``error`` when there is none."""
+    if not isinstance(audit, dict) or audit.get('status') not in STATUSES:
+        reason = error or 'no audit result: the host was not reached or the audit did not run'
+        return {'host': host, 'status': 'unknown', 'reasons': [reason], 'errors': [reason], 'findings': [],
+                'warnings': [], 'coverage': None, 'evaluated_on': None, 'changes': None}
+    reasons = list(audit.get('reasons') or [])
+    errors = [error] if error else []
+    status = audit['status']
+    if error and status == 'compliant':
+        status = 'unknown'
+    return {
+        'host': host,
+        'status': status,
+        'reasons': reasons + errors,
+        'errors': errors,
+        'findings': [_clean_finding(finding) for finding in audit.get('findings') or []],
+        'warnings': list(audit.get('warnings') or []),
+        'coverage': audit.get('coverage'),
+        'evaluated_on': audit.get('evaluated_on'),
+        'changes': None,
+    }
+
+
+def finding_key(finding):
+    """What makes a finding the same finding from one run to the next."""
+    return (finding['rule'], finding['protocol'], finding['address'], finding['port'])
+
+
+def _key_dict(key):
+    return {'rule': key[0], 'protocol': key[1], 'address': key[2], 'port': key[3]}
+
+
+def diff_hosts(previous, current):
+    """Set ``changes`` on each current host: findings new since ``previous`` and those resolved."""
+    before = dict((entry['host'], entry) for entry in (previous or {}).get('hosts') or [])
+    for entry in current['hosts']:
+        old = before.get(entry['host'])
+        if old is None:
+            entry['changes'] = {'new': [_key_dict(finding_key(f)) for f in entry['findings'] if f['status'] == 'drift'],
+                                'resolved': [], 'first_seen': True}
+            continue
+        old_keys = set(finding_key(f) for f in old.get('findings') or [] if f.get('status') == 'drift')
+        new_keys = set(finding_key(f) for f in entry['findings'] if f['status'] == 'drift')
+        entry['changes'] = {'new': [_key_dict(key) for key in sorted(new_keys - old_keys, key=str)],
+                            'resolved': [_key_dict(key) for key in sorted(old_keys - new_keys, key=str)],
+                            'first_seen': False}
+
+
+def summarize(hosts):
+    summary = dict((status, 0) for status in STATUSES)
+    by_severity = dict((severity, 0) for severity in SEVERITIES)
+    waived = unknown_findings = 0
+    for entry in hosts:
+        summary[entry['status']] += 1
+        for finding in entry['findings']:
+            if finding['status'] == 'drift':
+                by_severity[finding['severity']] += 1
+            elif finding['status'] == 'waived':
+                waived += 1
+            else:
+                unknown_findings += 1
+    summary.update({'hosts': len(hosts), 'findings_by_severity': by_severity, 'waived_findings': waived,
+                    'unknown_findings': unknown_findings})
+    return summary
+
+
+def build_report(hosts, policy, registry_info, generated_at=None, previous=None, tool_version=None):
+    """The fleet report. ``hosts`` are host entries (see host_entry); ``policy`` is
+    ``{'name', 'sha256', 'rules': [{'id', 'severity', 'description'}]}``."""
+    generated_at = generated_at or datetime.datetime.now(datetime.timezone.utc)
+    entries = sorted(hosts, key=lambda entry: entry['host'])
+    report = {
+        'schema_version': REPORT_SCHEMA_VERSION,
+        'generated_at': generated_at.strftime('%Y-%m-%dT%H:%M:%SZ'),
+        'tool': {'name': 'portwarden.compliance', 'version': tool_version},
+        'policy': policy,
+        'registry': registry_info,
+        'summary': summarize(entries),
+        'hosts': entries,
+        'previous': None,
+    }
+    if previous is not None:
+        diff_hosts(previous, report)
+        report['previous'] = {'generated_at': previous.get('generated_at')}
+    return report
+
+
+def worst_severity(entry):
+    ranks = [SEVERITY_RANK[f['severity']] for f in entry['findings'] if f['status'] == 'drift']
+    return SEVERITIES[max(ranks)] if ranks else None
+
+
+def gate_report(report, fail_on='info', allow_unknown=False):
+    """Judge a report: ``(exit code, failing hosts, lines)``.
+
+    Exit 0 when no host fails, 1 when a host has drift at or above ``fail_on``, 2 when a host is
+    unknown (unless ``allow_unknown``) — unknown outranks drift: the gate cannot vouch for the fleet.
+    """
+    drifting = []
+    unknown = []
+    for entry in report['hosts']:
+        worst = worst_severity(entry)
+        if fail_on != 'never' and worst is not None and SEVERITY_RANK[worst] >= SEVERITY_RANK[fail_on]:
+            drifting.append((SEVERITY_RANK[worst], entry['host'], worst))
+        # A host whose verdict is incomplete (partial gather) counts as unknown even with drift.
+        if not allow_unknown and (entry['status'] == 'unknown' or entry['reasons']):
+            unknown.append(entry)
+    drifting.sort(key=lambda item: (-item[0], item[1]))
+    summary = report['summary']
+    lines = ['%d hosts: %d compliant, %d drift, %d unknown; drift findings %s' % (
+        summary['hosts'], summary['compliant'], summary['drift'], summary['unknown'],
+        ', '.join('%s %d' % (severity, summary['findings_by_severity'][severity])
+                  for severity in reversed(SEVERITIES) if summary['findings_by_severity'][severity]) or 'none')]
+    if drifting:
+        lines.append('drift at or above %s on %d host%s: %s' % (
+            fail_on, len(drifting), '' if len(drifting) == 1 else 's',
+            ', '.join('%s (%s)' % (host, worst) for _rank, host, worst in drifting[:10])
+            + (' and %d more' % (len(drifting) - 10) if len(drifting) > 10 else '')))
+    if unknown:
+        lines.append('unknown on %d host%s: %s' % (
+            len(unknown), '' if len(unknown) == 1 else 's',
+            '; '.join('%s (%s)' % (entry['host'], (entry['reasons'] or ['no verdict'])[0]) for entry in unknown[:10])
+            + (' and %d more' % (len(unknown) - 10) if len(unknown) > 10 else '')))
+    if unknown:
+        code = EXIT_UNKNOWN
+    elif drifting:
+        code = EXIT_DRIFT
+    else:
+        code = EXIT_COMPLIANT
+    failing = [host for _rank, host, _worst in drifting] + [entry['host'] for entry in unknown]
+    return code, failing, lines

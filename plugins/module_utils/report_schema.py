@@ -1,0 +1,99 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) portwarden contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Report step: the fleet report's JSON Schema (draft 2020-12), published as docs/report.schema.json."""
+
+from __future__ import annotations
+
+import json
+
+from ansible_collections.portwarden.compliance.plugins.module_utils.policy_schema import SEVERITIES
+from ansible_collections.portwarden.compliance.plugins.module_utils.report_build import REPORT_SCHEMA_VERSION, STATUSES
+
+_STRINGS = {'type': 'array', 'items': {'type': 'string'}}
+_FINDING_KEY = {'type': 'object', 'required': ['rule', 'protocol', 'address', 'port'],
+                'properties': {'rule': {'type': 'string'}, 'protocol': {'type': 'string'},
+                               'address': {'type': 'string'}, 'port': {'type': 'integer'}}}
+
+REPORT_SCHEMA = {
+    '$schema': 'https://json-schema.org/draft/2020-12/schema',
+    '$id': 'https://portwarden.dev/schemas/report/v%d.json' % REPORT_SCHEMA_VERSION,
+    'title': 'portwarden fleet report',
+    'type': 'object',
+    'required': ['schema_version', 'generated_at', 'policy', 'registry', 'summary', 'hosts'],
+    'properties': {
+        'schema_version': {'const': REPORT_SCHEMA_VERSION},
+        'generated_at': {'type': 'string', 'format': 'date-time'},
+        'tool': {'type': 'object'},
+        'policy': {
+            'type': 'object', 'required': ['name', 'sha256'],
+            'properties': {'name': {'type': 'string'}, 'sha256': {'type': 'string', 'pattern': '^[0-9a-f]{64}$'},
+                           'rules': {'type': 'array', 'items': {'type': 'object', 'required': ['id']}}},
+        },
+        'registry': {'type': 'object', 'required': ['date', 'sha256'],
+                     'properties': {'date': {'type': 'string', 'format': 'date'}, 'sha256': {'type': 'string'},
+                                    'records': {'type': 'integer'}}},
+        'summary': {
+            'type': 'object',
+            'required': ['hosts', 'findings_by_severity'] + list(STATUSES),
+            'properties': dict([(status, {'type': 'integer', 'minimum': 0}) for status in STATUSES] + [
+                ('hosts', {'type': 'integer', 'minimum': 0}),
+                ('findings_by_severity', {'type': 'object', 'required': list(SEVERITIES),
+                                          'additionalProperties': False,
+                                          'properties': dict((s, {'type': 'integer', 'minimum': 0})
+                                                             for s in SEVERITIES)}),
+                ('waived_findings', {'type': 'integer', 'minimum': 0}),
+                ('unknown_findings', {'type': 'integer', 'minimum': 0}),
+            ]),
+        },
+        'hosts': {'type': 'array', 'items': {'$ref': '#/$defs/host'}},
+        'previous': {'type': ['object', 'null']},
+    },
+    '$defs': {
+        'process': {
+            'type': 'object', 'additionalProperties': False,
+            'properties': {'pid': {'type': ['integer', 'null']}, 'name': {'type': ['string', 'null']},
+                           'user': {'type': ['string', 'null']}, 'uid': {'type': ['integer', 'null']},
+                           'exe': {'type': ['string', 'null']}, 'unit': {'type': ['string', 'null']}},
+        },
+        'finding': {
+            'type': 'object',
+            'required': ['rule', 'severity', 'status', 'protocol', 'address', 'port', 'processes', 'waived', 'message'],
+            'properties': {
+                'rule': {'type': 'string'}, 'severity': {'enum': list(SEVERITIES)},
+                'status': {'enum': ['drift', 'waived', 'unknown']}, 'protocol': {'type': 'string'},
+                'family': {'type': 'string'}, 'address': {'type': 'string'},
+                'port': {'type': 'integer', 'minimum': 0, 'maximum': 65535},
+                'service': {'type': ['string', 'null']},
+                'processes': {'type': 'array', 'items': {'$ref': '#/$defs/process'}},
+                'waived': {'type': 'boolean'}, 'waiver': {'type': ['object', 'null']},
+                'waiver_expired': {'type': 'object'}, 'message': {'type': 'string'},
+            },
+        },
+        'host': {
+            'type': 'object',
+            'required': ['host', 'status', 'reasons', 'errors', 'findings', 'coverage'],
+            'properties': {
+                'host': {'type': 'string'}, 'status': {'enum': list(STATUSES)},
+                'reasons': _STRINGS, 'errors': _STRINGS, 'warnings': _STRINGS,
+                'findings': {'type': 'array', 'items': {'$ref': '#/$defs/finding'}},
+                'coverage': {'type': ['object', 'null']},
+                'evaluated_on': {'type': ['string', 'null']},
+                'changes': {'oneOf': [
+                    {'type': 'null'},
+                    {'type': 'object', 'required': ['new', 'resolved'],
+                     'properties': {'new': {'type': 'array', 'items': _FINDING_KEY},
+                                    'resolved': {'type': 'array', 'items': _FINDING_KEY},
+                                    'first_seen': {'type': 'boolean'}}},
+                ]},
+            },
+        },
+    },
+}
+
+
+def schema_text():
+    """The schema as published in docs/report.schema.json."""
+    return json.dumps(REPORT_SCHEMA, indent=2, sort_keys=True) + '\n'
