@@ -8,9 +8,8 @@
 from __future__ import annotations
 
 import datetime
-import os
 
-from ansible.errors import AnsibleActionFail, AnsibleError
+from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
 
@@ -23,9 +22,9 @@ from ansible_collections.portwarden.compliance.plugins.module_utils.evaluate_pol
 from ansible_collections.portwarden.compliance.plugins.module_utils.policy_check import parse_date
 from ansible_collections.portwarden.compliance.plugins.module_utils.policy_schema import SEVERITIES
 from ansible_collections.portwarden.compliance.plugins.plugin_utils.policy_load import PolicyInvalid, load_policy
+from ansible_collections.portwarden.compliance.plugins.plugin_utils.policy_resolve import resolve_policy
 
 GATHER_MODULE = 'portwarden.compliance.listening_sockets_info'
-BASELINE_POLICY = os.path.join(os.path.dirname(__file__), '..', '..', 'docs', 'policies', 'baseline.yml')
 
 ARGUMENT_SPEC = {
     'policy': {'type': 'raw'},
@@ -43,21 +42,6 @@ class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _VALID_ARGS = frozenset(ARGUMENT_SPEC)
 
-    def _resolve_policy(self, policy):
-        """Return (policy mapping or path, source name shown in errors)."""
-        if policy is None:
-            return os.path.normpath(BASELINE_POLICY), 'bundled baseline policy'
-        if isinstance(policy, dict):
-            return policy, 'policy (inline)'
-        if not isinstance(policy, str) or not policy:
-            raise AnsibleActionFail('policy must be a path to a policy file or a mapping, got %r' % (policy,))
-        try:
-            path = self._find_needle('files', policy)
-        except AnsibleError:
-            raise AnsibleActionFail('policy file %s not found next to the playbook, in its files/ '
-                                    'directory or in the role' % policy) from None
-        return path, policy
-
     def run(self, tmp=None, task_vars=None):
         task_vars = task_vars or {}
         result = super(ActionModule, self).run(tmp, task_vars)
@@ -73,7 +57,7 @@ class ActionModule(ActionBase):
                 raise AnsibleActionFail('as_of: %r is not a date; expected YYYY-MM-DD' % args['as_of'])
 
         # The policy is validated before the host is touched: a bad policy changes and reads nothing.
-        policy, source = self._resolve_policy(args['policy'])
+        policy, source = resolve_policy(self, args['policy'])
         try:
             compiled = compile_policy(load_policy(policy, source))
         except PolicyInvalid as exc:

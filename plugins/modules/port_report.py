@@ -1,0 +1,113 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) portwarden contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+---
+module: port_report
+short_description: Write the fleet report of port audits and gate a deployment on it
+version_added: 0.1.0
+description:
+  - Collects the M(portwarden.compliance.port_audit) result of every host of the play and writes the
+    fleet report once, on the controller, as JSON (schema C(docs/report.schema.json)), JUnit XML,
+    Markdown, self-contained HTML and Prometheus text format.
+  - Every host of the play appears in the report. Hosts that were unreachable, whose audit failed
+    or that never ran it are V(unknown), with the reason. A host the run never saw is never
+    counted compliant.
+  - When a previous JSON report is in O(report_dir), each host lists the findings that are new
+    since it and those that were resolved. The previous report is kept under C(history/).
+  - Each file is written atomically, to a temporary file that is then renamed, so a run that dies
+    never leaves half a report.
+  - Then it gates. The task fails when a host has a finding at or above O(fail_on), or is unknown
+    (unless O(fail_on_unknown=false)). The message names the worst hosts and the report paths.
+  - With C(serial), hosts of later batches have no result yet, so the report is written after the last batch.
+  - Reports are written in check mode too. They are the output of a run that changes no host.
+author:
+  - portwarden contributors (@portwarden)
+extends_documentation_fragment:
+  - portwarden.compliance.attributes
+  - portwarden.compliance.attributes.INFO_MODULE
+attributes:
+  action:
+    support: full
+    description: Runs on the controller only; run it once (C(run_once)).
+  async:
+    support: none
+    description: Cannot run asynchronously.
+options:
+  report_dir:
+    description: Directory on the controller for the reports (created if missing).
+    type: path
+    required: true
+  formats:
+    description: Which reports to write.
+    type: list
+    elements: str
+    choices: [json, junit, markdown, html, prometheus]
+    default: [json, junit, markdown, html, prometheus]
+  results_var:
+    description: The variable each host registered its M(portwarden.compliance.port_audit) result in.
+    type: str
+    default: port_compliance_audit
+  hosts:
+    description: The hosts of the report. Defaults to every host of the play (C(ansible_play_hosts_all)).
+    type: list
+    elements: str
+  policy_info:
+    description:
+      - The policy's name, sha256 and rules, as returned by M(portwarden.compliance.port_policy_validate)
+        in its C(info) result.
+      - Defaults to the name and sha256 found in the audit results.
+    type: dict
+  fail_on:
+    description: Fail when a host has a drift finding at or above this severity; V(never) does not gate on drift.
+    type: str
+    choices: [never, info, low, medium, high, critical]
+    default: never
+  fail_on_unknown:
+    description: Fail when a host is unknown or its verdict is incomplete (partial gather).
+    type: bool
+    default: true
+seealso:
+  - module: portwarden.compliance.port_audit
+'''
+
+EXAMPLES = r'''
+- name: Write the fleet report and fail on high drift or unknown hosts
+  portwarden.compliance.port_report:
+    report_dir: "{{ playbook_dir }}/reports"
+    fail_on: high
+  run_once: true
+'''
+
+RETURN = r'''
+paths:
+  description: The report files written, by format.
+  returned: when written
+  type: dict
+  sample: {"json": "/srv/reports/portwarden-report.json", "html": "/srv/reports/portwarden-report.html"}
+summary:
+  description: Counts of hosts by status and of drift findings by severity.
+  returned: when written
+  type: dict
+  sample: {"hosts": 12, "compliant": 9, "drift": 2, "unknown": 1,
+           "findings_by_severity": {"info": 0, "low": 0, "medium": 1, "high": 2, "critical": 0}}
+gate:
+  description: The gate's settings, exit code (0 compliant, 1 drift, 2 unknown), failing hosts and summary lines.
+  returned: when written
+  type: dict
+generated_at:
+  description: When the report was generated (UTC).
+  returned: when written
+  type: str
+  sample: "2026-11-26T22:40:00Z"
+pending:
+  description: Hosts of later C(serial) batches; the report waits for them.
+  returned: when deferred
+  type: list
+  elements: str
+'''
