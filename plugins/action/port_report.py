@@ -15,6 +15,7 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.portwarden.compliance.plugins.module_utils import registry
+from ansible_collections.portwarden.compliance.plugins.module_utils.atomic_write import write_atomically
 from ansible_collections.portwarden.compliance.plugins.module_utils.policy_schema import SEVERITIES
 from ansible_collections.portwarden.compliance.plugins.module_utils.report_build import (
     REPORT_SCHEMA_VERSION,
@@ -23,7 +24,6 @@ from ansible_collections.portwarden.compliance.plugins.module_utils.report_build
     host_entry,
 )
 from ansible_collections.portwarden.compliance.plugins.module_utils.report_formats import FILE_NAMES, RENDERERS
-from ansible_collections.portwarden.compliance.plugins.plugin_utils.report_write import write_atomically
 
 ARGUMENT_SPEC = {
     'report_dir': {'type': 'path', 'required': True},

@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-import os
 import re
-import tempfile
 import xml.etree.ElementTree as ET
+
+from ansible_collections.portwarden.compliance.plugins.module_utils.atomic_write import write_atomically
 
 PROTOCOLS = ('tcp', 'udp', 'sctp', 'dccp')
 CATEGORIES = ('assigned', 'reserved', 'unassigned')
@@ -288,30 +288,6 @@ def render_module(data):
     return '\n'.join(out) + '\n'
 
 
-def _write_atomically(path, text):
-    directory = os.path.dirname(os.path.abspath(path))
-    try:
-        mode = os.stat(path).st_mode & 0o7777
-    except FileNotFoundError:
-        umask = os.umask(0)
-        os.umask(umask)
-        mode = 0o666 & ~umask
-    handle, temp_path = tempfile.mkstemp(prefix='.%s.' % os.path.basename(path), suffix='.tmp', dir=directory)
-    try:
-        with os.fdopen(handle, 'wb') as stream:
-            stream.write(text.encode('utf-8'))
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temp_path, mode)
-        os.replace(temp_path, path)
-    except BaseException:
-        try:
-            os.unlink(temp_path)
-        except OSError:
-            pass
-        raise
-
-
 def update_registry(xml_path, output_path, check=False):
     """Regenerate ``output_path`` from the registry XML at ``xml_path``; return ``(changed, data)``.
 
@@ -337,7 +313,7 @@ def update_registry(xml_path, output_path, check=False):
         raise RegistryError('cannot read %s: %s' % (output_path, exc.strerror or exc)) from None
     if changed and not check:
         try:
-            _write_atomically(output_path, text)
+            write_atomically(output_path, text)
         except OSError as exc:
             raise RegistryError('cannot write %s: %s' % (output_path, exc.strerror or exc)) from None
     return changed, data

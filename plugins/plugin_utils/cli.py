@@ -10,6 +10,7 @@
 - ``portwarden schema``: print the policy JSON Schema (docs/policy.schema.json).
 - ``portwarden registry update --from FILE.xml [--check]``: regenerate the IANA registry data.
 - ``portwarden registry info``: the registry data in use.
+- ``portwarden gate REPORT.json``: gate a pipeline on a saved fleet report (exit 0, 1 drift, 2 unknown/unusable).
 
 Commands import what they need when they run, so ``gather`` stays quick.
 """
@@ -100,6 +101,60 @@ def command_registry_info(_args):
     return EXIT_OK
 
 
+def load_report(path):
+    """A saved fleet report, checked against its schema; ReportError says why it cannot be used."""
+    from ansible_collections.portwarden.compliance.plugins.module_utils.report_build import (
+        REPORT_SCHEMA_VERSION,
+        ReportError,
+    )
+
+    try:
+        with open(path, 'rb') as handle:
+            raw = handle.read()
+    except OSError as exc:
+        raise ReportError('%s: cannot read the report: %s' % (path, exc.strerror or exc)) from None
+    try:
+        report = json.loads(raw.decode('utf-8'))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ReportError('%s: not a complete JSON report (%s); a truncated report is never trusted' % (path, exc)) \
+            from None
+    if not isinstance(report, dict) or report.get('schema_version') != REPORT_SCHEMA_VERSION:
+        version = report.get('schema_version') if isinstance(report, dict) else None
+        raise ReportError('%s: report schema version %r; this portwarden reads version %d'
+                          % (path, version, REPORT_SCHEMA_VERSION))
+    from jsonschema import Draft202012Validator  # the controller-side dependency, needed here only
+
+    from ansible_collections.portwarden.compliance.plugins.module_utils.report_schema import REPORT_SCHEMA
+
+    errors = sorted(Draft202012Validator(REPORT_SCHEMA).iter_errors(report), key=lambda error: list(error.path))
+    if errors:
+        first = errors[0]
+        where = '.'.join(str(part) for part in first.absolute_path) or '(top level)'
+        raise ReportError('%s: not a valid report: %s: %s%s' % (path, where, first.message,
+                                                                 ' (and %d more)' % (len(errors) - 1) if len(errors) > 1 else ''))
+    return report
+
+
+def command_gate(args):
+    from ansible_collections.portwarden.compliance.plugins.module_utils.report_build import (
+        EXIT_UNKNOWN,
+        ReportError,
+        gate_report,
+    )
+
+    try:
+        report = load_report(args.report)
+    except ReportError as exc:
+        sys.stdout.write('portwarden gate: UNKNOWN: %s\n' % exc)
+        return EXIT_UNKNOWN
+    code, _failing, lines = gate_report(report, args.fail_on, allow_unknown=args.allow_unknown)
+    verdict = {0: 'PASS', 1: 'DRIFT', 2: 'UNKNOWN'}[code]
+    sys.stdout.write('portwarden gate: %s (policy %s, report of %s, IANA registry of %s)\n' % (
+        verdict, report['policy'].get('name'), report['generated_at'], report['registry'].get('date')))
+    sys.stdout.write(''.join('  %s\n' % line for line in lines))
+    return code
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog='portwarden', description='Listening-port compliance for fleets.')
     commands = parser.add_subparsers(dest='command', metavar='COMMAND')
@@ -139,6 +194,18 @@ def build_parser():
     update.set_defaults(handler=command_registry_update)
     info = registry_commands.add_parser('info', help='date, checksum and size of the registry data in use')
     info.set_defaults(handler=command_registry_info)
+
+    gate = commands.add_parser(
+        'gate', help='gate a pipeline on a saved fleet report',
+        description='Judge a saved fleet report (portwarden-report.json). Exit 0 when the fleet passes, 1 when a host '
+                    'has drift at or above --fail-on, 2 when a host is unknown (unless --allow-unknown) or the report '
+                    'is unusable (missing, truncated, another schema version).')
+    gate.add_argument('report', metavar='REPORT.json')
+    gate.add_argument('--fail-on', default='high', choices=('never', 'info', 'low', 'medium', 'high', 'critical'),
+                      help='lowest drift severity that fails the gate (default: high)')
+    gate.add_argument('--allow-unknown', action='store_true',
+                      help='do not fail on unknown hosts (not recommended: unknown fails closed)')
+    gate.set_defaults(handler=command_gate)
     return parser
 
 
