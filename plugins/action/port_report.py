@@ -91,7 +91,10 @@ class ActionModule(ActionBase):
 
         policy_info = args['policy_info'] or next(
             (dict(r['policy']) for r in results.values() if isinstance(r, dict) and isinstance(r.get('policy'), dict)),
-            {'name': None, 'sha256': None})
+            None)
+        if policy_info is None:
+            raise AnsibleActionFail('port_report: no host has an audit result to name the policy; pass policy_info '
+                                    '(the info returned by port_policy_validate)')
         report_dir = args['report_dir']
         json_path = os.path.join(report_dir, FILE_NAMES['json'])
         previous, warning = _read_previous(json_path)

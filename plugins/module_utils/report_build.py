@@ -77,19 +77,24 @@ def _key_dict(key):
 
 
 def diff_hosts(previous, current):
-    """Set ``changes`` on each current host: findings new since ``previous`` and those resolved."""
+    """Set ``changes`` on each current host: drift findings new since ``previous`` and those resolved.
+
+    A host not seen this run has no changes (null): its old drift is not resolved, only unseen.
+    A partial gather can show new drift but resolves nothing: what it did not see may still be there.
+    """
     before = dict((entry['host'], entry) for entry in (previous or {}).get('hosts') or [])
     for entry in current['hosts']:
-        old = before.get(entry['host'])
-        if old is None:
-            entry['changes'] = {'new': [_key_dict(finding_key(f)) for f in entry['findings'] if f['status'] == 'drift'],
-                                'resolved': [], 'first_seen': True}
+        coverage = entry.get('coverage')
+        if not isinstance(coverage, dict):
+            entry['changes'] = None
             continue
-        old_keys = set(finding_key(f) for f in old.get('findings') or [] if f.get('status') == 'drift')
         new_keys = set(finding_key(f) for f in entry['findings'] if f['status'] == 'drift')
-        entry['changes'] = {'new': [_key_dict(key) for key in sorted(new_keys - old_keys, key=str)],
-                            'resolved': [_key_dict(key) for key in sorted(old_keys - new_keys, key=str)],
-                            'first_seen': False}
+        old = before.get(entry['host'])
+        old_keys = set(finding_key(f) for f in (old or {}).get('findings') or [] if f.get('status') == 'drift')
+        resolved = sorted(old_keys - new_keys) if coverage.get('complete') else []
+        entry['changes'] = {'new': [_key_dict(key) for key in sorted(new_keys - old_keys)],
+                            'resolved': [_key_dict(key) for key in resolved],
+                            'first_seen': old is None}
 
 
 def summarize(hosts):
@@ -105,8 +110,10 @@ def summarize(hosts):
                 waived += 1
             else:
                 unknown_findings += 1
+    # Hosts whose verdict is incomplete (partial gather) whatever their status: the gate counts them unknown.
+    incomplete = sum(1 for entry in hosts if entry['reasons'])
     summary.update({'hosts': len(hosts), 'findings_by_severity': by_severity, 'waived_findings': waived,
-                    'unknown_findings': unknown_findings})
+                    'unknown_findings': unknown_findings, 'incomplete': incomplete})
     return summary
 
 
@@ -114,6 +121,8 @@ def build_report(hosts, policy, registry_info, generated_at=None, previous=None,
     """The fleet report. ``hosts`` are host entries (see host_entry); ``policy`` is
     ``{'name', 'sha256', 'rules': [{'id', 'severity', 'description'}]}``."""
     generated_at = generated_at or datetime.datetime.now(datetime.timezone.utc)
+    if generated_at.tzinfo is not None:
+        generated_at = generated_at.astimezone(datetime.timezone.utc)
     entries = sorted(hosts, key=lambda entry: entry['host'])
     report = {
         'schema_version': REPORT_SCHEMA_VERSION,

@@ -102,3 +102,16 @@ def test_gate_names_the_worst_hosts_first():
 def test_a_compliant_fleet_passes():
     code, failing, _lines = rb.gate_report(report([rb.host_entry('a', audit('compliant'))]), 'info', False)
     assert (code, failing) == (rb.EXIT_COMPLIANT, [])
+
+
+def test_unseen_and_partial_hosts_resolve_nothing():
+    before = report([rb.host_entry('gone-1', audit('drift', [finding(856)])),
+                     rb.host_entry('part-1', audit('drift', [finding(856), finding(857)]))])
+    after = report([rb.host_entry('gone-1', None, 'unreachable: timeout'),
+                    rb.host_entry('part-1', audit('drift', [finding(858)], reasons=['partial gather']))],
+                   previous=before)
+    changes = dict((entry['host'], entry['changes']) for entry in after['hosts'])
+    assert changes['gone-1'] is None  # its 856 is unseen, not resolved
+    assert changes['part-1']['resolved'] == []  # a partial gather cannot say 856 and 857 are gone
+    assert [item['port'] for item in changes['part-1']['new']] == [858]
+    assert after['summary']['incomplete'] == 2
