@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The main job, on this machine: set up (idempotently) and gather this host's listening sockets.
-# Extra arguments go to ansible-playbook (e.g. -e portwarden_backend=procfs).
+# The main job, on this machine: set up (idempotently), then audit this host's listening ports against
+# the bundled baseline policy (ports IANA has not assigned stay closed), write the fleet report under
+# ./port-compliance-reports and print the summary and where the reports are. Exit non-zero when the gate fails.
+# Extra arguments go to ansible-playbook (e.g. -e port_compliance_policy=$PWD/policy.yml).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh run
@@ -13,5 +15,6 @@ export ANSIBLE_CALLBACK_RESULT_FORMAT=yaml ANSIBLE_LOCALHOST_WARNING=false ANSIB
 become=true
 [ "$(id -u)" -eq 0 ] && become=false
 exec "$VENV/bin/ansible-playbook" -i localhost, -c local \
-  -e "ansible_python_interpreter=$VENV/bin/python" -e "portwarden_become=$become" \
-  portwarden.compliance.gather "$@"
+  -e "ansible_python_interpreter=$VENV/bin/python" -e "port_compliance_become=$become" \
+  -e "port_compliance_report_dir=$PWD/port-compliance-reports" \
+  portwarden.compliance.audit "$@"
