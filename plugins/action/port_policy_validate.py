@@ -43,7 +43,7 @@ class ActionModule(ActionBase):
             'source': source,
             'info': dict(compiled.info(), rules=[{'id': rule.id, 'severity': rule.severity,
                                                   'description': rule.description} for rule in compiled.rules]),
-            'msg': 'policy %s is valid (%d rules, %d waivers)' % (compiled.name, len(compiled.rules),
-                                                                 len(compiled.waivers)),
+            'msg': 'policy %s is valid (%d rules, %d waivers)' % (
+                compiled.name, len(compiled.rules), len(compiled.waivers)),
         })
         return result

@@ -95,7 +95,7 @@ class ActionModule(ActionBase):
         if policy_info is None:
             raise AnsibleActionFail('port_report: no host has an audit result to name the policy; pass policy_info '
                                     '(the info returned by port_policy_validate)')
-        report_dir = args['report_dir']
+        report_dir = os.path.abspath(args['report_dir'])
         json_path = os.path.join(report_dir, FILE_NAMES['json'])
         previous, warning = _read_previous(json_path)
         report = build_report([_host_from_result(host, results[host]) for host in hosts], policy_info,
@@ -112,7 +112,12 @@ class ActionModule(ActionBase):
                 history = os.path.join(report_dir, HISTORY_DIR)
                 os.makedirs(history, exist_ok=True)
                 stamp = (previous.get('generated_at') or 'unknown').replace(':', '').replace('-', '')
-                os.replace(json_path, os.path.join(history, 'portwarden-report-%s.json' % stamp))
+                kept = os.path.join(history, 'portwarden-report-%s.json' % stamp)
+                serial = 1
+                while os.path.exists(kept):  # two runs within one second keep both
+                    serial += 1
+                    kept = os.path.join(history, 'portwarden-report-%s-%d.json' % (stamp, serial))
+                os.replace(json_path, kept)
             for name, text in rendered.items():
                 paths[name] = os.path.join(report_dir, FILE_NAMES[name])
                 write_atomically(paths[name], text)

@@ -162,8 +162,8 @@ def gate_report(report, fail_on='info', allow_unknown=False):
             unknown.append(entry)
     drifting.sort(key=lambda item: (-item[0], item[1]))
     summary = report['summary']
-    lines = ['%d hosts: %d compliant, %d drift, %d unknown; drift findings %s' % (
-        summary['hosts'], summary['compliant'], summary['drift'], summary['unknown'],
+    lines = ['%d host%s: %d compliant, %d drift, %d unknown; drift findings %s' % (
+        summary['hosts'], '' if summary['hosts'] == 1 else 's', summary['compliant'], summary['drift'], summary['unknown'],
         ', '.join('%s %d' % (severity, summary['findings_by_severity'][severity])
                   for severity in reversed(SEVERITIES) if summary['findings_by_severity'][severity]) or 'none')]
     if drifting:

@@ -130,8 +130,8 @@ def load_report(path):
     if errors:
         first = errors[0]
         where = '.'.join(str(part) for part in first.absolute_path) or '(top level)'
-        raise ReportError('%s: not a valid report: %s: %s%s' % (path, where, first.message,
-                                                                 ' (and %d more)' % (len(errors) - 1) if len(errors) > 1 else ''))
+        more = ' (and %d more)' % (len(errors) - 1) if len(errors) > 1 else ''
+        raise ReportError('%s: not a valid report: %s: %s%s' % (path, where, first.message, more))
     return report
 
 

@@ -57,8 +57,10 @@ def _exit_control_master(socket_path):
     """Ask the ssh ControlMaster behind ``socket_path`` to exit; a stale socket is just removed."""
     subprocess.run(['ssh', '-F', '/dev/null', '-o', 'ControlPath=' + socket_path, '-O', 'exit', 'fleet-host'],
                    capture_output=True, timeout=15, check=False)
-    if os.path.lexists(socket_path):
+    try:  # the master removes its own socket as it exits
         os.remove(socket_path)
+    except FileNotFoundError:
+        pass
 
 
 class Fleet(object):

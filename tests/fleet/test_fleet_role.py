@@ -231,6 +231,14 @@ def _failure(proc):
     return json.JSONDecoder().raw_decode(proc.stdout, starts[0])[0]  # one line, or indented under -vvv
 
 
+def _task_output(proc, name):
+    """What ansible-playbook printed for the task called ``name`` (up to the next task or the recap)."""
+    match = re.search(r'^TASK \[[^\]]*%s[^\]]*\] \**\n(.*?)(?=^TASK \[|^PLAY RECAP)' % re.escape(name),
+                      proc.stdout, re.M | re.S)
+    assert match, 'no task %r in:\n%s' % (name, proc.stdout)
+    return match.group(1)
+
+
 def _validate(report):
     jsonschema.Draft202012Validator(REPORT_SCHEMA, format_checker=jsonschema.FormatChecker()).validate(report)
 
@@ -270,13 +278,13 @@ def test_gate_run_report_is_valid_and_complete(fleetrun):
     _check_entries(report, EXPECTED)
     assert report['summary'] == {
         'hosts': 10, 'compliant': 3, 'drift': 5, 'unknown': 2, 'waived_findings': 1, 'unknown_findings': 0,
-        'findings_by_severity': {'info': 0, 'low': 0, 'medium': 1, 'high': 4, 'critical': 0}}
+        'incomplete': 2, 'findings_by_severity': {'info': 0, 'low': 0, 'medium': 1, 'high': 4, 'critical': 0}}
 
 
 def test_host_made_unreachable_mid_run_is_unknown_with_the_reason(fleetrun):
     proc = fleetrun.runs['gate'].proc
     # It was reached at the start of the run, then lost before the audit.
-    assert re.search(r'TASK \[Reach every host first.*?\nok: \[%s\]' % UNREACHABLE, proc.stdout, re.S), proc.stdout
+    assert 'ok: [%s]' % UNREACHABLE in _task_output(proc, 'Reach every host first'), proc.stdout
     assert re.search(r'fatal: \[%s\]: UNREACHABLE!.*\n\.\.\.ignoring' % UNREACHABLE, proc.stdout), proc.stdout
     (reason,) = _hosts(fleetrun.runs['gate'].report)[UNREACHABLE]['reasons']
     assert 'ssh' in reason, reason  # Ansible's own words, after 'unreachable: '
@@ -323,7 +331,7 @@ def test_gate_fails_the_play_naming_the_worst_hosts_and_the_reports(fleetrun):
     assert 'pwr-host10' not in msg  # medium drift is below the gate
     assert msg.endswith('. Reports: ' + ', '.join(paths[name] for name in sorted(paths))), msg
     # The audits themselves never fail a host: the gate is the report step, once.
-    assert 'Write the fleet report and gate on it' in run.proc.stdout.split('fatal: [pwr-host01]: FAILED!')[0]
+    assert 'fatal: [pwr-host01]: FAILED!' in _task_output(run.proc, 'Write the fleet report and gate on it')
 
 
 # ---- pass run (fail_on never, fail_on_unknown false), after a listener closed and one opened ----
@@ -332,6 +340,8 @@ def test_pass_run_succeeds_on_the_same_fleet(fleetrun):
     run = fleetrun.runs['pass']
     assert run.proc.returncode == 0, run.proc.stdout + run.proc.stderr
     assert 'FAILED!' not in run.proc.stdout
+    # The policy is validated once for the play, on the controller.
+    assert re.findall(r'^(\w+): ', _task_output(run.proc, 'Validate the policy once'), re.M) == ['ok']
     _validate(run.report)
     _check_entries(run.report, EXPECTED_AFTER)
     assert re.search(r'"msg": "10 hosts: 3 compliant, 5 drift, 2 unknown; drift findings high 4, medium 1\. Reports: ',
@@ -351,7 +361,9 @@ def test_report_lists_resolved_and_new_findings(fleetrun):
         'new': [{'rule': UNASSIGNED, 'protocol': 'tcp', 'address': '0.0.0.0', 'port': 859}], 'resolved': [],
         'first_seen': False}
     for host, change in changes.items():
-        if host not in (STOPPED_LISTENER, NEW_LISTENER[0]):
+        if host in (UNREACHABLE, GATHER_FAILS):
+            assert change is None, host  # unseen: nothing new, nothing resolved
+        elif host not in (STOPPED_LISTENER, NEW_LISTENER[0]):
             assert change == {'new': [], 'resolved': [], 'first_seen': False}, host
 
 
