@@ -10,22 +10,15 @@ temporary ansible_collections/portwarden/compliance itself.
 
 import argparse
 import datetime
-import os
 import random
 import statistics
-import sys
-import tempfile
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from collection_path import link_collection
 
 
 def import_core():
-    root = tempfile.mkdtemp(prefix='pw-bench-eval-')
-    link = os.path.join(root, 'ansible_collections', 'portwarden', 'compliance')
-    os.makedirs(os.path.dirname(link))
-    os.symlink(REPO, link)
-    sys.path.insert(0, root)
+    link_collection()
     from ansible_collections.portwarden.compliance.plugins.module_utils import evaluate_policy
     return evaluate_policy
 
