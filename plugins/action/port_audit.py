@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime
 
 from ansible.errors import AnsibleActionFail
-from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.portwarden.compliance.plugins.module_utils.evaluate_policy import (
@@ -45,10 +44,7 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         task_vars = task_vars or {}
         result = super(ActionModule, self).run(tmp, task_vars)
-        validation = ArgumentSpecValidator(ARGUMENT_SPEC).validate(self._task.args)
-        if validation.error_messages:
-            raise AnsibleActionFail('port_audit: %s' % '; '.join(validation.error_messages))
-        args = validation.validated_parameters
+        _validation, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
 
         today = datetime.date.today()
         if args['as_of']:

@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 from ansible.errors import AnsibleActionFail
-from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.portwarden.compliance.plugins.module_utils.evaluate_policy import PolicyError, compile_policy
@@ -26,10 +25,8 @@ class ActionModule(ActionBase):
 
     def run(self, tmp=None, task_vars=None):
         result = super(ActionModule, self).run(tmp, task_vars)
-        validation = ArgumentSpecValidator(ARGUMENT_SPEC).validate(self._task.args)
-        if validation.error_messages:
-            raise AnsibleActionFail('port_policy_validate: %s' % '; '.join(validation.error_messages))
-        policy, source = resolve_policy(self, validation.validated_parameters['policy'])
+        _validation, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        policy, source = resolve_policy(self, args['policy'])
         try:
             loaded = load_policy(policy, source)
             compiled = compile_policy(loaded)

@@ -11,7 +11,6 @@ import json
 import os
 
 from ansible.errors import AnsibleActionFail
-from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.portwarden.compliance.plugins.module_utils import registry
@@ -72,10 +71,7 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         task_vars = task_vars or {}
         result = super(ActionModule, self).run(tmp, task_vars)
-        validation = ArgumentSpecValidator(ARGUMENT_SPEC).validate(self._task.args)
-        if validation.error_messages:
-            raise AnsibleActionFail('port_report: %s' % '; '.join(validation.error_messages))
-        args = validation.validated_parameters
+        _validation, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
         hostvars = task_vars.get('hostvars', {})
         hosts = args['hosts'] if args['hosts'] is not None else list(task_vars.get('ansible_play_hosts_all') or [])
         results = dict((host, hostvars[host].get(args['results_var']) if host in hostvars else None) for host in hosts)

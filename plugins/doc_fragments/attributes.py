@@ -18,6 +18,18 @@ attributes:
     description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
 '''
 
+    # For action plugins, which run on the controller (and may call a module on the host).
+    ACTION = r'''
+options: {}
+attributes:
+  action:
+    support: full
+    description: Runs on the controller as an action plugin.
+  async:
+    support: none
+    description: Cannot run asynchronously.
+'''
+
     # For modules that only read state.
     INFO_MODULE = r'''
 options: {}

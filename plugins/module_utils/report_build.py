@@ -17,11 +17,11 @@ import datetime
 from ansible_collections.portwarden.compliance.plugins.module_utils.evaluate_policy import (
     PROCESS_FIELDS,
     SEVERITY_RANK,
+    STATUSES,
 )
 from ansible_collections.portwarden.compliance.plugins.module_utils.policy_schema import SEVERITIES
 
 REPORT_SCHEMA_VERSION = 1
-STATUSES = ('compliant', 'drift', 'unknown')
 FINDING_FIELDS = ('rule', 'severity', 'status', 'protocol', 'family', 'address', 'port', 'service', 'processes',
                   'waived', 'waiver', 'message')
 EXIT_COMPLIANT = 0

@@ -29,13 +29,7 @@ author:
 extends_documentation_fragment:
   - portwarden.compliance.attributes
   - portwarden.compliance.attributes.INFO_MODULE
-attributes:
-  action:
-    support: full
-    description: Runs on the controller as an action plugin and calls a module on the host.
-  async:
-    support: none
-    description: Cannot run asynchronously.
+  - portwarden.compliance.attributes.ACTION
 options:
   policy:
     description:

@@ -31,13 +31,7 @@ author:
 extends_documentation_fragment:
   - portwarden.compliance.attributes
   - portwarden.compliance.attributes.INFO_MODULE
-attributes:
-  action:
-    support: full
-    description: Runs on the controller only; run it once (C(run_once)).
-  async:
-    support: none
-    description: Cannot run asynchronously.
+  - portwarden.compliance.attributes.ACTION
 options:
   report_dir:
     description: Directory on the controller for the reports (created if missing).
