@@ -37,7 +37,9 @@ from ansible_collections.portwarden.compliance.plugins.module_utils.report_socke
 
 SEVERITY_RANK = dict((name, rank) for rank, name in enumerate(SEVERITIES))
 STATUSES = ('compliant', 'drift', 'unknown')
-PROCESS_FIELDS = ('pid', 'name', 'user', 'uid', 'exe', 'unit')  # never the command line: it carries secrets
+# A finding is drift, waived, unknown (process facts missing) or, after remediation, remediated.
+FINDING_STATUSES = ('drift', 'waived', 'unknown', 'remediated')
+PROCESS_FIELDS = ('pid', 'name', 'user', 'uid', 'exe', 'unit', 'start_time')  # never the command line: it carries secrets
 _FINDING_ORDER = operator.itemgetter('rule', 'protocol', 'port', 'address')
 _NO_PROCESSES = ()
 
@@ -451,21 +453,35 @@ def _evaluate_host(gathered, compiled, host, groups, today):
     _apply_waivers(findings, compiled, host, groups, today, warnings)
     if any(finding['status'] == 'unknown' for finding in findings):
         reasons.append('some rules need process facts the gather could not give (run with become)')
-    if any(finding['status'] == 'drift' for finding in findings):
-        status = 'drift'
-    elif reasons:
-        status = 'unknown'
-    else:
-        status = 'compliant'
-    return _result(host, compiled, status, findings, reasons, warnings, coverage, today)
+    return _result(host, compiled, None, findings, reasons, warnings, coverage, today)
 
 
 def _result(host, compiled, status, findings, reasons, warnings, coverage, today):
+    result = {
+        'host': host,
+        'status': status,
+        'reasons': reasons,
+        'findings': findings,
+        'warnings': warnings,
+        'summary': None,
+        'coverage': coverage,
+        'policy': compiled.info(),
+        'registry': registry.registry_info(),
+        'evaluated_on': today.isoformat(),
+    }
+    summarize_result(result)
+    return result
+
+
+def summarize_result(result):
+    """Order a result's findings worst first and count them into its ``summary``; set its ``status``
+    from them (drift, else unknown when there are reasons, else compliant) unless it is already unknown
+    for want of a gather. Used again after remediation changes finding statuses."""
     # Worst first, then by rule and socket: bucketed by severity and status in one pass, sorted
     # per severity with the key extracted in C, counted from the bucket sizes.
     buckets = dict((severity, ([], [])) for severity in SEVERITIES)
-    counts = dict((name, 0) for name in ('drift', 'waived', 'unknown'))
-    for finding in findings:
+    counts = dict((name, 0) for name in FINDING_STATUSES)
+    for finding in result['findings']:
         drift, other = buckets[finding['severity']]
         if finding['status'] == 'drift':
             drift.append(finding)
@@ -478,19 +494,18 @@ def _result(host, compiled, status, findings, reasons, warnings, coverage, today
     for severity in reversed(SEVERITIES):
         drift, other = buckets[severity]
         findings.extend(sorted(drift + other, key=_FINDING_ORDER))
-    return {
-        'host': host,
-        'status': status,
-        'reasons': reasons,
-        'findings': findings,
-        'warnings': warnings,
-        'summary': {'findings': len(findings), 'drift': counts['drift'], 'waived': counts['waived'],
-                    'unknown': counts['unknown'], 'drift_by_severity': by_severity},
-        'coverage': coverage,
-        'policy': compiled.info(),
-        'registry': registry.registry_info(),
-        'evaluated_on': today.isoformat(),
-    }
+    result['findings'] = findings
+    result['summary'] = {'findings': len(findings), 'drift': counts['drift'], 'waived': counts['waived'],
+                         'unknown': counts['unknown'], 'remediated': counts['remediated'],
+                         'drift_by_severity': by_severity}
+    if result['coverage'] is not None or result['status'] != 'unknown':
+        if counts['drift']:
+            result['status'] = 'drift'
+        elif result['reasons']:
+            result['status'] = 'unknown'
+        else:
+            result['status'] = 'compliant'
+    return result
 
 
 def gate(result, fail_on='never', fail_on_unknown=True):

@@ -160,13 +160,23 @@ def unit_from_cgroup(text):
     return None
 
 
+def process_start_time(stat_text):
+    """Field 22 of /proc/PID/stat (starttime, clock ticks after boot); the name (field 2) may hold
+    spaces and parentheses, so the fields are counted from its closing parenthesis."""
+    return int(stat_text[stat_text.rindex(')') + 2:].split()[19])
+
+
 def _read(path):
     with open(path, 'rb') as handle:
         return handle.read().decode('utf-8', 'replace')
 
 
 class ProcessDescriber(object):
-    """Describes pids (name, uid, user, exe, unit), caching per pid and per uid."""
+    """Describes pids (name, uid, user, exe, unit, start_time), caching per pid and per uid.
+
+    ``start_time`` (clock ticks after boot, /proc/PID/stat field 22) with ``exe`` identifies the
+    process: a pid the kernel has since recycled has another start time.
+    """
 
     def __init__(self, proc='/proc'):
         self.proc = proc
@@ -191,6 +201,7 @@ class ProcessDescriber(object):
         base = '%s/%d' % (self.proc, pid)
         try:
             name = _read(base + '/comm').rstrip('\n')
+            start_time = process_start_time(_read(base + '/stat'))
             uid = None
             for line in _read(base + '/status').splitlines():
                 if line.startswith('Uid:'):
@@ -208,6 +219,7 @@ class ProcessDescriber(object):
             unit = unit_from_cgroup(_read(base + '/cgroup'))
         except OSError:
             unit = None
-        info = {'pid': pid, 'name': name, 'user': self.user_name(uid), 'uid': uid, 'exe': exe, 'unit': unit}
+        info = {'pid': pid, 'name': name, 'user': self.user_name(uid), 'uid': uid, 'exe': exe, 'unit': unit,
+                'start_time': start_time}
         self._by_pid[pid] = info
         return info

@@ -190,7 +190,8 @@ def _describe_with_psutil(pid):
                 exe = proc.exe() or None
             except (psutil.AccessDenied, psutil.ZombieProcess):
                 exe = None
-            return {'pid': pid, 'name': proc.name(), 'user': proc.username(), 'uid': uid, 'exe': exe, 'unit': None}
+            return {'pid': pid, 'name': proc.name(), 'user': proc.username(), 'uid': uid, 'exe': exe, 'unit': None,
+                    'start_time': None}
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return None
 

@@ -56,7 +56,8 @@ REPORT_SCHEMA = {
             'type': 'object', 'additionalProperties': False,
             'properties': {'pid': {'type': ['integer', 'null']}, 'name': {'type': ['string', 'null']},
                            'user': {'type': ['string', 'null']}, 'uid': {'type': ['integer', 'null']},
-                           'exe': {'type': ['string', 'null']}, 'unit': {'type': ['string', 'null']}},
+                           'exe': {'type': ['string', 'null']}, 'unit': {'type': ['string', 'null']},
+                           'start_time': {'type': ['integer', 'null']}},
         },
         'finding': {
             'type': 'object',

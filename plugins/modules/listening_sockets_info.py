@@ -171,6 +171,13 @@ sockets:
           type: str
           returned: always
           sample: ssh.service
+        start_time:
+          description:
+            - When the process started, in clock ticks after boot (C(/proc/PID/stat) field 22); V(null) off Linux.
+            - With RV(sockets[].processes[].exe) it identifies the process, so a recycled pid is never mistaken for it.
+          type: int
+          returned: always
+          sample: 1234567
 coverage:
   description: What the gather could and could not see. Judge RV(sockets) only together with it.
   returned: success

@@ -258,7 +258,7 @@ def test_finding_content_is_actionable_and_carries_no_command_line():
     assert finding['message'] == ('tcp 0.0.0.0:856 (not an IANA-assigned service) must be closed but is listening '
                                   '(agent[200] as nobody); rule iana-unassigned-closed: Ports IANA has not assigned '
                                   'must stay closed')
-    assert set(finding['processes'][0]) == {'pid', 'name', 'user', 'uid', 'exe', 'unit'}
+    assert set(finding['processes'][0]) == {'pid', 'name', 'user', 'uid', 'exe', 'unit', 'start_time'}
     ssh = evaluate(policy(SSH_SSHD), [sock(22, processes=[proc('dropbear')])])['findings'][0]
     assert ssh['service'] == 'ssh'
     assert 'tcp 0.0.0.0:22 (IANA: ssh) is held by dropbear[200]; allowed processes: sshd' in ssh['message']
@@ -270,7 +270,7 @@ def test_result_names_policy_and_registry():
     assert result['policy'] == {'name': 'test', 'sha256': ev.policy_digest(data)}
     assert result['registry']['date'] == '2026-08-17'
     assert result['evaluated_on'] == '2027-01-20'
-    assert result['summary'] == {'findings': 0, 'drift': 0, 'waived': 0, 'unknown': 0,
+    assert result['summary'] == {'findings': 0, 'drift': 0, 'waived': 0, 'unknown': 0, 'remediated': 0,
                                  'drift_by_severity': {'info': 0, 'low': 0, 'medium': 0, 'high': 0, 'critical': 0}}
 
 

@@ -74,12 +74,17 @@ def test_describe_this_process():
     assert info['uid'] == os.geteuid()
     assert info['exe'] == os.path.realpath('/proc/self/exe')
     assert describer.describe(os.getpid()) is info  # cached
+    # psutil reads the same field; its create_time is boot time + start_time / ticks per second
+    assert info['start_time'] == owners.process_start_time(open('/proc/self/stat').read()) > 0
 
 
-def test_describe_a_vanished_pid_is_none():
-    describer = owners.ProcessDescriber()
-    assert describer.describe(2 ** 22 + 12345) is None
-    assert describer.errors == 1
+@pytest.mark.parametrize('stat, expected', [
+    ('1 (systemd) S 0 1 1 0 -1 4194560 1 2 3 4 5 6 7 8 20 0 1 0 42 1000 10', 42),
+    # a process may name itself with spaces and parentheses; field 22 is counted from the last ')'
+    ('77 (a) b) (c) S 1 77 77 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 987654321 0 0', 987654321),
+])
+def test_process_start_time(stat, expected):
+    assert owners.process_start_time(stat) == expected
 
 
 @pytest.mark.parametrize('workers', [1, 2, 4])

@@ -58,7 +58,7 @@ def test_report_carries_no_command_lines():
     for entry in built['hosts']:
         for item in entry['findings']:
             for proc in item['processes']:
-                assert set(proc) == {'pid', 'name', 'user', 'uid', 'exe', 'unit'}
+                assert set(proc) == {'pid', 'name', 'user', 'uid', 'exe', 'unit', 'start_time'}
     assert 's3cret' not in repr(built)
 
 
