@@ -136,7 +136,7 @@ class Rule(object):
     """One compiled rule: port sets per protocol, optional filters, the expectation."""
 
     __slots__ = ('bind', 'closed', 'closed_text', 'description', 'families', 'id', 'include_ephemeral', 'plain',
-                 'ports', 'processes', 'scope', 'severity', 'suffix', 'units', 'users', 'want_bind')
+                 'ports', 'processes', 'remediate', 'scope', 'severity', 'suffix', 'units', 'users', 'want_bind')
 
     def __init__(self, data):
         self.id = data['id']
@@ -154,6 +154,7 @@ class Rule(object):
         self.bind = frozenset(match['bind']) if match.get('bind') else None
         self.include_ephemeral = bool(match.get('include_ephemeral'))
         self.scope = HostScope(data.get('hosts'))
+        self.remediate = data.get('remediate')  # None: the rule leaves it to the role's default
         expect = data.get('expect')
         self.closed = expect == 'closed'
         expect = {} if self.closed else (expect or {})
@@ -258,6 +259,7 @@ class CompiledPolicy(object):
         self.default = policy.get('default', 'allow')
         self.default_severity = policy.get('default_severity', 'medium')
         self.warning_days = policy.get('waiver_warning_days', 14)
+        self.default_remediate = policy.get('default_remediate')
         self._segments = {}
         try:
             self.rules = [Rule(rule) for rule in policy.get('rules') or []]
@@ -267,6 +269,12 @@ class CompiledPolicy(object):
 
     def info(self):
         return {'name': self.name, 'sha256': self.digest}
+
+    def remediation(self):
+        """Rule id -> the rule's ``remediate`` value (None where the rule does not say)."""
+        found = dict((rule.id, rule.remediate) for rule in self.rules)
+        found[DEFAULT_RULE_ID] = self.default_remediate
+        return found
 
     def candidates(self, rules, protocol):
         """(starts, rules per segment) for one protocol: one bisect finds every rule whose ports hold a port.

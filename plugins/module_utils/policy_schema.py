@@ -20,6 +20,7 @@ PROTOCOLS = ('tcp', 'udp')
 FAMILIES = ('ipv4', 'ipv6')
 BIND_CLASSES = ('loopback', 'any', 'specific')
 DEFAULT_RULE_ID = 'default'  # the id findings of ``default: deny`` carry; waivers may name it
+REMEDIATE_STRATEGIES = ('none', 'firewall', 'service', 'kill')
 SET_NAMES = ('system', 'user', 'dynamic', 'iana:unassigned', 'iana:reserved', 'iana:assigned')
 
 _ID_PATTERN = r'^[A-Za-z0-9][A-Za-z0-9._-]*$'
@@ -48,6 +49,8 @@ POLICY_SCHEMA = {
                                    'every socket no rule matches is drift too.'},
         'default_severity': {'$ref': '#/$defs/severity', 'default': 'medium',
                              'description': 'Severity of the findings of default: deny.'},
+        'default_remediate': {'$ref': '#/$defs/remediate',
+                              'description': 'How remediate mode closes the findings of default: deny.'},
         'waiver_warning_days': {'type': 'integer', 'minimum': 0, 'default': 14,
                                 'description': 'A waiver expiring within this many days is reported as a warning.'},
         'rules': {'type': 'array', 'items': {'$ref': '#/$defs/rule'}},
@@ -58,6 +61,13 @@ POLICY_SCHEMA = {
         'protocol': {'enum': list(PROTOCOLS)},
         'family': {'enum': list(FAMILIES)},
         'bind_class': {'enum': list(BIND_CLASSES)},
+        'remediate': {
+            'description': 'How remediate mode closes this drift: "firewall" blocks the port with nftables and the '
+                           'service keeps running; "service" stops and disables the systemd unit that owns the socket; '
+                           '"kill" ends the owning process (checked against pid reuse); "none" or false leaves it to '
+                           'people; true means "firewall". Unset: the role\'s port_compliance_remediate_default.',
+            'anyOf': [{'type': 'boolean'}, {'enum': list(REMEDIATE_STRATEGIES)}],
+        },
         'port_item': {
             'description': 'A port (22 or "22"), an inclusive range ("855-859") or a named set.',
             'anyOf': [
@@ -117,6 +127,7 @@ POLICY_SCHEMA = {
                 'expect': {'$ref': '#/$defs/expect'},
                 'severity': {'$ref': '#/$defs/severity', 'default': 'medium'},
                 'hosts': {'$ref': '#/$defs/host_patterns'},
+                'remediate': {'$ref': '#/$defs/remediate'},
             },
         },
         'waiver': {

@@ -24,6 +24,8 @@ from ansible_collections.portwarden.compliance.plugins.module_utils.policy_schem
 REPORT_SCHEMA_VERSION = 1
 FINDING_FIELDS = ('rule', 'severity', 'status', 'protocol', 'family', 'address', 'port', 'service', 'processes',
                   'waived', 'waiver', 'message')
+REMEDIATION_FIELDS = ('strategy', 'status', 'target', 'reason')
+ACTION_FIELDS = ('strategy', 'target', 'rules', 'outcome', 'detail')
 EXIT_COMPLIANT = 0
 EXIT_DRIFT = 1
 EXIT_UNKNOWN = 2
@@ -40,7 +42,18 @@ def _clean_finding(finding):
                           for proc in finding.get('processes') or []]
     if finding.get('waiver_expired'):
         clean['waiver_expired'] = finding['waiver_expired']
+    if finding.get('remediation'):
+        clean['remediation'] = dict((field, finding['remediation'].get(field)) for field in REMEDIATION_FIELDS)
     return clean
+
+
+def _clean_remediation(remediation):
+    """What remediate mode did on a host (None in report mode): every action, for the auditor."""
+    if not isinstance(remediation, dict):
+        return None
+    return {'actions': [dict((field, action.get(field)) for field in ACTION_FIELDS)
+                        for action in remediation.get('actions') or []],
+            'skipped': remediation.get('skipped'), 'verified': bool(remediation.get('verified'))}
 
 
 def host_entry(host, audit=None, error=None):
@@ -48,7 +61,7 @@ def host_entry(host, audit=None, error=None):
     if not isinstance(audit, dict) or audit.get('status') not in STATUSES:
         reason = error or 'no audit result: the host was not reached or the audit did not run'
         return {'host': host, 'status': 'unknown', 'reasons': [reason], 'errors': [reason], 'findings': [],
-                'warnings': [], 'coverage': None, 'evaluated_on': None, 'changes': None}
+                'warnings': [], 'coverage': None, 'evaluated_on': None, 'changes': None, 'remediation': None}
     reasons = list(audit.get('reasons') or [])
     errors = [error] if error else []
     status = audit['status']
@@ -64,6 +77,7 @@ def host_entry(host, audit=None, error=None):
         'coverage': audit.get('coverage'),
         'evaluated_on': audit.get('evaluated_on'),
         'changes': None,
+        'remediation': _clean_remediation(audit.get('remediation')),
     }
 
 
@@ -100,20 +114,24 @@ def diff_hosts(previous, current):
 def summarize(hosts):
     summary = dict((status, 0) for status in STATUSES)
     by_severity = dict((severity, 0) for severity in SEVERITIES)
-    waived = unknown_findings = 0
+    waived = unknown_findings = remediated = actions = 0
     for entry in hosts:
         summary[entry['status']] += 1
+        actions += len((entry.get('remediation') or {}).get('actions') or ())
         for finding in entry['findings']:
             if finding['status'] == 'drift':
                 by_severity[finding['severity']] += 1
             elif finding['status'] == 'waived':
                 waived += 1
+            elif finding['status'] == 'remediated':
+                remediated += 1
             else:
                 unknown_findings += 1
     # Hosts whose verdict is incomplete (partial gather) whatever their status: the gate counts them unknown.
     incomplete = sum(1 for entry in hosts if entry['reasons'])
     summary.update({'hosts': len(hosts), 'findings_by_severity': by_severity, 'waived_findings': waived,
-                    'unknown_findings': unknown_findings, 'incomplete': incomplete})
+                    'unknown_findings': unknown_findings, 'remediated_findings': remediated,
+                    'remediation_actions': actions, 'incomplete': incomplete})
     return summary
 
 

@@ -55,15 +55,19 @@ def _without_gc(render):
 
 
 def _host_counts(entry):
-    """``(drift by severity, waived, unknown findings, worst drift rank or -1)`` of one host entry."""
+    """``(drift by severity, waived, unknown findings, worst drift rank or -1, remediated)`` of one host entry.
+
+    A remediated finding (remediate mode closed it) is neither drift nor unknown."""
     drift = dict((severity, 0) for severity in SEVERITIES)
-    waived = unknown = 0
+    waived = unknown = remediated = 0
     for finding in entry['findings']:
         status = finding['status']
         if status == 'drift':
             drift[finding['severity']] += 1
         elif status == 'waived':
             waived += 1
+        elif status == 'remediated':
+            remediated += 1
         else:
             unknown += 1
     worst = -1
@@ -71,7 +75,7 @@ def _host_counts(entry):
         if drift[severity]:
             worst = rank
             break
-    return drift, waived, unknown, worst
+    return drift, waived, unknown, worst, remediated
 
 
 def _no_verdict(entry):
@@ -182,6 +186,69 @@ def _change_totals(report):
 
 def _prefix(sha256, length=12):
     return str(sha256)[:length] if sha256 else 'none'
+
+
+def _remediating(report):
+    """Whether the report comes from remediate mode: report mode renders exactly as it always did."""
+    summary = report.get('summary') or {}
+    if summary.get('remediated_findings') or summary.get('remediation_actions'):
+        return True
+    return any(entry.get('remediation') is not None for entry in report['hosts'])
+
+
+def _remediation_target(note):
+    """``strategy: target`` of a finding's remediation note (the strategy alone without a target)."""
+    if note.get('target'):
+        return '%s: %s' % (note.get('strategy'), note['target'])
+    return str(note.get('strategy'))
+
+
+def _remediation_suffix(finding):
+    """What remediate mode did about a finding still open (drift, unknown), or ''."""
+    note = finding.get('remediation')
+    if not note:
+        return ''
+    return '; remediation %s (%s)%s' % (note.get('status'), _remediation_target(note),
+                                        ': %s' % note['reason'] if note.get('reason') else '')
+
+
+def _remediated_text(finding):
+    """``remediated: message (strategy: target)``, the target not repeated when the message already ends with it."""
+    note = finding.get('remediation')
+    message = str(finding['message'])
+    target = ' (%s)' % _remediation_target(note) if note else ''
+    return 'remediated: %s%s' % (message, '' if message.endswith(target) else target)
+
+
+def _rules_text(rules):
+    return ', '.join(str(rule) for rule in rules or ()) or '\u2013'
+
+
+def _action_text(action):
+    """One remediation action as a line: outcome, strategy, target, rules and detail."""
+    rules = action.get('rules') or []
+    return '%s: %s %s (rule%s %s)%s' % (
+        action.get('outcome'), action.get('strategy'), action.get('target'), '' if len(rules) == 1 else 's',
+        _rules_text(rules), ': %s' % action['detail'] if action.get('detail') else '')
+
+
+def _outcome_counts(report):
+    """``({outcome: actions}, hosts with actions, [(host, why skipped)])`` over the fleet."""
+    outcomes = {}
+    acting = 0
+    skipped = []
+    for entry in report['hosts']:
+        remediation = entry.get('remediation')
+        if not remediation:
+            continue
+        if remediation.get('actions'):
+            acting += 1
+            for action in remediation['actions']:
+                outcome = str(action.get('outcome'))
+                outcomes[outcome] = outcomes.get(outcome, 0) + 1
+        if remediation.get('skipped'):
+            skipped.append((entry['host'], remediation['skipped']))
+    return outcomes, acting, skipped
 
 
 # ---------------------------------------------------------------------------------------------- JSON
@@ -327,6 +394,10 @@ def _junit_child(case, tag, attrib, text=None):
     return child
 
 
+# The test case bucket of a finding's status: drift fails, unknown errors, waived and remediated pass.
+_JUNIT_BUCKETS = {'drift': 0, 'unknown': 1, 'waived': 2, 'remediated': 3}
+
+
 def _junit_failure_message(drift):
     severities = sorted(set(f['severity'] for f in drift), key=_RANK.get, reverse=True)
     sockets = '; '.join(_socket_text(f) for f in drift[:5]) + (' ...' if len(drift) > 5 else '')
@@ -334,15 +405,29 @@ def _junit_failure_message(drift):
         len(drift), '' if len(drift) == 1 else 's', ', '.join(severities), _short(sockets, 200))
 
 
+def _junit_remediation_lines(remediation):
+    actions = remediation.get('actions') or []
+    lines = []
+    if actions:
+        lines.append('remediation: %d action%s, %s' % (len(actions), '' if len(actions) == 1 else 's',
+                                                       'verified by a gather after the changes' if remediation.get('verified')
+                                                       else 'not verified'))
+        lines.extend(_action_text(action) for action in actions)
+    if remediation.get('skipped'):
+        lines.append('remediation skipped: %s' % remediation['skipped'])
+    return lines
+
+
 @_without_gc
 def render_junit(report):
     """JUnit XML: a ``testsuite`` per host, a ``testcase`` per rule.
 
     A rule with drift findings on the host fails (``type="drift"``), one with findings the gather
-    could not judge errors (``type="unknown"``); waived findings pass and are listed in
+    could not judge errors (``type="unknown"``); waived and remediated findings pass and are listed in
     ``system-out``. A host without a full verdict (unknown, or drift seen by a partial gather) gets a
     ``verdict`` test case that errors with the reasons; on an unknown host without findings the rule
-    test cases are skipped, since nothing was seen to vouch for.
+    test cases are skipped, since nothing was seen to vouch for. In remediate mode, what a finding's
+    remediation came to follows its line, and the host suite's own ``system-out`` lists the actions.
     """
     rules = [(rule, _xml(rule)) for rule in _rule_ids(report)]
     generated_at = _xml(report['generated_at'])
@@ -354,8 +439,7 @@ def render_junit(report):
         host = _xml(entry['host'])
         by_rule = {}
         for finding in entry['findings']:
-            by_rule.setdefault(finding['rule'], ([], [], []))[
-                0 if finding['status'] == 'drift' else 1 if finding['status'] == 'unknown' else 2].append(finding)
+            by_rule.setdefault(finding['rule'], ([], [], [], []))[_JUNIT_BUCKETS.get(finding['status'], 2)].append(finding)
         skip = entry['status'] == 'unknown' and not entry['findings']
         suite = ET.SubElement(root, 'testsuite', {'name': host, 'hostname': host, 'timestamp': generated_at})
         suite.text = '\n    '
@@ -370,24 +454,31 @@ def render_junit(report):
                     _junit_child(case, 'skipped', {'message': 'no verdict for this host'})
                     skipped += 1
                 continue
-            drift, unknown, waived = found
+            drift, unknown, waived, remediated = found
             if drift:
                 _junit_child(case, 'failure', {'type': 'drift', 'message': _xml(_junit_failure_message(drift))},
-                             _xml('\n'.join('[%s] %s' % (f['severity'], f['message']) for f in drift)))
+                             _xml('\n'.join('[%s] %s%s' % (f['severity'], f['message'], _remediation_suffix(f)) for f in drift)))
                 failures += 1
             elif unknown:
                 _junit_child(case, 'error', {'type': 'unknown', 'message': '%d finding%s could not be judged' % (
-                    len(unknown), '' if len(unknown) == 1 else 's')}, _xml('\n'.join(f['message'] for f in unknown)))
+                    len(unknown), '' if len(unknown) == 1 else 's')},
+                    _xml('\n'.join(f['message'] + _remediation_suffix(f) for f in unknown)))
                 errors += 1
-            if waived:
+            if waived or remediated:
                 _junit_child(case, 'system-out', {}, _xml('\n'.join(
-                    'waived: %s (%s)' % (f['message'], _waiver_text(f)) for f in waived)))
+                    ['waived: %s (%s)' % (f['message'], _waiver_text(f)) for f in waived]
+                    + [_remediated_text(f) for f in remediated])))
         if _no_verdict(entry):
             reasons = entry['reasons'] or ['no verdict']
             _junit_child(_junit_case(suite, host, 'verdict'), 'error',
                          {'type': 'unknown', 'message': _xml(_short(reasons[0], 300))}, _xml('\n'.join(reasons)))
             tests += 1
             errors += 1
+        remediation = entry.get('remediation')
+        if remediation and (remediation.get('actions') or remediation.get('skipped')):
+            out = ET.SubElement(suite, 'system-out')
+            out.text = _xml('\n'.join(_junit_remediation_lines(remediation)))
+            out.tail = '\n    '
         if len(suite):
             suite[-1].tail = '\n  '
         else:
@@ -434,6 +525,47 @@ def _md_detail(entry):
     return ''
 
 
+def _md_remediation(report, max_rows):
+    """The "Remediation" section: totals, every action (host, strategy, target, rules, outcome), skipped hosts."""
+    outcomes, acting, skipped = _outcome_counts(report)
+    actions = [(entry['host'], action) for entry in report['hosts']
+               for action in (entry.get('remediation') or {}).get('actions') or ()]
+    remediated = report['summary'].get('remediated_findings') or 0
+    lines = ['### Remediation', '']
+    if actions:
+        lines.append('**%d action%s** on %d host%s (%s) \u00b7 %d finding%s remediated' % (
+            len(actions), '' if len(actions) == 1 else 's', acting, '' if acting == 1 else 's',
+            markdown_escape(', '.join('%s %d' % (outcome, outcomes[outcome]) for outcome in sorted(outcomes))),
+            remediated, '' if remediated == 1 else 's'))
+        lines.append('')
+        lines.append(_md_row(['Host', 'Strategy', 'Target', 'Rules', 'Outcome', 'Detail']))
+        lines.append(_md_row([':---'] * 6))
+        for host, action in actions[:max_rows]:
+            lines.append(_md_row([markdown_escape(host), markdown_escape(action.get('strategy')),
+                                  markdown_escape(_short(action.get('target') or '\u2013')), markdown_escape(_short(_rules_text(action.get('rules')))),
+                                  markdown_escape(action.get('outcome')), markdown_escape(_short(action.get('detail') or '\u2013'))]))
+        if len(actions) > max_rows:
+            lines.append('')
+            lines.append('\u2026 and %d more action%s: see the HTML or JSON report.' % (
+                len(actions) - max_rows, '' if len(actions) - max_rows == 1 else 's'))
+    else:
+        lines.append('No remediation action on any host \u00b7 %d finding%s remediated.' % (
+            remediated, '' if remediated == 1 else 's'))
+    lines.append('')
+    if skipped:
+        lines.append('Nothing done on %d host%s:' % (len(skipped), '' if len(skipped) == 1 else 's'))
+        lines.append('')
+        lines.append(_md_row(['Host', 'Why remediation was skipped']))
+        lines.append(_md_row([':---', ':---']))
+        lines.extend(_md_row([markdown_escape(host), markdown_escape(_short(reason))]) for host, reason in skipped[:max_rows])
+        if len(skipped) > max_rows:
+            lines.append('')
+            lines.append('\u2026 and %d more host%s skipped: see the HTML or JSON report.' % (
+                len(skipped) - max_rows, '' if len(skipped) - max_rows == 1 else 's'))
+        lines.append('')
+    return lines
+
+
 @_without_gc
 def render_markdown(report, max_rows=MARKDOWN_HOST_ROWS):
     """A CI step summary / pull-request comment: verdict, totals, the worst hosts, what changed."""
@@ -452,10 +584,13 @@ def render_markdown(report, max_rows=MARKDOWN_HOST_ROWS):
     lines.append(_md_row([str(summary[key]) for key in ('hosts', 'compliant', 'drift', 'unknown')]))
     lines.append('')
     by_severity = summary['findings_by_severity']
-    lines.append(_md_row(['Drift findings'] + [s.capitalize() for s in SEVERITIES_WORST_FIRST] + ['Waived', 'Unjudged']))
-    lines.append(_md_row([':---'] + ['---:'] * (len(SEVERITIES) + 2)))
+    remediated = summary.get('remediated_findings') or 0
+    lines.append(_md_row(['Drift findings'] + [s.capitalize() for s in SEVERITIES_WORST_FIRST] + ['Waived', 'Unjudged']
+                         + (['Remediated'] if remediated else [])))
+    lines.append(_md_row([':---'] + ['---:'] * (len(SEVERITIES) + 2 + bool(remediated))))
     lines.append(_md_row(['%d' % sum(by_severity.values())] + [str(by_severity[s]) for s in SEVERITIES_WORST_FIRST]
-                         + [str(summary.get('waived_findings', 0)), str(summary.get('unknown_findings', 0))]))
+                         + [str(summary.get('waived_findings', 0)), str(summary.get('unknown_findings', 0))]
+                         + ([str(remediated)] if remediated else [])))
     lines.append('')
 
     totals = _change_totals(report)
@@ -480,7 +615,7 @@ def render_markdown(report, max_rows=MARKDOWN_HOST_ROWS):
         header.append('Detail')
         lines.append(_md_row(header))
         lines.append(_md_row([':---', ':---', ':---'] + ['---:'] * (len(header) - 4) + [':---']))
-        for entry, (drift, waived, _unknown, worst) in attention[:max_rows]:
+        for entry, (drift, waived, _unknown, worst, _remediated) in attention[:max_rows]:
             status = entry['status'] if not (entry['reasons'] and entry['status'] != 'unknown') else \
                 '%s, no full verdict' % entry['status']
             row = [markdown_escape(entry['host']), markdown_escape(status), SEVERITIES[worst] if worst >= 0 else '\u2013']
@@ -496,6 +631,8 @@ def render_markdown(report, max_rows=MARKDOWN_HOST_ROWS):
             lines.append('\u2026 and %d more host%s with drift or no verdict: see the HTML or JSON report.' % (
                 len(attention) - max_rows, '' if len(attention) - max_rows == 1 else 's'))
         lines.append('')
+    if _remediating(report):
+        lines.extend(_md_remediation(report, max_rows))
     tool = report.get('tool') or {}
     lines.append('<sub>%s %s \u00b7 report schema v%s</sub>' % (
         markdown_escape(tool.get('name') or 'portwarden.compliance'), markdown_escape(tool.get('version') or ''),
@@ -567,6 +704,22 @@ details.clean ul{columns:5 220px;font-family:ui-monospace,SFMono-Regular,Menlo,C
 footer{color:var(--muted);font-size:12px;padding:0 32px 24px}
 """
 
+# Only on a page of remediate mode: a report-mode page stays byte for byte what it was.
+_REMEDIATION_CSS = """.badge.remediated,.badge.r-ok{background:#d3f4f1;color:#14665f}.card.remediated .n{color:#14665f}
+.badge.r-plan{background:#e0e8f9;color:#35469c}.badge.r-held{background:var(--unk-bg);color:var(--unk)}
+.badge.r-bad{background:var(--drift-bg);color:var(--drift)}
+details.host .body table+strong{display:block;margin-top:10px}td.rem{max-width:360px;word-break:break-word}
+td.target{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:12px}
+"""
+
+# Badge colour of a finding's remediation status and of an action's outcome (anything else: held).
+_REMEDIATION_BADGES = {
+    'verified': 'r-ok', 'applied': 'r-ok', 'planned': 'r-plan', 'protected': 'r-held', 'unavailable': 'r-held',
+    'failed': 'r-bad', 'not_verified': 'r-bad',
+    'unchanged': 'r-ok', 'terminated': 'r-ok', 'killed': 'r-ok', 'gone': 'r-ok', 'would_apply': 'r-plan',
+    'would_terminate': 'r-plan', 'mismatch': 'r-held', 'survived': 'r-bad',
+}
+
 
 def _e(value):
     return html.escape(value if isinstance(value, str) else str(value), quote=True)
@@ -588,9 +741,48 @@ def _level(count):
     return 2 if count <= 4 else 3
 
 
+def _html_badge(value, escaped):
+    text = escaped[str(value)]
+    return '<span class="badge %s">%s</span>' % (_REMEDIATION_BADGES.get(value, 'r-held'), text)
+
+
+def _html_remediation_note(note, escaped):
+    """A finding's remediation cell: the status badge, strategy and target, the reason."""
+    if not note:
+        return ''
+    return '%s %s%s' % (_html_badge(note.get('status'), escaped), _e(_remediation_target(note)),
+                        '<br><span class="muted">%s</span>' % _e(note['reason']) if note.get('reason') else '')
+
+
+def _html_remediation(remediation, limit, escaped):
+    """A host's remediation: why it was skipped, the actions (strategy, target, rules, outcome, detail), verified or not."""
+    actions = remediation.get('actions') or []
+    out = ['<strong>Remediation</strong>']
+    if remediation.get('skipped'):
+        out.append('<p class="muted">Skipped: %s</p>' % _e(remediation['skipped']))
+    if actions:
+        out.append('<table class="actions"><thead><tr><th>Strategy</th><th>Target</th><th>Rules</th><th>Outcome</th>'
+                   '<th>Detail</th></tr></thead><tbody>')
+        for action in actions[:limit]:
+            out.append('<tr><td>%s</td><td class="target">%s</td><td>%s</td><td>%s</td><td class="rem">%s</td></tr>' % (
+                escaped[str(action.get('strategy'))], _e(action.get('target') or '\u2013'), _e(_rules_text(action.get('rules'))),
+                _html_badge(action.get('outcome'), escaped), _e(action.get('detail') or '')))
+        out.append('</tbody></table>')
+        if len(actions) > limit:
+            out.append('<p class="muted">\u2026 and %d more actions: see the JSON report.</p>' % (len(actions) - limit))
+        out.append('<p class="muted">%s</p>' % ('Verified by a gather after the changes.' if remediation.get('verified')
+                                                 else 'Not verified by a gather after the changes.'))
+    elif not remediation.get('skipped'):
+        out.append('<p class="muted">No action was needed.</p>')
+    return ''.join(out)
+
+
 def _html_findings(entry, limit, escaped):
+    # The Remediation column only on a host where remediate mode has something to say about a finding.
+    noted = any(finding.get('remediation') for finding in entry['findings'])
     rows = ['<table><thead><tr><th>Rule</th><th>Severity</th><th>Status</th><th>Socket</th><th>Service</th>'
-            '<th>Processes</th><th>Message</th><th>Waiver</th></tr></thead><tbody>']
+            '<th>Processes</th><th>Message</th><th>Waiver</th>%s</tr></thead><tbody>' % (
+                '<th>Remediation</th>' if noted else '')]
     escape = html.escape
     for finding in entry['findings'][:limit]:
         severity = escaped[str(finding['severity'])]
@@ -598,13 +790,14 @@ def _html_findings(entry, limit, escaped):
         processes = finding.get('processes')
         rows.append(
             '<tr><td>%s</td><td><span class="sev %s">%s</span></td><td><span class="badge %s">%s</span></td>'
-            '<td class="sock">%s</td><td>%s</td><td class="procs">%s</td><td class="msg">%s</td><td>%s</td></tr>' % (
+            '<td class="sock">%s</td><td>%s</td><td class="procs">%s</td><td class="msg">%s</td><td>%s</td>%s</tr>' % (
                 escaped[str(finding['rule'])], severity, severity, status, status,
                 escape(_socket_text(finding), quote=True), escaped[str(finding.get('service') or '\u2013')],
                 '<br>'.join([escape(_process_text(proc), quote=True) for proc in processes])
                 if processes else '<span class="muted">none known</span>',
                 escape(str(finding.get('message') or ''), quote=True),
-                escape(_waiver_text(finding), quote=True) if finding.get('waiver') or finding.get('waiver_expired') else ''))
+                escape(_waiver_text(finding), quote=True) if finding.get('waiver') or finding.get('waiver_expired') else '',
+                '<td class="rem">%s</td>' % _html_remediation_note(finding.get('remediation'), escaped) if noted else ''))
     rows.append('</tbody></table>')
     if len(entry['findings']) > limit:
         rows.append('<p class="muted">\u2026 and %d more findings: see the JSON report.</p>'
@@ -613,7 +806,9 @@ def _html_findings(entry, limit, escaped):
 
 
 def _worth_a_drill_down(entry):
-    return entry['status'] != 'compliant' or bool(entry['findings'] or entry['reasons'] or entry['warnings'])
+    remediation = entry.get('remediation')
+    return entry['status'] != 'compliant' or bool(entry['findings'] or entry['reasons'] or entry['warnings']) or bool(
+        remediation and (remediation.get('actions') or remediation.get('skipped')))
 
 
 def _html_list(items, css):
@@ -631,11 +826,12 @@ def render_html(report, findings_per_host=HTML_FINDINGS_PER_HOST):
     tool = report.get('tool') or {}
     verdict = _verdict(summary)
     totals = _change_totals(report)
+    remediating = _remediating(report)
     escaped = _Escaped()
     out = ['<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
            '<meta name="viewport" content="width=device-width, initial-scale=1">'
            '<title>portwarden fleet report \u2013 %s</title><style>%s</style></head><body>'
-           % (_e(_headline(summary)), _CSS)]
+           % (_e(_headline(summary)), _CSS + _REMEDIATION_CSS if remediating else _CSS)]
     out.append('<header><h1>Port compliance fleet report<span class="verdict %s">%s</span></h1>'
                '<p class="headline">%s</p><dl>' % (_e(verdict), _e(_VERDICT_WORDS[verdict]), _e(_headline(summary))))
     meta = [('Policy', '%s' % (policy.get('name') or 'unnamed')),
@@ -665,6 +861,14 @@ def render_html(report, findings_per_host=HTML_FINDINGS_PER_HOST):
                    '+%s new \u00b7 %s resolved</div><div class="l">new on %s host%s \u00b7 resolved on %s \u00b7 %s first seen'
                    '</div></div>' % (_e(new), _e(resolved), _e(new_hosts), '' if new_hosts == 1 else 's',
                                      _e(resolved_hosts), _e(first_seen)))
+    if remediating:
+        outcomes, acting, skipped = _outcome_counts(report)
+        out.append('<div class="card remediated"><div class="n">%s</div><div class="l">Remediated findings</div>'
+                   '<div class="l" style="margin-top:6px">%s action%s on %s host%s%s%s</div></div>' % (
+                       _e(summary.get('remediated_findings', 0)), _e(sum(outcomes.values())),
+                       '' if sum(outcomes.values()) == 1 else 's', _e(acting), '' if acting == 1 else 's',
+                       ''.join(' \u00b7 %s %s' % (_e(outcome), _e(outcomes[outcome])) for outcome in sorted(outcomes)),
+                       ' \u00b7 skipped on %d host%s' % (len(skipped), '' if len(skipped) == 1 else 's') if skipped else ''))
     out.append('</section>')
 
     ranked = _ranked_hosts(report)
@@ -677,9 +881,9 @@ def render_html(report, findings_per_host=HTML_FINDINGS_PER_HOST):
                        len(clean), '' if len(clean) == 1 else 's', 'is' if len(clean) == 1 else 'are') if clean else ''))
     head = ''.join('<th>%s</th>' % s.capitalize() for s in SEVERITIES_WORST_FIRST)
     extra_head = '<th>New</th><th>Resolved</th>' if totals is not None else ''
-    out.append('<table class="heat"><thead><tr><th>Host</th><th>Status</th>%s<th>Waived</th><th>Unjudged</th>%s</tr>'
-               '</thead><tbody>' % (head, extra_head))
-    for index, (entry, (drift, waived, unknown, _worst)) in enumerate(shown):
+    out.append('<table class="heat"><thead><tr><th>Host</th><th>Status</th>%s<th>Waived</th><th>Unjudged</th>%s%s</tr>'
+               '</thead><tbody>' % (head, '<th>Remediated</th>' if remediating else '', extra_head))
+    for index, (entry, (drift, waived, unknown, _worst, remediated)) in enumerate(shown):
         status = entry['status']
         row_class = 'unknown' if _no_verdict(entry) else status
         cells = []
@@ -692,6 +896,8 @@ def render_html(report, findings_per_host=HTML_FINDINGS_PER_HOST):
             entry_changes = entry.get('changes') or {'new': [], 'resolved': []}
             changes = '<td class="c">%d</td><td class="c">%d</td>' % (len(entry_changes['new']),
                                                                       len(entry_changes['resolved']))
+        if remediating:
+            changes = '<td class="c%s">%d</td>%s' % ('' if remediated else ' z', remediated, changes)
         out.append('<tr class="%s"><td class="h"><a href="#host-%d">%s</a></td><td><span class="badge %s">%s</span></td>'
                    '%s<td class="c%s">%d</td><td class="c%s">%d</td>%s</tr>' % (
                        _e(row_class), index, _e(entry['host']), _e(status), _e(status), ''.join(cells),
@@ -703,11 +909,14 @@ def render_html(report, findings_per_host=HTML_FINDINGS_PER_HOST):
 
     if shown:
         out.append('<h2>Hosts</h2>')
-    for index, (entry, (drift, waived, unknown, _worst)) in enumerate(shown):
+    for index, (entry, (drift, waived, unknown, _worst, remediated)) in enumerate(shown):
         counts = ', '.join('%d %s' % (drift[s], s) for s in SEVERITIES_WORST_FIRST if drift[s])
         partial = bool(entry['reasons']) and entry['status'] != 'unknown'
+        remediation = entry.get('remediation')
         meta_text = '; '.join(filter(None, [counts and 'drift: ' + counts, waived and '%d waived' % waived,
-                                            unknown and '%d unjudged' % unknown, partial and 'no full verdict']))
+                                            unknown and '%d unjudged' % unknown, remediated and '%d remediated' % remediated,
+                                            partial and 'no full verdict',
+                                            bool(remediation and remediation.get('skipped')) and 'remediation skipped']))
         out.append('<details class="host" id="host-%d"%s><summary><span class="h">%s</span><span class="badge %s">%s</span>'
                    '<span class="meta">%s</span></summary><div class="body">' % (
                        index, ' open' if index == 0 else '', _e(entry['host']), _e(entry['status']), _e(entry['status']),
@@ -728,6 +937,8 @@ def render_html(report, findings_per_host=HTML_FINDINGS_PER_HOST):
                         ' and %d more' % (len(keys) - 20) if len(keys) > 20 else ''))
         if entry['findings']:
             out.append(_html_findings(entry, findings_per_host, escaped))
+        if remediation:
+            out.append(_html_remediation(remediation, findings_per_host, escaped))
         out.append('<p class="muted">Evaluated on %s.</p></div></details>' % _e(entry.get('evaluated_on') or 'never'))
     out.append('</main><footer>%s %s \u00b7 report schema v%s \u00b7 policy sha256 %s \u00b7 registry sha256 %s</footer>'
                '</body></html>\n' % (
@@ -745,6 +956,8 @@ _METRICS = (
     ('portwarden_host_status', 'The host\'s status at the last audit, one-hot: compliant, drift or unknown.'),
     ('portwarden_host_findings', 'Drift findings (not waived) on the host at the last audit, by severity.'),
     ('portwarden_host_waived_findings', 'Findings covered by a valid waiver on the host at the last audit.'),
+    ('portwarden_host_remediated_findings', 'Findings remediate mode closed on the host at the last audit (remediate mode only).'),
+    ('portwarden_host_remediation_actions', 'Remediation actions on the host at the last audit, by outcome (remediate mode only).'),
     ('portwarden_last_audit_timestamp_seconds', 'When the fleet report holding the host\'s last audit was generated.'),
     ('portwarden_fleet_hosts', 'Hosts in the fleet report, by status.'),
 )
@@ -760,18 +973,32 @@ def render_prometheus(report):
     help_text = dict(_METRICS)
     epoch = _epoch(report['generated_at'])
     families = dict((name, []) for name, _help in _METRICS)
-    compliant, status_rows, findings, waived_rows, stamps = (families[name] for name, _help in _METRICS[:5])
+    compliant, status_rows, findings, waived_rows, remediated_rows, action_rows, stamps = (
+        families[name] for name, _help in _METRICS[:7])
     statuses = ('compliant', 'drift', 'unknown')
+    # Report mode (no remediation anywhere) writes exactly the families it always wrote.
+    remediating = _remediating(report)
+    if not remediating:
+        del families['portwarden_host_remediated_findings'], families['portwarden_host_remediation_actions']
     for entry in report['hosts']:
         host = _label(entry['host'])
         status = entry['status']
-        drift, waived, _unknown, _worst = _host_counts(entry)
+        drift, waived, _unknown, _worst, remediated = _host_counts(entry)
         compliant.append('portwarden_host_compliant{host="%s"} %d' % (host, status == 'compliant'))
         for name in statuses:
             status_rows.append('portwarden_host_status{host="%s",status="%s"} %d' % (host, name, status == name))
         for severity in SEVERITIES:
             findings.append('portwarden_host_findings{host="%s",severity="%s"} %d' % (host, severity, drift[severity]))
         waived_rows.append('portwarden_host_waived_findings{host="%s"} %d' % (host, waived))
+        if remediating:
+            remediated_rows.append('portwarden_host_remediated_findings{host="%s"} %d' % (host, remediated))
+            by_outcome = {}
+            for action in (entry.get('remediation') or {}).get('actions') or ():
+                outcome = str(action.get('outcome'))
+                by_outcome[outcome] = by_outcome.get(outcome, 0) + 1
+            for outcome in sorted(by_outcome):
+                action_rows.append('portwarden_host_remediation_actions{host="%s",outcome="%s"} %d' % (
+                    host, _label(outcome), by_outcome[outcome]))
         stamps.append('portwarden_last_audit_timestamp_seconds{host="%s"} %d' % (host, epoch))
     summary = report['summary']
     for name in statuses:

@@ -9,8 +9,15 @@ from __future__ import annotations
 
 import json
 
+from ansible_collections.portwarden.compliance.plugins.module_utils.evaluate_policy import FINDING_STATUSES
 from ansible_collections.portwarden.compliance.plugins.module_utils.policy_schema import SEVERITIES
-from ansible_collections.portwarden.compliance.plugins.module_utils.report_build import REPORT_SCHEMA_VERSION, STATUSES
+from ansible_collections.portwarden.compliance.plugins.module_utils.remediate_plan import REMEDIATION_STATUSES
+from ansible_collections.portwarden.compliance.plugins.module_utils.report_build import (
+    ACTION_FIELDS,
+    REMEDIATION_FIELDS,
+    REPORT_SCHEMA_VERSION,
+    STATUSES,
+)
 
 _STRINGS = {'type': 'array', 'items': {'type': 'string'}}
 _FINDING_KEY = {'type': 'object', 'required': ['rule', 'protocol', 'address', 'port'],
@@ -46,6 +53,8 @@ REPORT_SCHEMA = {
                                                              for s in SEVERITIES)}),
                 ('waived_findings', {'type': 'integer', 'minimum': 0}),
                 ('unknown_findings', {'type': 'integer', 'minimum': 0}),
+                ('remediated_findings', {'type': 'integer', 'minimum': 0}),
+                ('remediation_actions', {'type': 'integer', 'minimum': 0}),
             ]),
         },
         'hosts': {'type': 'array', 'items': {'$ref': '#/$defs/host'}},
@@ -64,14 +73,27 @@ REPORT_SCHEMA = {
             'required': ['rule', 'severity', 'status', 'protocol', 'address', 'port', 'processes', 'waived', 'message'],
             'properties': {
                 'rule': {'type': 'string'}, 'severity': {'enum': list(SEVERITIES)},
-                'status': {'enum': ['drift', 'waived', 'unknown']}, 'protocol': {'type': 'string'},
+                'status': {'enum': list(FINDING_STATUSES)}, 'protocol': {'type': 'string'},
                 'family': {'type': 'string'}, 'address': {'type': 'string'},
                 'port': {'type': 'integer', 'minimum': 0, 'maximum': 65535},
                 'service': {'type': ['string', 'null']},
                 'processes': {'type': 'array', 'items': {'$ref': '#/$defs/process'}},
                 'waived': {'type': 'boolean'}, 'waiver': {'type': ['object', 'null']},
                 'waiver_expired': {'type': 'object'}, 'message': {'type': 'string'},
+                'remediation': {
+                    'type': 'object', 'required': list(REMEDIATION_FIELDS), 'additionalProperties': False,
+                    'properties': {'strategy': {'enum': ['firewall', 'service', 'kill']},
+                                   'status': {'enum': list(REMEDIATION_STATUSES)},
+                                   'target': {'type': ['string', 'null']}, 'reason': {'type': ['string', 'null']}},
+                },
             },
+        },
+        'action': {
+            'type': 'object', 'required': list(ACTION_FIELDS), 'additionalProperties': False,
+            'description': 'One change remediate mode made, would make (check mode) or was refused.',
+            'properties': {'strategy': {'enum': ['firewall', 'service', 'kill']}, 'target': {'type': 'string'},
+                           'rules': {'type': 'array', 'items': {'type': 'string'}},
+                           'outcome': {'type': 'string'}, 'detail': {'type': ['string', 'null']}},
         },
         'host': {
             'type': 'object',
@@ -82,6 +104,12 @@ REPORT_SCHEMA = {
                 'findings': {'type': 'array', 'items': {'$ref': '#/$defs/finding'}},
                 'coverage': {'type': ['object', 'null']},
                 'evaluated_on': {'type': ['string', 'null']},
+                'remediation': {'oneOf': [
+                    {'type': 'null'},
+                    {'type': 'object', 'required': ['actions', 'skipped', 'verified'], 'additionalProperties': False,
+                     'properties': {'actions': {'type': 'array', 'items': {'$ref': '#/$defs/action'}},
+                                    'skipped': {'type': ['string', 'null']}, 'verified': {'type': 'boolean'}}},
+                ]},
                 'changes': {'oneOf': [
                     {'type': 'null'},
                     {'type': 'object', 'required': ['new', 'resolved'],

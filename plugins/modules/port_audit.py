@@ -195,7 +195,7 @@ summary:
   description: Counts of findings.
   returned: always
   type: dict
-  sample: {"findings": 2, "drift": 1, "waived": 1, "unknown": 0,
+  sample: {"findings": 2, "drift": 1, "waived": 1, "unknown": 0, "remediated": 0,
            "drift_by_severity": {"info": 0, "low": 0, "medium": 0, "high": 1, "critical": 0}}
 coverage:
   description: The gather coverage (see M(portwarden.compliance.listening_sockets_info)); V(null) when the gather failed.

@@ -15,7 +15,7 @@ schema. Seven runs share one fleet, in this order:
 - limit: --limit to three hosts, with the role's default gate. Only they are reported and judged.
 - serial: serial 3. One report, after the last batch, with every host once; the gate judges the fleet.
 - invalid: a policy with a typo. The play stops with the validation errors; no host is contacted.
-- remediate: port_compliance_mode=remediate stops the play before any host is contacted.
+- remediate: remediate mode with the invalid policy stops the play before any host is contacted.
 """
 
 import collections
@@ -197,7 +197,9 @@ def fleetrun(module_fleet_factory, tmp_path_factory):
     run('serial', _role_vars(os.path.join(reports, 'serial'), port_compliance_fail_on='high', pwr_serial=3))
     run('invalid', _role_vars(os.path.join(reports, 'invalid'), port_compliance_policy='../policies/invalid.yml'),
         args=('-vvv',))
-    run('remediate', _role_vars(os.path.join(reports, 'remediate'), port_compliance_mode='remediate'), args=('-vvv',))
+    run('remediate', _role_vars(os.path.join(reports, 'remediate'), port_compliance_mode='remediate',
+                                port_compliance_remediate_default='kill', port_compliance_policy='../policies/invalid.yml'),
+        args=('-vvv',))
     yield Fleetrun(fleet, holders, runs, sockets_before, sockets_after, gate_report_copy)
     _exit_control_masters(fleet)
 
@@ -278,7 +280,8 @@ def test_gate_run_report_is_valid_and_complete(fleetrun):
     _check_entries(report, EXPECTED)
     assert report['summary'] == {
         'hosts': 10, 'compliant': 3, 'drift': 5, 'unknown': 2, 'waived_findings': 1, 'unknown_findings': 0,
-        'incomplete': 2, 'findings_by_severity': {'info': 0, 'low': 0, 'medium': 1, 'high': 4, 'critical': 0}}
+        'incomplete': 2, 'remediated_findings': 0, 'remediation_actions': 0,
+        'findings_by_severity': {'info': 0, 'low': 0, 'medium': 1, 'high': 4, 'critical': 0}}
 
 
 def test_host_made_unreachable_mid_run_is_unknown_with_the_reason(fleetrun):
@@ -474,11 +477,11 @@ def test_invalid_policy_stops_the_play_before_any_host_is_touched(fleetrun):
     _assert_no_host_touched(fleetrun, 'invalid')
 
 
-def test_remediate_mode_stops_the_play_before_any_host_is_touched(fleetrun):
+def test_remediate_mode_with_an_invalid_policy_touches_no_host(fleetrun):
     proc = fleetrun.runs['remediate'].proc
     assert proc.returncode == 2, proc.stdout[-5000:] + proc.stderr
-    assert 'remediate mode arrives in a later release' in _failure(proc)['msg']
-    assert 'Validate the policy once' not in proc.stdout
+    assert _failure(proc)['errors'] == INVALID_ERRORS
+    assert 'Remediate drift and audit again' not in proc.stdout
     _assert_no_host_touched(fleetrun, 'remediate')
 
 

@@ -75,7 +75,8 @@ def test_describe_this_process():
     assert info['exe'] == os.path.realpath('/proc/self/exe')
     assert describer.describe(os.getpid()) is info  # cached
     # psutil reads the same field; its create_time is boot time + start_time / ticks per second
-    assert info['start_time'] == owners.process_start_time(open('/proc/self/stat').read()) > 0
+    with open('/proc/self/stat') as handle:
+        assert info['start_time'] == owners.process_start_time(handle.read()) > 0
 
 
 @pytest.mark.parametrize('stat, expected', [

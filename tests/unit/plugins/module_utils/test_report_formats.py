@@ -513,3 +513,296 @@ def test_ten_thousand_hosts_render(report):
     assert texts['markdown'].count('\n| ') == 3 + 3 + 2 + 50
     assert texts['html'].count('<details class="host"') == 8 * 1112
     assert len(samples(texts['prometheus'])) == 10008 * 11 + 3
+
+
+# ------------------------------------------------------------------------------------- remediation
+#
+# A fleet from remediate mode: a host whose drift was closed (firewall block verified, a process
+# ended), a host where a safety rail refused one change (its drift stays, protected), a host in check
+# mode (changes planned, one of them for a process named like an HTML tag), a host skipped for its
+# unknown verdict, a host with nothing to do, and an unreachable host (no remediation at all).
+
+SKIPPED = 'no remediation on a host whose verdict is unknown: partial gather: /proc/net/udp6 unreadable'
+PROTECTED = 'dropbear[12] listens on the port of the live Ansible connection'
+
+
+def note(strategy, status, target=None, reason=None):
+    return {'strategy': strategy, 'status': status, 'target': target, 'reason': reason}
+
+
+def action(strategy, target, rules, outcome, detail=None):
+    return {'strategy': strategy, 'target': target, 'rules': list(rules), 'outcome': outcome, 'detail': detail}
+
+
+def remediated(data, remediation):
+    return dict(data, remediation=remediation)
+
+
+def remediate_audit(status, findings=(), actions=(), skipped=None, verified=False, reasons=()):
+    return dict(audit(status, findings, reasons=reasons), remediation={'actions': list(actions), 'skipped': skipped,
+                                                                       'verified': verified})
+
+
+def remediation_hosts():
+    return [
+        host_entry('fixed-01', remediate_audit('compliant', [
+            remediated(finding('no-telnet', 'critical', 23, 'remediated',
+                               message='tcp 0.0.0.0:23 is listening (agent); rule no-telnet; remediated: blocked by the portwarden firewall'),
+                       note('firewall', 'verified', 'tcp 0.0.0.0 port 23', 'blocked by the portwarden firewall (tcp 0.0.0.0 port 23, rule no-telnet)')),
+            remediated(finding('iana-unassigned-closed', 'low', 8568, 'remediated', processes=[proc('inetd', 31)],
+                               message='tcp 0.0.0.0:8568 no longer listens; remediated (kill: inetd[31])'),
+                       note('kill', 'verified', 'inetd[31]', 'ended by SIGTERM; the socket no longer listens')),
+        ], [action('firewall', 'tcp 0.0.0.0 port 23', ['no-telnet'], 'applied', 'nftables block added to table inet portwarden'),
+            action('kill', 'inetd[31]', ['iana-unassigned-closed'], 'terminated', 'ended by SIGTERM')], verified=True)),
+        host_entry('guard-01', remediate_audit('drift', [
+            remediated(finding('ssh-only-sshd', 'medium', 22, processes=[proc('dropbear', 12)]), note('kill', 'protected', None, PROTECTED)),
+            remediated(finding('postgres-loopback-only', 'high', 5432, 'remediated', processes=[proc('postgres', 40, unit='postgresql.service')],
+                               message='tcp 0.0.0.0:5432 no longer listens; remediated (service: postgresql.service)'),
+                       note('service', 'verified', 'postgresql.service', 'stopped and disabled; the socket no longer listens')),
+        ], [action('service', 'postgresql.service', ['postgres-loopback-only'], 'applied', 'stopped and disabled'),
+            action('kill', 'tcp 0.0.0.0:22', ['ssh-only-sshd'], 'protected', PROTECTED)], verified=True)),
+        host_entry('plan-01', remediate_audit('drift', [
+            remediated(finding('no-telnet', 'critical', 23), note('firewall', 'planned', 'tcp 0.0.0.0 port 23')),
+            remediated(finding('iana-unassigned-closed', 'low', 8443, processes=[proc(EVIL_PROCESS, 66, 'www-data', 33)]),
+                       note('kill', 'planned', EVIL_PROCESS + '[66]')),
+        ], [action('firewall', 'tcp 0.0.0.0 port 23', ['no-telnet'], 'would_apply', 'nftables block added to table inet portwarden'),
+            action('kill', EVIL_PROCESS + '[66]', ['iana-unassigned-closed'], 'would_terminate', 'check mode: ' + EVIL_MESSAGE)])),
+        host_entry('skip-01', remediate_audit('unknown', [finding('ssh-only-sshd', 'medium', 22, processes=[proc('dropbear', 12)])],
+                                              skipped=SKIPPED, reasons=['partial gather: /proc/net/udp6 unreadable'])),
+        host_entry('web-01', remediate_audit('compliant')),
+        host_entry('lost-01', None, 'unreachable: ssh: connect to host lost-01 port 22: Connection timed out'),
+    ]
+
+
+@pytest.fixture(scope='module')
+def remediation_report():
+    return fleet_report(hosts=remediation_hosts())
+
+
+def test_remediation_fleet_is_what_the_tests_expect(remediation_report):
+    assert dict((entry['host'], entry['status']) for entry in remediation_report['hosts']) == {
+        'fixed-01': 'compliant', 'guard-01': 'drift', 'plan-01': 'drift', 'skip-01': 'unknown', 'web-01': 'compliant',
+        'lost-01': 'unknown'}
+    summary = remediation_report['summary']
+    assert (summary['remediated_findings'], summary['remediation_actions'], summary['unknown_findings']) == (3, 6, 0)
+
+
+def test_host_counts_keep_remediated_findings_apart(remediation_report):
+    counts = dict((entry['host'], rf._host_counts(entry)) for entry in remediation_report['hosts'])
+    drift, waived, unknown, worst, fixed = counts['fixed-01']
+    assert (sum(drift.values()), waived, unknown, worst, fixed) == (0, 0, 0, -1, 2)  # neither drift nor unjudged
+    drift, waived, unknown, worst, fixed = counts['guard-01']
+    assert (drift['medium'], sum(drift.values()), unknown, fixed) == (1, 1, 0, 1)  # the protected finding is drift
+
+
+def test_remediation_json_is_the_report(remediation_report):
+    text = rf.render_json(remediation_report)
+    assert text == json.dumps(remediation_report, indent=2) + '\n'
+    assert json.loads(text)['hosts'][0]['remediation']['actions'][0]['outcome'] == 'applied'
+
+
+@pytest.mark.parametrize('host, case, expected', [
+    ('fixed-01', 'no-telnet', 'pass'),  # remediated
+    ('fixed-01', 'iana-unassigned-closed', 'pass'),
+    ('guard-01', 'postgres-loopback-only', 'pass'),
+    ('guard-01', 'ssh-only-sshd', 'failure'),  # drift a safety rail kept open
+    ('plan-01', 'no-telnet', 'failure'),  # check mode only planned the change
+    ('plan-01', 'iana-unassigned-closed', 'failure'),
+    ('skip-01', 'ssh-only-sshd', 'failure'),
+    ('skip-01', 'verdict', 'error'),
+    ('web-01', 'no-telnet', 'pass'),
+    ('lost-01', 'no-telnet', 'skipped'),
+])
+def test_junit_remediation_outcomes(remediation_report, host, case, expected):
+    _root, cases = junit_cases(remediation_report)
+    assert outcome(cases[(host, case)]) == expected
+
+
+def test_junit_remediation_texts(remediation_report):
+    root, cases = junit_cases(remediation_report)
+    assert cases[('fixed-01', 'no-telnet')].find('system-out').text == (
+        'remediated: tcp 0.0.0.0:23 is listening (agent); rule no-telnet; remediated: blocked by the portwarden firewall '
+        '(firewall: tcp 0.0.0.0 port 23)')
+    assert cases[('guard-01', 'postgres-loopback-only')].find('system-out').text == (
+        'remediated: tcp 0.0.0.0:5432 no longer listens; remediated (service: postgresql.service)')  # not twice
+    assert cases[('guard-01', 'ssh-only-sshd')].find('failure').text == (
+        '[medium] tcp 0.0.0.0:22 is listening (dropbear); rule ssh-only-sshd; remediation protected (kill): ' + PROTECTED)
+    assert cases[('plan-01', 'iana-unassigned-closed')].find('failure').text == (
+        '[low] tcp 0.0.0.0:8443 is listening (%s); rule iana-unassigned-closed; remediation planned (kill: %s[66])'
+        % (EVIL_PROCESS, EVIL_PROCESS))
+    suites = dict((suite.get('name'), suite) for suite in root.findall('testsuite'))
+    assert suites['fixed-01'].find('system-out').text.splitlines() == [
+        'remediation: 2 actions, verified by a gather after the changes',
+        'applied: firewall tcp 0.0.0.0 port 23 (rule no-telnet): nftables block added to table inet portwarden',
+        'terminated: kill inetd[31] (rule iana-unassigned-closed): ended by SIGTERM']
+    assert suites['guard-01'].find('system-out').text.splitlines()[2] == (
+        'protected: kill tcp 0.0.0.0:22 (rule ssh-only-sshd): ' + PROTECTED)
+    assert suites['plan-01'].find('system-out').text.splitlines() == [
+        'remediation: 2 actions, not verified',
+        'would_apply: firewall tcp 0.0.0.0 port 23 (rule no-telnet): nftables block added to table inet portwarden',
+        'would_terminate: kill %s[66] (rule iana-unassigned-closed): check mode: %s' % (EVIL_PROCESS, EVIL_MESSAGE)]
+    assert suites['skip-01'].find('system-out').text == 'remediation skipped: ' + SKIPPED
+    for quiet in ('web-01', 'lost-01'):  # nothing done, nothing skipped: nothing to say
+        assert suites[quiet].find('system-out') is None
+    # the suite's own system-out is not a test case: the counts stay those of the cases
+    assert (root.get('failures'), root.get('errors'), root.get('skipped')) == ('4', '2', '4')
+    assert int(root.get('tests')) == sum(len(suite.findall('testcase')) for suite in suites.values())
+
+
+def test_junit_of_report_mode_has_no_remediation(report):
+    text = rf.render_junit(report)
+    assert 'remediat' not in text
+    assert all(suite.find('system-out') is None for suite in ET.fromstring(text).findall('testsuite'))
+
+
+def test_markdown_remediation(remediation_report):
+    text = rf.render_markdown(remediation_report)
+    tables = table_rows(text)
+    assert tables[1][0] == ['Drift findings', 'Critical', 'High', 'Medium', 'Low', 'Info', 'Waived', 'Unjudged', 'Remediated']
+    assert tables[1][2] == ['4', '1', '0', '2', '1', '0', '0', '0', '3']
+    assert '### Remediation\n\n**6 actions** on 3 hosts (applied 2, protected 1, terminated 1, would\\_apply 1, would\\_terminate 1) ' \
+           '\u00b7 3 findings remediated\n' in text
+    attention = [row[0] for row in tables[2][2:]]
+    assert 'fixed-01' not in attention and 'guard-01' in attention  # remediated is not drift
+    actions = tables[3]
+    assert actions[0] == ['Host', 'Strategy', 'Target', 'Rules', 'Outcome', 'Detail']
+    assert actions[2:] == [
+        ['fixed-01', 'firewall', 'tcp 0.0.0.0 port 23', 'no-telnet', 'applied', 'nftables block added to table inet portwarden'],
+        ['fixed-01', 'kill', 'inetd\\[31\\]', 'iana-unassigned-closed', 'terminated', 'ended by SIGTERM'],
+        ['guard-01', 'service', 'postgresql.service', 'postgres-loopback-only', 'applied', 'stopped and disabled'],
+        ['guard-01', 'kill', 'tcp 0.0.0.0:22', 'ssh-only-sshd', 'protected', rf.markdown_escape(PROTECTED)],
+        ['plan-01', 'firewall', 'tcp 0.0.0.0 port 23', 'no-telnet', 'would\\_apply', 'nftables block added to table inet portwarden'],
+        ['plan-01', 'kill', '&lt;img src=x onerror=alert(1)&gt;\\[66\\]', 'iana-unassigned-closed', 'would\\_terminate',
+         rf.markdown_escape(rf._short('check mode: ' + EVIL_MESSAGE))],
+    ]
+    assert tables[4] == [['Host', 'Why remediation was skipped'], [':---', ':---'], ['skip-01', rf.markdown_escape(SKIPPED)]]
+    assert 'Nothing done on 1 host:' in text
+    for table in tables:
+        assert len(set(len(row) for row in table)) == 1, table
+    assert '<img' not in text and '</td>' not in text and '<script' not in text
+
+
+def test_markdown_remediation_actions_are_limited():
+    fleet = [host_entry('h%03d' % i, remediate_audit('compliant', actions=[
+        action('kill', 'agent[%d]' % i, ['default'], 'gone', 'already exited')])) for i in range(60)]
+    fleet += [host_entry('s%03d' % i, remediate_audit('unknown', skipped=SKIPPED, reasons=['partial'])) for i in range(3)]
+    text = rf.render_markdown(fleet_report(hosts=fleet), max_rows=50)
+    tables = table_rows(text)
+    assert len(tables[-2]) == 50 + 2 and tables[-2][-1][0] == 'h049'
+    assert '\u2026 and 10 more actions: see the HTML or JSON report.' in text
+    assert '**60 actions** on 60 hosts (gone 60) \u00b7 0 findings remediated' in text
+    assert len(tables[-1]) == 3 + 2
+    text = rf.render_markdown(fleet_report(hosts=fleet), max_rows=2)
+    assert '\u2026 and 1 more host skipped: see the HTML or JSON report.' in text
+
+
+def test_markdown_of_remediate_mode_with_nothing_to_do():
+    text = rf.render_markdown(fleet_report(hosts=[host_entry('web-01', remediate_audit('compliant'))]))
+    assert '### Remediation\n\nNo remediation action on any host \u00b7 0 findings remediated.\n' in text
+    assert len(table_rows(text)) == 2 and 'Remediated' not in text  # no remediated column for a count of 0
+
+
+def test_markdown_of_report_mode_has_no_remediation(report):
+    text = rf.render_markdown(report)
+    assert 'Remediat' not in text and len(table_rows(text)) == 3
+
+
+def test_html_remediation_is_text_and_self_contained(remediation_report):
+    text = rf.render_html(remediation_report)
+    parsed = parse_html(text)
+    assert set(tag for tag, _attrs in parsed.tags) <= ALLOWED_TAGS
+    for tag, attrs in parsed.tags:
+        assert not [name for name in attrs if name.startswith('on')], (tag, attrs)
+    assert 'url(' not in text and '@import' not in text and 'http' not in text.replace('http://x', '')
+    visible = ''.join(parsed.text)
+    assert EVIL_PROCESS + '[66]' in visible and '</td><script>alert(2)</script>' in visible
+    assert '<td class="target">&lt;img src=x onerror=alert(1)&gt;[66]</td>' in text
+    assert 'check mode: tcp 0.0.0.0:8443 | listening &lt;/td&gt;&lt;script&gt;alert(2)&lt;/script&gt;' in text
+    assert '<img' not in text and '<script' not in text
+
+
+def html_drill_down(text, host):
+    for part in text.split('<details class="host" id="host-')[1:]:
+        if '<span class="h">%s</span>' % host in part:
+            return part.split('</details>', 1)[0]
+    raise AssertionError(host)
+
+
+def test_html_remediation_summary_and_heat_map(remediation_report):
+    text = rf.render_html(remediation_report)
+    visible = ' '.join(parse_html(text).text)
+    assert ('<div class="card remediated"><div class="n">3</div><div class="l">Remediated findings</div>'
+            '<div class="l" style="margin-top:6px">6 actions on 3 hosts \u00b7 applied 2 \u00b7 protected 1 \u00b7 terminated 1 '
+            '\u00b7 would_apply 1 \u00b7 would_terminate 1 \u00b7 skipped on 1 host</div></div>') in text
+    assert 'Waived 0 \u00b7 unjudged 0' in visible
+    assert '<th>Waived</th><th>Unjudged</th><th>Remediated</th></tr>' in text
+    rows = dict((host, cells) for _css, _anchor, host, cells in heat_rows(text))
+    assert rows['fixed-01'].endswith('<td class="c z">0</td><td class="c z">0</td><td class="c">2</td>')
+    assert rows['guard-01'].endswith('<td class="c z">0</td><td class="c">1</td>')
+    assert rows['plan-01'].endswith('<td class="c z">0</td><td class="c z">0</td><td class="c z">0</td>')
+    assert '.badge.remediated' in text  # the remediation styles come with remediation
+
+
+def test_html_remediation_drill_down(remediation_report):
+    text = rf.render_html(remediation_report)
+    fixed = html_drill_down(text, 'fixed-01')
+    assert '<span class="meta">2 remediated</span>' in fixed
+    assert '<th>Waiver</th><th>Remediation</th>' in fixed
+    assert '<span class="badge remediated">remediated</span>' in fixed
+    assert ('<td class="rem"><span class="badge r-ok">verified</span> firewall: tcp 0.0.0.0 port 23<br><span class="muted">'
+            'blocked by the portwarden firewall (tcp 0.0.0.0 port 23, rule no-telnet)</span></td>') in fixed
+    assert ('<tr><td>firewall</td><td class="target">tcp 0.0.0.0 port 23</td><td>no-telnet</td>'
+            '<td><span class="badge r-ok">applied</span></td><td class="rem">nftables block added to table inet portwarden</td></tr>') in fixed
+    assert 'Verified by a gather after the changes.' in fixed
+    guard = html_drill_down(text, 'guard-01')
+    assert '<span class="badge drift">drift</span>' in guard
+    assert '<td class="rem"><span class="badge r-held">protected</span> kill<br><span class="muted">%s</span></td>' % PROTECTED in guard
+    assert '<td><span class="badge r-held">protected</span></td><td class="rem">%s</td>' % PROTECTED in guard
+    plan = html_drill_down(text, 'plan-01')
+    assert '<span class="badge r-plan">planned</span> kill: &lt;img src=x onerror=alert(1)&gt;[66]</td>' in plan
+    assert '<span class="badge r-plan">would_terminate</span>' in plan and '<span class="badge r-plan">would_apply</span>' in plan
+    assert 'Not verified by a gather after the changes.' in plan
+    skip = html_drill_down(text, 'skip-01')
+    assert '<strong>Remediation</strong><p class="muted">Skipped: %s</p>' % SKIPPED in skip
+    assert 'remediation skipped' in skip and '<th>Remediation</th>' not in skip  # no finding has a remediation note
+    assert '<details class="clean"><summary>1 compliant host without findings</summary><ul><li>web-01</li></ul>' in text
+
+
+def test_html_of_report_mode_has_no_remediation(report):
+    text = rf.render_html(report)
+    assert 'emediat' not in text and 'r-ok' not in text
+
+
+def test_prometheus_remediation(remediation_report):
+    text = rf.render_prometheus(remediation_report)
+    found = samples(text)
+    assert found['portwarden_host_remediated_findings{host="fixed-01"}'] == '2'
+    assert found['portwarden_host_remediated_findings{host="guard-01"}'] == '1'
+    assert found['portwarden_host_remediated_findings{host="plan-01"}'] == '0'
+    assert found['portwarden_host_remediated_findings{host="lost-01"}'] == '0'
+    actions = dict((series, value) for series, value in found.items() if series.startswith('portwarden_host_remediation_actions'))
+    assert actions == {
+        'portwarden_host_remediation_actions{host="fixed-01",outcome="applied"}': '1',
+        'portwarden_host_remediation_actions{host="fixed-01",outcome="terminated"}': '1',
+        'portwarden_host_remediation_actions{host="guard-01",outcome="applied"}': '1',
+        'portwarden_host_remediation_actions{host="guard-01",outcome="protected"}': '1',
+        'portwarden_host_remediation_actions{host="plan-01",outcome="would_apply"}': '1',
+        'portwarden_host_remediation_actions{host="plan-01",outcome="would_terminate"}': '1',
+    }
+    # remediated findings are not drift; the protected one is
+    assert [found['portwarden_host_findings{host="fixed-01",severity="%s"}' % s] for s in SEVERITIES_ORDER] == ['0'] * 5
+    assert found['portwarden_host_findings{host="guard-01",severity="medium"}'] == '1'
+    assert found['portwarden_host_compliant{host="fixed-01"}'] == '1'
+    names = [line.split()[2] for line in text.splitlines() if line.startswith('# HELP ')]
+    assert names == ['portwarden_host_compliant', 'portwarden_host_status', 'portwarden_host_findings',
+                     'portwarden_host_waived_findings', 'portwarden_host_remediated_findings',
+                     'portwarden_host_remediation_actions', 'portwarden_last_audit_timestamp_seconds', 'portwarden_fleet_hosts']
+    assert '# TYPE portwarden_host_remediation_actions gauge\n' in text
+    assert len(found) == 6 * (1 + 3 + 5 + 1 + 1 + 1) + 6 + 3
+
+
+def test_prometheus_of_report_mode_has_no_remediation(report):
+    assert 'remediat' not in rf.render_prometheus(report)
+
+
+SEVERITIES_ORDER = ('critical', 'high', 'medium', 'low', 'info')

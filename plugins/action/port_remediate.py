@@ -1,0 +1,216 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) portwarden contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Action plugin port_remediate: audit a host, close the drift its policy lets us close, audit again.
+
+gather -> evaluate -> plan (controller) -> firewall / service / kill (host modules) -> gather ->
+evaluate -> verify. In check mode the modules run in check mode: nothing changes, the diff shows
+what a real run would do, and the verdict is the one of the host as it is.
+"""
+
+from __future__ import annotations
+
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.portwarden.compliance.plugins.module_utils.remediate_kill import DEFAULT_PROTECTED_NAMES
+from ansible_collections.portwarden.compliance.plugins.module_utils.remediate_plan import (
+    APPLIED,
+    FAILED,
+    PLANNED,
+    PROTECTED,
+    STRATEGIES,
+    Protection,
+    apply_outcomes,
+    block_key,
+    describe_block,
+    plan_remediation,
+    refused_actions,
+    verify_remediation,
+)
+from ansible_collections.portwarden.compliance.plugins.plugin_utils.audit_host import (
+    AUDIT_ARGUMENT_SPEC,
+    audit_host,
+    prepare_audit,
+)
+
+BLOCK_MODULE = 'portwarden.compliance.port_block'
+KILL_MODULE = 'portwarden.compliance.port_kill'
+SERVICE_MODULE = 'ansible.builtin.systemd_service'
+# Connection plugins whose port is a TCP port on the managed host.
+_NETWORK_CONNECTIONS = ('ssh', 'paramiko_ssh', 'paramiko', 'ansible.builtin.ssh', 'ansible.builtin.paramiko_ssh')
+
+ARGUMENT_SPEC = dict(AUDIT_ARGUMENT_SPEC, **{
+    'default_strategy': {'type': 'str', 'default': 'none', 'choices': list(STRATEGIES)},
+    'protected_processes': {'type': 'list', 'elements': 'str', 'default': list(DEFAULT_PROTECTED_NAMES)},
+    'protected_ports': {'type': 'list', 'elements': 'int', 'default': []},
+    'kill_timeout': {'type': 'float', 'default': 10.0},
+    'service_mask': {'type': 'bool', 'default': False},
+    'firewall_persist_path': {'type': 'path'},
+})
+
+
+def _unit_state(result):
+    """A unit's state as systemd_service saw it before changing it, for the diff."""
+    status = result.get('status') or {}
+    return '%s, %s\n' % (status.get('ActiveState') or 'unknown', status.get('UnitFileState') or 'unknown')
+
+
+def _module_error(result):
+    return result.get('msg') or result.get('module_stderr') or 'failed without a message'
+
+
+class ActionModule(ActionBase):
+
+    TRANSFERS_FILES = False
+    _VALID_ARGS = frozenset(ARGUMENT_SPEC)
+
+    def run(self, tmp=None, task_vars=None):
+        task_vars = task_vars or {}
+        result = super(ActionModule, self).run(tmp, task_vars)
+        _validation, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        compiled, today = prepare_audit(self, args)
+        check_mode = bool(self._task.check_mode)
+
+        before, gathered = audit_host(self, task_vars, args, compiled, today)
+        ports = set(args['protected_ports'])
+        connection_port = self._connection_port(task_vars)
+        if connection_port is not None:
+            ports.add(connection_port)
+        protection = Protection.for_host(gathered, ports, args['protected_processes'])
+        plan = plan_remediation(before, compiled.remediation(), args['default_strategy'], protection)
+
+        actions = refused_actions(before)
+        diffs = []
+        changed = False
+        outcomes = {'blocks': {}, 'services': {}, 'processes': {}}
+        live_blocks = []
+        if plan['blocks']:
+            live_blocks, block_changed = self._block(args, plan['blocks'], sorted(ports), task_vars, outcomes, actions, diffs)
+            changed |= block_changed
+        for service in plan['services']:
+            changed |= self._stop_service(args, service, task_vars, outcomes, actions, diffs)
+        if plan['processes']:
+            changed |= self._kill(args, plan['processes'], task_vars, outcomes, actions, diffs)
+        apply_outcomes(before, outcomes)
+        if plan['skipped'] or check_mode or not (plan['blocks'] or plan['services'] or plan['processes']):
+            final = before
+            final['remediation'] = {'actions': actions, 'skipped': plan['skipped'], 'verified': False}
+        else:
+            after, _gathered = audit_host(self, task_vars, args, compiled, today)
+            if after['status'] == 'unknown' and after['coverage'] is None:
+                final = before  # the second gather failed: the changes stand, but nothing is verified
+                final['reasons'].append('the gather after remediation failed: %s' % '; '.join(after['reasons']))
+                final['status'] = 'unknown'
+                final['remediation'] = {'actions': actions, 'skipped': None, 'verified': False}
+            else:
+                final = verify_remediation(before, after, live_blocks, actions)
+        result.update(final)
+        result['changed'] = changed
+        if diffs:
+            result['diff'] = diffs
+        summary = final['summary']
+        result['msg'] = '%s is %s after remediation%s: %d remediated, %d drift, %d actions%s' % (
+            final['host'], final['status'], ' (check mode: nothing changed)' if check_mode else '',
+            summary['remediated'], summary['drift'], len(actions),
+            '; %s' % plan['skipped'] if plan['skipped'] else '')
+        return result
+
+    def _done(self):
+        """(finding status, action outcome) of a change the host made, or would make in check mode."""
+        return (PLANNED, 'would_apply') if self._task.check_mode else (APPLIED, 'applied')
+
+    def _connection_port(self, task_vars):
+        """The TCP port the live connection uses on the host, or None for connections without one."""
+        name = getattr(self._connection, '_load_name', None) or getattr(self._connection, 'transport', '')
+        if name not in _NETWORK_CONNECTIONS:
+            return None
+        port = task_vars.get('ansible_port') or task_vars.get('ansible_ssh_port') or self._play_context.port or 22
+        try:
+            return int(port)
+        except (TypeError, ValueError):
+            return 22
+
+    def _block(self, args, blocks, ports, task_vars, outcomes, actions, diffs):
+        module_args = {'blocks': blocks, 'state': 'present',
+                       'protected_ports': [{'protocol': 'tcp', 'port': port} for port in ports]}
+        if args['firewall_persist_path']:
+            module_args['persist_path'] = args['firewall_persist_path']
+        found = self._execute_module(module_name=BLOCK_MODULE, module_args=module_args, task_vars=task_vars)
+        if found.get('failed'):
+            reason = 'firewall: %s' % _module_error(found)
+            for block in blocks:
+                outcomes['blocks'][block_key(block)] = (FAILED, reason)
+                actions.append({'strategy': 'firewall', 'target': describe_block(block), 'rules': [block['rule']],
+                                'outcome': FAILED, 'detail': reason})
+            return [], False
+        refused = dict((block_key(item), item.get('reason') or 'protected') for item in found.get('protected') or [])
+        added = set(block_key(block) for block in found.get('added') or [])
+        for block in blocks:
+            key = block_key(block)
+            if key in refused:
+                status, outcome, detail = PROTECTED, PROTECTED, refused[key]
+            elif key in added:
+                status, outcome = self._done()
+                detail = 'nftables block added to table inet portwarden'
+            else:
+                status, outcome, detail = APPLIED, 'unchanged', 'the block was already in place'
+            outcomes['blocks'][key] = (status, detail)
+            actions.append({'strategy': 'firewall', 'target': describe_block(block), 'rules': [block['rule']],
+                            'outcome': outcome, 'detail': detail})
+        if found.get('diff'):
+            diffs.append(dict(found['diff'], before_header='nftables table inet portwarden',
+                              after_header='nftables table inet portwarden'))
+        return list(found.get('blocks') or []), bool(found.get('changed'))
+
+    def _stop_service(self, args, service, task_vars, outcomes, actions, diffs):
+        unit = service['unit']
+        # Two calls: systemd_service masks before it checks is-enabled, which then says "masked" and
+        # leaves the unit enabled underneath; disabling first, then masking, does both.
+        calls = [{'name': unit, 'state': 'stopped', 'enabled': False}]
+        if args['service_mask']:
+            calls.append({'name': unit, 'masked': True})
+        changed = False
+        found = {}
+        before = None
+        for module_args in calls:
+            found = self._execute_module(module_name=SERVICE_MODULE, module_args=module_args, task_vars=task_vars)
+            if before is None:
+                before = _unit_state(found)
+            if found.get('failed'):
+                break
+            changed |= bool(found.get('changed'))
+        if found.get('failed'):
+            detail = 'systemd: %s' % _module_error(found)
+            outcome = FAILED
+            outcomes['services'][unit] = (FAILED, detail)
+        else:
+            detail = 'stopped and disabled%s' % (' and masked' if args['service_mask'] else '')
+            status, outcome = self._done() if changed else (APPLIED, 'unchanged')
+            outcomes['services'][unit] = (status, detail)
+            if changed:
+                diffs.append({'before_header': 'systemd unit %s' % unit, 'after_header': 'systemd unit %s' % unit,
+                              'before': before, 'after': 'inactive, disabled%s\n' % (', masked' if args['service_mask'] else '')})
+        actions.append({'strategy': 'service', 'target': unit, 'rules': list(service['rules']),
+                        'outcome': outcome, 'detail': detail})
+        return changed
+
+    def _kill(self, args, processes, task_vars, outcomes, actions, diffs):
+        found = self._execute_module(module_name=KILL_MODULE, task_vars=task_vars, module_args={
+            'processes': processes, 'timeout': args['kill_timeout'], 'protected_names': args['protected_processes']})
+        by_pid = dict((entry['pid'], entry) for entry in found.get('processes') or [])
+        for target in processes:
+            entry = by_pid.get(target['pid'])
+            if entry is None:
+                status, outcome, detail = FAILED, FAILED, 'kill: %s' % _module_error(found)
+            else:
+                outcome, detail = entry['outcome'], entry['reason']
+                status = {'terminated': APPLIED, 'killed': APPLIED, 'would_terminate': PLANNED, 'gone': APPLIED,
+                          'protected': PROTECTED}.get(outcome, FAILED)
+            outcomes['processes'][target['pid']] = (status, detail)
+            actions.append({'strategy': 'kill', 'target': '%s[%d]' % (target.get('name'), target['pid']),
+                            'rules': [target['rule']], 'outcome': outcome, 'detail': detail})
+        if found.get('diff') and found['diff'].get('before'):
+            diffs.append(found['diff'])
+        return bool(found.get('changed'))

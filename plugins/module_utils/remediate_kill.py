@@ -1,0 +1,169 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) portwarden contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Remediate step, ``kill`` strategy: end exactly the process that was gathered, never a recycled pid.
+
+A target is ``{pid, start_time, exe, name}`` as the gather described it. Before any signal the
+process now behind the pid must have the same start time (clock ticks after boot) and the same
+executable; where the kernel offers pidfds the process is pinned first, so the check and every
+signal reach the same process even if it exits and its pid is reused in between.
+
+Never signalled, whatever the policy says: PID 1, the processes this module runs under (the
+chain that serves the live Ansible connection) and processes whose name matches a protected pattern.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import select
+import signal
+import time
+
+from ansible_collections.portwarden.compliance.plugins.module_utils.gather_owners import process_start_time
+
+DEFAULT_PROTECTED_NAMES = ('sshd', 'sshd-session', 'systemd', 'systemd-*', 'init', 'dockerd', 'containerd',
+                           'containerd-shim*', 'podman', 'conmon', 'crio', 'runc', 'crun', 'kubelet')
+
+# Outcomes of one target; ``changed`` outcomes are the ones a real run would make.
+TERMINATED = 'terminated'   # ended by SIGTERM
+KILLED = 'killed'           # ended by SIGKILL after the timeout
+WOULD_TERMINATE = 'would_terminate'  # check mode
+GONE = 'gone'               # already exited: nothing to do
+MISMATCH = 'mismatch'       # the pid now belongs to another process: left alone
+PROTECTED = 'protected'     # never signalled
+SURVIVED = 'survived'       # still alive after SIGKILL (uninterruptible sleep): reported, not hidden
+CHANGED_OUTCOMES = (TERMINATED, KILLED, WOULD_TERMINATE)
+
+
+def read_identity(pid, proc='/proc'):
+    """``{'pid', 'start_time', 'exe', 'name', 'ppid'}`` of the process now behind ``pid``, or None if there is none."""
+    base = '%s/%d' % (proc, pid)
+    try:
+        with open(base + '/stat', 'rb') as handle:
+            stat = handle.read().decode('utf-8', 'replace')
+        with open(base + '/comm', 'rb') as handle:
+            name = handle.read().decode('utf-8', 'replace').rstrip('\n')
+    except OSError:
+        return None
+    try:
+        exe = os.readlink(base + '/exe')
+    except OSError:
+        exe = None
+    try:
+        ppid = int(stat[stat.rindex(')') + 2:].split()[1])
+        start_time = process_start_time(stat)
+    except (ValueError, IndexError):
+        return None
+    state = stat[stat.rindex(')') + 2:].split()[0]
+    return {'pid': pid, 'start_time': start_time, 'exe': exe, 'name': name, 'ppid': ppid, 'zombie': state in 'ZX'}
+
+
+def connection_chain(pid=None, proc='/proc'):
+    """This process and its ancestors: the chain that runs this module, and so serves the live
+    Ansible connection (the ssh session, its sshd, a become wrapper)."""
+    chain = set()
+    pid = os.getpid() if pid is None else pid
+    while pid > 0 and pid not in chain:
+        chain.add(pid)
+        identity = read_identity(pid, proc)
+        if identity is None:
+            break
+        pid = identity['ppid']
+    return chain
+
+
+def refusal(target, current, protected_names=DEFAULT_PROTECTED_NAMES, chain=frozenset()):
+    """Why ``target`` must not be signalled, given ``current`` (read_identity now): ``(outcome, reason)``,
+    or ``(None, None)`` when it may be."""
+    pid = target['pid']
+    if pid <= 1:
+        return PROTECTED, 'PID %d is never signalled' % pid
+    if current is None or current['zombie']:
+        return GONE, 'pid %d has exited' % pid
+    if current['start_time'] != target.get('start_time'):
+        return MISMATCH, ('pid %d now belongs to another process (%s, started at tick %s, not %s): '
+                          'the gathered process has exited and its pid was reused' % (
+                              pid, current['name'], current['start_time'], target.get('start_time')))
+    if target.get('exe') and current['exe'] != target['exe']:
+        return MISMATCH, 'pid %d now runs %s, not %s' % (pid, current['exe'], target['exe'])
+    if pid in chain:
+        return PROTECTED, 'pid %d (%s) runs this Ansible connection' % (pid, current['name'])
+    for pattern in protected_names:
+        for value in (current['name'], current['exe'] and os.path.basename(current['exe'])):
+            if value and fnmatch.fnmatchcase(value, pattern):
+                return PROTECTED, 'pid %d (%s) matches the protected process pattern %r' % (pid, current['name'], pattern)
+    return None, None
+
+
+class _Pinned(object):
+    """A process pinned by a pidfd where the kernel has them (Linux 5.3+), else addressed by pid."""
+
+    def __init__(self, pid):
+        self.pid = pid
+        self.fd = None
+        if hasattr(os, 'pidfd_open'):
+            try:
+                self.fd = os.pidfd_open(pid)
+            except OSError:  # gone already, or pidfds unavailable (old kernel, seccomp)
+                self.fd = None
+
+    def signal(self, number):
+        try:
+            if self.fd is not None:
+                signal.pidfd_send_signal(self.fd, number)
+            else:
+                os.kill(self.pid, number)
+        except ProcessLookupError:
+            pass
+
+    def wait(self, timeout, identity):
+        """True when the process has ended within ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        if self.fd is not None:
+            poller = select.poll()
+            poller.register(self.fd, select.POLLIN)
+            return bool(poller.poll(max(0.0, timeout) * 1000))
+        while True:  # no pidfd: the pid ended when it is gone, a zombie, or another process
+            current = read_identity(self.pid)
+            if current is None or current['zombie'] or current['start_time'] != identity['start_time']:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)
+
+    def close(self):
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+def terminate(target, timeout=10.0, check_mode=False, protected_names=DEFAULT_PROTECTED_NAMES, chain=None, proc='/proc'):
+    """End the gathered process ``target``: SIGTERM, then SIGKILL after ``timeout`` seconds.
+
+    Returns ``{'pid', 'name', 'outcome', 'reason'}``; never raises for a process that is gone or changed.
+    """
+    chain = connection_chain(proc=proc) if chain is None else chain
+    pid = target['pid']
+    pinned = _Pinned(pid)
+    try:
+        current = read_identity(pid, proc)  # read after pinning: a pinned pid cannot be reused
+        outcome, reason = refusal(target, current, protected_names, chain)
+        name = current['name'] if current else target.get('name')
+        if outcome is not None:
+            return {'pid': pid, 'name': name, 'outcome': outcome, 'reason': reason}
+        if check_mode:
+            return {'pid': pid, 'name': name, 'outcome': WOULD_TERMINATE,
+                    'reason': 'would send SIGTERM, then SIGKILL after %gs' % timeout}
+        pinned.signal(signal.SIGTERM)
+        if pinned.wait(timeout, current):
+            return {'pid': pid, 'name': name, 'outcome': TERMINATED, 'reason': 'ended by SIGTERM'}
+        pinned.signal(signal.SIGKILL)
+        if pinned.wait(5.0, current):
+            return {'pid': pid, 'name': name, 'outcome': KILLED,
+                    'reason': 'still running %gs after SIGTERM; ended by SIGKILL' % timeout}
+        return {'pid': pid, 'name': name, 'outcome': SURVIVED, 'reason': 'still running 5s after SIGKILL'}
+    finally:
+        pinned.close()

@@ -1,0 +1,272 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) portwarden contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Remediate step: from a host's audit to the changes that close its drift, and back to a verdict.
+
+Pure standard library, shared by the remediation action and the tests. ``plan_remediation``
+decides, for each drift finding, what closes it under the strategy its rule chose (firewall,
+service, kill) or why nothing may (protected, unavailable); ``verify_remediation`` judges the
+gather made after the changes: a finding is ``remediated`` only when the socket is gone, or a
+portwarden firewall block that is live on the host covers it.
+
+Safety rails decided here (the modules check them again on the host): nothing on a host whose
+verdict is unknown or partial; never the port of the live Ansible connection, nor a process that
+listens on it; never PID 1 or a process whose name is protected.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+
+from ansible_collections.portwarden.compliance.plugins.module_utils.evaluate_policy import bind_class, summarize_result
+from ansible_collections.portwarden.compliance.plugins.module_utils.report_sockets import socket_label
+
+STRATEGIES = ('none', 'firewall', 'service', 'kill')
+TRUE_STRATEGY = 'firewall'  # ``remediate: true``: the least destructive fix, the service keeps running
+
+# remediation.status of a finding
+PLANNED = 'planned'          # a change is planned (check mode stops here)
+PROTECTED = 'protected'      # a safety rail forbids it
+UNAVAILABLE = 'unavailable'  # the strategy cannot apply (no process, no unit, no identity)
+APPLIED = 'applied'          # the change was made (or was already in place)
+FAILED = 'failed'            # the change was tried and failed
+VERIFIED = 'verified'        # the gather after the change shows the finding closed
+NOT_VERIFIED = 'not_verified'  # the change was made but the socket still listens, unblocked
+REMEDIATION_STATUSES = (PLANNED, PROTECTED, UNAVAILABLE, APPLIED, FAILED, VERIFIED, NOT_VERIFIED)
+
+
+def strategy_of(value, fallback='none'):
+    """A rule's ``remediate`` value (None, a bool or a strategy name) as a strategy name."""
+    if value is None:
+        return fallback
+    if value is True:
+        return TRUE_STRATEGY
+    if value is False:
+        return 'none'
+    return value
+
+
+class Protection(object):
+    """What must never be touched on one host."""
+
+    def __init__(self, tcp_ports=(), names=(), pids=()):
+        self.tcp_ports = frozenset(tcp_ports)
+        self.names = tuple(names)
+        self.pids = frozenset(pids)
+
+    @classmethod
+    def for_host(cls, gathered, tcp_ports=(), names=()):
+        """Protect the given TCP ports and every process that listens on one of them (sshd, a jump proxy)."""
+        ports = frozenset(tcp_ports)
+        holders = set()
+        for entry in (gathered or {}).get('sockets') or []:
+            if entry.get('protocol') == 'tcp' and entry.get('port') in ports:
+                holders.update(proc.get('pid') for proc in entry.get('processes') or [])
+        return cls(ports, names, holders)
+
+    def process_reason(self, proc):
+        pid = proc.get('pid')
+        if pid is not None and pid <= 1:
+            return 'PID %s is never touched' % pid
+        if pid in self.pids:
+            return '%s[%s] listens on the port of the live Ansible connection' % (proc.get('name'), pid)
+        exe = proc.get('exe') or ''
+        for pattern in self.names:
+            for value in (proc.get('name'), exe.rsplit('/', 1)[-1] or None):
+                if value and fnmatch.fnmatchcase(value, pattern):
+                    return '%s[%s] matches the protected process pattern %r' % (proc.get('name'), pid, pattern)
+        return None
+
+
+def block_for(finding):
+    """The firewall block that closes a finding: the port for the families the socket accepts, or
+    for its one address when it is bound to a specific (or loopback) address."""
+    address = finding['address']
+    family = finding.get('family') or ('ipv6' if ':' in address else 'ipv4')
+    block = {'protocol': finding['protocol'], 'port': finding['port'], 'family': None, 'address': None,
+             'rule': finding['rule']}
+    if family == 'ipv6' and address.startswith('::ffff:') and '.' in address:
+        family, address = 'ipv4', address[len('::ffff:'):]
+    if bind_class(address) == 'any':
+        # 0.0.0.0 takes IPv4 only; [::] may be dual-stack (v6only is not in the finding): block both.
+        block['family'] = 'ipv4' if family == 'ipv4' else None
+    else:
+        block['family'] = family
+        block['address'] = address
+    return block
+
+
+def block_key(block):
+    return (block['protocol'], block['port'], block.get('family') or '', block.get('address') or '')
+
+
+def describe_block(block):
+    where = block.get('address') or {'ipv4': '0.0.0.0', 'ipv6': '::', None: 'any address'}[block.get('family')]
+    return '%s %s port %d' % (block['protocol'], where, block['port'])
+
+
+def block_covers(block, finding):
+    """Whether a firewall block stops the traffic a finding's socket accepts."""
+    if block['protocol'] != finding['protocol'] or block['port'] != finding['port']:
+        return False
+    wanted = block_for(finding)
+    if block.get('address'):
+        return block['address'] == wanted['address']
+    return block.get('family') is None or block['family'] == wanted['family']
+
+
+def plan_remediation(audit, strategies, default_strategy='none', protection=None):
+    """Annotate each drift finding of ``audit`` with ``remediation`` and return the plan.
+
+    ``strategies`` maps rule ids to their ``remediate`` value (None: the rule did not say); rules
+    that did not say use ``default_strategy``. Returns ``{'blocks', 'services', 'processes', 'skipped'}``:
+    ``skipped`` is why nothing at all is done on this host (its verdict is unknown or partial), else None.
+    """
+    protection = protection or Protection()
+    plan = {'blocks': [], 'services': [], 'processes': [], 'skipped': None}
+    if audit.get('status') == 'unknown' or audit.get('reasons'):
+        plan['skipped'] = 'no remediation on a host whose verdict is unknown: %s' % (
+            '; '.join(audit.get('reasons') or ['no verdict']))
+        return plan
+    blocks = {}
+    services = {}
+    processes = {}
+    for finding in audit.get('findings') or []:
+        if finding.get('status') != 'drift':
+            continue
+        strategy = strategy_of(strategies.get(finding['rule']), default_strategy)
+        if strategy == 'none':
+            continue
+        procs = finding.get('processes') or []
+        note = {'strategy': strategy, 'status': PLANNED, 'reason': None, 'target': _target(strategy, finding, procs)}
+        finding['remediation'] = note
+        if finding['protocol'] == 'tcp' and finding['port'] in protection.tcp_ports:
+            note.update(status=PROTECTED, reason='tcp port %d carries the live Ansible connection' % finding['port'])
+            continue
+        if strategy == 'firewall':
+            block = block_for(finding)
+            blocks.setdefault(block_key(block), block)
+            continue
+        if not procs:
+            note.update(status=UNAVAILABLE, reason='no owning process is known (gather with become)')
+            continue
+        refusals = [reason for reason in map(protection.process_reason, procs) if reason]
+        if refusals:
+            note.update(status=PROTECTED, reason='; '.join(refusals))
+            continue
+        if strategy == 'service':
+            units = sorted(set(proc.get('unit') or '' for proc in procs))
+            if not all(unit.endswith('.service') for unit in units):
+                note.update(status=UNAVAILABLE, reason='not every owning process runs in a systemd service unit (%s)'
+                            % ', '.join(unit or 'no unit' for unit in units))
+                continue
+            for unit in units:
+                services.setdefault(unit, {'unit': unit, 'rules': []})
+                if finding['rule'] not in services[unit]['rules']:
+                    services[unit]['rules'].append(finding['rule'])
+        else:  # kill
+            if any(proc.get('start_time') is None or proc.get('pid') is None for proc in procs):
+                note.update(status=UNAVAILABLE, reason='the owning processes were gathered without a start time, '
+                                                        'so they cannot be told from a recycled pid')
+                continue
+            for proc in procs:
+                processes.setdefault(proc['pid'], {'pid': proc['pid'], 'start_time': proc['start_time'],
+                                                   'exe': proc.get('exe'), 'name': proc.get('name'),
+                                                   'rule': finding['rule']})
+    plan['blocks'] = [blocks[key] for key in sorted(blocks)]
+    plan['services'] = [services[unit] for unit in sorted(services)]
+    plan['processes'] = [processes[pid] for pid in sorted(processes)]
+    return plan
+
+
+def refused_actions(audit):
+    """The changes a safety rail refused at planning, before the host was asked, as report actions:
+    an auditor sees what was not done and why. Call it right after plan_remediation."""
+    return [{'strategy': finding['remediation']['strategy'],
+             'target': finding['remediation']['target'] or socket_label(finding),
+             'rules': [finding['rule']], 'outcome': PROTECTED, 'detail': finding['remediation']['reason']}
+            for finding in audit.get('findings') or []
+            if (finding.get('remediation') or {}).get('status') == PROTECTED]
+
+
+def _target(strategy, finding, procs):
+    """What a strategy acts on, in words: the block, the units or the processes."""
+    if strategy == 'firewall':
+        return describe_block(block_for(finding))
+    if strategy == 'service':
+        return ', '.join(sorted(set(proc.get('unit') or 'no unit' for proc in procs))) or None
+    return ', '.join('%s[%s]' % (proc.get('name'), proc.get('pid')) for proc in procs) or None
+
+
+def _finding_key(finding):
+    return (finding['rule'], finding['protocol'], finding['address'], finding['port'])
+
+
+def apply_outcomes(audit, outcomes):
+    """Record on each planned finding what the host did: ``outcomes`` maps a finding's target kind to
+    ``{'blocks': {block_key: (status, reason)}, 'services': {unit: ...}, 'processes': {pid: ...}}``."""
+    for finding in audit.get('findings') or []:
+        note = finding.get('remediation')
+        if not note or note['status'] != PLANNED:
+            continue
+        if note['strategy'] == 'firewall':
+            results = [outcomes['blocks'].get(block_key(block_for(finding)))]
+        elif note['strategy'] == 'service':
+            results = [outcomes['services'].get(proc.get('unit')) for proc in finding.get('processes') or []]
+        else:
+            results = [outcomes['processes'].get(proc.get('pid')) for proc in finding.get('processes') or []]
+        results = [result for result in results if result is not None]
+        if not results:
+            note.update(status=FAILED, reason='the host reported nothing for this change')
+            continue
+        # The worst outcome counts: protected or failed anywhere means the finding is not closed by us.
+        for status in (PROTECTED, FAILED, UNAVAILABLE, PLANNED, APPLIED):
+            chosen = [reason for found, reason in results if found == status]
+            if chosen:
+                note.update(status=status, reason='; '.join(reason for reason in chosen if reason) or None)
+                break
+
+
+def verify_remediation(before, after, live_blocks, actions):
+    """The host's verdict after remediation, from the gather made after the changes.
+
+    ``before`` is the annotated audit the changes were made from, ``after`` the fresh audit,
+    ``live_blocks`` the portwarden firewall blocks now in the host's ruleset. A drift finding of
+    ``after`` covered by a live block is ``remediated``; a finding of ``before`` whose change was
+    applied and that ``after`` no longer has (the process or service is gone) is listed as
+    ``remediated`` too, so the report shows what was closed. Returns ``after``, updated.
+    """
+    notes = dict((_finding_key(finding), finding['remediation']) for finding in before.get('findings') or []
+                 if finding.get('remediation'))
+    seen = set()
+    for finding in after.get('findings') or []:
+        key = _finding_key(finding)
+        seen.add(key)
+        note = dict(notes[key]) if key in notes else None
+        if finding.get('status') == 'drift':
+            cover = next((block for block in live_blocks if block_covers(block, finding)), None)
+            if cover is not None:
+                finding['status'] = 'remediated'
+                note = note or {'strategy': 'firewall', 'target': None}
+                note.update(status=VERIFIED, reason='blocked by the portwarden firewall (%s, rule %s)' % (
+                    describe_block(cover), cover.get('rule')), target=note.get('target') or describe_block(cover))
+                finding['message'] += '; remediated: blocked by the portwarden firewall'
+            elif note is not None and note['status'] == APPLIED:
+                note.update(status=NOT_VERIFIED, reason='the change was made but the socket still listens')
+        if note is not None:
+            finding['remediation'] = note
+    for finding in before.get('findings') or []:
+        note = finding.get('remediation')
+        if not note or note['status'] != APPLIED or _finding_key(finding) in seen:
+            continue
+        closed = dict(finding)
+        closed['status'] = 'remediated'
+        closed['remediation'] = dict(note, status=VERIFIED, reason='%s; the socket no longer listens' % (note.get('reason') or 'done'))
+        closed['message'] = '%s no longer listens; remediated (%s: %s)' % (
+            socket_label(finding), note['strategy'], note.get('target'))
+        after['findings'].append(closed)
+    summarize_result(after)
+    after['remediation'] = {'actions': actions, 'skipped': None, 'verified': True}
+    return after

@@ -1,0 +1,464 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) portwarden contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+---
+module: port_block
+short_description: Block listening ports with nftables, in a table of their own
+version_added: 0.1.0
+description:
+  - Closes ports the policy says must be closed while the services behind them keep running, by dropping
+    incoming packets to them with nftables. Used by the C(firewall) remediation strategy.
+  - "Everything lives in one dedicated table, C(table inet portwarden); nothing else is touched. The table has,
+    for each of TCP and UDP, five sets: C(<proto>_ports) (a port, IPv4 and IPv6), C(<proto>_ports_v4) and
+    C(<proto>_ports_v6) (a port, one family, matched with C(meta nfproto)), C(<proto>_addr_v4) and
+    C(<proto>_addr_v6) (one destination address and a port, C(ip daddr . <proto> dport) and
+    C(ip6 daddr . <proto> dport) concatenations). Its chain C(input) (C(type filter hook input priority -10;
+    policy accept)) has one C(drop) rule per set."
+  - A block is one set element. Each element carries the id of the policy rule behind it as an element
+    comment, C(comment "rule=<id>"), so C(nft list table inet portwarden) tells why each port is closed.
+  - All changes are made in one C(nft -f -) transaction that replaces the whole table (atomic, there is no
+    moment with a half-built table). A table that differs from the design (a foreign rule, set or chain, a
+    missing set) is rebuilt to the design; RV(drift) says what differed.
+  - Blocks on protected ports are refused, never applied. Protected are the ports in O(protected_ports), and always the
+    TCP port of the live SSH connection (see O(protected_ports)). Refused blocks are returned in RV(protected);
+    they do not fail the task.
+author:
+  - portwarden contributors (@portwarden)
+extends_documentation_fragment:
+  - portwarden.compliance.attributes
+attributes:
+  check_mode:
+    support: full
+    details:
+      - Reads the table and reports what would change; never runs an nft command that changes anything, never writes O(persist_path).
+  diff_mode:
+    support: full
+    details:
+      - The diff shows the table before and after, as nft text (and whether O(persist_path) holds it).
+  idempotent:
+    description: Running it again with the same arguments changes nothing and reports C(changed=false).
+    support: full
+options:
+  blocks:
+    description:
+      - The blocks to add (O(state=present)) or to lift (O(state=absent)).
+      - Two entries for the same port, protocol, family and address are one block.
+      - With O(state=absent), an empty list lifts every block and removes the table.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      protocol:
+        description: Transport protocol.
+        type: str
+        required: true
+        choices: [tcp, udp]
+      port:
+        description: Destination port to close, 1 to 65535.
+        type: int
+        required: true
+      family:
+        description:
+          - V(ipv4) or V(ipv6) to block one address family only; unset (V(null)) blocks both.
+          - With O(blocks[].address) it may be left out (the address says it); if given it must match the address.
+        type: str
+        choices: [ipv4, ipv6]
+      address:
+        description:
+          - Block only packets to this one local address (an IPv4 or IPv6 address, not a network).
+          - V(0.0.0.0) and V(::) (a socket bound to every address) mean every address of that family, the
+            same as O(blocks[].family) without an address. For a dual-stack V(::) socket, which also takes IPv4,
+            leave both O(blocks[].address) and O(blocks[].family) unset.
+        type: str
+      rule:
+        description:
+          - Id of the policy rule that asks for the block; kept as the element comment C(rule=<id>).
+          - Letters, digits, C(.), C(_) and C(-), at most 123 characters.
+          - When unset, a block already in the table keeps its rule id; a new one gets no comment.
+          - With O(state=absent) it is ignored; blocks are matched by protocol, port, family and address.
+        type: str
+  state:
+    description:
+      - V(present) makes sure the table exists and holds every block of O(blocks). A listed block that is
+        already there under another rule id gets the new id. When there is nothing to block (no blocks, or
+        every one refused as protected) and there is no table, none is made.
+      - V(absent) lifts the blocks of O(blocks) (the table stays, possibly empty); with no O(blocks) it lifts
+        every block and removes the table.
+    type: str
+    choices: [present, absent]
+    default: present
+  exclusive:
+    description:
+      - With O(state=present), also lift every block of the table that O(blocks) does not list, so the table
+        holds exactly O(blocks) (less refused ones).
+      - Ignored with O(state=absent).
+    type: bool
+    default: false
+  persist_path:
+    description:
+      - Also write the table to this file, so that the system's nftables service restores it at boot. Add
+        C(include "/etc/nftables.d/portwarden.nft") (this path) to C(/etc/nftables.conf).
+      - The file is C(nft -f) loadable and starts by declaring and deleting the table, so loading it again,
+        or loading it over a live table, gives the same table.
+      - The file always mirrors the table after the run. It is written atomically (a temporary file in the
+        same directory, renamed over it). When the table is removed (O(state=absent) without O(blocks)),
+        the file is removed.
+      - The directory must exist.
+    type: path
+  protected_ports:
+    description:
+      - Ports that must never be blocked, whatever O(blocks) says. A block on one of them (any family or
+        address) is refused and returned in RV(protected).
+      - In addition, the module always protects the TCP port of the live SSH connection, read from the
+        C(SSH_CONNECTION) environment variable (C(client_ip client_port server_ip server_port)). When the
+        variable is not in the module's environment (C(sudo) resets it under C(become)), the environments of
+        the module's ancestor processes are searched (the login shell under sshd has it). A value that does
+        not parse (for example C(UNKNOWN 65535 UNKNOWN 65535)) is ignored.
+      - Protection applies to adding blocks; lifting a block is always allowed.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      protocol:
+        description: Transport protocol.
+        type: str
+        required: true
+        choices: [tcp, udp]
+      port:
+        description: Port, 1 to 65535.
+        type: int
+        required: true
+requirements:
+  - Linux with nftables (the C(nft) command, built with JSON support, C(nft -j)); root (C(become)).
+notes:
+  - Idempotent. A second run with the same arguments finds every block in place and reports C(changed=false);
+    it runs no nft command that changes anything.
+  - A blocked port drops every incoming packet to it, new connections and established ones, from any source;
+    the service keeps running and keeps its socket. TCP clients time out, UDP clients get no answer.
+  - A block also drops packets that come back to a local client socket bound to the same port. Policy ports
+    are normally services, below the ephemeral range, where client sockets do not live.
+  - Other firewall tables (firewalld, ufw, docker) cannot undo a block; a C(drop) in any base chain is final.
+    Their own C(drop) rules still apply to ports that are not blocked here.
+  - Only this module should write to C(table inet portwarden); anything else found in it is removed on the next change.
+  - Sees the network namespace the module runs in (the host's, unless run inside a container).
+seealso:
+  - module: portwarden.compliance.listening_sockets_info
+  - name: nft(8)
+    description: The nftables command line tool.
+    link: https://www.netfilter.org/projects/nftables/manpage.html
+'''
+
+EXAMPLES = r'''
+- name: Close TCP 856 and UDP 857 (both families), and TCP 858 on ::1 only
+  portwarden.compliance.port_block:
+    blocks:
+      - {protocol: tcp, port: 856, rule: no-legacy-rpc}
+      - {protocol: udp, port: 857, rule: no-legacy-rpc}
+      - {protocol: tcp, port: 858, address: "::1", rule: no-debug-port}
+    protected_ports:
+      - {protocol: tcp, port: 22}
+    persist_path: /etc/nftables.d/portwarden.nft
+  become: true
+  register: blocked
+
+- name: Say which blocks were refused
+  ansible.builtin.debug:
+    msg: "{{ blocked.protected }}"
+  when: blocked.protected | length > 0
+
+- name: Make the table hold exactly these blocks (lift any other)
+  portwarden.compliance.port_block:
+    blocks:
+      - {protocol: tcp, port: 856, family: ipv6, rule: no-legacy-rpc}
+    exclusive: true
+  become: true
+
+- name: Lift one block
+  portwarden.compliance.port_block:
+    blocks:
+      - {protocol: udp, port: 857}
+    state: absent
+  become: true
+
+- name: Lift every block, remove the table and its file
+  portwarden.compliance.port_block:
+    state: absent
+    persist_path: /etc/nftables.d/portwarden.nft
+  become: true
+'''
+
+RETURN = r'''
+blocks:
+  description: Every block in the table after the run (what it would be, in check mode), sorted by protocol, port, family and address.
+  returned: success
+  type: list
+  elements: dict
+  contains:
+    protocol:
+      description: Transport protocol.
+      type: str
+      returned: always
+      sample: tcp
+    port:
+      description: Blocked destination port.
+      type: int
+      returned: always
+      sample: 856
+    family:
+      description: V(ipv4) or V(ipv6); V(null) for both.
+      type: str
+      returned: always
+      sample: null
+    address:
+      description: The one destination address blocked, or V(null) for every address.
+      type: str
+      returned: always
+      sample: null
+    rule:
+      description: Rule id from the element comment, V(null) for an element without one.
+      type: str
+      returned: always
+      sample: no-legacy-rpc
+  sample: [{"protocol": "tcp", "port": 856, "family": null, "address": null, "rule": "no-legacy-rpc"}]
+added:
+  description:
+    - Blocks added (that would be, in check mode); same fields as RV(blocks).
+    - A block whose rule id changes appears in both RV(added) (new id) and RV(removed) (old id).
+  returned: success
+  type: list
+  elements: dict
+  sample: [{"protocol": "udp", "port": 857, "family": null, "address": null, "rule": "no-legacy-rpc"}]
+removed:
+  description: Blocks lifted (that would be, in check mode); same fields as RV(blocks).
+  returned: success
+  type: list
+  elements: dict
+  sample: []
+protected:
+  description: Blocks refused because they are on a protected port, with the fields of RV(blocks) and a C(reason).
+  returned: success
+  type: list
+  elements: dict
+  sample: [{"protocol": "tcp", "port": 22, "family": null, "address": null, "rule": "no-ssh",
+            "reason": "tcp port 22 carries the live SSH connection (SSH_CONNECTION); blocking it would cut the connection"}]
+table:
+  description: The table after the run as nft text; empty when there is no table.
+  returned: success
+  type: str
+  sample: "table inet portwarden {\n\tset tcp_ports {\n\t\ttype inet_service\n..."
+persisted:
+  description: O(persist_path) when the file holds the table after the run; V(null) without O(persist_path) or when the file was removed.
+  returned: success
+  type: str
+  sample: /etc/nftables.d/portwarden.nft
+drift:
+  description:
+    - How the table found differed from the design; empty when it did not.
+    - With O(state=present), and whenever blocks are added or lifted, a table that differs is rebuilt to the design.
+  returned: success
+  type: list
+  elements: str
+  sample: ["set extra is not part of the design"]
+'''
+
+import os
+import tempfile
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.common.text.converters import to_native
+
+from ansible_collections.portwarden.compliance.plugins.module_utils.remediate_firewall import (
+    FAMILIES,
+    PROTOCOLS,
+    STATES,
+    TABLE_FAMILY,
+    TABLE_NAME,
+    compute_plan,
+    describe_table,
+    filter_protected,
+    find_ssh_connection,
+    lift_script,
+    nft_script,
+    normalise_blocks,
+    normalise_protected_ports,
+    parse_table,
+    persist_text,
+    public_block,
+    table_exists,
+)
+
+
+class Nft(object):
+    """The nft command; every failure ends the module with nft's own message."""
+
+    def __init__(self, module):
+        self.module = module
+        path = module.get_bin_path('nft')
+        if not path:
+            module.fail_json(msg='nft (nftables) not found in PATH, /sbin, /usr/sbin or /usr/local/sbin: install the nftables package '
+                                 '(port_block needs the nft command)')
+        self.path = path
+
+    def run(self, args, data=None, what=None):
+        cmd = [self.path] + list(args)
+        rc, out, err = self.module.run_command(cmd, data=data, binary_data=data is not None)
+        if rc != 0:
+            self.module.fail_json(msg='%s failed (nft exit code %d): %s' % (what or ' '.join(cmd), rc, (err or out).strip()),
+                                  rc=rc, cmd=cmd, stdout=out, stderr=err)
+        return out
+
+    def read(self):
+        """(exists, blocks, drift) of the table."""
+        try:
+            if not table_exists(self.run(['-j', 'list', 'tables'])):
+                return False, [], []
+            blocks, drift = parse_table(self.run(['-j', 'list', 'table', TABLE_FAMILY, TABLE_NAME]))
+        except ValueError as exc:
+            self.module.fail_json(msg='Could not read table %s %s: %s' % (TABLE_FAMILY, TABLE_NAME, to_native(exc)))
+        return True, blocks, drift
+
+
+def read_file(module, path):
+    try:
+        with open(path, 'rb') as handle:
+            return handle.read().decode('utf-8', 'replace')
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        module.fail_json(msg='Could not read persist_path %s: %s' % (path, to_native(exc)))
+
+
+def write_file(module, path, text):
+    """Write ``text`` to a temporary file beside ``path`` and rename it over ``path`` (atomic)."""
+    directory = os.path.dirname(path) or '.'
+    try:
+        handle, temp_path = tempfile.mkstemp(prefix='.%s.' % os.path.basename(path), suffix='.tmp', dir=directory)
+    except OSError as exc:
+        module.fail_json(msg='Could not write persist_path %s: %s' % (path, to_native(exc)))
+    try:
+        with os.fdopen(handle, 'wb') as stream:
+            stream.write(text.encode('utf-8'))
+            stream.flush()
+            os.fsync(stream.fileno())
+    except OSError as exc:
+        os.unlink(temp_path)
+        module.fail_json(msg='Could not write persist_path %s: %s' % (path, to_native(exc)))
+    # atomic_move renames in place and keeps an existing file's owner, mode and SELinux context.
+    module.atomic_move(temp_path, path)
+
+
+def file_state(path, content, blocks_text):
+    if content is None:
+        return '# persist_path %s: absent\n' % path
+    if content == blocks_text:
+        return '# persist_path %s: holds this table\n' % path
+    return '# persist_path %s: holds something else\n' % path
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            blocks=dict(type='list', elements='dict', default=[], options=dict(
+                protocol=dict(type='str', required=True, choices=list(PROTOCOLS)),
+                port=dict(type='int', required=True),
+                family=dict(type='str', choices=list(FAMILIES)),
+                address=dict(type='str'),
+                rule=dict(type='str'),
+            )),
+            state=dict(type='str', default='present', choices=list(STATES)),
+            exclusive=dict(type='bool', default=False),
+            persist_path=dict(type='path'),
+            protected_ports=dict(type='list', elements='dict', default=[], options=dict(
+                protocol=dict(type='str', required=True, choices=list(PROTOCOLS)),
+                port=dict(type='int', required=True),
+            )),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    state = params['state']
+    persist_path = params['persist_path']
+    try:
+        desired = normalise_blocks(params['blocks'])
+        protected_ports = normalise_protected_ports(params['protected_ports'])
+    except ValueError as exc:
+        module.fail_json(msg=to_native(exc))
+
+    nft = Nft(module)
+    exists_before, current, drift = nft.read()
+
+    refused = []
+    if state == 'present':
+        ssh_port, ssh_source = find_ssh_connection(os.environ)
+        desired, refused = filter_protected(desired, protected_ports, ssh_port, ssh_source or 'SSH_CONNECTION')
+    plan = compute_plan(current, desired, state, params['exclusive'])
+    final = plan['final']
+
+    if plan['lift_all']:
+        exists_after = False
+        table_changed = exists_before
+    elif state == 'present':
+        # Nothing to block (every listed block refused as protected) creates no table: no change at all.
+        exists_after = exists_before or bool(final)
+        table_changed = exists_after and (not exists_before or bool(drift or plan['added'] or plan['removed']))
+    else:
+        exists_after = exists_before
+        table_changed = bool(plan['removed'])
+
+    file_changed = False
+    file_before = file_after = None
+    if persist_path:
+        file_before = read_file(module, persist_path)
+        file_after = persist_text(final) if exists_after else None
+        file_changed = file_before != file_after
+        if file_after is not None and not os.path.isdir(os.path.dirname(persist_path) or '.'):
+            module.fail_json(msg='persist_path %s: directory %s does not exist' % (persist_path, os.path.dirname(persist_path)))
+
+    if table_changed and not module.check_mode:
+        nft.run(['-f', '-'], data=lift_script() if plan['lift_all'] else nft_script(final),
+                what='Applying the %s %s table (nft -f -)' % (TABLE_FAMILY, TABLE_NAME))
+        exists_now, now, drift_now = nft.read()
+        if exists_now != exists_after or (exists_now and ([public_block(b) for b in now] != [public_block(b) for b in final] or drift_now)):
+            module.fail_json(msg='nft applied the change, but the table reads back differently than written',
+                             expected=describe_table(exists_after, final), found=describe_table(exists_now, now, drift_now))
+    if file_changed and not module.check_mode:
+        if file_after is None:
+            try:
+                os.unlink(persist_path)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                module.fail_json(msg='Could not remove persist_path %s: %s' % (persist_path, to_native(exc)))
+        else:
+            write_file(module, persist_path, file_after)
+
+    table_text = describe_table(exists_after, final)
+    result = dict(
+        changed=table_changed or file_changed,
+        blocks=[public_block(block) for block in final] if exists_after else [],
+        added=[public_block(block) for block in plan['added']],
+        removed=[public_block(block) for block in plan['removed']],
+        protected=refused,
+        table=table_text,
+        persisted=persist_path if persist_path and file_after is not None else None,
+        drift=drift,
+    )
+    if module._diff:
+        before = describe_table(exists_before, current, drift)
+        after = table_text
+        if persist_path:
+            before += file_state(persist_path, file_before, persist_text(current) if exists_before else None)
+            after += file_state(persist_path, file_after, file_after)
+        header = 'nft table %s %s' % (TABLE_FAMILY, TABLE_NAME)
+        result['diff'] = dict(before=before, after=after, before_header=header, after_header=header)
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()

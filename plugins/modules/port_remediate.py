@@ -1,0 +1,175 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) portwarden contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+---
+module: port_remediate
+short_description: Close a host's listening-port drift safely, then audit it again
+version_added: 0.1.0
+description:
+  - Audits the host like M(portwarden.compliance.port_audit), then closes each drift finding whose rule
+    (or O(default_strategy)) opts in to remediation, then gathers and evaluates again and reports each finding as
+    V(remediated) or still V(drift). Nothing is remediated unless the policy or O(default_strategy) says so.
+  - V(firewall) blocks the port with M(portwarden.compliance.port_block) in the nftables table C(inet portwarden);
+    the service keeps running. It is the least destructive strategy, and what C(remediate: true) means.
+  - V(service) stops and disables (optionally masks) the systemd unit that owns the socket, with
+    M(ansible.builtin.systemd_service).
+  - V(kill) ends the owning processes with M(portwarden.compliance.port_kill), only if each pid still belongs
+    to the process that was gathered (same start time and executable).
+  - "Safety rails: a host whose verdict is unknown or partial is not touched; the TCP port of the live
+    connection (the connection's port, and C(SSH_CONNECTION) on the host) is never blocked and the processes
+    listening on it are never stopped or killed; PID 1 and O(protected_processes) are never touched. Such
+    findings are reported with remediation status V(protected)."
+  - In check mode nothing changes on the host; the diff shows every change a real run would make
+    (the nftables table before and after, the units, the processes) and findings are marked V(planned).
+author:
+  - portwarden contributors (@portwarden)
+extends_documentation_fragment:
+  - portwarden.compliance.attributes
+  - portwarden.compliance.attributes.ACTION
+attributes:
+  check_mode:
+    support: full
+    details:
+      - Every host module runs in check mode; the verdict is the host's as it is.
+  diff_mode:
+    support: full
+  idempotent:
+    description: When run twice in a row outside check mode with the same arguments, the second run reports no change.
+    support: full
+    details:
+      - A second run finds the blocks in place and the processes gone, and reports C(changed=false).
+options:
+  policy:
+    description: The policy, as for M(portwarden.compliance.port_audit). Rules say how their drift is closed with C(remediate).
+    type: raw
+  backend:
+    description: Passed to M(portwarden.compliance.listening_sockets_info).
+    type: str
+    choices: [auto, netlink, procfs, psutil]
+    default: auto
+  protocols:
+    description: Transport protocols to gather and remediate.
+    type: list
+    elements: str
+    choices: [tcp, udp]
+    default: [tcp, udp]
+  as_of:
+    description: The date waivers are judged on (V(YYYY-MM-DD)). Defaults to the controller's today.
+    type: str
+  groups:
+    description: Inventory groups of the host, for scoped rules and waivers. Defaults to the host's C(group_names).
+    type: list
+    elements: str
+  default_strategy:
+    description: The strategy for drift whose rule does not set C(remediate). V(none) leaves it alone.
+    type: str
+    choices: [none, firewall, service, kill]
+    default: none
+  protected_processes:
+    description: Shell-style patterns of process names (or executable base names) never stopped or killed.
+    type: list
+    elements: str
+    default: [sshd, sshd-session, systemd, systemd-*, init, dockerd, containerd, containerd-shim*, podman, conmon,
+              crio, runc, crun, kubelet]
+  protected_ports:
+    description: TCP ports never blocked and whose listeners are never stopped, besides the connection's own port.
+    type: list
+    elements: int
+    default: []
+  kill_timeout:
+    description: Seconds between SIGTERM and SIGKILL for the V(kill) strategy.
+    type: float
+    default: 10
+  service_mask:
+    description: Also mask the units the V(service) strategy stops.
+    type: bool
+    default: false
+  firewall_persist_path:
+    description:
+      - Also write the portwarden table to this file on the host, for the system's nftables service to load at boot
+        (see M(portwarden.compliance.port_block)).
+    type: path
+requirements:
+  - jsonschema and PyYAML on the controller; C(nft) on hosts that use the V(firewall) strategy; systemd for V(service).
+notes:
+  - Run it with C(become); blocking ports, stopping units and ending other users' processes need root.
+seealso:
+  - module: portwarden.compliance.port_audit
+  - module: portwarden.compliance.port_block
+  - module: portwarden.compliance.port_kill
+'''
+
+EXAMPLES = r'''
+- name: Close drift the policy opts in to remediate, firewall by default
+  portwarden.compliance.port_remediate:
+    policy: policies/fleet.yml
+    default_strategy: firewall
+  become: true
+  register: remediation
+
+- name: See what remediation would do, changing nothing
+  portwarden.compliance.port_remediate:
+    policy: policies/fleet.yml
+  become: true
+  check_mode: true
+  diff: true
+'''
+
+RETURN = r'''
+status:
+  description: The verdict after remediation, V(compliant), V(drift) or V(unknown), as for M(portwarden.compliance.port_audit).
+  returned: always
+  type: str
+  sample: compliant
+findings:
+  description:
+    - The findings as for M(portwarden.compliance.port_audit). A finding closed by this run, or covered by a live portwarden
+      firewall block, has status V(remediated). Findings a strategy applied to carry C(remediation).
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    remediation:
+      description:
+        - C(strategy), C(target), C(reason) and C(status), one of V(planned) (check mode), V(applied), V(verified)
+          (the gather afterwards shows it closed), V(not_verified), V(protected), V(unavailable) or V(failed).
+      type: dict
+      returned: when a strategy applies to the finding
+      sample: {"strategy": "firewall", "status": "verified", "target": "tcp 0.0.0.0 port 856", "reason": "blocked by the portwarden firewall"}
+remediation:
+  description:
+    - C(actions) taken on the host, each with C(strategy), C(target), C(rules), C(outcome) and C(detail); C(skipped),
+      why nothing was done (an unknown verdict), or V(null); C(verified), whether a gather after the changes judged them.
+  returned: always
+  type: dict
+  sample: {"actions": [{"strategy": "firewall", "target": "tcp 0.0.0.0 port 856", "rules": ["iana-unassigned-closed"],
+                        "outcome": "applied", "detail": "nftables block added to table inet portwarden"}],
+           "skipped": null, "verified": true}
+summary:
+  description: Counts of findings, with C(remediated).
+  returned: always
+  type: dict
+reasons:
+  description: Why the verdict is or may be incomplete.
+  returned: always
+  type: list
+  elements: str
+coverage:
+  description: The coverage of the last gather.
+  returned: always
+  type: dict
+policy:
+  description: The policy's name and sha256.
+  returned: always
+  type: dict
+registry:
+  description: The IANA registry data the verdict used.
+  returned: always
+  type: dict
+'''

@@ -1,0 +1,66 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) portwarden contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Gather and evaluate one host from an action plugin: shared by port_audit and port_remediate."""
+
+from __future__ import annotations
+
+import datetime
+
+from ansible.errors import AnsibleActionFail
+
+from ansible_collections.portwarden.compliance.plugins.module_utils.evaluate_policy import (
+    PolicyError,
+    compile_policy,
+    evaluate_host,
+)
+from ansible_collections.portwarden.compliance.plugins.module_utils.policy_check import parse_date
+from ansible_collections.portwarden.compliance.plugins.plugin_utils.policy_load import PolicyInvalid, load_policy
+from ansible_collections.portwarden.compliance.plugins.plugin_utils.policy_resolve import resolve_policy
+
+GATHER_MODULE = 'portwarden.compliance.listening_sockets_info'
+
+# The options port_audit and port_remediate share.
+AUDIT_ARGUMENT_SPEC = {
+    'policy': {'type': 'raw'},
+    'backend': {'type': 'str', 'default': 'auto', 'choices': ['auto', 'netlink', 'procfs', 'psutil']},
+    'protocols': {'type': 'list', 'elements': 'str', 'default': ['tcp', 'udp'], 'choices': ['tcp', 'udp']},
+    'as_of': {'type': 'str'},
+    'groups': {'type': 'list', 'elements': 'str'},
+}
+
+
+def prepare_audit(action, args):
+    """``(compiled policy, today)``; a bad policy or date fails the task before the host is touched."""
+    today = datetime.date.today()
+    if args['as_of']:
+        today = parse_date(args['as_of'])
+        if today is None:
+            raise AnsibleActionFail('as_of: %r is not a date; expected YYYY-MM-DD' % args['as_of'])
+    policy, source = resolve_policy(action, args['policy'])
+    try:
+        compiled = compile_policy(load_policy(policy, source))
+    except PolicyInvalid as exc:
+        raise AnsibleActionFail('invalid policy:\n%s' % '\n'.join(exc.errors), result={'errors': exc.errors}) from None
+    except PolicyError as exc:
+        raise AnsibleActionFail('invalid policy: %s: %s' % (source, exc)) from None
+    return compiled, today
+
+
+def audit_host(action, task_vars, args, compiled, today):
+    """Gather on the host (one module round trip) and evaluate on the controller: ``(audit, gathered)``.
+
+    ``gathered`` is None when the gather failed; the audit is then unknown with the reason.
+    """
+    gathered = action._execute_module(module_name=GATHER_MODULE,
+                                      module_args={'backend': args['backend'], 'protocols': args['protocols']},
+                                      task_vars=task_vars)
+    host = task_vars.get('inventory_hostname', action._play_context.remote_addr)
+    groups = args['groups'] if args['groups'] is not None else task_vars.get('group_names', [])
+    if gathered.get('failed'):
+        audit = evaluate_host(None, compiled, host, groups, today)
+        audit['reasons'] = ['gather failed: %s' % gathered.get('msg', 'no message')]
+        return audit, None
+    return evaluate_host(gathered, compiled, host, groups, today), gathered
