@@ -168,8 +168,8 @@ def plan_remediation(audit, strategies, default_strategy='none', protection=None
                     services[unit]['rules'].append(finding['rule'])
         else:  # kill
             if any(proc.get('start_time') is None or proc.get('pid') is None for proc in procs):
-                note.update(status=UNAVAILABLE, reason='the owning processes were gathered without a start time, '
-                                                        'so they cannot be told from a recycled pid')
+                note.update(status=UNAVAILABLE,
+                            reason='the owning processes were gathered without a start time, so they cannot be told from a recycled pid')
                 continue
             for proc in procs:
                 processes.setdefault(proc['pid'], {'pid': proc['pid'], 'start_time': proc['start_time'],

@@ -770,8 +770,8 @@ def _html_remediation(remediation, limit, escaped):
         out.append('</tbody></table>')
         if len(actions) > limit:
             out.append('<p class="muted">\u2026 and %d more actions: see the JSON report.</p>' % (len(actions) - limit))
-        out.append('<p class="muted">%s</p>' % ('Verified by a gather after the changes.' if remediation.get('verified')
-                                                 else 'Not verified by a gather after the changes.'))
+        verified = 'Verified' if remediation.get('verified') else 'Not verified'
+        out.append('<p class="muted">%s by a gather after the changes.</p>' % verified)
     elif not remediation.get('skipped'):
         out.append('<p class="muted">No action was needed.</p>')
     return ''.join(out)

@@ -14,8 +14,8 @@ version_added: 0.1.0
 description:
   - The V(kill) remediation strategy of the R(port_compliance role,ansible_collections.portwarden.compliance.port_compliance_role).
     Sends SIGTERM to each listed process, then SIGKILL after O(timeout) seconds.
-  - Each process is identified as the gather described it (M(portwarden.compliance.listening_sockets_info)):
-    pid, start time and executable. A process whose pid now belongs to another process (the gathered one
+  - Each process is identified as the gather described it (M(portwarden.compliance.listening_sockets_info)),
+    by pid, start time and executable. A process whose pid now belongs to another process (the gathered one
     exited and the kernel reused its pid) is left alone and reported as V(mismatch).
   - Where the kernel has pidfds (Linux 5.3+) the process is pinned before it is checked, so the check and
     the signals reach the same process.

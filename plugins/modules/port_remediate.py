@@ -16,7 +16,7 @@ description:
     (or O(default_strategy)) opts in to remediation, then gathers and evaluates again and reports each finding as
     V(remediated) or still V(drift). Nothing is remediated unless the policy or O(default_strategy) says so.
   - V(firewall) blocks the port with M(portwarden.compliance.port_block) in the nftables table C(inet portwarden);
-    the service keeps running. It is the least destructive strategy, and what C(remediate: true) means.
+    the service keeps running. It is the least destructive strategy, and what C(remediate=true) means.
   - V(service) stops and disables (optionally masks) the systemd unit that owns the socket, with
     M(ansible.builtin.systemd_service).
   - V(kill) ends the owning processes with M(portwarden.compliance.port_kill), only if each pid still belongs

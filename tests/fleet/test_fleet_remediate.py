@@ -93,12 +93,11 @@ def _hosts(report):
 def site(module_fleet_factory, tmp_path_factory):
     workdir = str(tmp_path_factory.mktemp('pwm'))
     proxy = '-o ProxyCommand="ip netns exec %%h %s %s 127.0.0.1 2222"' % (sys.executable, PIPE)
-    fleet = module_fleet_factory(7, prefix='pwm', workdir=workdir,
-                       groups={'fix': [H['h1'], H['h2'], H['h7']], 'kill': [H['h4']], 'ssh': [H['h5'], H['h6']]},
-                       hostvars={H['h5']: {'ansible_port': 2222, 'ansible_ssh_common_args': proxy},
-                                 H['h6']: {'ansible_ssh_common_args': proxy},
-                                 H['h7']: {'port_compliance_backend': 'psutil',
-                                           'ansible_python_interpreter': '/usr/bin/python3'}})
+    groups = {'fix': [H['h1'], H['h2'], H['h7']], 'kill': [H['h4']], 'ssh': [H['h5'], H['h6']]}
+    hostvars = {H['h5']: {'ansible_port': 2222, 'ansible_ssh_common_args': proxy},
+                H['h6']: {'ansible_ssh_common_args': proxy},
+                H['h7']: {'port_compliance_backend': 'psutil', 'ansible_python_interpreter': '/usr/bin/python3'}}
+    fleet = module_fleet_factory(7, prefix='pwm', workdir=workdir, groups=groups, hostvars=hostvars)
     # ssh looks a non-default port up as [host]:port in known_hosts.
     with open(fleet.path('known_hosts')) as handle:
         key = handle.read().split(None, 1)[1]
