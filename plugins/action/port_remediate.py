@@ -12,6 +12,7 @@ what a real run would do, and the verdict is the one of the host as it is.
 
 from __future__ import annotations
 
+from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.portwarden.compliance.plugins.module_utils.remediate_kill import DEFAULT_PROTECTED_NAMES
@@ -42,6 +43,8 @@ SERVICE_MODULE = 'ansible.builtin.systemd_service'
 _NETWORK_CONNECTIONS = ('ssh', 'paramiko_ssh', 'paramiko', 'ansible.builtin.ssh', 'ansible.builtin.paramiko_ssh')
 
 ARGUMENT_SPEC = dict(AUDIT_ARGUMENT_SPEC, **{
+    'mode': {'type': 'str', 'default': 'remediate', 'choices': ['report', 'remediate']},
+    'lift_firewall': {'type': 'bool', 'default': False},
     'default_strategy': {'type': 'str', 'default': 'none', 'choices': list(STRATEGIES)},
     'protected_processes': {'type': 'list', 'elements': 'str', 'default': list(DEFAULT_PROTECTED_NAMES)},
     'protected_ports': {'type': 'list', 'elements': 'int', 'default': []},
@@ -73,7 +76,21 @@ class ActionModule(ActionBase):
         compiled, today = prepare_audit(self, args)
         check_mode = bool(self._task.check_mode)
 
+        # One task serves both modes, so a report-mode run pays for no skipped task on every host.
+        diffs = []
+        changed = False
+        if args['lift_firewall']:
+            changed = self._lift(args, task_vars, diffs)
         before, gathered = audit_host(self, task_vars, args, compiled, today)
+        if args['mode'] == 'report':
+            result.update(before)
+            result['changed'] = changed
+            if diffs:
+                result['diff'] = diffs
+            result['msg'] = '%s is %s (%d drift, %d waived, %d unknown findings)' % (
+                before['host'], before['status'], before['summary']['drift'], before['summary']['waived'],
+                before['summary']['unknown'])
+            return result
         ports = set(args['protected_ports'])
         connection_port = self._connection_port(task_vars)
         if connection_port is not None:
@@ -82,8 +99,6 @@ class ActionModule(ActionBase):
         plan = plan_remediation(before, compiled.remediation(), args['default_strategy'], protection)
 
         actions = refused_actions(before)
-        diffs = []
-        changed = False
         outcomes = {'blocks': {}, 'services': {}, 'processes': {}}
         live_blocks = []
         if plan['blocks']:
@@ -116,6 +131,18 @@ class ActionModule(ActionBase):
             summary['remediated'], summary['drift'], len(actions),
             '; %s' % plan['skipped'] if plan['skipped'] else '')
         return result
+
+    def _lift(self, args, task_vars, diffs):
+        """Remove every portwarden firewall block (and the persisted file), before the audit."""
+        module_args = {'state': 'absent'}
+        if args['firewall_persist_path']:
+            module_args['persist_path'] = args['firewall_persist_path']
+        found = self._execute_module(module_name=BLOCK_MODULE, module_args=module_args, task_vars=task_vars)
+        if found.get('failed'):
+            raise AnsibleActionFail('lifting the portwarden firewall blocks failed: %s' % _module_error(found))
+        if found.get('diff') and found.get('changed'):
+            diffs.append(found['diff'])
+        return bool(found.get('changed'))
 
     def _done(self):
         """(finding status, action outcome) of a change the host made, or would make in check mode."""

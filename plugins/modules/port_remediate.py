@@ -48,6 +48,19 @@ options:
   policy:
     description: The policy, as for M(portwarden.compliance.port_audit). Rules say how their drift is closed with C(remediate).
     type: raw
+  mode:
+    description:
+      - V(remediate) closes drift as described above.
+      - V(report) only audits, exactly as M(portwarden.compliance.port_audit) does (the role uses one task for both modes).
+    type: str
+    choices: [report, remediate]
+    default: remediate
+  lift_firewall:
+    description:
+      - First remove every portwarden firewall block (the table C(inet portwarden), and O(firewall_persist_path) if set),
+        in either mode. In V(remediate) mode the blocks the policy still asks for are put back.
+    type: bool
+    default: false
   backend:
     description: Passed to M(portwarden.compliance.listening_sockets_info).
     type: str

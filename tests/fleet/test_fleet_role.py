@@ -463,7 +463,7 @@ def _assert_no_host_touched(fleetrun, name):
         line = '<%s> ESTABLISH SSH CONNECTION' % host
         assert line in control, 'the -vvv control run does not show %r' % line
         assert line not in output, (name, host)
-    assert 'TASK [portwarden.compliance.port_compliance : Audit the listening ports]' not in output
+    assert 'TASK [portwarden.compliance.port_compliance : Audit the listening ports (and remediate in remediate mode)]' not in output
     assert 'Write the fleet report' not in output
     assert not os.path.exists(run.report_dir)
 
@@ -481,7 +481,7 @@ def test_remediate_mode_with_an_invalid_policy_touches_no_host(fleetrun):
     proc = fleetrun.runs['remediate'].proc
     assert proc.returncode == 2, proc.stdout[-5000:] + proc.stderr
     assert _failure(proc)['errors'] == INVALID_ERRORS
-    assert 'Remediate drift and audit again' not in proc.stdout
+    assert 'Audit the listening ports' not in proc.stdout
     _assert_no_host_touched(fleetrun, 'remediate')
 
 
