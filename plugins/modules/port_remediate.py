@@ -61,6 +61,12 @@ options:
         in either mode. In V(remediate) mode the blocks the policy still asks for are put back.
     type: bool
     default: false
+  policy_sha256:
+    description:
+      - The C(info.sha256) that M(portwarden.compliance.port_policy_validate) returned for O(policy). When it matches
+        the sha256 of O(policy), the policy is not checked against the schema again, only compiled (the role validates
+        once, then audits every host). Pass nothing else here.
+    type: str
   backend:
     description: Passed to M(portwarden.compliance.listening_sockets_info).
     type: str
