@@ -11,6 +11,11 @@ used). Shared by the ``listening_sockets_info`` module, the CLI and the tests.
 Fail closed: a table that could not be read is an error in ``coverage`` and makes
 it incomplete; when nothing could be read at all, GatherError is raised, so a
 failed gather never reads as a quiet host.
+
+``namespaces='all'`` also reads every other network namespace a process is in (containers, pods,
+``ip netns``), in a short-lived thread that enters them in turn (gather_namespaces), and tags each
+socket with its namespace. Socket inodes are unique across namespaces, so one fd walk still finds
+the owners of them all.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from ansible_collections.portwarden.compliance.plugins.module_utils.report_socke
 BACKENDS = ('auto', 'netlink', 'procfs', 'psutil')
 PROTOCOLS = ('tcp', 'udp')
 FAMILIES = ('ipv4', 'ipv6')
+NAMESPACE_MODES = ('host', 'all')
 
 
 class GatherError(Exception):
@@ -84,13 +90,17 @@ def _tables(protocols, ipv6):
     return [(protocol, family) for protocol in protocols for family in families]
 
 
-def _read_tables(backend, protocols, coverage):
-    """Read the kernel socket tables with netlink or procfs; ``auto`` falls back per table."""
+def _read_tables(backend, protocols, coverage, proc_net='/proc/net', ipv6=None):
+    """Read the kernel socket tables with netlink or procfs; ``auto`` falls back per table.
+
+    Netlink reads the calling thread's namespace, procfs the one ``proc_net`` shows.
+    """
     records = []
     read_any = False
-    ipv6 = _ipv6_available()
-    if not ipv6:
-        coverage['notes'].append('IPv6 is not enabled on this host; only IPv4 tables exist')
+    if ipv6 is None:
+        ipv6 = _ipv6_available()
+        if not ipv6:
+            coverage['notes'].append('IPv6 is not enabled on this host; only IPv4 tables exist')
     for protocol, family in _tables(protocols, ipv6):
         table = '%s/%s' % (protocol, family)
         order = ('netlink', 'procfs') if backend == 'auto' else (backend,)
@@ -99,7 +109,7 @@ def _read_tables(backend, protocols, coverage):
                 if source == 'netlink':
                     found = gather_netlink.dump_listening(family, protocol)
                 else:
-                    found = gather_procfs.read_listening(family, protocol)
+                    found = gather_procfs.read_listening(family, protocol, proc_net)
             except (gather_netlink.NetlinkError, gather_procfs.ProcfsError) as exc:
                 if source == order[-1]:
                     coverage['errors'].append('%s: %s backend: %s' % (table, source, exc))
@@ -196,14 +206,119 @@ def _describe_with_psutil(pid):
         return None
 
 
-def gather_listening_sockets(backend='auto', protocols=PROTOCOLS):
+def _read_namespace(backend, protocols, ipv6):
+    """Run in a thread inside another namespace: its records, what the read met, its ephemeral port range."""
+    from ansible_collections.portwarden.compliance.plugins.module_utils import gather_namespaces
+
+    local = {'sources': {}, 'errors': [], 'notes': []}
+    try:
+        records = _read_tables(backend, protocols, local, proc_net=gather_namespaces.thread_self() + '/net', ipv6=ipv6)
+    except GatherError as exc:
+        raise gather_namespaces.NamespaceUnreadable(str(exc)) from exc
+    return records, local, ephemeral_ports()  # /proc/sys/net shows the calling thread's namespace
+
+
+def _read_namespace_through_pid(inode, pid, protocols, ipv6, refused):
+    """procfs without entering: /proc/PID/net shows the namespace of PID, as long as PID stays in it."""
+    from ansible_collections.portwarden.compliance.plugins.module_utils import gather_namespaces
+
+    local = {'sources': {}, 'errors': [], 'notes': []}
+    try:
+        records = _read_tables('procfs', protocols, local, proc_net='/proc/%d/net' % pid, ipv6=ipv6)
+        still = gather_namespaces.pid_namespace(pid) == inode
+    except (GatherError, OSError, ValueError) as exc:
+        raise gather_namespaces.NamespaceUnreadable('%s; /proc/%d/net: %s' % (refused, pid, exc)) from exc
+    if not still:
+        raise gather_namespaces.NamespaceUnreadable('%s; pid %d left the namespace while /proc/%d/net was read'
+                                                    % (refused, pid, pid))
+    local['notes'].append('%s; read /proc/%d/net instead, so its ephemeral port range is unknown' % (refused, pid))
+    return records, local, None
+
+
+def _namespace_entry(inode, host, pid, names):
+    from ansible_collections.portwarden.compliance.plugins.module_utils import gather_namespaces
+
+    container = gather_namespaces.describe_container(pid, names) if pid is not None else None
+    return {'inode': inode, 'host': host, 'pid': pid, 'container': container}
+
+
+def _scanned(entry, records, sources, port_range):
+    return dict(entry, sockets=len(records), sources=sources,
+                ephemeral_port_range=[port_range[0], port_range[1]] if port_range else None)
+
+
+def _scan_namespaces(backend, protocols, host_records, coverage, privileged):
+    """namespaces=all: ``[(namespace entry, port range, records)]`` of every namespace read, the gather's own
+    first (its port range left None: the caller fills in the host's). Fills ``coverage['namespaces']``.
+
+    A namespace that could not be entered or read is an error (the coverage is partial); one whose every
+    process exited before it could be entered has vanished, with every socket in it: a note, not an error.
+    """
+    # Imported here: namespaces=host (the default) never needs it, and its gather starts as quickly as before.
+    from ansible_collections.portwarden.compliance.plugins.module_utils import gather_namespaces
+
+    summary = {'mode': 'all', 'scanned': [], 'unreadable': [], 'vanished': []}
+    coverage['namespaces'] = summary
+    names = gather_namespaces.ContainerNames()
+    own = gather_namespaces.own_namespace()
+    discovery = None
+    if not privileged:
+        coverage['errors'].append('namespaces=all: not running as root, so only the network namespace the gather runs in '
+                                  'was read; other namespaces can be neither listed nor entered (use become: true)')
+    else:
+        try:
+            discovery = gather_namespaces.discover_namespaces()
+        except OSError as exc:
+            coverage['errors'].append('namespaces=all: cannot list the network namespaces of the processes under /proc: %s; '
+                                      'only the network namespace the gather runs in was read' % exc)
+    pids = (discovery.namespaces.get(own) if discovery else None) or [os.getpid()]
+    host = _namespace_entry(own, True, pids[0], names)
+    scans = [(host, None, host_records)]
+    summary['scanned'].append(_scanned(host, host_records, dict(coverage['sources']), None))
+    if discovery is None:
+        return scans
+    if discovery.processes_denied:
+        coverage['errors'].append('namespaces=all: the network namespace of %d processes could not be read; '
+                                  'a namespace only they are in is missing' % discovery.processes_denied)
+    ipv6 = _ipv6_available()
+    others = [(inode, pids) for inode, pids in sorted(discovery.namespaces.items()) if inode != own]
+    fallback = None
+    if backend != 'netlink':
+        def fallback(inode, pid, refused):
+            return _read_namespace_through_pid(inode, pid, protocols, ipv6, refused)
+    for visit in gather_namespaces.visit_namespaces(others, lambda: _read_namespace(backend, protocols, ipv6), fallback):
+        if isinstance(visit.error, gather_namespaces.NamespaceGone):
+            summary['vanished'].append({'inode': visit.inode, 'pid': visit.pid})
+            coverage['notes'].append('network namespace %d (pid %d) vanished during the scan: every process in it exited, '
+                                     'so nothing listens there any more' % (visit.inode, visit.pid))
+            continue
+        if visit.error is not None:
+            summary['unreadable'].append({'inode': visit.inode, 'pid': visit.pid, 'reason': str(visit.error)})
+            coverage['errors'].append('network namespace %d (pid %d) could not be read: %s' % (visit.inode, visit.pid, visit.error))
+            continue
+        records, local, port_range = visit.result
+        coverage['errors'].extend('network namespace %d: %s' % (visit.inode, error) for error in local['errors'])
+        coverage['notes'].extend('network namespace %d: %s' % (visit.inode, note) for note in local['notes'])
+        entry = _namespace_entry(visit.inode, False, visit.pid, names)
+        scans.append((entry, port_range, records))
+        summary['scanned'].append(_scanned(entry, records, local['sources'], port_range))
+    return scans
+
+
+def gather_listening_sockets(backend='auto', protocols=PROTOCOLS, namespaces='host'):
     """Gather the listening sockets of this host's (current network namespace's) kernel.
+
+    With ``namespaces='all'`` (Linux), those of every network namespace a process is in, each socket
+    tagged with its ``namespace`` and the namespaces listed in ``coverage['namespaces']``; ``host``
+    there is the namespace the gather runs in. With ``'host'`` (the default) nothing of that appears.
 
     Returns ``{'sockets': [...], 'coverage': {...}}``. Raises GatherError when
     nothing could be read and PsutilMissing when psutil was needed but absent.
     """
     if backend not in BACKENDS:
         raise GatherError('unknown backend %r; expected one of %s' % (backend, ', '.join(BACKENDS)))
+    if namespaces not in NAMESPACE_MODES:
+        raise GatherError('unknown namespaces %r; expected one of %s' % (namespaces, ', '.join(NAMESPACE_MODES)))
     protocols = tuple(p for p in PROTOCOLS if p in protocols)
     if not protocols:
         raise GatherError('no protocol to gather; expected some of %s' % ', '.join(PROTOCOLS))
@@ -212,16 +327,23 @@ def gather_listening_sockets(backend='auto', protocols=PROTOCOLS):
         backend = 'psutil'
     if backend in ('netlink', 'procfs') and not linux:
         raise GatherError('the %s backend works only on Linux; use backend=psutil or auto' % backend)
+    if namespaces == 'all' and backend == 'psutil':
+        raise GatherError('namespaces=all reads network namespaces, which only the netlink and procfs backends can enter '
+                          '(Linux); psutil sees only its own')
     privileged = os.geteuid() == 0 if hasattr(os, 'geteuid') else False
     coverage = {
         'backend': backend, 'sources': {}, 'privileged': privileged, 'complete': True,
         'sockets': 0, 'unowned_sockets': [], 'processes_scanned': 0, 'processes_unreadable': 0,
         'ephemeral_port_range': None, 'errors': [], 'notes': [],
     }
+    scans = None
     if backend == 'psutil':
         records, owners = _psutil_records(protocols, coverage)
     else:
         records = _read_tables(backend, protocols, coverage)
+        if namespaces == 'all':
+            scans = _scan_namespaces(backend, protocols, records, coverage, privileged)
+            records = [record for _entry, _range, found in scans for record in found]
         owners = _owners_from_fd_walk(records, coverage)
     if not privileged:
         coverage['notes'].append('not running as root: processes of other users are not shown; use become: true')
@@ -233,8 +355,15 @@ def gather_listening_sockets(backend='auto', protocols=PROTOCOLS):
     describe = describer.describe if linux else _describe_with_psutil
     by_owners = {}  # one process list per set of owners: pre-fork servers hold thousands of sockets
     sockets = []
-    records.sort(key=_record_sort_key)
-    for protocol, family, address, port, v6only, inode in records:
+    if scans is None:
+        records.sort(key=_record_sort_key)
+        placed = ((record, None, port_range) for record in records)
+    else:
+        coverage['namespaces']['scanned'][0]['ephemeral_port_range'] = coverage['ephemeral_port_range']
+        placed = [(record, entry, port_range if entry['host'] else ns_range)
+                  for entry, ns_range, found in scans for record in found]
+        placed.sort(key=lambda item: _record_sort_key(item[0]) + (item[1]['inode'],))
+    for (protocol, family, address, port, v6only, inode), namespace, socket_range in placed:
         pids = tuple(owners.get(inode, ()))
         processes = by_owners.get(pids)
         if processes is None:
@@ -242,12 +371,17 @@ def gather_listening_sockets(backend='auto', protocols=PROTOCOLS):
         entry = {
             'protocol': protocol, 'family': family, 'address': address, 'port': port,
             'v6only': v6only if family == 'ipv6' else None,
-            'ephemeral': is_ephemeral(protocol, port, port_range),
+            'ephemeral': is_ephemeral(protocol, port, socket_range),
             'inode': inode if inode >= 0 else None,
             'processes': processes,
         }
+        if namespace is not None:
+            entry['namespace'] = namespace
         if not processes:
-            coverage['unowned_sockets'].append(socket_label(entry))
+            label = socket_label(entry)
+            if namespace is not None and not namespace['host']:
+                label += ' (network namespace %d)' % namespace['inode']
+            coverage['unowned_sockets'].append(label)
         sockets.append(entry)
     coverage['unowned_sockets'].sort()
     coverage['sockets'] = len(sockets)

@@ -22,7 +22,9 @@ description:
     no listeners.
   - Run it with C(become) enabled (as root) to see the processes of every user. Without it, sockets
     are still listed but processes of other users are missing, and C(coverage) says so.
-  - Sees the network namespace the module runs in (the host's, unless run inside a container).
+  - By default sees the network namespace the module runs in (the host's, unless run inside a container).
+    With O(namespaces=all) it also reads every other network namespace a process of the host is in
+    (containers, Kubernetes pods, C(ip netns)), and says which namespace and container each socket belongs to.
 author:
   - portwarden contributors (@portwarden)
 extends_documentation_fragment:
@@ -50,6 +52,23 @@ options:
     elements: str
     choices: [tcp, udp]
     default: [tcp, udp]
+  namespaces:
+    description:
+      - Which network namespaces to read.
+      - V(host) reads the network namespace the module runs in, and returns exactly what it always did.
+      - V(all) (Linux, V(auto), V(netlink) or V(procfs) backend) finds every distinct network namespace that a
+        process of the host is in (C(/proc/*/ns/net) grouped by inode), reads each one's listening sockets
+        (entering it with C(setns) in a short-lived thread; V(procfs) and V(auto) fall back to
+        C(/proc/PID/net) where entering is refused), and adds RV(sockets[].namespace) and RV(coverage.namespaces).
+        One C(/proc/*/fd) walk still finds the owning processes of every namespace's sockets.
+      - V(all) needs root. Without it only the module's own namespace is read and RV(coverage.complete) is
+        V(false), since the request could not be honoured. A namespace that cannot be entered or read is an error
+        (partial coverage), never silently left out. A namespace whose every process exits during the scan
+        is noted in RV(coverage.notes) and RV(coverage.namespaces.vanished), not as an error, since nothing listens there any more.
+      - V(all) with the V(psutil) backend (the default off Linux) fails, since psutil cannot enter other namespaces.
+    type: str
+    choices: [host, all]
+    default: host
 requirements:
   - Linux for the V(netlink) and V(procfs) backends (Python standard library only).
   - psutil on the managed host for the V(psutil) backend (the default on non-Linux hosts).
@@ -58,6 +77,10 @@ notes:
   - RV(sockets[].ephemeral) marks UDP sockets bound inside the host's C(net.ipv4.ip_local_port_range)
     (less C(ip_local_reserved_ports)), which are most likely client sockets, not services.
   - Process command lines are never collected; they can carry secrets.
+  - With O(namespaces=all), the namespace the module runs in is RV(sockets[].namespace.host=true). On a real host that
+    is the host's own namespace; where the module runs inside a container or a test namespace, it is that one.
+  - With O(namespaces=all), a network namespace is found through the processes in it. One held by no process (an
+    empty C(ip netns add), say) is not read; it can hold no user-space socket, only kernel ones.
 seealso:
   - name: ss(8)
     description: The iproute2 tool that reads the same kernel interface.
@@ -79,6 +102,16 @@ EXAMPLES = r'''
     that: listening.coverage.complete
     fail_msg: "{{ listening.coverage.errors }}"
 
+- name: Gather the sockets of every container and pod too
+  portwarden.compliance.listening_sockets_info:
+    namespaces: all
+  become: true
+  register: everywhere
+
+- name: Show which containers listen on TCP 856
+  ansible.builtin.debug:
+    msg: "{{ everywhere.sockets | selectattr('port', 'eq', 856) | map(attribute='namespace.container') }}"
+
 - name: Gather TCP only, reading /proc/net (for kernels without sock_diag)
   portwarden.compliance.listening_sockets_info:
     backend: procfs
@@ -89,7 +122,7 @@ EXAMPLES = r'''
 RETURN = r'''
 sockets:
   description:
-    - One entry per listening socket, sorted by protocol, port, family and address.
+    - One entry per listening socket, sorted by protocol, port, family and address (then namespace, with O(namespaces=all)).
     - Empty only when the host really has no listening socket (see RV(coverage)).
   returned: success
   type: list
@@ -178,6 +211,56 @@ sockets:
           type: int
           returned: always
           sample: 1234567
+    namespace:
+      description: The network namespace the socket belongs to.
+      type: dict
+      returned: when O(namespaces=all)
+      contains:
+        inode:
+          description: Inode of the namespace (as in C(readlink /proc/PID/ns/net), V(net:[inode])).
+          type: int
+          returned: always
+          sample: 4026532312
+        host:
+          description: V(true) for the namespace the module runs in (the host's on a real host), V(false) for the others.
+          type: bool
+          returned: always
+          sample: false
+        pid:
+          description: A process in the namespace (the lowest pid still in it; the one it was entered through).
+          type: int
+          returned: always
+          sample: 2231
+        container:
+          description:
+            - The container that process runs in, from its cgroup path, or V(null) (none, or not recognised).
+            - Recognised layouts are those of docker, podman, containerd (CRI and nerdctl), CRI-O and the kubelet.
+          type: dict
+          returned: always
+          contains:
+            kind:
+              description: V(docker), V(podman), V(containerd), V(crio), or V(kubernetes) for any container of a pod.
+              type: str
+              returned: always
+              sample: docker
+            id:
+              description: Container id from the cgroup path; V(null) for a process of a pod outside its containers.
+              type: str
+              returned: always
+              sample: 4f1c0a7e5b1d4a6c9e0f2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f70
+            pod_uid:
+              description: For V(kubernetes), the pod's uid; V(null) otherwise.
+              type: str
+              returned: always
+              sample: 1b2c3d4e-5f60-4172-8394-a5b6c7d8e9f0
+            name:
+              description:
+                - The container's name where the runtime's own files tell it cheaply, else V(null). No runtime CLI is run.
+                - docker from C(/var/lib/docker/containers/ID/config.v2.json), rootful podman from its storage's
+                  C(containers.json), Kubernetes as V(namespace/pod) from the kubelet's C(/var/log/pods).
+              type: str
+              returned: always
+              sample: web
 coverage:
   description: What the gather could and could not see. Judge RV(sockets) only together with it.
   returned: success
@@ -200,7 +283,8 @@ coverage:
       sample: true
     complete:
       description:
-        - V(true) when every socket table was read and every process could be inspected.
+        - V(true) when every socket table was read and every process could be inspected (with O(namespaces=all),
+          in every network namespace, as root).
         - V(false) means the result is partial; RV(coverage.errors) says why. Never treat a partial gather as clean.
       type: bool
       returned: always
@@ -244,12 +328,99 @@ coverage:
       elements: str
       returned: always
       sample: []
+    namespaces:
+      description: The network namespaces read, and those that could not be.
+      type: dict
+      returned: when O(namespaces=all)
+      contains:
+        mode:
+          description: The O(namespaces) asked for.
+          type: str
+          returned: always
+          sample: all
+        scanned:
+          description: Every namespace read, the module's own first, then by inode.
+          type: list
+          elements: dict
+          returned: always
+          contains:
+            inode:
+              description: Inode of the namespace.
+              type: int
+              returned: always
+              sample: 4026532312
+            host:
+              description: V(true) for the namespace the module runs in.
+              type: bool
+              returned: always
+              sample: false
+            pid:
+              description: The process it was entered through.
+              type: int
+              returned: always
+              sample: 2231
+            container:
+              description: As RV(sockets[].namespace.container).
+              type: dict
+              returned: always
+            sockets:
+              description: Number of listening sockets found in it.
+              type: int
+              returned: always
+              sample: 3
+            sources:
+              description: For each socket table, the backend that read it there.
+              type: dict
+              returned: always
+              sample: {"tcp/ipv4": "netlink", "tcp/ipv6": "netlink", "udp/ipv4": "netlink", "udp/ipv6": "netlink"}
+            ephemeral_port_range:
+              description: The namespace's own ephemeral port range, V(null) where unknown.
+              type: list
+              elements: int
+              returned: always
+              sample: [32768, 60999]
+        unreadable:
+          description: Namespaces that could not be entered or read; each is also an error in RV(coverage.errors).
+          type: list
+          elements: dict
+          returned: always
+          contains:
+            inode:
+              description: Inode of the namespace.
+              type: int
+              returned: always
+            pid:
+              description: The process it was to be entered through.
+              type: int
+              returned: always
+            reason:
+              description: Why it could not be read.
+              type: str
+              returned: always
+              sample: "cannot enter it: setns: Operation not permitted"
+        vanished:
+          description:
+            - Namespaces whose every process exited between being found and being entered; each is also in RV(coverage.notes).
+            - Not an error, since no process is left to hold a listening socket there.
+          type: list
+          elements: dict
+          returned: always
+          contains:
+            inode:
+              description: Inode of the namespace.
+              type: int
+              returned: always
+            pid:
+              description: The process it was last seen with.
+              type: int
+              returned: always
 '''
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.portwarden.compliance.plugins.module_utils.gather_sockets import (
     BACKENDS,
+    NAMESPACE_MODES,
     PROTOCOLS,
     GatherError,
     PsutilMissing,
@@ -262,11 +433,13 @@ def main():
         argument_spec=dict(
             backend=dict(type='str', default='auto', choices=list(BACKENDS)),
             protocols=dict(type='list', elements='str', default=list(PROTOCOLS), choices=list(PROTOCOLS)),
+            namespaces=dict(type='str', default='host', choices=list(NAMESPACE_MODES)),
         ),
         supports_check_mode=True,
     )
     try:
-        result = gather_listening_sockets(backend=module.params['backend'], protocols=module.params['protocols'])
+        result = gather_listening_sockets(backend=module.params['backend'], protocols=module.params['protocols'],
+                                          namespaces=module.params['namespaces'])
     except PsutilMissing:
         module.fail_json(msg=missing_required_lib('psutil', reason='for the psutil backend (the default off Linux)'))
     except GatherError as exc:

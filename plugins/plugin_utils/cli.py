@@ -23,7 +23,7 @@ import os
 import sys
 
 from ansible_collections.portwarden.compliance.plugins.module_utils import gather_sockets
-from ansible_collections.portwarden.compliance.plugins.module_utils.report_sockets import render_socket_table
+from ansible_collections.portwarden.compliance.plugins.module_utils.report_sockets import render_socket_table, socket_label
 
 EXIT_OK = 0
 EXIT_PARTIAL = 1
@@ -33,7 +33,8 @@ EXIT_ERROR = 2
 def command_gather(args):
     try:
         result = gather_sockets.gather_listening_sockets(backend=args.backend,
-                                                         protocols=args.protocol or gather_sockets.PROTOCOLS)
+                                                         protocols=args.protocol or gather_sockets.PROTOCOLS,
+                                                         namespaces=args.namespaces)
     except gather_sockets.GatherError as exc:
         sys.stderr.write('portwarden gather: %s\n' % exc)
         return EXIT_ERROR
@@ -45,8 +46,31 @@ def command_gather(args):
             text = json.dumps(result, indent=2)
         sys.stdout.write(text + '\n')
     else:
-        sys.stdout.write('\n'.join(render_socket_table(result)) + '\n')
+        lines = render_socket_table(result)
+        if 'namespaces' in result['coverage']:
+            lines.extend(_namespace_lines(result))
+        sys.stdout.write('\n'.join(lines) + '\n')
     return EXIT_OK if result['coverage']['complete'] else EXIT_PARTIAL
+
+
+def _namespace_lines(result):
+    """With --namespaces all the table has no namespace column: list each namespace and its sockets after it."""
+    by_namespace = {}
+    for entry in result['sockets']:
+        by_namespace.setdefault(entry['namespace']['inode'], []).append(socket_label(entry))
+    summary = result['coverage']['namespaces']
+    lines = ['', 'network namespaces: %d scanned, %d unreadable, %d vanished'
+             % (len(summary['scanned']), len(summary['unreadable']), len(summary['vanished']))]
+    for scanned in summary['scanned']:
+        container = scanned['container']
+        where = ''
+        if container:
+            where = ' %s %s' % (container['kind'], container['name'] or (container['id'] or '')[:12] or container['pod_uid'])
+        lines.append('netns %d%s pid %s%s: %s' % (scanned['inode'], ' (host)' if scanned['host'] else '', scanned['pid'], where,
+                                                  ', '.join(by_namespace.get(scanned['inode'], [])) or 'no sockets'))
+    lines.extend('netns %d pid %s: unreadable: %s' % (item['inode'], item['pid'], item['reason']) for item in summary['unreadable'])
+    lines.extend('netns %d pid %s: vanished' % (item['inode'], item['pid']) for item in summary['vanished'])
+    return lines
 
 
 def command_lint(args):
@@ -164,6 +188,9 @@ def build_parser():
                                              "Exit 0 when coverage is complete, 1 when partial, 2 when nothing "
                                              "could be gathered.")
     gather.add_argument('--backend', choices=gather_sockets.BACKENDS, default='auto')
+    gather.add_argument('--namespaces', choices=gather_sockets.NAMESPACE_MODES, default='host',
+                        help='host: the network namespace the command runs in (default); all: every network namespace '
+                             'of the host (containers, pods), each socket tagged with its namespace (needs root)')
     gather.add_argument('--protocol', action='append', choices=gather_sockets.PROTOCOLS,
                         help='limit to a protocol (repeatable; default: tcp and udp)')
     gather.add_argument('--format', choices=('table', 'json'), default='table')
