@@ -61,6 +61,15 @@ def read_identity(pid, proc='/proc'):
     return {'pid': pid, 'start_time': start_time, 'exe': exe, 'name': name, 'ppid': ppid, 'zombie': state in 'ZX'}
 
 
+def protected_pattern(name, exe, patterns):
+    """The first shell-style pattern that the process name or its executable's base name matches, or None."""
+    for pattern in patterns:
+        for value in (name, exe and os.path.basename(exe)):
+            if value and fnmatch.fnmatchcase(value, pattern):
+                return pattern
+    return None
+
+
 def connection_chain(pid=None, proc='/proc'):
     """This process and its ancestors: the chain that runs this module, and so serves the live
     Ansible connection (the ssh session, its sshd, a become wrapper)."""
@@ -91,10 +100,9 @@ def refusal(target, current, protected_names=DEFAULT_PROTECTED_NAMES, chain=froz
         return MISMATCH, 'pid %d now runs %s, not %s' % (pid, current['exe'], target['exe'])
     if pid in chain:
         return PROTECTED, 'pid %d (%s) runs this Ansible connection' % (pid, current['name'])
-    for pattern in protected_names:
-        for value in (current['name'], current['exe'] and os.path.basename(current['exe'])):
-            if value and fnmatch.fnmatchcase(value, pattern):
-                return PROTECTED, 'pid %d (%s) matches the protected process pattern %r' % (pid, current['name'], pattern)
+    pattern = protected_pattern(current['name'], current['exe'], protected_names)
+    if pattern is not None:
+        return PROTECTED, 'pid %d (%s) matches the protected process pattern %r' % (pid, current['name'], pattern)
     return None, None
 
 

@@ -18,9 +18,8 @@ listens on it; never PID 1 or a process whose name is protected.
 
 from __future__ import annotations
 
-import fnmatch
-
 from ansible_collections.portwarden.compliance.plugins.module_utils.evaluate_policy import bind_class, summarize_result
+from ansible_collections.portwarden.compliance.plugins.module_utils.remediate_kill import protected_pattern
 from ansible_collections.portwarden.compliance.plugins.module_utils.report_sockets import socket_label
 
 STRATEGIES = ('none', 'firewall', 'service', 'kill')
@@ -72,11 +71,9 @@ class Protection(object):
             return 'PID %s is never touched' % pid
         if pid in self.pids:
             return '%s[%s] listens on the port of the live Ansible connection' % (proc.get('name'), pid)
-        exe = proc.get('exe') or ''
-        for pattern in self.names:
-            for value in (proc.get('name'), exe.rsplit('/', 1)[-1] or None):
-                if value and fnmatch.fnmatchcase(value, pattern):
-                    return '%s[%s] matches the protected process pattern %r' % (proc.get('name'), pid, pattern)
+        pattern = protected_pattern(proc.get('name'), proc.get('exe'), self.names)
+        if pattern is not None:
+            return '%s[%s] matches the protected process pattern %r' % (proc.get('name'), pid, pattern)
         return None
 
 
