@@ -35,6 +35,13 @@ from tests.helpers.netns import kill_namespace as destroy_namespace
 from tests.helpers.netns import namespace_pids as _netns_pids
 
 SSHD = '/usr/sbin/sshd'
+_RECAP = re.compile(r'^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)', re.M)
+
+
+def play_recap(output):
+    """The PLAY RECAP of ansible-playbook output: host -> {'changed', 'unreachable', 'failed'} counts."""
+    return dict((host, {'changed': int(changed), 'unreachable': int(unreachable), 'failed': int(failed)})
+                for host, _ok, changed, unreachable, failed in _RECAP.findall(output))
 # Above ~10 forks does not help on the 2-core machines these tests run on.
 DEFAULT_FORKS = 10
 

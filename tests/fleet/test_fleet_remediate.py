@@ -18,14 +18,13 @@ real run (changed=0 everywhere), and a report run that lifts every portwarden bl
 
 import json
 import os
-import re
 import subprocess
 import sys
 
 import pytest
 
 from tests.conftest import REPO
-from tests.fleet.harness import SSHD
+from tests.fleet.harness import SSHD, play_recap
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
@@ -40,14 +39,6 @@ AS_OF = '2026-12-01'
 
 H = dict(('h%d' % index, 'pwm-host%02d' % index) for index in range(1, 8))
 ROGUE_HOSTS = ('h1', 'h2', 'h3', 'h4', 'h7')
-RECAP = re.compile(r'^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)', re.M)
-
-
-def _recap(output):
-    return dict((host, {'changed': int(changed), 'unreachable': int(unreachable), 'failed': int(failed)})
-                for host, _ok, changed, unreachable, failed in RECAP.findall(output))
-
-
 class Site(object):
     """The fleet with its services, and what the tests look at."""
 
@@ -149,7 +140,7 @@ def test_check_mode_changes_nothing_and_shows_every_change(site, check_run):
     # The diff shows the table a real run would make, and the process it would end.
     assert 'table inet portwarden' in output
     assert 'pwm-rogue[%d]' % site.rogues['h4'].pid in output
-    assert dict((host, counts['changed']) for host, counts in _recap(output).items()) == dict(
+    assert dict((host, counts['changed']) for host, counts in play_recap(output).items()) == dict(
         (H[key], 1 if key in ('h1', 'h2', 'h4') else 0) for key in H)
     hosts = _hosts(report)
     h1 = hosts[H['h1']]
@@ -163,7 +154,7 @@ def test_check_mode_changes_nothing_and_shows_every_change(site, check_run):
 def test_firewall_closes_the_ports_and_the_service_keeps_running(site, real_run):
     output, report = real_run
     # Changed exactly where something was changed: not where the only change was refused or not asked for.
-    assert dict((host, counts['changed']) for host, counts in _recap(output).items()) == dict(
+    assert dict((host, counts['changed']) for host, counts in play_recap(output).items()) == dict(
         (H[key], 1 if key in ('h1', 'h2', 'h4') else 0) for key in H)
     hosts = _hosts(report)
     for key in ('h1', 'h2'):
@@ -220,7 +211,7 @@ def test_an_unknown_host_is_never_touched(site, real_run):
 
 def test_second_run_changes_nothing(site, real_run):
     output, report = site.playbook('again')
-    recap = _recap(output)
+    recap = play_recap(output)
     assert set(recap) == set(H.values())
     assert dict((host, counts['changed']) for host, counts in recap.items()) == dict((host, 0) for host in H.values())
     hosts = _hosts(report)

@@ -24,7 +24,6 @@ real run, a second real run (changed=0 everywhere).
 
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -33,6 +32,7 @@ import time
 import pytest
 
 from tests.conftest import REPO
+from tests.fleet.harness import play_recap
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
@@ -59,14 +59,6 @@ SERVICES = {
 UNIT1 = SERVICES['rogue1'][4]
 UNIT3 = SERVICES['rogue3'][4]
 READ_ONLY = ('show', 'is-active', 'is-enabled', 'list-unit-files')
-RECAP = re.compile(r'^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)', re.M)
-
-
-def _recap(output):
-    return dict((host, {'changed': int(changed), 'unreachable': int(unreachable), 'failed': int(failed)})
-                for host, _ok, changed, unreachable, failed in RECAP.findall(output))
-
-
 def _hosts(report):
     return dict((entry['host'], entry) for entry in report['hosts'])
 
@@ -260,7 +252,7 @@ def test_check_mode_only_reads_and_shows_the_unit_it_would_stop(site, check_run)
     # The diff shows the unit a real run would stop.
     assert 'systemd unit %s' % UNIT1 in output and 'systemd unit %s' % UNIT3 in output
     assert '-active, enabled\n+inactive, disabled, masked' in output  # pws-host03 masks; the before is what systemd said
-    assert dict((host, counts['changed']) for host, counts in _recap(output).items()) == {H['h1']: 1, H['h2']: 0, H['h3']: 1}
+    assert dict((host, counts['changed']) for host, counts in play_recap(output).items()) == {H['h1']: 1, H['h2']: 0, H['h3']: 1}
     hosts = _hosts(report)
     for key, unit in (('h1', UNIT1), ('h3', UNIT3)):
         entry = hosts[H[key]]
@@ -274,7 +266,7 @@ def test_check_mode_only_reads_and_shows_the_unit_it_would_stop(site, check_run)
 
 def test_the_real_run_stops_and_disables_the_unit(site, real_run):
     output, report, calls = real_run
-    assert dict((host, counts['changed']) for host, counts in _recap(output).items()) == {H['h1']: 1, H['h2']: 0, H['h3']: 1}
+    assert dict((host, counts['changed']) for host, counts in play_recap(output).items()) == {H['h1']: 1, H['h2']: 0, H['h3']: 1}
     assert _changes(calls['h1']) == [('disable', UNIT1), ('stop', UNIT1)]
     assert site.state('h1') == {UNIT1: {'active': False, 'enabled': False, 'masked': False}}
     # The stand-in's stop ended the process of the unit's cgroup with SIGTERM, as systemd would.
@@ -340,7 +332,7 @@ def test_what_is_not_a_service_unit_is_unavailable_and_a_protected_name_is_never
 def test_second_run_changes_nothing(site, real_run):
     offsets = dict((key, len(site.calls(key))) for key in H)
     output, report = site.playbook('again')
-    recap = _recap(output)
+    recap = play_recap(output)
     assert dict((host, counts['changed']) for host, counts in recap.items()) == dict((host, 0) for host in H.values())
     hosts = _hosts(report)
     for key in ('h1', 'h3'):
