@@ -42,6 +42,8 @@ def play_recap(output):
     """The PLAY RECAP of ansible-playbook output: host -> {'changed', 'unreachable', 'failed'} counts."""
     return dict((host, {'changed': int(changed), 'unreachable': int(unreachable), 'failed': int(failed)})
                 for host, _ok, changed, unreachable, failed in _RECAP.findall(output))
+
+
 # Above ~10 forks does not help on the 2-core machines these tests run on.
 DEFAULT_FORKS = 10
 

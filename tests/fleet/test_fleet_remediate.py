@@ -39,6 +39,8 @@ AS_OF = '2026-12-01'
 
 H = dict(('h%d' % index, 'pwm-host%02d' % index) for index in range(1, 8))
 ROGUE_HOSTS = ('h1', 'h2', 'h3', 'h4', 'h7')
+
+
 class Site(object):
     """The fleet with its services, and what the tests look at."""
 

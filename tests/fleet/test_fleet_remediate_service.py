@@ -59,6 +59,8 @@ SERVICES = {
 UNIT1 = SERVICES['rogue1'][4]
 UNIT3 = SERVICES['rogue3'][4]
 READ_ONLY = ('show', 'is-active', 'is-enabled', 'list-unit-files')
+
+
 def _hosts(report):
     return dict((entry['host'], entry) for entry in report['hosts'])
 
