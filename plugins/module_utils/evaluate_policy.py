@@ -33,14 +33,14 @@ from ansible_collections.portwarden.compliance.plugins.module_utils.policy_schem
     PROTOCOLS,
     SEVERITIES,
 )
-from ansible_collections.portwarden.compliance.plugins.module_utils.report_sockets import socket_label
+from ansible_collections.portwarden.compliance.plugins.module_utils.report_sockets import HOST_WHERE, namespace_where, socket_label
 
 SEVERITY_RANK = dict((name, rank) for rank, name in enumerate(SEVERITIES))
 STATUSES = ('compliant', 'drift', 'unknown')
 # A finding is drift, waived, unknown (process facts missing) or, after remediation, remediated.
 FINDING_STATUSES = ('drift', 'waived', 'unknown', 'remediated')
 PROCESS_FIELDS = ('pid', 'name', 'user', 'uid', 'exe', 'unit', 'start_time')  # never the command line: it carries secrets
-_FINDING_ORDER = operator.itemgetter('rule', 'protocol', 'port', 'address')
+_FINDING_ORDER = operator.itemgetter('rule', 'protocol', 'port', 'address')  # then gather order: by namespace
 _NO_PROCESSES = ()
 
 
@@ -85,6 +85,52 @@ class HostScope(object):
         if any(self._matches(pattern, host, groups) for pattern in self.exclude):
             return False
         return not self.include or any(self._matches(pattern, host, groups) for pattern in self.include)
+
+
+class NamespaceScope(object):
+    """Namespace selectors (see policy_schema's ``namespace_patterns``): ``host``, ``other``, ``container`` or a
+    runtime (``docker``...), optionally ``:NAME`` matched against the container's name or id; ``!`` excludes.
+
+    A socket without namespace data (gathered with ``namespaces: host``) is in the host's namespace.
+    """
+
+    __slots__ = ('_cache', 'exclude', 'include')
+
+    def __init__(self, selectors):
+        self.include = []
+        self.exclude = []
+        self._cache = {}
+        for selector in selectors:
+            target = self.exclude if selector.startswith('!') else self.include
+            kind, _colon, pattern = selector.lstrip('!').partition(':')
+            target.append((kind, pattern or None))
+
+    @staticmethod
+    def _matches(selector, namespace):
+        kind, pattern = selector
+        if not isinstance(namespace, dict) or namespace.get('host'):
+            return kind == 'host'
+        container = namespace.get('container')
+        if not isinstance(container, dict) or not container.get('kind'):
+            return kind == 'other'
+        if kind != 'container' and kind != container['kind']:
+            return False
+        if pattern is None:
+            return True
+        names = (container.get('name'), container.get('id'), container.get('pod_uid'))
+        return any(isinstance(name, str) and fnmatch.fnmatchcase(name, pattern) for name in names)
+
+    def applies(self, namespace):
+        key = namespace.get('inode') if isinstance(namespace, dict) else None
+        found = self._cache.get(key)
+        if found is None:
+            found = self._cache[key] = (not any(self._matches(sel, namespace) for sel in self.exclude)
+                                        and (not self.include or any(self._matches(sel, namespace) for sel in self.include)))
+        return found
+
+
+def _namespace_scope(selectors):
+    return NamespaceScope(selectors) if selectors else None
 
 
 # ---- socket classification ---------------------------------------------------------------------
@@ -135,8 +181,8 @@ def _as_list(value):
 class Rule(object):
     """One compiled rule: port sets per protocol, optional filters, the expectation."""
 
-    __slots__ = ('bind', 'closed', 'closed_text', 'description', 'families', 'id', 'include_ephemeral', 'plain',
-                 'ports', 'processes', 'remediate', 'scope', 'severity', 'suffix', 'units', 'users', 'want_bind')
+    __slots__ = ('bind', 'closed', 'closed_text', 'description', 'families', 'id', 'include_ephemeral', 'namespaces',
+                 'plain', 'ports', 'processes', 'remediate', 'scope', 'severity', 'suffix', 'units', 'users', 'want_bind')
 
     def __init__(self, data):
         self.id = data['id']
@@ -154,6 +200,7 @@ class Rule(object):
         self.bind = frozenset(match['bind']) if match.get('bind') else None
         self.include_ephemeral = bool(match.get('include_ephemeral'))
         self.scope = HostScope(data.get('hosts'))
+        self.namespaces = _namespace_scope(data.get('namespaces'))
         self.remediate = data.get('remediate')  # None: the rule leaves it to the role's default
         expect = data.get('expect')
         self.closed = expect == 'closed'
@@ -166,7 +213,7 @@ class Rule(object):
         want_bind = _as_list(expect.get('bind'))
         self.want_bind = frozenset(want_bind) if want_bind else None
         # Matched on protocol and port alone (the common case): the per-socket check is one flag.
-        self.plain = self.families is None and self.bind is None
+        self.plain = self.families is None and self.bind is None and self.namespaces is None
         # Message pieces, made once; a finding's message is label + before + who + after.
         self.suffix = '; rule %s%s' % (self.id, self.description and ': %s' % self.description)
         self.closed_text = (' must be closed but is listening (', ')' + self.suffix)
@@ -176,6 +223,8 @@ class Rule(object):
         if entry['ephemeral'] and not self.include_ephemeral:
             return False
         if self.families is not None and not self.families.intersection(reachable_families(entry)):
+            return False
+        if self.namespaces is not None and not self.namespaces.applies(entry.get('namespace')):
             return False
         return self.bind is None or bind_class(entry['address']) in self.bind
 
@@ -225,11 +274,12 @@ def _any_match(patterns, values):
 
 
 class Waiver(object):
-    __slots__ = ('approved_by', 'expires', 'ports', 'protocols', 'reason', 'rule', 'scope', 'ticket')
+    __slots__ = ('approved_by', 'expires', 'namespaces', 'ports', 'protocols', 'reason', 'rule', 'scope', 'ticket')
 
     def __init__(self, data):
         self.rule = data['rule']
         self.scope = HostScope(data.get('hosts'))
+        self.namespaces = _namespace_scope(data.get('namespaces'))
         try:
             self.ports = dict((protocol, port_set(data['ports'], protocol)) for protocol in PROTOCOLS) \
                 if data.get('ports') is not None else None
@@ -341,13 +391,17 @@ class _Findings(object):
         service = self._names[protocol].get(port)
         processes = entry.get('processes') or _NO_PROCESSES
         described = self._processes.get(id(processes)) or self._describe(processes)
-        label = '%s %s:%d (%s)' % (protocol, '[%s]' % address if family == 'ipv6' else address, port,
-                                   'IANA: ' + service if service else 'not an IANA-assigned service')
+        namespace = entry.get('namespace')
+        where = HOST_WHERE if namespace is None else namespace_where(namespace)
+        label = '%s %s:%d%s (%s)' % (protocol, '[%s]' % address if family == 'ipv6' else address, port,
+                                     '' if where == HOST_WHERE else ' in ' + where,
+                                     'IANA: ' + service if service else 'not an IANA-assigned service')
         before, after = text
         self.items.append({
             'rule': rule_id, 'severity': severity, 'status': status,
             'protocol': protocol, 'family': family, 'address': address, 'port': port,
             'service': service, 'processes': described[0], 'waived': False, 'waiver': None,
+            'where': where, 'namespace': namespace,
             'message': label + before + (after if status == 'unknown' else described[1] + after),
         })
 
@@ -372,6 +426,8 @@ def _apply_waivers(findings, compiled, host, groups, today, warnings):
     for finding in findings:
         for waiver in by_rule.get(finding['rule'], ()):
             if waiver.protocols is not None and finding['protocol'] not in waiver.protocols:
+                continue
+            if waiver.namespaces is not None and not waiver.namespaces.applies(finding['namespace']):
                 continue
             if waiver.ports is not None:
                 # PortSet's lookup, inlined: this runs for every finding of a waived rule.

@@ -378,10 +378,7 @@ def gather_listening_sockets(backend='auto', protocols=PROTOCOLS, namespaces='ho
         if namespace is not None:
             entry['namespace'] = namespace
         if not processes:
-            label = socket_label(entry)
-            if namespace is not None and not namespace['host']:
-                label += ' (network namespace %d)' % namespace['inode']
-            coverage['unowned_sockets'].append(label)
+            coverage['unowned_sockets'].append(socket_label(entry))  # 'in docker:web' outside the host's namespace
         sockets.append(entry)
     coverage['unowned_sockets'].sort()
     coverage['sockets'] = len(sockets)

@@ -17,11 +17,18 @@ import datetime
 import re
 
 from ansible_collections.portwarden.compliance.plugins.module_utils.policy_ports import PortSpecError, parse_port_item
-from ansible_collections.portwarden.compliance.plugins.module_utils.policy_schema import DEFAULT_RULE_ID
+from ansible_collections.portwarden.compliance.plugins.module_utils.policy_schema import (
+    CONTAINER_KINDS,
+    DEFAULT_RULE_ID,
+    NAMESPACE_SELECTOR_PATTERN,
+)
 
 # The schema's id pattern, matched whole: Python's "$" also matches before a final newline.
 _ID = re.compile(r'[A-Za-z0-9][A-Za-z0-9._-]*')
 _ID_HINT = 'an id of letters, digits, ".", "_" and "-", starting with a letter or digit'
+_NAMESPACE_SELECTOR = re.compile(NAMESPACE_SELECTOR_PATTERN)
+NAMESPACE_HINT = ('a namespace selector: "host", "other", "container" or one of "%s", the last two optionally with '
+                  '":NAME" (a shell-style pattern), "!" before any to exclude' % '", "'.join(CONTAINER_KINDS))
 
 
 def format_path(parts):
@@ -71,6 +78,14 @@ def _check_hosts(value, path, problems):
             problems.append((path + [index], '%r names no host or group' % pattern))
 
 
+def _check_namespaces(value, path, problems):
+    if not isinstance(value, list):
+        return
+    for index, selector in enumerate(value):
+        if isinstance(selector, str) and not _NAMESPACE_SELECTOR.fullmatch(selector):
+            problems.append((path + [index], '%r is not %s' % (selector, NAMESPACE_HINT)))
+
+
 def semantic_problems(policy):
     """Return the list of ``(path parts, message)`` problems beyond the schema, sorted by path."""
     problems = []
@@ -98,6 +113,7 @@ def semantic_problems(policy):
             if isinstance(match, dict) and 'ports' in match:
                 _check_ports(match['ports'], ['rules', index, 'match', 'ports'], problems)
             _check_hosts(rule.get('hosts'), ['rules', index, 'hosts'], problems)
+            _check_namespaces(rule.get('namespaces'), ['rules', index, 'namespaces'], problems)
     waivers = policy.get('waivers')
     if isinstance(waivers, list):
         known = sorted(rule_ids) + [DEFAULT_RULE_ID]
@@ -117,4 +133,5 @@ def semantic_problems(policy):
             if 'ports' in waiver:
                 _check_ports(waiver['ports'], ['waivers', index, 'ports'], problems)
             _check_hosts(waiver.get('hosts'), ['waivers', index, 'hosts'], problems)
+            _check_namespaces(waiver.get('namespaces'), ['waivers', index, 'namespaces'], problems)
     return sorted(problems, key=lambda problem: (path_sort_key(problem[0]), problem[1]))

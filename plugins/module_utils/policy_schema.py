@@ -21,6 +21,10 @@ FAMILIES = ('ipv4', 'ipv6')
 BIND_CLASSES = ('loopback', 'any', 'specific')
 DEFAULT_RULE_ID = 'default'  # the id findings of ``default: deny`` carry; waivers may name it
 REMEDIATE_STRATEGIES = ('none', 'firewall', 'service', 'kill')
+# Namespace selectors of rules and waivers (``namespaces``): the host's own network namespace, any container
+# or one runtime's (with an optional ``:NAME`` pattern), or any other network namespace.
+CONTAINER_KINDS = ('docker', 'podman', 'containerd', 'crio', 'kubernetes')
+NAMESPACE_SELECTOR_PATTERN = r'^!?(host|other|(container|%s)(:.+)?)$' % '|'.join(CONTAINER_KINDS)
 SET_NAMES = ('system', 'user', 'dynamic', 'iana:unassigned', 'iana:reserved', 'iana:assigned')
 
 _ID_PATTERN = r'^[A-Za-z0-9][A-Za-z0-9._-]*$'
@@ -84,6 +88,15 @@ POLICY_SCHEMA = {
         },
         'host_patterns': _strings('Inventory host name patterns (shell-style), "group:NAME" for inventory groups, '
                                   '"!" before either to exclude.'),
+        'namespace_patterns': {
+            'type': 'array', 'minItems': 1,
+            'items': {'type': 'string', 'pattern': NAMESPACE_SELECTOR_PATTERN},
+            'description': 'Network namespaces (gathered with namespaces: all): "host" for the host\'s own; "container" '
+                           'for any container, "container:NAME" for those whose name or id matches the shell-style '
+                           'pattern; "%s" (optionally with ":NAME") for one runtime\'s containers; "other" for any other '
+                           'namespace (ip netns, an unrecognised runtime); "!" before any of them to exclude. '
+                           'Unset: every namespace.' % '", "'.join(CONTAINER_KINDS),
+        },
         'match': {
             'type': 'object',
             'additionalProperties': False,
@@ -127,6 +140,7 @@ POLICY_SCHEMA = {
                 'expect': {'$ref': '#/$defs/expect'},
                 'severity': {'$ref': '#/$defs/severity', 'default': 'medium'},
                 'hosts': {'$ref': '#/$defs/host_patterns'},
+                'namespaces': {'$ref': '#/$defs/namespace_patterns'},
                 'remediate': {'$ref': '#/$defs/remediate'},
             },
         },
@@ -139,6 +153,7 @@ POLICY_SCHEMA = {
                          'description': 'The rule id whose findings are waived ("%s" for default: deny).'
                                         % DEFAULT_RULE_ID},
                 'hosts': {'$ref': '#/$defs/host_patterns'},
+                'namespaces': {'$ref': '#/$defs/namespace_patterns'},
                 'ports': {'$ref': '#/$defs/ports'},
                 'protocols': {'type': 'array', 'items': {'$ref': '#/$defs/protocol'}, 'minItems': 1},
                 'reason': {'type': 'string', 'minLength': 1},

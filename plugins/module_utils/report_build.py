@@ -20,10 +20,11 @@ from ansible_collections.portwarden.compliance.plugins.module_utils.evaluate_pol
     STATUSES,
 )
 from ansible_collections.portwarden.compliance.plugins.module_utils.policy_schema import SEVERITIES
+from ansible_collections.portwarden.compliance.plugins.module_utils.report_sockets import HOST_WHERE
 
 REPORT_SCHEMA_VERSION = 1
-FINDING_FIELDS = ('rule', 'severity', 'status', 'protocol', 'family', 'address', 'port', 'service', 'processes',
-                  'waived', 'waiver', 'message')
+FINDING_FIELDS = ('rule', 'severity', 'status', 'protocol', 'family', 'address', 'port', 'where', 'namespace', 'service',
+                  'processes', 'waived', 'waiver', 'message')
 REMEDIATION_FIELDS = ('strategy', 'status', 'target', 'reason')
 ACTION_FIELDS = ('strategy', 'target', 'rules', 'outcome', 'detail')
 EXIT_COMPLIANT = 0
@@ -38,6 +39,7 @@ class ReportError(ValueError):
 def _clean_finding(finding):
     """Only the documented fields; processes without anything beyond PROCESS_FIELDS (no command lines)."""
     clean = dict((field, finding.get(field)) for field in FINDING_FIELDS)
+    clean['where'] = finding.get('where') or HOST_WHERE
     clean['processes'] = [dict((field, proc.get(field)) for field in PROCESS_FIELDS)
                           for proc in finding.get('processes') or []]
     if finding.get('waiver_expired'):
@@ -82,12 +84,13 @@ def host_entry(host, audit=None, error=None):
 
 
 def finding_key(finding):
-    """What makes a finding the same finding from one run to the next."""
-    return (finding['rule'], finding['protocol'], finding['address'], finding['port'])
+    """What makes a finding the same finding from one run to the next: the rule, the socket and where it lives
+    (a report from before namespaces were gathered has no ``where``: all its findings were the host's)."""
+    return (finding['rule'], finding['protocol'], finding['address'], finding['port'], finding.get('where') or HOST_WHERE)
 
 
 def _key_dict(key):
-    return {'rule': key[0], 'protocol': key[1], 'address': key[2], 'port': key[3]}
+    return {'rule': key[0], 'protocol': key[1], 'address': key[2], 'port': key[3], 'where': key[4]}
 
 
 def diff_hosts(previous, current):

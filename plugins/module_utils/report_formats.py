@@ -29,6 +29,7 @@ from json.encoder import INFINITY as _INFINITY
 from json.encoder import encode_basestring_ascii as _json_string
 
 from ansible_collections.portwarden.compliance.plugins.module_utils.policy_schema import DEFAULT_RULE_ID, SEVERITIES
+from ansible_collections.portwarden.compliance.plugins.module_utils.report_sockets import HOST_WHERE
 
 SEVERITIES_WORST_FIRST = tuple(reversed(SEVERITIES))
 _RANK = dict((severity, rank) for rank, severity in enumerate(SEVERITIES))
@@ -99,10 +100,12 @@ def _epoch(generated_at):
 
 
 def _socket_text(finding):
+    """A finding's (or a finding key's) socket, with where it lives outside the host's namespace."""
     address = finding.get('address') or ''
     if finding.get('family') == 'ipv6' or ':' in address:
         address = '[%s]' % address
-    return '%s %s:%s' % (finding.get('protocol'), address, finding.get('port'))
+    where = finding.get('where') or HOST_WHERE
+    return '%s %s:%s%s' % (finding.get('protocol'), address, finding.get('port'), '' if where == HOST_WHERE else ' in ' + where)
 
 
 def _process_text(proc):
@@ -958,6 +961,8 @@ _METRICS = (
     ('portwarden_host_waived_findings', 'Findings covered by a valid waiver on the host at the last audit.'),
     ('portwarden_host_remediated_findings', 'Findings remediate mode closed on the host at the last audit (remediate mode only).'),
     ('portwarden_host_remediation_actions', 'Remediation actions on the host at the last audit, by outcome (remediate mode only).'),
+    ('portwarden_host_namespace_findings', 'Drift findings (not waived) outside the host\'s own network namespace at the '
+                                           'last audit, by namespace (where: KIND:NAME of a container, netns:INODE).'),
     ('portwarden_last_audit_timestamp_seconds', 'When the fleet report holding the host\'s last audit was generated.'),
     ('portwarden_fleet_hosts', 'Hosts in the fleet report, by status.'),
 )
@@ -973,8 +978,8 @@ def render_prometheus(report):
     help_text = dict(_METRICS)
     epoch = _epoch(report['generated_at'])
     families = dict((name, []) for name, _help in _METRICS)
-    compliant, status_rows, findings, waived_rows, remediated_rows, action_rows, stamps = (
-        families[name] for name, _help in _METRICS[:7])
+    compliant, status_rows, findings, waived_rows, remediated_rows, action_rows, namespace_rows, stamps = (
+        families[name] for name, _help in _METRICS[:8])
     statuses = ('compliant', 'drift', 'unknown')
     # Report mode (no remediation anywhere) writes exactly the families it always wrote.
     remediating = _remediating(report)
@@ -999,10 +1004,19 @@ def render_prometheus(report):
             for outcome in sorted(by_outcome):
                 action_rows.append('portwarden_host_remediation_actions{host="%s",outcome="%s"} %d' % (
                     host, _label(outcome), by_outcome[outcome]))
+        by_where = {}
+        for finding in entry['findings']:
+            where = finding.get('where') or HOST_WHERE
+            if where != HOST_WHERE and finding['status'] == 'drift':
+                by_where[where] = by_where.get(where, 0) + 1
+        for where in sorted(by_where):
+            namespace_rows.append('portwarden_host_namespace_findings{host="%s",where="%s"} %d' % (host, _label(where), by_where[where]))
         stamps.append('portwarden_last_audit_timestamp_seconds{host="%s"} %d' % (host, epoch))
     summary = report['summary']
     for name in statuses:
         families['portwarden_fleet_hosts'].append('portwarden_fleet_hosts{status="%s"} %d' % (name, summary[name]))
+    if not namespace_rows:
+        del families['portwarden_host_namespace_findings']  # host-only audits write exactly what they always wrote
     lines = []
     for name, rows in families.items():
         lines.append('# HELP %s %s' % (name, help_text[name]))

@@ -22,7 +22,8 @@ from ansible_collections.portwarden.compliance.plugins.module_utils.report_build
 _STRINGS = {'type': 'array', 'items': {'type': 'string'}}
 _FINDING_KEY = {'type': 'object', 'required': ['rule', 'protocol', 'address', 'port'],
                 'properties': {'rule': {'type': 'string'}, 'protocol': {'type': 'string'},
-                               'address': {'type': 'string'}, 'port': {'type': 'integer'}}}
+                               'address': {'type': 'string'}, 'port': {'type': 'integer'},
+                               'where': {'type': 'string', 'description': 'As the finding\'s where.'}}}
 
 REPORT_SCHEMA = {
     '$schema': 'https://json-schema.org/draft/2020-12/schema',
@@ -76,6 +77,19 @@ REPORT_SCHEMA = {
                 'status': {'enum': list(FINDING_STATUSES)}, 'protocol': {'type': 'string'},
                 'family': {'type': 'string'}, 'address': {'type': 'string'},
                 'port': {'type': 'integer', 'minimum': 0, 'maximum': 65535},
+                'where': {'type': 'string', 'description': 'The socket\'s network namespace: "host", "KIND:NAME" for a '
+                                                           'container (docker:web), "netns:INODE" for any other.'},
+                'namespace': {'oneOf': [
+                    {'type': 'null'},
+                    {'type': 'object', 'required': ['inode', 'host'],
+                     'properties': {'inode': {'type': 'integer'}, 'host': {'type': 'boolean'},
+                                    'pid': {'type': ['integer', 'null']},
+                                    'container': {'type': ['object', 'null'],
+                                                  'properties': {'kind': {'type': 'string'},
+                                                                 'id': {'type': ['string', 'null']},
+                                                                 'pod_uid': {'type': ['string', 'null']},
+                                                                 'name': {'type': ['string', 'null']}}}}},
+                ], 'description': 'The namespace as gathered with namespaces: all; null otherwise.'},
                 'service': {'type': ['string', 'null']},
                 'processes': {'type': 'array', 'items': {'$ref': '#/$defs/process'}},
                 'waived': {'type': 'boolean'}, 'waiver': {'type': ['object', 'null']},

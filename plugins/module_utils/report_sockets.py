@@ -7,13 +7,39 @@
 
 from __future__ import annotations
 
+HOST_WHERE = 'host'
 
-def socket_label(entry):
-    """``tcp 0.0.0.0:856`` / ``udp [::1]:859``: how a socket is named in messages."""
+
+def namespace_where(namespace):
+    """Where a socket (or finding) lives, from its ``namespace`` (gather with ``namespaces: all``), as a short
+    name that stays the same from one run to the next:
+
+    - ``host``: the host's own network namespace (also any socket gathered without namespace data);
+    - ``KIND:NAME`` for a container (``docker:web``, ``kubernetes:shop/cart-5d9f``), with the first 12
+      characters of its id where its name is unknown (``containerd:4f1c0a7e5b1d``), and ``kubernetes:pod-UID``
+      for a pod's own process;
+    - ``netns:INODE`` for any other network namespace (``ip netns``, an unrecognised runtime).
+    """
+    if not isinstance(namespace, dict) or namespace.get('host'):
+        return HOST_WHERE
+    container = namespace.get('container')
+    if isinstance(container, dict) and container.get('kind'):
+        name = container.get('name') or (container.get('id') or '')[:12]
+        if not name and container.get('pod_uid'):
+            name = 'pod-%s' % container['pod_uid']
+        return '%s:%s' % (container['kind'], name or '?')
+    return 'netns:%s' % namespace.get('inode')
+
+
+def socket_label(entry, with_namespace=True):
+    """``tcp 0.0.0.0:856`` / ``udp [::1]:859``, and ``tcp 0.0.0.0:856 in docker:web`` outside the host's
+    network namespace (unless ``with_namespace`` is false): how a socket (or a finding) is named in messages."""
     address = entry['address']
     if entry['family'] == 'ipv6':
         address = '[%s]' % address
-    return '%s %s:%d' % (entry['protocol'], address, entry['port'])
+    label = '%s %s:%d' % (entry['protocol'], address, entry['port'])
+    where = namespace_where(entry.get('namespace')) if with_namespace else HOST_WHERE
+    return label if where == HOST_WHERE else '%s in %s' % (label, where)
 
 
 def _processes(processes):

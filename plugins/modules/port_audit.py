@@ -50,6 +50,15 @@ options:
     type: str
     choices: [auto, netlink, procfs, psutil]
     default: auto
+  namespaces:
+    description:
+      - Passed to M(portwarden.compliance.listening_sockets_info). V(host) audits the network namespace the gather runs in
+        (the host's). V(all) audits every network namespace of the host, containers included, each finding saying where
+        (RV(findings[].where)); rules and waivers choose namespaces with C(namespaces).
+      - V(all) needs root (C(become)); without it the gather is partial and the verdict V(unknown).
+    type: str
+    choices: [host, all]
+    default: host
   protocols:
     description: Transport protocols to gather and audit.
     type: list
@@ -167,6 +176,21 @@ findings:
       type: int
       returned: always
       sample: 856
+    where:
+      description:
+        - The network namespace of the socket, named to stay the same from run to run. V(host) for the host's own (and with
+          O(namespaces=host)); V(KIND:NAME) for a container (V(docker:web), V(kubernetes:shop/cart-5d9f); the first 12
+          characters of its id when its name is unknown); V(netns:INODE) for any other namespace.
+      type: str
+      returned: always
+      sample: podman:web
+    namespace:
+      description:
+        - The socket's namespace as the gather returned it (inode, host, pid, container), V(null) with O(namespaces=host).
+      type: dict
+      returned: always
+      sample: {"inode": 4026532312, "host": false, "pid": 2231, "container": {"kind": "podman", "id": "4f1c0a7e5b1d",
+               "pod_uid": null, "name": "web"}}
     service:
       description: The IANA service name of the port for this protocol, V(null) if none.
       type: str
@@ -196,7 +220,8 @@ findings:
       returned: always
       sample: >-
         tcp 0.0.0.0:856 (not an IANA-assigned service) must be closed but is listening (agent[4242] as nobody);
-        rule iana-unassigned-closed: Ports IANA has not assigned must stay closed
+        rule iana-unassigned-closed: Ports IANA has not assigned must stay closed (outside the host's namespace the
+        socket reads C(tcp 0.0.0.0:856 in podman:web))
 summary:
   description: Counts of findings.
   returned: always

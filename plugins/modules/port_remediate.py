@@ -72,6 +72,15 @@ options:
     type: str
     choices: [auto, netlink, procfs, psutil]
     default: auto
+  namespaces:
+    description:
+      - Passed to M(portwarden.compliance.listening_sockets_info). V(host) audits and remediates the network namespace the gather runs in
+        (the host's). V(all) audits every network namespace of the host, containers included, each finding saying where
+        (C(findings[].where)); rules and waivers choose namespaces with C(namespaces).
+      - V(all) needs root (C(become)); without it the gather is partial and the verdict V(unknown).
+    type: str
+    choices: [host, all]
+    default: host
   protocols:
     description: Transport protocols to gather and remediate.
     type: list

@@ -57,7 +57,7 @@ def _namespace_lines(result):
     """With --namespaces all the table has no namespace column: list each namespace and its sockets after it."""
     by_namespace = {}
     for entry in result['sockets']:
-        by_namespace.setdefault(entry['namespace']['inode'], []).append(socket_label(entry))
+        by_namespace.setdefault(entry['namespace']['inode'], []).append(socket_label(entry, with_namespace=False))
     summary = result['coverage']['namespaces']
     lines = ['', 'network namespaces: %d scanned, %d unreadable, %d vanished'
              % (len(summary['scanned']), len(summary['unreadable']), len(summary['vanished']))]

@@ -18,17 +18,23 @@ import json
 import yaml
 
 from ansible_collections.portwarden.compliance.plugins.module_utils.policy_check import (
+    NAMESPACE_HINT,
     format_path,
     path_sort_key,
     semantic_problems,
 )
-from ansible_collections.portwarden.compliance.plugins.module_utils.policy_schema import POLICY_SCHEMA, SET_NAMES
+from ansible_collections.portwarden.compliance.plugins.module_utils.policy_schema import (
+    NAMESPACE_SELECTOR_PATTERN,
+    POLICY_SCHEMA,
+    SET_NAMES,
+)
 
 _TIMESTAMP_TAG = 'tag:yaml.org,2002:timestamp'
 _TYPE_NAMES = {'object': 'a mapping', 'array': 'a list', 'string': 'a string', 'integer': 'an integer',
                'boolean': 'true or false', 'number': 'a number', 'null': 'null'}
 _PATTERN_HINTS = {
     r'^[A-Za-z0-9][A-Za-z0-9._-]*$': 'an id of letters, digits, ".", "_" and "-", starting with a letter or digit',
+    NAMESPACE_SELECTOR_PATTERN: NAMESPACE_HINT,
 }
 _UNION_HINTS = {
     'port_item': 'a port (0-65535), a range "A-B" or one of %s' % ', '.join(SET_NAMES),

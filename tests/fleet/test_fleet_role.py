@@ -358,10 +358,10 @@ def test_report_lists_resolved_and_new_findings(fleetrun):
     assert report['previous'] == {'generated_at': gate['generated_at']}
     changes = dict((host, entry['changes']) for host, entry in _hosts(report).items())
     assert changes[STOPPED_LISTENER] == {
-        'new': [], 'resolved': [{'rule': UNASSIGNED, 'protocol': 'tcp', 'address': '0.0.0.0', 'port': 856}],
+        'new': [], 'resolved': [{'rule': UNASSIGNED, 'protocol': 'tcp', 'address': '0.0.0.0', 'port': 856, 'where': 'host'}],
         'first_seen': False}
     assert changes[NEW_LISTENER[0]] == {
-        'new': [{'rule': UNASSIGNED, 'protocol': 'tcp', 'address': '0.0.0.0', 'port': 859}], 'resolved': [],
+        'new': [{'rule': UNASSIGNED, 'protocol': 'tcp', 'address': '0.0.0.0', 'port': 859, 'where': 'host'}], 'resolved': [],
         'first_seen': False}
     for host, change in changes.items():
         if host in (UNREACHABLE, GATHER_FAILS):

@@ -51,3 +51,22 @@ def test_unusable_text_is_one_clear_line(text, fragment):
 def test_json_escapes_are_read_as_json():
     policy = policy_load.parse_policy_text('{"name": "\\ud83d\\ude00"}', 'p.json')
     assert policy == {'name': '\U0001f600'}
+
+
+@pytest.mark.parametrize('selector', ['host', 'other', 'container', 'container:web-*', 'docker:*', '!kubernetes:kube-system/*'])
+def test_namespace_selectors_accepted(selector):
+    policy = {'policy_version': 1, 'name': 'n', 'rules': [
+        {'id': 'r', 'match': {'ports': [856]}, 'expect': 'closed', 'namespaces': [selector]}],
+        'waivers': [{'rule': 'r', 'reason': 'x', 'expires': '2027-01-01', 'namespaces': [selector]}]}
+    assert policy_load.load_policy(policy, 'p.yml') is policy
+
+
+@pytest.mark.parametrize('selector', ['hosts', 'host:web', 'lxc:web', 'container:', ''])
+def test_bad_namespace_selectors_are_named_with_their_path(selector):
+    policy = {'policy_version': 1, 'name': 'n', 'rules': [
+        {'id': 'r', 'match': {'ports': [856]}, 'expect': 'closed', 'namespaces': ['host', selector]}]}
+    with pytest.raises(policy_load.PolicyInvalid) as caught:
+        policy_load.load_policy(policy, 'p.yml')
+    [line] = caught.value.errors
+    assert line.startswith('p.yml: rules[0].namespaces[1]: %r is not a namespace selector' % selector), line
+    assert '"container"' in line and '"kubernetes"' in line
