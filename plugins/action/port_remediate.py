@@ -26,12 +26,15 @@ from ansible_collections.portwarden.compliance.plugins.module_utils.remediate_pl
     apply_outcomes,
     block_key,
     describe_block,
+    module_block,
     plan_remediation,
     refused_actions,
     verify_remediation,
 )
+from ansible_collections.portwarden.compliance.plugins.module_utils.report_sockets import HOST_WHERE
 from ansible_collections.portwarden.compliance.plugins.plugin_utils.audit_host import (
     AUDIT_ARGUMENT_SPEC,
+    GATHER_MODULE,
     audit_host,
     prepare_audit,
 )
@@ -101,8 +104,12 @@ class ActionModule(ActionBase):
         actions = refused_actions(before)
         outcomes = {'blocks': {}, 'services': {}, 'processes': {}}
         live_blocks = []
-        if plan['blocks']:
-            live_blocks, block_changed = self._block(args, plan['blocks'], sorted(ports), task_vars, outcomes, actions, diffs)
+        # One port_block call per network namespace: a container's drift is blocked in its own namespace.
+        for where in sorted(set(block['where'] for block in plan['blocks'])):
+            blocks = [block for block in plan['blocks'] if block['where'] == where]
+            live, block_changed = self._block(args, where, plan['namespaces'].get(where), blocks, sorted(ports), task_vars,
+                                              outcomes, actions, diffs)
+            live_blocks.extend(live)
             changed |= block_changed
         for service in plan['services']:
             changed |= self._stop_service(args, service, task_vars, outcomes, actions, diffs)
@@ -133,16 +140,31 @@ class ActionModule(ActionBase):
         return result
 
     def _lift(self, args, task_vars, diffs):
-        """Remove every portwarden firewall block (and the persisted file), before the audit."""
+        """Remove every portwarden firewall block (and the persisted file), before the audit; with namespaces=all,
+        in every other network namespace of the host too (one call each: lifting is a rare, explicit act)."""
         module_args = {'state': 'absent'}
         if args['firewall_persist_path']:
             module_args['persist_path'] = args['firewall_persist_path']
-        found = self._execute_module(module_name=BLOCK_MODULE, module_args=module_args, task_vars=task_vars)
-        if found.get('failed'):
-            raise AnsibleActionFail('lifting the portwarden firewall blocks failed: %s' % _module_error(found))
-        if found.get('diff') and found.get('changed'):
-            diffs.append(found['diff'])
-        return bool(found.get('changed'))
+        calls = [(HOST_WHERE, module_args)]
+        if args['namespaces'] == 'all':
+            gathered = self._execute_module(module_name=GATHER_MODULE, task_vars=task_vars, module_args={
+                'backend': args['backend'], 'protocols': args['protocols'], 'namespaces': 'all'})
+            if gathered.get('failed'):
+                raise AnsibleActionFail('lifting the portwarden firewall blocks failed: the network namespaces could '
+                                        'not be listed: %s' % _module_error(gathered))
+            scanned = ((gathered.get('coverage') or {}).get('namespaces') or {}).get('scanned') or []
+            calls.extend(('netns %d' % entry['inode'], {'state': 'absent', 'namespace': {'inode': entry['inode'], 'pid': entry['pid']}})
+                         for entry in scanned if not entry.get('host'))
+        changed = False
+        for where, call_args in calls:
+            found = self._execute_module(module_name=BLOCK_MODULE, module_args=call_args, task_vars=task_vars)
+            if found.get('failed'):
+                raise AnsibleActionFail('lifting the portwarden firewall blocks failed (%s): %s' % (where, _module_error(found)))
+            if found.get('diff') and found.get('changed'):
+                header = 'nftables table inet portwarden%s' % ('' if where == HOST_WHERE else ' in ' + where)
+                diffs.append(dict(found['diff'], before_header=header, after_header=header))
+            changed |= bool(found.get('changed'))
+        return changed
 
     def _done(self):
         """(finding status, action outcome) of a change the host made, or would make in check mode."""
@@ -159,10 +181,13 @@ class ActionModule(ActionBase):
         except (TypeError, ValueError):
             return 22
 
-    def _block(self, args, blocks, ports, task_vars, outcomes, actions, diffs):
-        module_args = {'blocks': blocks, 'state': 'present',
+    def _block(self, args, where, namespace, blocks, ports, task_vars, outcomes, actions, diffs):
+        """Apply ``blocks`` in one network namespace (``where``; ``namespace`` its inode and pid, None for the host's)."""
+        module_args = {'blocks': [module_block(block) for block in blocks], 'state': 'present',
                        'protected_ports': [{'protocol': 'tcp', 'port': port} for port in ports]}
-        if args['firewall_persist_path']:
+        if namespace is not None:
+            module_args['namespace'] = namespace
+        elif args['firewall_persist_path']:
             module_args['persist_path'] = args['firewall_persist_path']
         found = self._execute_module(module_name=BLOCK_MODULE, module_args=module_args, task_vars=task_vars)
         if found.get('failed'):
@@ -172,8 +197,8 @@ class ActionModule(ActionBase):
                 actions.append({'strategy': 'firewall', 'target': describe_block(block), 'rules': [block['rule']],
                                 'outcome': FAILED, 'detail': reason})
             return [], False
-        refused = dict((block_key(item), item.get('reason') or 'protected') for item in found.get('protected') or [])
-        added = set(block_key(block) for block in found.get('added') or [])
+        refused = dict((block_key(dict(item, where=where)), item.get('reason') or 'protected') for item in found.get('protected') or [])
+        added = set(block_key(dict(block, where=where)) for block in found.get('added') or [])
         for block in blocks:
             key = block_key(block)
             if key in refused:
@@ -187,9 +212,9 @@ class ActionModule(ActionBase):
             actions.append({'strategy': 'firewall', 'target': describe_block(block), 'rules': [block['rule']],
                             'outcome': outcome, 'detail': detail})
         if found.get('diff'):
-            diffs.append(dict(found['diff'], before_header='nftables table inet portwarden',
-                              after_header='nftables table inet portwarden'))
-        return list(found.get('blocks') or []), bool(found.get('changed'))
+            header = 'nftables table inet portwarden%s' % ('' if where == HOST_WHERE else ' in ' + where)
+            diffs.append(dict(found['diff'], before_header=header, after_header=header))
+        return [dict(block, where=where) for block in found.get('blocks') or []], bool(found.get('changed'))
 
     def _stop_service(self, args, service, task_vars, outcomes, actions, diffs):
         unit = service['unit']

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from ansible_collections.portwarden.compliance.plugins.module_utils.evaluate_policy import bind_class, summarize_result
 from ansible_collections.portwarden.compliance.plugins.module_utils.remediate_kill import protected_pattern
-from ansible_collections.portwarden.compliance.plugins.module_utils.report_sockets import socket_label
+from ansible_collections.portwarden.compliance.plugins.module_utils.report_sockets import HOST_WHERE, socket_label
 
 STRATEGIES = ('none', 'firewall', 'service', 'kill')
 TRUE_STRATEGY = 'firewall'  # ``remediate: true``: the least destructive fix, the service keeps running
@@ -79,11 +79,12 @@ class Protection(object):
 
 def block_for(finding):
     """The firewall block that closes a finding: the port for the families the socket accepts, or
-    for its one address when it is bound to a specific (or loopback) address."""
+    for its one address when it is bound to a specific (or loopback) address, in the network namespace
+    the socket lives in (``where``: a container's drift is blocked in the container's namespace)."""
     address = finding['address']
     family = finding.get('family') or ('ipv6' if ':' in address else 'ipv4')
     block = {'protocol': finding['protocol'], 'port': finding['port'], 'family': None, 'address': None,
-             'rule': finding['rule']}
+             'rule': finding['rule'], 'where': finding.get('where') or HOST_WHERE}
     if family == 'ipv6' and address.startswith('::ffff:') and '.' in address:
         family, address = 'ipv4', address[len('::ffff:'):]
     if bind_class(address) == 'any':
@@ -96,17 +97,29 @@ def block_for(finding):
 
 
 def block_key(block):
-    return (block['protocol'], block['port'], block.get('family') or '', block.get('address') or '')
+    return (block.get('where') or HOST_WHERE, block['protocol'], block['port'], block.get('family') or '',
+            block.get('address') or '')
+
+
+def module_block(block):
+    """A block as port_block takes it: the namespace is the call's, not the block's."""
+    return dict((field, block.get(field)) for field in BLOCK_FIELDS)
+
+
+BLOCK_FIELDS = ('protocol', 'port', 'family', 'address', 'rule')
 
 
 def describe_block(block):
-    where = block.get('address') or {'ipv4': '0.0.0.0', 'ipv6': '::', None: 'any address'}[block.get('family')]
-    return '%s %s port %d' % (block['protocol'], where, block['port'])
+    address = block.get('address') or {'ipv4': '0.0.0.0', 'ipv6': '::', None: 'any address'}[block.get('family')]
+    where = block.get('where') or HOST_WHERE
+    return '%s %s port %d%s' % (block['protocol'], address, block['port'], '' if where == HOST_WHERE else ' in ' + where)
 
 
 def block_covers(block, finding):
-    """Whether a firewall block stops the traffic a finding's socket accepts."""
+    """Whether a firewall block stops the traffic a finding's socket accepts (in the socket's own namespace)."""
     if block['protocol'] != finding['protocol'] or block['port'] != finding['port']:
+        return False
+    if (block.get('where') or HOST_WHERE) != (finding.get('where') or HOST_WHERE):
         return False
     wanted = block_for(finding)
     if block.get('address'):
@@ -122,7 +135,8 @@ def plan_remediation(audit, strategies, default_strategy='none', protection=None
     ``skipped`` is why nothing at all is done on this host (its verdict is unknown or partial), else None.
     """
     protection = protection or Protection()
-    plan = {'blocks': [], 'services': [], 'processes': [], 'skipped': None}
+    # namespaces: where -> {'inode', 'pid'} of each namespace other than the host's that a block goes into.
+    plan = {'blocks': [], 'services': [], 'processes': [], 'skipped': None, 'namespaces': {}}
     if audit.get('status') == 'unknown' or audit.get('reasons'):
         plan['skipped'] = 'no remediation on a host whose verdict is unknown: %s' % (
             '; '.join(audit.get('reasons') or ['no verdict']))
@@ -144,6 +158,12 @@ def plan_remediation(audit, strategies, default_strategy='none', protection=None
             continue
         if strategy == 'firewall':
             block = block_for(finding)
+            if block['where'] != HOST_WHERE:
+                namespace = finding.get('namespace') or {}
+                if not isinstance(namespace.get('inode'), int) or not isinstance(namespace.get('pid'), int):
+                    note.update(status=UNAVAILABLE, reason='the network namespace of %s is not known' % block['where'])
+                    continue
+                plan['namespaces'][block['where']] = {'inode': namespace['inode'], 'pid': namespace['pid']}
             blocks.setdefault(block_key(block), block)
             continue
         if not procs:
@@ -198,7 +218,7 @@ def _target(strategy, finding, procs):
 
 
 def _finding_key(finding):
-    return (finding['rule'], finding['protocol'], finding['address'], finding['port'])
+    return (finding['rule'], finding['protocol'], finding['address'], finding['port'], finding.get('where') or HOST_WHERE)
 
 
 def apply_outcomes(audit, outcomes):

@@ -110,7 +110,26 @@ options:
         same directory, renamed over it). When the table is removed (O(state=absent) without O(blocks)),
         the file is removed.
       - The directory must exist.
+      - Not with O(namespace): a file the host's nftables service loads would block the port on the host.
     type: path
+  namespace:
+    description:
+      - Apply the blocks in another network namespace of the host (a container's, a pod's), whose own table
+        C(inet portwarden) then holds them. The host's ruleset is not touched.
+      - Identified by the namespace's inode and a process in it, as M(portwarden.compliance.listening_sockets_info) returns
+        them (RV(portwarden.compliance.listening_sockets_info#module:sockets[].namespace)). The module enters it only when
+        that process is still in that very namespace; otherwise it fails and changes nothing.
+      - The C(nft) command of the host runs inside the namespace, so the container needs no nftables of its own. Needs root.
+    type: dict
+    suboptions:
+      inode:
+        description: Inode of the network namespace.
+        type: int
+        required: true
+      pid:
+        description: A process in it.
+        type: int
+        required: true
   protected_ports:
     description:
       - Ports that must never be blocked, whatever O(blocks) says. A block on one of them (any family or
@@ -273,6 +292,14 @@ import tempfile
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
+from ansible_collections.portwarden.compliance.plugins.module_utils.gather_namespaces import (
+    CLONE_NEWNET,
+    NamespaceGone,
+    NamespaceUnreadable,
+    open_namespace,
+    own_namespace,
+    setns,
+)
 from ansible_collections.portwarden.compliance.plugins.module_utils.remediate_firewall import (
     FAMILIES,
     PROTOCOLS,
@@ -361,6 +388,25 @@ def file_state(path, content, blocks_text):
     return '# persist_path %s: holds something else\n' % path
 
 
+def enter_namespace(module, inode, pid):
+    """Move this (short-lived) module process into network namespace ``inode``, through ``pid``, for good:
+    every nft command it runs from now on works on that namespace's ruleset."""
+    try:
+        fd, _pid = open_namespace(inode, [pid])
+    except (NamespaceGone, NamespaceUnreadable) as exc:
+        module.fail_json(msg='network namespace %d (pid %d) cannot be entered: %s; nothing was changed' % (inode, pid, to_native(exc)))
+    try:
+        setns(fd, CLONE_NEWNET)
+        entered = own_namespace()
+    except OSError as exc:
+        module.fail_json(msg='network namespace %d (pid %d) cannot be entered: setns: %s; nothing was changed'
+                         % (inode, pid, to_native(exc.strerror or exc)))
+    finally:
+        os.close(fd)
+    if entered != inode:
+        module.fail_json(msg='entered network namespace %d instead of %d; nothing was changed' % (entered, inode))
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -374,6 +420,10 @@ def main():
             state=dict(type='str', default='present', choices=list(STATES)),
             exclusive=dict(type='bool', default=False),
             persist_path=dict(type='path'),
+            namespace=dict(type='dict', options=dict(
+                inode=dict(type='int', required=True),
+                pid=dict(type='int', required=True),
+            )),
             protected_ports=dict(type='list', elements='dict', default=[], options=dict(
                 protocol=dict(type='str', required=True, choices=list(PROTOCOLS)),
                 port=dict(type='int', required=True),
@@ -389,6 +439,11 @@ def main():
         protected_ports = normalise_protected_ports(params['protected_ports'])
     except ValueError as exc:
         module.fail_json(msg=to_native(exc))
+    if params['namespace']:
+        if persist_path:
+            module.fail_json(msg='persist_path cannot be used with namespace: the host\'s nftables service would load '
+                                 'the blocks of another namespace into the host\'s own ruleset')
+        enter_namespace(module, params['namespace']['inode'], params['namespace']['pid'])
 
     nft = Nft(module)
     exists_before, current, drift = nft.read()

@@ -462,3 +462,47 @@ def test_nft_failure_returns_its_message(env):
     assert 'Operation not permitted' in result['msg']
     assert 'Operation not permitted' in result['stderr']
     assert not has_table(ns_a)
+
+
+def _namespace_of(ns, echo):
+    return {'inode': os.stat('/run/netns/%s' % ns.name).st_ino, 'pid': echo.proc.pid}
+
+
+def test_namespace_blocks_in_that_namespace_only(env):
+    """Run from namespace B (as on a host), told to block in namespace A (as in a container): A's table holds
+    the blocks and A's services stop answering; B's ruleset and services are untouched."""
+    ns_a, ns_b, echo_a = env
+    before_b = ruleset(ns_b)
+    args = dict(BLOCK_856_857, namespace=_namespace_of(ns_a, echo_a))
+    checked = apply(ns_b, args, check_mode=True)
+    assert checked['changed'] is True and not has_table(ns_a)
+    result = apply(ns_b, args)
+    assert result['changed'] is True and has_table(ns_a)
+    assert ruleset(ns_b) == before_b and not has_table(ns_b)
+    found = probe(ns_a)
+    assert found[label('tcp', '127.0.0.1', 856)] == 'timeout' and found[label('udp', '::1', 857)] == 'timeout'
+    assert found[label('tcp', '127.0.0.1', 858)] == 'answer'
+    assert all(answers(ns_b).values()) and echo_a.alive()
+    assert apply(ns_b, args)['changed'] is False
+    lifted = apply(ns_b, {'state': 'absent', 'namespace': args['namespace']})
+    assert lifted['changed'] is True and not has_table(ns_a) and all(answers(ns_a).values())
+
+
+@pytest.mark.parametrize('case', ['wrong-inode', 'gone-pid', 'persist'])
+def test_namespace_that_cannot_be_entered_fails_and_changes_nothing(env, tmp_path, case):
+    ns_a, ns_b, echo_a = env
+    namespace = _namespace_of(ns_a, echo_a)
+    args = dict(BLOCK_856_857, namespace=namespace)
+    if case == 'wrong-inode':
+        namespace['inode'] = os.stat('/run/netns/%s' % ns_b.name).st_ino  # the pid is not in that namespace
+        message = 'cannot be entered'
+    elif case == 'gone-pid':
+        namespace['pid'] = 2 ** 22 + 1  # above pid_max's default ceiling: no such process
+        message = 'cannot be entered'
+    else:
+        args['persist_path'] = str(tmp_path / 'portwarden.nft')
+        message = 'persist_path cannot be used with namespace'
+    code, result = run_module(ns_b, args)
+    assert code != 0 and result['failed'] and message in result['msg'], result
+    assert not has_table(ns_a) and not has_table(ns_b)
+    assert not os.path.exists(str(tmp_path / 'portwarden.nft'))

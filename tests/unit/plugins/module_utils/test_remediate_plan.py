@@ -65,7 +65,7 @@ def test_block_covers(block, address, family, covered):
 def test_nothing_is_planned_unless_a_rule_or_the_default_opts_in():
     result = audit(finding())
     plan = rp.plan_remediation(result, {'closed': None}, 'none')
-    assert plan == {'blocks': [], 'services': [], 'processes': [], 'skipped': None}
+    assert plan == {'blocks': [], 'services': [], 'processes': [], 'skipped': None, 'namespaces': {}}
     assert 'remediation' not in result['findings'][0]
 
 
@@ -159,7 +159,7 @@ def _planned(strategy='firewall', *findings):
 
 def test_verify_firewall_block_live_marks_remediated_and_the_host_compliant():
     before = _planned()
-    rp.apply_outcomes(before, {'blocks': {('tcp', 856, 'ipv4', ''): (rp.APPLIED, 'added')}, 'services': {}, 'processes': {}})
+    rp.apply_outcomes(before, {'blocks': {('host', 'tcp', 856, 'ipv4', ''): (rp.APPLIED, 'added')}, 'services': {}, 'processes': {}})
     after = audit(finding())  # the listener still listens: the firewall closed it
     live = [{'protocol': 'tcp', 'port': 856, 'family': 'ipv4', 'address': None, 'rule': 'closed'}]
     final = rp.verify_remediation(before, after, live, actions=['a'])
@@ -172,7 +172,7 @@ def test_verify_firewall_block_live_marks_remediated_and_the_host_compliant():
 
 def test_verify_without_the_block_live_stays_drift_not_verified():
     before = _planned()
-    rp.apply_outcomes(before, {'blocks': {('tcp', 856, 'ipv4', ''): (rp.APPLIED, 'added')}, 'services': {}, 'processes': {}})
+    rp.apply_outcomes(before, {'blocks': {('host', 'tcp', 856, 'ipv4', ''): (rp.APPLIED, 'added')}, 'services': {}, 'processes': {}})
     final = rp.verify_remediation(before, audit(finding()), [], actions=[])
     assert final['status'] == 'drift'
     assert final['findings'][0]['remediation']['status'] == rp.NOT_VERIFIED
@@ -200,3 +200,50 @@ def test_a_host_reporting_nothing_for_a_change_is_failed_not_applied():
     before = _planned()
     rp.apply_outcomes(before, {'blocks': {}, 'services': {}, 'processes': {}})
     assert before['findings'][0]['remediation']['status'] == rp.FAILED
+
+
+WEB_NS = {'inode': 4026532001, 'host': False, 'pid': 2001,
+          'container': {'kind': 'docker', 'id': 'ab' * 32, 'pod_uid': None, 'name': 'web'}}
+
+
+def _in_web(item):
+    return dict(item, where='docker:web', namespace=WEB_NS)
+
+
+def test_a_container_finding_is_blocked_in_the_container_namespace():
+    result = audit(finding(), _in_web(finding()))
+    plan = rp.plan_remediation(result, {}, 'firewall')
+    assert [(b['where'], b['protocol'], b['port']) for b in plan['blocks']] == [
+        ('docker:web', 'tcp', 856), ('host', 'tcp', 856)]
+    assert plan['namespaces'] == {'docker:web': {'inode': 4026532001, 'pid': 2001}}
+    targets = sorted(f['remediation']['target'] for f in result['findings'])
+    assert targets == ['tcp 0.0.0.0 port 856', 'tcp 0.0.0.0 port 856 in docker:web']
+    assert rp.module_block(plan['blocks'][0]) == {'protocol': 'tcp', 'port': 856, 'family': 'ipv4', 'address': None,
+                                                  'rule': 'closed'}
+
+
+def test_a_container_finding_without_its_namespace_is_not_blocked_on_the_host():
+    item = dict(finding(), where='docker:web', namespace=None)
+    result = audit(item)
+    plan = rp.plan_remediation(result, {}, 'firewall')
+    assert plan['blocks'] == [] and result['findings'][0]['remediation']['status'] == rp.UNAVAILABLE
+
+
+def test_a_block_covers_only_its_own_namespace():
+    host_block = {'protocol': 'tcp', 'port': 856, 'family': 'ipv4', 'address': None, 'rule': 'closed', 'where': 'host'}
+    web_block = dict(host_block, where='docker:web')
+    assert rp.block_covers(host_block, finding()) and not rp.block_covers(host_block, _in_web(finding()))
+    assert rp.block_covers(web_block, _in_web(finding())) and not rp.block_covers(web_block, finding())
+
+
+def test_verify_tells_the_same_socket_in_two_namespaces_apart():
+    before = audit(finding(), _in_web(finding()))
+    rp.plan_remediation(before, {}, 'firewall')
+    rp.apply_outcomes(before, {'blocks': {('docker:web', 'tcp', 856, 'ipv4', ''): (rp.APPLIED, 'added'),
+                                          ('host', 'tcp', 856, 'ipv4', ''): (rp.FAILED, 'nft failed')},
+                               'services': {}, 'processes': {}})
+    live = [{'protocol': 'tcp', 'port': 856, 'family': 'ipv4', 'address': None, 'rule': 'closed', 'where': 'docker:web'}]
+    final = rp.verify_remediation(before, audit(finding(), _in_web(finding())), live, actions=[])
+    statuses = sorted((f.get('where', 'host'), f['status'], f['remediation']['status']) for f in final['findings'])
+    assert statuses == [('docker:web', 'remediated', rp.VERIFIED), ('host', 'drift', rp.FAILED)]
+    assert final['status'] == 'drift'
