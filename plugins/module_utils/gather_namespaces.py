@@ -26,7 +26,6 @@ import json
 import os
 import re
 import threading
-import time
 
 CLONE_NEWNET = 0x40000000
 
@@ -83,38 +82,29 @@ class Discovery(object):
 def discover_namespaces(proc='/proc'):
     """Group every process under ``proc`` by the inode of its network namespace.
 
-    A process that exits meanwhile is skipped; one whose namespace may not be read (still, when asked again a
-    little later) is counted in ``processes_denied`` (its namespace may be missing from the result).
+    A process that exits meanwhile is skipped; one whose namespace may not be read is counted in
+    ``processes_denied`` (its namespace may be missing from the result).
     """
     result = Discovery()
     namespaces = result.namespaces
     readlink = os.readlink
     proc_fd = os.open(proc, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        names = [name for name in os.listdir(proc_fd) if name.isdigit()]
-        # A process in the middle of exec or exit refuses even root for a moment: what was refused is asked
-        # again, twice, a little later, and only a refusal that lasts counts.
-        for delay in (0, 0.01, 0.05):
-            if delay:
-                time.sleep(delay)
-            denied = []
-            for name in names:
-                try:
-                    link = readlink(name + '/ns/net', dir_fd=proc_fd)
-                except PermissionError:
-                    denied.append(name)
-                    continue
-                except OSError:  # exited since /proc was listed
-                    continue
-                match = _NS_LINK.match(link)
-                if match is None:
-                    continue
-                result.processes_seen += 1
-                namespaces.setdefault(int(match.group(1)), []).append(int(name))
-            names = denied
-            if not names:
-                break
-        result.processes_denied = len(names)
+        for name in os.listdir(proc_fd):
+            if not name.isdigit():
+                continue
+            try:
+                link = readlink(name + '/ns/net', dir_fd=proc_fd)
+            except PermissionError:
+                result.processes_denied += 1
+                continue
+            except OSError:  # exited since /proc was listed
+                continue
+            match = _NS_LINK.match(link)
+            if match is None:
+                continue
+            result.processes_seen += 1
+            namespaces.setdefault(int(match.group(1)), []).append(int(name))
     finally:
         os.close(proc_fd)
     for pids in namespaces.values():
