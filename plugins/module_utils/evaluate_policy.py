@@ -121,7 +121,13 @@ class NamespaceScope(object):
         return any(isinstance(name, str) and fnmatch.fnmatchcase(name, pattern) for name in names)
 
     def applies(self, namespace):
-        key = namespace.get('inode') if isinstance(namespace, dict) else None
+        # Cached by what the selectors look at, never by inode alone: a compiled policy serves many hosts,
+        # and namespace inodes repeat from host to host (every host's own is 4026531840).
+        key = None
+        if isinstance(namespace, dict) and not namespace.get('host'):
+            container = namespace.get('container')
+            key = (container.get('kind'), container.get('name'), container.get('id'), container.get('pod_uid')) \
+                if isinstance(container, dict) else ()
         found = self._cache.get(key)
         if found is None:
             found = self._cache[key] = (not any(self._matches(sel, namespace) for sel in self.exclude)

@@ -145,3 +145,17 @@ def test_reports_show_where():
     assert 'in docker:web' in rf.render_junit(report)
     host_only = _report(evaluate([closed()], [sock(856, 'host')])['findings'])
     assert 'portwarden_host_namespace_findings' not in rf.render_prometheus(host_only)
+
+
+def test_one_compiled_policy_judges_namespaces_of_many_hosts_apart():
+    """Namespace inodes repeat from host to host: what a selector decided for one host's namespace must not
+    be reused for another host's namespace that has the same inode but is another container."""
+    policy = {'policy_version': 1, 'name': 'ns', 'rules': [closed(['docker:web'])]}
+    compiled = ev.compile_policy(policy)
+    twin = dict(DB, inode=WEB['inode'])  # host b: same inode as web on host a, but a podman container
+    judged = {}
+    for host, namespace in (('a', WEB), ('b', twin), ('c', dict(NETNS, inode=WEB['inode']))):
+        entry = dict(sock(856, 'none'), namespace=namespace)
+        result = ev.evaluate_host({'sockets': [entry], 'coverage': {'complete': True, 'errors': []}}, compiled, host, [], TODAY)
+        judged[host] = result['status']
+    assert judged == {'a': 'drift', 'b': 'compliant', 'c': 'compliant'}
