@@ -110,7 +110,7 @@ options:
         same directory, renamed over it). When the table is removed (O(state=absent) without O(blocks)),
         the file is removed.
       - The directory must exist.
-      - Not with O(namespace): a file the host's nftables service loads would block the port on the host.
+      - Not with O(namespace), since a file the host's nftables service loads would block the port on the host.
     type: path
   namespace:
     description:
