@@ -430,3 +430,15 @@ class Fleet(object):
             argv.append('--check')
         argv += list(args) + [os.path.abspath(path)]
         return self.run_ansible('ansible-playbook', argv, env=env, timeout=timeout)
+
+    def role_run(self, path, log, report_dir, extra_vars, check=False, limit=None):
+        """Run a playbook of the port_compliance role with ``--diff``, which must succeed; keep its output in
+        ``log`` and return ``(output, the JSON report it wrote to report_dir)``."""
+        extra_vars = dict(extra_vars, port_compliance_report_dir=report_dir)
+        proc = self.playbook(path, extra_vars=extra_vars, check=check, limit=limit, args=['--diff'])
+        output = proc.stdout + proc.stderr
+        with open(log, 'w') as handle:
+            handle.write(output)
+        assert proc.returncode == 0, output[-6000:]
+        with open(os.path.join(report_dir, 'portwarden-report.json')) as handle:
+            return output, json.load(handle)

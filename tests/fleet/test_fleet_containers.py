@@ -32,6 +32,7 @@ import pytest
 
 from tests.conftest import REPO
 from tests.fleet.harness import SSHD, play_recap
+from tests.helpers.netns import writable_cgroup2_root
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
@@ -42,13 +43,6 @@ PLAYBOOK = os.path.join(REPO, 'tests', 'fleet', 'playbooks', 'role_remediate.yml
 HOST = 'pwx-host01'
 AS_OF = '2026-12-01'
 PORTS = (('tcp', 856), ('udp', 857))
-
-
-def _cgroup_root():
-    for root in ('/sys/fs/cgroup/unified', '/sys/fs/cgroup'):
-        if os.path.exists(os.path.join(root, 'cgroup.controllers')) and os.access(root, os.W_OK):
-            return root
-    return None
 
 
 def _child(pid):
@@ -169,16 +163,10 @@ class Site(object):
         report_dir = os.path.join(self.workdir, 'reports-%s' % name)
         extra_vars = {'port_compliance_mode': mode, 'port_compliance_policy': self.policy,
                       'port_compliance_namespaces': namespaces, 'port_compliance_as_of': AS_OF,
-                      'port_compliance_report_dir': report_dir, 'port_compliance_fail_on': 'never',
-                      'port_compliance_fail_on_unknown': False}
+                      'port_compliance_fail_on': 'never', 'port_compliance_fail_on_unknown': False}
         extra_vars.update(extra or {})
-        proc = self.fleet.playbook(PLAYBOOK, extra_vars=extra_vars, check=check, args=['--diff'])
-        output = proc.stdout + proc.stderr
-        with open(os.path.join(self.workdir, '%s.log' % name), 'w') as handle:
-            handle.write(output)
-        assert proc.returncode == 0, output[-6000:]
-        with open(os.path.join(report_dir, 'portwarden-report.json')) as handle:
-            report = json.load(handle)
+        output, report = self.fleet.role_run(PLAYBOOK, os.path.join(self.workdir, '%s.log' % name), report_dir,
+                                             extra_vars, check=check)
         [entry] = report['hosts']
         with open(os.path.join(report_dir, 'portwarden.prom')) as handle:
             prometheus = handle.read()
@@ -200,7 +188,7 @@ def _mine(entry, site):
 
 @pytest.fixture(scope='module')
 def site(module_fleet_factory, tmp_path_factory):
-    root = _cgroup_root()
+    root = writable_cgroup2_root()
     if root is None:
         pytest.skip('no writable cgroup hierarchy to place processes in container-shaped cgroups')
     workdir = str(tmp_path_factory.mktemp('pwx'))

@@ -21,7 +21,7 @@ import uuid
 
 import pytest
 
-from tests.helpers.netns import LISTENERS
+from tests.helpers.netns import LISTENERS, writable_cgroup2_root
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
@@ -61,13 +61,6 @@ OTHER_HOST_SPEC = {'name': 'pwc-h02-svc', 'sockets': [{'protocol': 'tcp', 'addre
 
 def _netns_inode(pid):
     return os.stat('/proc/%d/ns/net' % pid).st_ino
-
-
-def _cgroup_root():
-    for root in ('/sys/fs/cgroup/unified', '/sys/fs/cgroup'):
-        if os.path.exists(os.path.join(root, 'cgroup.controllers')) and os.access(root, os.W_OK):
-            return root
-    return None
 
 
 def _processes_whose_namespace_we_cannot_read():
@@ -121,7 +114,7 @@ def gathered(module_fleet_factory, tmp_path_factory):
     try:
         for key, spec in EXTRA.items():
             extras[key] = Extra(fleet, host, spec)
-        root = _cgroup_root()
+        root = writable_cgroup2_root()
         if root is not None:
             cgroup = os.path.join(root, 'system.slice', 'libpod-%s.scope' % container_id)
             os.makedirs(cgroup)

@@ -16,7 +16,6 @@ Runs, in order: check mode with --diff (nothing changes, the diff shows it all),
 real run (changed=0 everywhere), and a report run that lifts every portwarden block.
 """
 
-import json
 import os
 import subprocess
 import sys
@@ -63,19 +62,12 @@ class Site(object):
         return self.fleet.run(host, ['nft', 'list', 'ruleset'], timeout=30).stdout
 
     def playbook(self, name, mode='remediate', check=False, extra=None, limit=None):
-        report_dir = os.path.join(self.workdir, 'reports')
         extra_vars = {'port_compliance_mode': mode, 'port_compliance_policy': POLICY, 'port_compliance_as_of': AS_OF,
-                      'port_compliance_report_dir': report_dir, 'port_compliance_fail_on': 'never',
-                      'port_compliance_fail_on_unknown': False, 'port_compliance_kill_timeout': 3}
+                      'port_compliance_fail_on': 'never', 'port_compliance_fail_on_unknown': False,
+                      'port_compliance_kill_timeout': 3}
         extra_vars.update(extra or {})
-        proc = self.fleet.playbook(PLAYBOOK, extra_vars=extra_vars, check=check, limit=limit, args=['--diff'])
-        output = proc.stdout + proc.stderr
-        with open(os.path.join(self.workdir, '%s.log' % name), 'w') as handle:
-            handle.write(output)
-        assert proc.returncode == 0, output[-6000:]
-        with open(os.path.join(report_dir, 'portwarden-report.json')) as handle:
-            report = json.load(handle)
-        return output, report
+        return self.fleet.role_run(PLAYBOOK, os.path.join(self.workdir, '%s.log' % name),
+                                   os.path.join(self.workdir, 'reports'), extra_vars, check=check, limit=limit)
 
 
 def _hosts(report):

@@ -33,6 +33,7 @@ import pytest
 
 from tests.conftest import REPO
 from tests.fleet.harness import play_recap
+from tests.helpers.netns import writable_cgroup2_root
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
@@ -63,14 +64,6 @@ READ_ONLY = ('show', 'is-active', 'is-enabled', 'list-unit-files')
 
 def _hosts(report):
     return dict((entry['host'], entry) for entry in report['hosts'])
-
-
-def _cgroup_root():
-    """The cgroup v2 hierarchy (hybrid hosts mount it at /sys/fs/cgroup/unified), if writable."""
-    for root in ('/sys/fs/cgroup/unified', '/sys/fs/cgroup'):
-        if os.path.exists(os.path.join(root, 'cgroup.controllers')) and os.access(root, os.W_OK):
-            return root
-    return None
 
 
 def _move(pid, cgroup):
@@ -158,19 +151,11 @@ class Site(object):
         return self.fleet.run(H[key], [sys.executable, PROBE, kind, str(port)], timeout=30).stdout.strip()
 
     def playbook(self, name, check=False):
-        report_dir = os.path.join(self.workdir, 'reports')
         extra_vars = {'port_compliance_mode': 'remediate', 'port_compliance_policy': POLICY, 'port_compliance_as_of': AS_OF,
-                      'port_compliance_report_dir': report_dir, 'port_compliance_fail_on': 'never',
-                      'port_compliance_fail_on_unknown': False,
+                      'port_compliance_fail_on': 'never', 'port_compliance_fail_on_unknown': False,
                       'pws_path': self.bin_dir + os.pathsep + SYSTEM_PATH, 'pws_state_dir': self.state_dir}
-        proc = self.fleet.playbook(PLAYBOOK, extra_vars=extra_vars, check=check, args=['--diff'])
-        output = proc.stdout + proc.stderr
-        with open(os.path.join(self.workdir, '%s.log' % name), 'w') as handle:
-            handle.write(output)
-        assert proc.returncode == 0, output[-6000:]
-        with open(os.path.join(report_dir, 'portwarden-report.json')) as handle:
-            report = json.load(handle)
-        return output, report
+        return self.fleet.role_run(PLAYBOOK, os.path.join(self.workdir, '%s.log' % name),
+                                   os.path.join(self.workdir, 'reports'), extra_vars, check=check)
 
 
 def _changes(calls):
@@ -185,7 +170,7 @@ def _changes(calls):
 
 @pytest.fixture(scope='module')
 def site(module_fleet_factory, tmp_path_factory):
-    root = _cgroup_root()
+    root = writable_cgroup2_root()
     if root is None:
         pytest.skip('no writable cgroup v2 hierarchy to put a process in a unit-named cgroup')
     cgroups = [os.path.join(root, spec[4]) for spec in SERVICES.values() if spec[4]]

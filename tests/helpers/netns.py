@@ -18,6 +18,14 @@ def have_netns():
     return subprocess.run(['ip', 'netns', 'list'], capture_output=True, check=False).returncode == 0
 
 
+def writable_cgroup2_root():
+    """The cgroup v2 hierarchy (hybrid hosts mount it at /sys/fs/cgroup/unified) if it is writable, else None."""
+    for root in ('/sys/fs/cgroup/unified', '/sys/fs/cgroup'):
+        if os.path.exists(os.path.join(root, 'cgroup.controllers')) and os.access(root, os.W_OK):
+            return root
+    return None
+
+
 def namespace_pids(name):
     """Pids of the processes in namespace ``name`` (none when it does not exist)."""
     listed = subprocess.run(['ip', 'netns', 'pids', name], capture_output=True, text=True, check=False)
