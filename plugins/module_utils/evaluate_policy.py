@@ -120,14 +120,13 @@ class NamespaceScope(object):
         names = (container.get('name'), container.get('id'), container.get('pod_uid'))
         return any(isinstance(name, str) and fnmatch.fnmatchcase(name, pattern) for name in names)
 
+    def forget(self):
+        """Start a new host: inodes name namespaces only within one host (every host's own is 4026531840)."""
+        self._cache.clear()
+
     def applies(self, namespace):
-        # Cached by what the selectors look at, never by inode alone: a compiled policy serves many hosts,
-        # and namespace inodes repeat from host to host (every host's own is 4026531840).
-        key = None
-        if isinstance(namespace, dict) and not namespace.get('host'):
-            container = namespace.get('container')
-            key = (container.get('kind'), container.get('name'), container.get('id'), container.get('pod_uid')) \
-                if isinstance(container, dict) else ()
+        # Cached by inode for the host being evaluated (the evaluation calls forget() before each host).
+        key = namespace.get('inode') if isinstance(namespace, dict) else None
         found = self._cache.get(key)
         if found is None:
             found = self._cache[key] = (not any(self._matches(sel, namespace) for sel in self.exclude)
@@ -322,6 +321,8 @@ class CompiledPolicy(object):
             self.waivers = [Waiver(waiver) for waiver in policy.get('waivers') or []]
         except (KeyError, TypeError) as exc:
             raise PolicyError('policy cannot be compiled: %s' % exc) from exc
+        # Their verdicts are cached per host: an evaluation of one host at a time per compiled policy.
+        self.namespace_scopes = [item.namespaces for item in self.rules + self.waivers if item.namespaces is not None]
 
     def info(self):
         return {'name': self.name, 'sha256': self.digest}
@@ -380,6 +381,7 @@ class _Findings(object):
     def __init__(self):
         self.items = []
         self._processes = {}
+        self._where = {}  # inode -> where, for this host
         self._names = dict((protocol, registry.service_names(protocol)) for protocol in PROTOCOLS)
 
     def _describe(self, processes):
@@ -398,7 +400,12 @@ class _Findings(object):
         processes = entry.get('processes') or _NO_PROCESSES
         described = self._processes.get(id(processes)) or self._describe(processes)
         namespace = entry.get('namespace')
-        where = HOST_WHERE if namespace is None else namespace_where(namespace)
+        if namespace is None:
+            where = HOST_WHERE
+        else:
+            where = self._where.get(namespace.get('inode'))
+            if where is None:
+                where = self._where[namespace.get('inode')] = namespace_where(namespace)
         label = '%s %s:%d%s (%s)' % (protocol, '[%s]' % address if family == 'ipv6' else address, port,
                                      '' if where == HOST_WHERE else ' in ' + where,
                                      'IANA: ' + service if service else 'not an IANA-assigned service')
@@ -487,6 +494,8 @@ def _evaluate_host(gathered, compiled, host, groups, today):
         errors = coverage.get('errors') or ['the gather reported partial coverage']
         reasons.extend('partial gather: %s' % error for error in errors)
 
+    for scope in compiled.namespace_scopes:
+        scope.forget()
     rules = [rule for rule in compiled.rules if rule.scope.applies(host, groups)]
     tables = dict((protocol, compiled.candidates(rules, protocol)) for protocol in PROTOCOLS)
     deny = compiled.default == 'deny'
