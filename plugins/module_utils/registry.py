@@ -32,6 +32,7 @@ _NAME_SOURCES = {
     'dccp': (_data.NAMES_DCCP,),
 }
 _names = {}  # protocol -> {port: name}, built on first use
+_ranges = {}  # (category, protocol) -> ((start, end), ...), parsed on first use
 _starts = {}  # (category, protocol) -> range starts, for bisect
 
 
@@ -45,7 +46,15 @@ def iana_ranges(category, protocol):
     if category not in CATEGORIES:
         raise ValueError('unknown category %r: expected one of %s' % (category, ', '.join(CATEGORIES)))
     _check_protocol(protocol)
-    return _data.RANGES[protocol][category]
+    key = (category, protocol)
+    found = _ranges.get(key)
+    if found is None:
+        found = []
+        for item in _data.RANGES[protocol][category].split():
+            start, _dash, end = item.partition('-')
+            found.append((int(start), int(end or start)))
+        found = _ranges[key] = tuple(found)
+    return found
 
 
 def port_category(protocol, port):
@@ -56,12 +65,13 @@ def port_category(protocol, port):
     if port >= DYNAMIC_RANGE[0]:
         return 'dynamic'
     for category in CATEGORIES:
+        ranges = iana_ranges(category, protocol)
         key = (category, protocol)
         starts = _starts.get(key)
         if starts is None:
-            starts = _starts[key] = [pair[0] for pair in _data.RANGES[protocol][category]]
+            starts = _starts[key] = [pair[0] for pair in ranges]
         index = bisect.bisect_right(starts, port) - 1
-        if index >= 0 and port <= _data.RANGES[protocol][category][index][1]:
+        if index >= 0 and port <= ranges[index][1]:
             return category
     raise AssertionError('registry data does not cover %s port %d' % (protocol, port))  # the tests rule this out
 

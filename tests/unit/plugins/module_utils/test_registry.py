@@ -279,8 +279,9 @@ def test_rendered_module_is_deterministic_python(tmp_path):
     spec = importlib.util.spec_from_file_location('rendered_registry_data', str(path))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    assert module.RANGES['tcp']['reserved'] == ((0, 0),)
-    assert module.RANGES['udp']['reserved'] == ()
+    assert module.RANGES['tcp']['assigned'] == '1 5 7-8 10'
+    assert module.RANGES['tcp']['reserved'] == '0'
+    assert module.RANGES['udp']['reserved'] == ''
     assert module.REGISTRY_RECORDS == 13
     assert module.NAMES_TCP_UDP == '7 echo 8 echo'
     assert module.NAMES_TCP == '1 tcpmux 10 dropped'
