@@ -107,60 +107,40 @@ PLAYBOOK_GATHER = """\
       portwarden.compliance.listening_sockets_info:
 """
 
+# The role's own files, run without the role: its defaults as play variables and its tasks imported, so
+# these plays stay in step with roles/port_compliance by construction ({role} is the snapshot's role directory).
 PLAYBOOK_AUDIT = """\
 ---
-- name: Gather and evaluate on every host (the role's per-host task, without the role)
+- name: Validate once, then gather and evaluate every host as the role does (its first two tasks)
   hosts: fleet
   gather_facts: false
-  tasks:
-    - name: Audit the listening ports
-      portwarden.compliance.port_audit:
-        policy: "{{ port_compliance_policy }}"
-        as_of: "{{ port_compliance_as_of }}"
-"""
-
-# The role's report-mode path as a plain play: the same four tasks, without what the role adds around
-# them on every host (the implicit argument-spec check, and the tasks skipped in report mode). Keep it
-# in step with roles/port_compliance/tasks/main.yml.
-PLAYBOOK_ROLE_TASKS = """\
----
-- name: The role's report-mode tasks as a plain play (validate once, audit, report once, summary)
-  hosts: fleet
-  gather_facts: false
+  vars_files:
+    - {role}/defaults/main.yml
   tasks:
     - name: Validate the policy once
       portwarden.compliance.port_policy_validate:
-        policy: "{{ port_compliance_policy }}"
+        policy: "{{{{ port_compliance_policy }}}}"
       run_once: true
-      register: pwb_policy
+      register: port_compliance_validated_policy
 
     - name: Audit the listening ports
-      portwarden.compliance.port_audit:
-        policy: "{{ pwb_policy.policy }}"
-        as_of: "{{ port_compliance_as_of }}"
-        fail_on: never
-        fail_on_unknown: false
-      changed_when: false
-      ignore_unreachable: true
-      ignore_errors: true
-      register: pwb_audit
+      portwarden.compliance.port_remediate:
+        mode: report
+        policy: "{{{{ port_compliance_validated_policy.policy }}}}"
+        policy_sha256: "{{{{ port_compliance_validated_policy.info.sha256 }}}}"
+        as_of: "{{{{ port_compliance_as_of }}}}"
+"""
 
-    - name: Write the fleet report
-      portwarden.compliance.port_report:
-        report_dir: "{{ port_compliance_report_dir }}"
-        formats: [json, junit, markdown, html, prometheus]
-        results_var: pwb_audit
-        policy_info: "{{ pwb_policy.info }}"
-        fail_on: never
-        fail_on_unknown: false
-      run_once: true
-      changed_when: false
-      register: pwb_report
-
-    - name: Show the fleet summary
-      ansible.builtin.debug:
-        msg: "{{ pwb_report.msg }}"
-      run_once: true
+PLAYBOOK_ROLE_TASKS = """\
+---
+- name: The role's tasks as a plain play (no role, so no implicit argument-spec check)
+  hosts: fleet
+  gather_facts: false
+  vars_files:
+    - {role}/defaults/main.yml
+  tasks:
+    - name: The role's tasks
+      ansible.builtin.import_tasks: {role}/tasks/main.yml
 """
 
 
@@ -465,7 +445,7 @@ def parse_args(argv):
                         help='after the timed runs, RUNS (default 3) interleaved runs of A and B with ansible.posix.profile_tasks; '
                              'the median of each task')
     parser.add_argument('--breakdown', action='store_true',
-                        help="also time A's parts: the gather module alone, port_audit alone, the role's report-mode tasks as a plain play")
+                        help="also time A's parts: the gather module alone, validate once + the role's audit task, the role's tasks as a plain play")
     parser.add_argument('--idle-wait', type=float, default=0.0, metavar='SECONDS',
                         help='before each round, wait up to this long for the machine to be idle (other jobs on a shared host)')
     parser.add_argument('--idle-threshold', type=float, default=0.15, metavar='FRACTION',
@@ -531,12 +511,13 @@ def main(argv=None):
                                 write(fleet.path('listen.yml'), PLAYBOOK_B), {}, make_check_listen(specs))
         contenders = [contender_a, contender_b]
         if args.breakdown:
+            role = os.path.join(collections, 'ansible_collections', 'portwarden', 'compliance', 'roles', 'port_compliance')
             contenders += [
-                Contender('role_tasks', "the role's report-mode tasks as a plain play (no arg-spec check, no skipped tasks)",
-                          write(fleet.path('role-tasks.yml'), PLAYBOOK_ROLE_TASKS), role_vars,
+                Contender('role_tasks', "the role's tasks as a plain play (no implicit argument-spec check)",
+                          write(fleet.path('role-tasks.yml'), PLAYBOOK_ROLE_TASKS.format(role=role)), role_vars,
                           make_check_audit(expected), report_dir=True),
-                Contender('audit_only', 'port_audit alone (gather + evaluate)', write(fleet.path('audit-only.yml'), PLAYBOOK_AUDIT),
-                          role_vars, make_check_ok(1)),
+                Contender('audit_only', "validate once + the role's audit task (gather + evaluate)",
+                          write(fleet.path('audit-only.yml'), PLAYBOOK_AUDIT.format(role=role)), role_vars, make_check_ok(1)),
                 Contender('gather_only', 'listening_sockets_info alone (gather)', write(fleet.path('gather.yml'), PLAYBOOK_GATHER),
                           {}, make_check_ok(1)),
             ]
