@@ -50,15 +50,19 @@ def _processes(processes):
 
 def render_socket_table(result):
     """Render a gather result (``sockets`` and ``coverage``) as aligned lines, coverage last."""
-    rows = [('PROTO', 'LOCAL ADDRESS', 'V6ONLY', 'EPHEMERAL', 'USER', 'UNIT', 'PROCESSES')]
-    for entry in result.get('sockets') or []:
+    sockets = result.get('sockets') or []
+    # Gathered with namespaces: all, a WHERE column says which namespace each socket lives in.
+    where = any('namespace' in entry for entry in sockets)
+    rows = [('PROTO', 'LOCAL ADDRESS') + (('WHERE',) if where else ()) + ('V6ONLY', 'EPHEMERAL', 'USER', 'UNIT', 'PROCESSES')]
+    for entry in sockets:
         v6only = '-' if entry.get('v6only') is None else ('yes' if entry['v6only'] else 'no')
         processes = entry.get('processes') or []
         users = sorted(set(str(proc.get('user') or proc.get('uid')) for proc in processes)) or ['-']
         units = sorted(set(proc['unit'] for proc in processes if proc.get('unit'))) or ['-']
         ephemeral = 'yes' if entry.get('ephemeral') else 'no'
-        rows.append((entry['protocol'], socket_label(entry).split(' ', 1)[1], v6only, ephemeral,
-                     ','.join(users), ','.join(units), _processes(processes)))
+        rows.append((entry['protocol'], socket_label(entry, with_namespace=False).split(' ', 1)[1])
+                    + ((namespace_where(entry.get('namespace')),) if where else ())
+                    + (v6only, ephemeral, ','.join(users), ','.join(units), _processes(processes)))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     lines = ['  '.join(cell.ljust(width) for cell, width in zip(row[:-1], widths)) + '  ' + row[-1] for row in rows]
     coverage = result.get('coverage') or {}

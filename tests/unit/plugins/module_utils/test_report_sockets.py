@@ -42,3 +42,23 @@ def test_empty_result_still_shows_coverage():
     lines = report.render_socket_table({'sockets': [], 'coverage': {'complete': True, 'sockets': 0}})
     assert len(lines) == 3
     assert 'complete=True' in lines[2]
+
+
+def test_table_has_a_where_column_only_with_namespaces():
+    web = {'inode': 4026532001, 'host': False, 'pid': 20,
+           'container': {'kind': 'docker', 'id': 'ab' * 32, 'pod_uid': None, 'name': 'web'}}
+    own = {'inode': 4026531840, 'host': True, 'pid': 1, 'container': None}
+    result = {'sockets': [dict(RESULT['sockets'][0], namespace=own), dict(RESULT['sockets'][1], namespace=web)],
+              'coverage': RESULT['coverage']}
+    lines = report.render_socket_table(result)
+    assert lines[0].split()[:4] == ['PROTO', 'LOCAL', 'ADDRESS', 'WHERE']
+    assert lines[1].split()[:3] == ['tcp', '[::]:858', 'host']
+    assert lines[2].split()[:3] == ['udp', '0.0.0.0:859', 'docker:web']
+    assert 'WHERE' not in report.render_socket_table(RESULT)[0]
+
+
+def test_socket_label_names_the_namespace_outside_the_host():
+    entry = {'protocol': 'tcp', 'family': 'ipv4', 'address': '0.0.0.0', 'port': 856,
+             'namespace': {'inode': 4026532009, 'host': False, 'pid': 9, 'container': None}}
+    assert report.socket_label(entry) == 'tcp 0.0.0.0:856 in netns:4026532009'
+    assert report.socket_label(dict(entry, namespace=dict(entry['namespace'], host=True))) == 'tcp 0.0.0.0:856'
