@@ -118,7 +118,8 @@ options:
         C(inet portwarden) then holds them. The host's ruleset is not touched.
       - Identified by the namespace's inode and a process in it, as M(portwarden.compliance.listening_sockets_info) returns
         them (RV(portwarden.compliance.listening_sockets_info#module:sockets[].namespace)). The module enters it only when
-        that process is still in that very namespace; otherwise it fails and changes nothing.
+        that process is still in that very namespace; otherwise it fails and changes nothing. With O(state=absent), a
+        namespace whose processes have all exited has no table left to lift, and the module succeeds unchanged.
       - The C(nft) command of the host runs inside the namespace, so the container needs no nftables of its own. Needs root.
     type: dict
     suboptions:
@@ -390,10 +391,16 @@ def file_state(path, content, blocks_text):
 
 def enter_namespace(module, inode, pid):
     """Move this (short-lived) module process into network namespace ``inode``, through ``pid``, for good:
-    every nft command it runs from now on works on that namespace's ruleset."""
+    every nft command it runs from now on works on that namespace's ruleset. A namespace whose processes
+    have all exited has nothing left to lift (state=absent succeeds unchanged), nor to block in (it fails)."""
     try:
         fd, _pid = open_namespace(inode, [pid])
-    except (NamespaceGone, NamespaceUnreadable) as exc:
+    except NamespaceGone as exc:
+        if module.params['state'] == 'absent':
+            module.exit_json(changed=False, blocks=[], added=[], removed=[], protected=[], table='', persisted=None, drift=[],
+                             msg='network namespace %d is gone (%s): nothing to lift' % (inode, to_native(exc)))
+        module.fail_json(msg='network namespace %d (pid %d) cannot be entered: %s; nothing was changed' % (inode, pid, to_native(exc)))
+    except NamespaceUnreadable as exc:
         module.fail_json(msg='network namespace %d (pid %d) cannot be entered: %s; nothing was changed' % (inode, pid, to_native(exc)))
     try:
         setns(fd, CLONE_NEWNET)

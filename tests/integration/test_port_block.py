@@ -506,3 +506,9 @@ def test_namespace_that_cannot_be_entered_fails_and_changes_nothing(env, tmp_pat
     assert code != 0 and result['failed'] and message in result['msg'], result
     assert not has_table(ns_a) and not has_table(ns_b)
     assert not os.path.exists(str(tmp_path / 'portwarden.nft'))
+
+
+def test_lifting_in_a_namespace_that_is_gone_changes_nothing(env):
+    _ns_a, ns_b, _echo_a = env
+    result = apply(ns_b, {'state': 'absent', 'namespace': {'inode': 4026599999, 'pid': 2 ** 22 + 1}})
+    assert result['changed'] is False and 'is gone' in result['msg'] and result['blocks'] == []
