@@ -43,3 +43,28 @@ attributes:
     details:
       - This action does not modify state.
 '''
+
+    # Options port_audit and port_remediate share (plugin_utils/audit_host.AUDIT_ARGUMENT_SPEC).
+    AUDIT = r'''
+options:
+  policy_sha256:
+    description:
+      - The C(info.sha256) that M(portwarden.compliance.port_policy_validate) returned for O(policy). When it matches
+        the sha256 of O(policy), the policy is not checked against the schema again, only compiled (the role validates
+        once, then audits every host). Pass nothing else here.
+    type: str
+  backend:
+    description: Passed to M(portwarden.compliance.listening_sockets_info).
+    type: str
+    choices: [auto, netlink, procfs, psutil]
+    default: auto
+  namespaces:
+    description:
+      - Passed to M(portwarden.compliance.listening_sockets_info). V(host) audits the network namespace the gather runs in
+        (the host's). V(all) audits every network namespace of the host, containers included, each finding saying where
+        (C(findings[].where)); rules and waivers choose namespaces with C(namespaces).
+      - V(all) needs root (C(become)); without it the gather is partial and the verdict V(unknown).
+    type: str
+    choices: [host, all]
+    default: host
+'''

@@ -30,6 +30,7 @@ extends_documentation_fragment:
   - portwarden.compliance.attributes
   - portwarden.compliance.attributes.INFO_MODULE
   - portwarden.compliance.attributes.ACTION
+  - portwarden.compliance.attributes.AUDIT
 options:
   policy:
     description:
@@ -39,26 +40,6 @@ options:
       - Defaults to the bundled baseline, under which ports IANA has not assigned stay closed.
       - The policy language is described by C(docs/policy.schema.json) in the collection.
     type: raw
-  policy_sha256:
-    description:
-      - The C(info.sha256) that M(portwarden.compliance.port_policy_validate) returned for O(policy). When it matches
-        the sha256 of O(policy), the policy is not checked against the schema again, only compiled (the role validates
-        once, then audits every host). Pass nothing else here.
-    type: str
-  backend:
-    description: Passed to M(portwarden.compliance.listening_sockets_info).
-    type: str
-    choices: [auto, netlink, procfs, psutil]
-    default: auto
-  namespaces:
-    description:
-      - Passed to M(portwarden.compliance.listening_sockets_info). V(host) audits the network namespace the gather runs in
-        (the host's). V(all) audits every network namespace of the host, containers included, each finding saying where
-        (RV(findings[].where)); rules and waivers choose namespaces with C(namespaces).
-      - V(all) needs root (C(become)); without it the gather is partial and the verdict V(unknown).
-    type: str
-    choices: [host, all]
-    default: host
   protocols:
     description: Transport protocols to gather and audit.
     type: list

@@ -32,6 +32,7 @@ author:
 extends_documentation_fragment:
   - portwarden.compliance.attributes
   - portwarden.compliance.attributes.ACTION
+  - portwarden.compliance.attributes.AUDIT
 attributes:
   check_mode:
     support: full
@@ -61,26 +62,6 @@ options:
         in either mode. In V(remediate) mode the blocks the policy still asks for are put back.
     type: bool
     default: false
-  policy_sha256:
-    description:
-      - The C(info.sha256) that M(portwarden.compliance.port_policy_validate) returned for O(policy). When it matches
-        the sha256 of O(policy), the policy is not checked against the schema again, only compiled (the role validates
-        once, then audits every host). Pass nothing else here.
-    type: str
-  backend:
-    description: Passed to M(portwarden.compliance.listening_sockets_info).
-    type: str
-    choices: [auto, netlink, procfs, psutil]
-    default: auto
-  namespaces:
-    description:
-      - Passed to M(portwarden.compliance.listening_sockets_info). V(host) audits and remediates the network namespace the gather runs in
-        (the host's). V(all) audits every network namespace of the host, containers included, each finding saying where
-        (C(findings[].where)); rules and waivers choose namespaces with C(namespaces).
-      - V(all) needs root (C(become)); without it the gather is partial and the verdict V(unknown).
-    type: str
-    choices: [host, all]
-    default: host
   protocols:
     description: Transport protocols to gather and remediate.
     type: list
