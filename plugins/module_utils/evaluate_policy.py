@@ -497,6 +497,13 @@ def _evaluate_host(gathered, compiled, host, groups, today):
     for scope in compiled.namespace_scopes:
         scope.forget()
     rules = [rule for rule in compiled.rules if rule.scope.applies(host, groups)]
+    if 'namespaces' not in coverage:
+        # Gathered with namespaces: host. A rule only about other namespaces judged nothing: say so.
+        blind = [rule.id for rule in rules if rule.namespaces is not None and not rule.namespaces.applies(None)]
+        if blind:
+            warnings.append('rule%s %s only about namespaces other than the host\'s, which this gather did not read '
+                            '(namespaces: host; use namespaces: all)' % ('s' if len(blind) > 1 else '',
+                                                                      ', '.join(blind) + (' are' if len(blind) > 1 else ' is')))
     tables = dict((protocol, compiled.candidates(rules, protocol)) for protocol in PROTOCOLS)
     deny = compiled.default == 'deny'
     builder = _Findings()

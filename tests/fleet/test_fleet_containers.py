@@ -269,6 +269,9 @@ def test_host_mode_sees_only_the_host_namespace(site, runs):
     assert _mine(entry, site) == [('host-unassigned-closed', 'host', proto, port, 'drift') for proto, port in PORTS]
     assert {f['where'] for f in entry['findings']} == {'host'}
     assert all(f['namespace'] is None for f in entry['findings'])
+    assert entry['warnings'] == ["rule containers-unassigned-closed is only about namespaces other than the host's, "
+                                 "which this gather did not read (namespaces: host; use namespaces: all)"]
+    assert runs['report']['host']['warnings'] == []
     assert 'portwarden_host_namespace_findings' not in runs['report-host']['prometheus']
 
 

@@ -159,3 +159,17 @@ def test_one_compiled_policy_judges_namespaces_of_many_hosts_apart():
         result = ev.evaluate_host({'sockets': [entry], 'coverage': {'complete': True, 'errors': []}}, compiled, host, [], TODAY)
         judged[host] = result['status']
     assert judged == {'a': 'drift', 'b': 'compliant', 'c': 'compliant'}
+
+
+def test_a_host_only_gather_warns_about_rules_it_cannot_judge():
+    rules = [closed(['container'], 'containers-closed'), closed(['!host'], 'elsewhere-closed'), closed(['host', 'docker'])]
+    host_only = ev.evaluate_host({'sockets': [sock(856, 'none')], 'coverage': {'complete': True, 'errors': []}},
+                                 ev.compile_policy({'policy_version': 1, 'name': 'ns', 'rules': rules}), 'web-1', [], TODAY)
+    assert host_only['warnings'] == [
+        "rules containers-closed, elsewhere-closed are only about namespaces other than the host's, which this gather "
+        "did not read (namespaces: host; use namespaces: all)"]
+    everywhere = evaluate(rules, [sock(856, 'host')])
+    everywhere_coverage = {'complete': True, 'errors': [], 'namespaces': {'mode': 'all'}}
+    result = ev.evaluate_host({'sockets': [sock(856, 'host')], 'coverage': everywhere_coverage},
+                              ev.compile_policy({'policy_version': 1, 'name': 'ns', 'rules': rules}), 'web-1', [], TODAY)
+    assert result['warnings'] == [] and everywhere['status'] == 'drift'
