@@ -501,9 +501,9 @@ def _evaluate_host(gathered, compiled, host, groups, today):
         # Gathered with namespaces: host. A rule only about other namespaces judged nothing: say so.
         blind = [rule.id for rule in rules if rule.namespaces is not None and not rule.namespaces.applies(None)]
         if blind:
-            warnings.append('rule%s %s only about namespaces other than the host\'s, which this gather did not read '
-                            '(namespaces: host; use namespaces: all)' % ('s' if len(blind) > 1 else '',
-                                                                      ', '.join(blind) + (' are' if len(blind) > 1 else ' is')))
+            subject = 'rules %s are' % ', '.join(blind) if len(blind) > 1 else 'rule %s is' % blind[0]
+            warnings.append('%s only about namespaces other than the host\'s, which this gather did not read '
+                            '(namespaces: host; use namespaces: all)' % subject)
     tables = dict((protocol, compiled.candidates(rules, protocol)) for protocol in PROTOCOLS)
     deny = compiled.default == 'deny'
     builder = _Findings()

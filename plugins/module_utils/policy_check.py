@@ -27,8 +27,8 @@ from ansible_collections.portwarden.compliance.plugins.module_utils.policy_schem
 _ID = re.compile(r'[A-Za-z0-9][A-Za-z0-9._-]*')
 _ID_HINT = 'an id of letters, digits, ".", "_" and "-", starting with a letter or digit'
 _NAMESPACE_SELECTOR = re.compile(NAMESPACE_SELECTOR_PATTERN)
-NAMESPACE_HINT = ('a namespace selector: "host", "other", "container" or one of "%s", the last two optionally with '
-                  '":NAME" (a shell-style pattern), "!" before any to exclude' % '", "'.join(CONTAINER_KINDS))
+NAMESPACE_HINT = ('a namespace selector: "host", "other", "container[:NAME]" or "RUNTIME[:NAME]" with RUNTIME one of '
+                  '"%s" (NAME a shell-style pattern), "!" before any to exclude' % '", "'.join(CONTAINER_KINDS))
 
 
 def format_path(parts):

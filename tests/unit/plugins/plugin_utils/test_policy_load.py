@@ -69,4 +69,4 @@ def test_bad_namespace_selectors_are_named_with_their_path(selector):
         policy_load.load_policy(policy, 'p.yml')
     [line] = caught.value.errors
     assert line.startswith('p.yml: rules[0].namespaces[1]: %r is not a namespace selector' % selector), line
-    assert '"container"' in line and '"kubernetes"' in line
+    assert '"container[:NAME]"' in line and '"kubernetes"' in line
