@@ -172,8 +172,9 @@ def setns(fd, nstype=CLONE_NEWNET):
         raise OSError(code, os.strerror(code))
 
 
-def _enter(fd, inode):
-    """Move the calling thread into namespace ``fd`` and check that it is ``inode``."""
+def enter_namespace(fd, inode):
+    """Move the calling thread into namespace ``fd`` and check that it is ``inode``; CannotEnter or
+    NamespaceUnreadable (its base) say why not."""
     try:
         setns(fd, CLONE_NEWNET)
     except OSError as exc:
@@ -213,7 +214,7 @@ def run_in_namespace(fd, inode, function):
     when setns is refused, or whatever ``function`` raised.
     """
     def enter_and_call():
-        _enter(fd, inode)
+        enter_namespace(fd, inode)
         return function()
 
     return _in_thread('portwarden-netns-%d' % inode, enter_and_call)
@@ -253,7 +254,7 @@ def visit_namespaces(namespaces, read, fallback=None, proc='/proc'):
                 continue
             try:
                 try:
-                    _enter(fd, inode)
+                    enter_namespace(fd, inode)
                 except CannotEnter as exc:
                     if fallback is None:
                         raise

@@ -101,12 +101,12 @@ def block_key(block):
             block.get('address') or '')
 
 
+BLOCK_FIELDS = ('protocol', 'port', 'family', 'address', 'rule')
+
+
 def module_block(block):
     """A block as port_block takes it: the namespace is the call's, not the block's."""
     return dict((field, block.get(field)) for field in BLOCK_FIELDS)
-
-
-BLOCK_FIELDS = ('protocol', 'port', 'family', 'address', 'rule')
 
 
 def describe_block(block):

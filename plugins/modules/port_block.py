@@ -294,12 +294,10 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.portwarden.compliance.plugins.module_utils.gather_namespaces import (
-    CLONE_NEWNET,
     NamespaceGone,
     NamespaceUnreadable,
+    enter_namespace,
     open_namespace,
-    own_namespace,
-    setns,
 )
 from ansible_collections.portwarden.compliance.plugins.module_utils.remediate_firewall import (
     FAMILIES,
@@ -389,7 +387,7 @@ def file_state(path, content, blocks_text):
     return '# persist_path %s: holds something else\n' % path
 
 
-def enter_namespace(module, inode, pid):
+def enter(module, inode, pid):
     """Move this (short-lived) module process into network namespace ``inode``, through ``pid``, for good:
     every nft command it runs from now on works on that namespace's ruleset. A namespace whose processes
     have all exited has nothing left to lift (state=absent succeeds unchanged), nor to block in (it fails)."""
@@ -403,15 +401,11 @@ def enter_namespace(module, inode, pid):
     except NamespaceUnreadable as exc:
         module.fail_json(msg='network namespace %d (pid %d) cannot be entered: %s; nothing was changed' % (inode, pid, to_native(exc)))
     try:
-        setns(fd, CLONE_NEWNET)
-        entered = own_namespace()
-    except OSError as exc:
-        module.fail_json(msg='network namespace %d (pid %d) cannot be entered: setns: %s; nothing was changed'
-                         % (inode, pid, to_native(exc.strerror or exc)))
+        enter_namespace(fd, inode)
+    except NamespaceUnreadable as exc:
+        module.fail_json(msg='network namespace %d (pid %d): %s; nothing was changed' % (inode, pid, to_native(exc)))
     finally:
         os.close(fd)
-    if entered != inode:
-        module.fail_json(msg='entered network namespace %d instead of %d; nothing was changed' % (entered, inode))
 
 
 def main():
@@ -450,7 +444,7 @@ def main():
         if persist_path:
             module.fail_json(msg='persist_path cannot be used with namespace: the host\'s nftables service would load '
                                  'the blocks of another namespace into the host\'s own ruleset')
-        enter_namespace(module, params['namespace']['inode'], params['namespace']['pid'])
+        enter(module, params['namespace']['inode'], params['namespace']['pid'])
 
     nft = Nft(module)
     exists_before, current, drift = nft.read()
