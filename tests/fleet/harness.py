@@ -85,6 +85,8 @@ class Fleet(object):
         if n < 1:
             raise ValueError('a fleet needs at least one host')
         width = max(2, len(str(n)))
+        # PORTWARDEN_FLEET_TAG keeps two checkouts' fleets apart when their tests run at once.
+        prefix += os.environ.get('PORTWARDEN_FLEET_TAG', '')
         self.prefix = prefix
         self.hosts = ['%s-host%0*d' % (prefix, width, index) for index in range(1, n + 1)]
         self.forks = forks
