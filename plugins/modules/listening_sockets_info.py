@@ -18,7 +18,8 @@ description:
     walks C(/proc/*/fd) once to find the owning processes. Its cost does not grow with established connections.
   - Fails closed. A gather that could read nothing fails the task; a gather that could read only part of what
     it should (a socket table, or the processes of other users) returns C(coverage.complete=false) with the
-    reasons in C(coverage.errors). An empty RV(sockets) list with complete coverage means the host really has
+    reasons in C(coverage.errors). That includes processes C(/proc) does not even list (C(hidepid=2) for a
+    non-root user, a private PID namespace): a socket with no owner found there is an error naming it. An empty RV(sockets) list with complete coverage means the host really has
     no listeners.
   - Run it with C(become) enabled (as root) to see the processes of every user. Without it, sockets
     are still listed but processes of other users are missing, and C(coverage) says so.
@@ -300,6 +301,49 @@ coverage:
       elements: str
       returned: always
       sample: ["tcp 0.0.0.0:2049"]
+    unowned_case:
+      description:
+        - Which case the RV(coverage.unowned_sockets) are.
+        - V(none) when every socket has an owning process.
+        - V(kernel) when every process of the machine was looked in (as root, in the host's PID namespace, with
+          nothing hidden from C(/proc)), so they are kernel sockets (such as nfsd's) or their owners exited meanwhile;
+          a note in RV(coverage.notes) names them.
+        - V(not_looked_for) when some processes could not be looked in (not root, C(hidepid), a private PID
+          namespace); their owners are unknown, not absent, and the coverage is partial.
+      type: str
+      returned: always
+      choices: [none, kernel, not_looked_for]
+      sample: none
+    owner_search:
+      description: Whether the owners of sockets were looked for in every process of the machine.
+      type: dict
+      returned: always
+      contains:
+        exhaustive:
+          description: V(true) when every process was listed by C(/proc) and read.
+          type: bool
+          returned: always
+          sample: true
+        gaps:
+          description:
+            - Why C(/proc) did not list every process, V([]) when it did. An unowned socket behind a gap is an error
+              naming it; with no unowned socket a gap is a note.
+          type: list
+          elements: str
+          returned: always
+          sample: ["/proc is mounted with hidepid=invisible, which hides the processes of other users from this user"]
+        pid_namespace:
+          description:
+            - The PID namespace the walked C(/proc) lists. V(host) (the initial one, every process), V(private) or
+              V(unknown); V(null) off Linux.
+          type: str
+          returned: always
+          sample: host
+        hidepid:
+          description: The C(hidepid) mount option of the walked C(/proc), V(null) when unset.
+          type: str
+          returned: always
+          sample: null
     processes_scanned:
       description: Processes whose file descriptors were read.
       type: int

@@ -74,7 +74,6 @@ def rogue_namespace():
         yield ns
 
 
-@pytest.mark.xfail(strict=True, reason='hidepid hides other users\' processes; the walk counts nothing and calls it complete')
 @pytest.mark.parametrize('option', ['hidepid=2', 'hidepid=invisible', 'hidepid=4'])
 def test_hidepid_as_non_root_is_partial_naming_the_unowned_socket(rogue_namespace, option):
     result = _gather(rogue_namespace, _hidepid_proc(option), uid=GATHER_UID)
@@ -95,7 +94,6 @@ def test_hidepid_as_root_still_sees_the_owner(rogue_namespace):
     assert result['coverage']['complete'] is True, result['coverage']['errors']
 
 
-@pytest.mark.xfail(strict=True, reason='a private PID namespace lists only its own processes; host sockets read as ownerless')
 def test_private_pid_namespace_is_partial_naming_the_unowned_socket(rogue_namespace):
     result = _gather(rogue_namespace, 'exec unshare -p -f --mount-proc "$@"')
     coverage = result['coverage']

@@ -7,8 +7,6 @@ import pytest
 
 from ansible_collections.portwarden.compliance.plugins.module_utils import gather_owners as owners
 
-NEW = pytest.mark.xfail(strict=True, reason='the gather does not yet read what /proc can list (hidepid, PID namespace)')
-
 
 @pytest.mark.parametrize('text, expected', [
     ('0::/system.slice/nginx.service\n', 'nginx.service'),
@@ -113,25 +111,21 @@ MOUNTINFO = (
 )
 
 
-@NEW
 def test_proc_super_options_of_the_walked_mount():
     assert owners.proc_super_options(MOUNTINFO, '0:41') == {'rw': '', 'hidepid': 'invisible', 'gid': '27'}
     assert owners.proc_super_options(MOUNTINFO, '0:21') == {'rw': ''}
     assert owners.proc_super_options(MOUNTINFO, '0:99') is None
 
 
-@NEW
 def test_proc_super_options_last_mount_of_the_device_wins():
     text = MOUNTINFO + '49 22 0:41 / /proc rw - proc proc rw,hidepid=ptraceable\n'
     assert owners.proc_super_options(text, '0:41')['hidepid'] == 'ptraceable'
 
 
-@NEW
 def test_proc_super_options_skip_lines_without_separator():
     assert owners.proc_super_options('47 22 0:41 / /proc rw,relatime proc proc rw,hidepid=2\n', '0:41') is None
 
 
-@NEW
 @pytest.mark.parametrize('options, level', [
     (None, 0), ({}, 0), ({'rw': ''}, 0),
     ({'hidepid': '0'}, 0), ({'hidepid': 'off'}, 0),
@@ -149,7 +143,6 @@ INIT_USER = 0xEFFFFFFD  # PROC_USER_INIT_INO
 INIT_PID = 0xEFFFFFFC  # PROC_PID_INIT_INO
 
 
-@NEW
 @pytest.mark.parametrize('options, groups, caps, userns, sees', [
     ({'hidepid': 'invisible'}, {1000}, 0, INIT_USER, False),
     ({'hidepid': 'invisible', 'gid': '27'}, {1000, 27}, 0, INIT_USER, True),
@@ -163,7 +156,6 @@ def test_sees_hidden_processes(options, groups, caps, userns, sees):
     assert owners.sees_hidden_processes(options, groups, caps, userns) is sees
 
 
-@NEW
 @pytest.mark.parametrize('own, first, view', [
     (INIT_PID, None, 'host'),
     (4026532500, INIT_PID, 'host'),  # unshare -p without a proc of its own: the host's /proc
@@ -176,7 +168,6 @@ def test_pid_namespace_view(own, first, view):
     assert owners.pid_namespace_view(own, first) == view
 
 
-@NEW
 def test_read_proc_view_of_this_process():
     view = owners.read_proc_view()
     assert view.pid_namespace in ('host', 'private')
@@ -185,6 +176,5 @@ def test_read_proc_view_of_this_process():
         assert view.sees_hidden is True and view.hides is False
 
 
-@NEW
 def test_the_initial_namespace_inodes_are_the_kernels():
     assert (owners.INIT_PID_NAMESPACE, owners.INIT_USER_NAMESPACE, owners.CAP_SYS_PTRACE) == (INIT_PID, INIT_USER, 19)

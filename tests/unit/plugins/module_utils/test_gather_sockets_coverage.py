@@ -13,8 +13,6 @@ from ansible_collections.portwarden.compliance.plugins.module_utils import gathe
 from ansible_collections.portwarden.compliance.plugins.module_utils import gather_owners as owners
 from ansible_collections.portwarden.compliance.plugins.module_utils import gather_sockets as gather
 
-NEW = pytest.mark.xfail(strict=True, reason='the coverage decisions are not yet pure functions of the walk facts')
-
 # What /proc lists, as gather_owners.ProcView(pid_namespace, hidepid, sees_hidden, hides), by name.
 VIEWS = {
     'host': ('host', None, True, False),
@@ -35,22 +33,18 @@ def _coverage(unowned=(), errors=()):
 
 # -- rule: a walk that could read no process, or not every one it listed, is an error ------------------
 
-@NEW
 def test_walk_errors_none_when_every_listed_process_was_read():
     assert gather.walk_errors(5, 0, True) == []
 
 
-@NEW
 def test_walk_errors_when_no_process_could_be_read():
     assert gather.walk_errors(0, 0, True) == ['no process file descriptors could be read under /proc']
 
 
-@NEW
 def test_walk_errors_zero_seen_wins_over_denied():
     assert gather.walk_errors(0, 3, False) == ['no process file descriptors could be read under /proc']
 
 
-@NEW
 @pytest.mark.parametrize('privileged, reason', [
     (False, 'not running as root'),
     (True, 'access denied (hidepid, LSM or missing capabilities)'),
@@ -62,41 +56,34 @@ def test_walk_errors_count_denied_processes_and_say_why(privileged, reason):
 
 # -- rule: processes /proc does not list (hidepid, private PID namespace) are gaps, said by name --------
 
-@NEW
 def test_no_gap_when_proc_lists_every_process():
     assert gather.hidden_process_gaps(_view('host')) == []
 
 
-@NEW
 def test_no_gap_without_proc():
     assert gather.hidden_process_gaps(None) == []
 
 
-@NEW
 def test_private_pid_namespace_is_a_gap():
     assert gather.hidden_process_gaps(_view('private')) == [
         'the gather runs in a private PID namespace, whose /proc lists only the processes in it']
 
 
-@NEW
 def test_unknown_pid_namespace_is_a_gap():
     gaps = gather.hidden_process_gaps(_view('unknown'))
     assert len(gaps) == 1 and 'cannot tell which PID namespace' in gaps[0]
 
 
-@NEW
 def test_hidepid_that_hides_is_a_gap_naming_the_option():
     assert gather.hidden_process_gaps(_view('hidepid')) == [
         '/proc is mounted with hidepid=invisible, which hides the processes of other users from this user']
 
 
-@NEW
 def test_unreadable_mount_options_are_a_gap():
     gaps = gather.hidden_process_gaps(_view('unreadable options'))
     assert len(gaps) == 1 and 'whether hidepid hides processes is unknown' in gaps[0]
 
 
-@NEW
 def test_private_namespace_and_hidepid_are_both_gaps():
     view = owners.ProcView('private', '2', False, True)
     assert len(gather.hidden_process_gaps(view)) == 2
@@ -104,7 +91,6 @@ def test_private_namespace_and_hidepid_are_both_gaps():
 
 # -- rule: the search is exhaustive only when the walk had no error and /proc hid nothing -------------
 
-@NEW
 @pytest.mark.parametrize('view, walk_ok, exhaustive', [
     ('host', True, True),
     ('host', False, False),
@@ -117,7 +103,6 @@ def test_owner_search_exhaustive(view, walk_ok, exhaustive):
     assert gather.owner_search(_view(view), walk_ok)['exhaustive'] is exhaustive
 
 
-@NEW
 def test_owner_search_says_what_proc_lists():
     assert gather.owner_search(_view('hidepid'), True) == {
         'exhaustive': False, 'pid_namespace': 'host', 'hidepid': 'invisible',
@@ -127,7 +112,6 @@ def test_owner_search_says_what_proc_lists():
 
 # -- rule: which case the unowned sockets are ------------------------------------------------------
 
-@NEW
 @pytest.mark.parametrize('unowned, exhaustive, case', [
     ([], True, 'none'),
     ([], False, 'none'),
@@ -140,7 +124,6 @@ def test_unowned_case(unowned, exhaustive, case):
 
 # -- rule: an unowned socket not looked for everywhere is an error naming it; a kernel socket a note --
 
-@NEW
 def test_unowned_socket_behind_a_gap_is_an_error_naming_it_and_the_gap():
     search = gather.owner_search(_view('hidepid'), True)
     errors, notes = gather.unowned_findings(['tcp 0.0.0.0:856', 'udp [::]:856'], search)
@@ -150,14 +133,12 @@ def test_unowned_socket_behind_a_gap_is_an_error_naming_it_and_the_gap():
                       'tcp 0.0.0.0:856, udp [::]:856']
 
 
-@NEW
 def test_gap_without_unowned_sockets_is_a_note_not_an_error():
     errors, notes = gather.unowned_findings([], gather.owner_search(_view('private'), True))
     assert errors == []
     assert len(notes) == 1 and 'private PID namespace' in notes[0]
 
 
-@NEW
 def test_unowned_socket_looked_for_everywhere_is_a_kernel_socket_note():
     errors, notes = gather.unowned_findings(['tcp 0.0.0.0:2049'], gather.owner_search(_view('host'), True))
     assert errors == []
@@ -165,17 +146,14 @@ def test_unowned_socket_looked_for_everywhere_is_a_kernel_socket_note():
                      'or owners that exited during the gather: tcp 0.0.0.0:2049']
 
 
-@NEW
 def test_denied_walk_adds_nothing_its_own_error_has_not_said():
     assert gather.unowned_findings(['tcp 0.0.0.0:856'], gather.owner_search(_view('host'), False)) == ([], [])
 
 
-@NEW
 def test_nothing_to_say_when_every_socket_has_an_owner_and_nothing_was_hidden():
     assert gather.unowned_findings([], gather.owner_search(_view('host'), True)) == ([], [])
 
 
-@NEW
 def test_errors_name_at_most_twenty_sockets_and_count_the_rest():
     labels = ['tcp 0.0.0.0:%d' % port for port in range(1000, 1025)]
     errors, _notes = gather.unowned_findings(labels, gather.owner_search(_view('hidepid'), True))
@@ -184,7 +162,6 @@ def test_errors_name_at_most_twenty_sockets_and_count_the_rest():
     assert 'tcp 0.0.0.0:1020' not in errors[0]
 
 
-@NEW
 def test_exactly_twenty_sockets_are_all_named_without_more():
     labels = ['tcp 0.0.0.0:%d' % port for port in range(1000, 1020)]
     errors, _notes = gather.unowned_findings(labels, gather.owner_search(_view('hidepid'), True))
@@ -193,7 +170,6 @@ def test_exactly_twenty_sockets_are_all_named_without_more():
 
 # -- rule: complete is true exactly when no error was recorded ----------------------------------------
 
-@NEW
 def test_finish_complete_true_with_no_error():
     coverage = gather.finish_coverage(_coverage(), _view('host'), True)
     assert coverage['complete'] is True
@@ -201,14 +177,12 @@ def test_finish_complete_true_with_no_error():
     assert coverage['owner_search']['exhaustive'] is True
 
 
-@NEW
 def test_finish_complete_false_with_an_earlier_error():
     coverage = gather.finish_coverage(_coverage(errors=['tcp/ipv6: procfs backend: gone']), _view('host'), True)
     assert coverage['complete'] is False
     assert coverage['errors'] == ['tcp/ipv6: procfs backend: gone']
 
 
-@NEW
 def test_finish_hidden_unowned_socket_makes_it_partial():
     coverage = gather.finish_coverage(_coverage(unowned=['tcp 0.0.0.0:856']), _view('hidepid'), True)
     assert coverage['complete'] is False
@@ -216,7 +190,6 @@ def test_finish_hidden_unowned_socket_makes_it_partial():
     assert len(coverage['errors']) == 1 and 'tcp 0.0.0.0:856' in coverage['errors'][0]
 
 
-@NEW
 def test_finish_kernel_socket_stays_complete_with_a_note():
     coverage = gather.finish_coverage(_coverage(unowned=['tcp 0.0.0.0:2049']), _view('host'), True)
     assert coverage['complete'] is True
@@ -224,7 +197,6 @@ def test_finish_kernel_socket_stays_complete_with_a_note():
     assert len(coverage['notes']) == 1 and 'tcp 0.0.0.0:2049' in coverage['notes'][0]
 
 
-@NEW
 def test_finish_keeps_earlier_notes():
     coverage = _coverage(unowned=['tcp 0.0.0.0:2049'])
     coverage['notes'].append('earlier')
@@ -248,7 +220,6 @@ def _entry(inode, pid):
     return {'inode': inode, 'host': False, 'pid': pid, 'container': None}
 
 
-@NEW
 def test_vanished_namespace_is_a_note():
     coverage = _summary_coverage()
     assert gather.account_visit(_visit(gather_namespaces.NamespaceGone('gone')), coverage, _entry) is None
@@ -257,7 +228,6 @@ def test_vanished_namespace_is_a_note():
     assert len(coverage['notes']) == 1 and 'vanished' in coverage['notes'][0]
 
 
-@NEW
 def test_unreadable_namespace_is_an_error():
     coverage = _summary_coverage()
     error = gather_namespaces.CannotEnter('cannot enter it: setns: Operation not permitted')
@@ -269,7 +239,6 @@ def test_unreadable_namespace_is_an_error():
     assert coverage['namespaces']['scanned'] == []
 
 
-@NEW
 def test_read_namespace_is_scanned_and_carries_its_errors_and_notes():
     coverage = _summary_coverage()
     records = [('tcp', 'ipv4', '0.0.0.0', 856, None, 41)]
@@ -324,7 +293,6 @@ def test_every_table_is_read_when_all_exist(tmp_path):
 
 # -- the gather itself, real, in this process: the rules wired together -----------------------------
 
-@NEW
 def test_walk_of_this_process_finds_its_socket_and_is_ok():
     sock = socket.socket()
     try:
@@ -339,7 +307,6 @@ def test_walk_of_this_process_finds_its_socket_and_is_ok():
         sock.close()
 
 
-@NEW
 @pytest.mark.skipif(os.geteuid() != 0, reason='as root every process can be looked in')
 def test_real_gather_owns_its_listener_and_complete_means_no_error():
     sock = socket.socket()
