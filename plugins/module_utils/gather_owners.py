@@ -29,6 +29,7 @@ class FdWalk(object):
 
     def __init__(self):
         self.owners = {}
+        self.foreign = {}  # walk_fds(collect=True): link text of other sockets and nsfs handles -> [(pid, fd)]
         self.processes_seen = 0
         self.processes_denied = 0
         self.processes_vanished = 0
@@ -36,15 +37,18 @@ class FdWalk(object):
     def merge(self, other):
         for inode, pids in other.owners.items():
             self.owners.setdefault(inode, []).extend(pids)
+        for link, holders in other.foreign.items():
+            self.foreign.setdefault(link, []).extend(holders)
         self.processes_seen += other.processes_seen
         self.processes_denied += other.processes_denied
         self.processes_vanished += other.processes_vanished
 
 
-def _walk_worker(proc_fd, next_pid, wanted):
+def _walk_worker(proc_fd, next_pid, wanted, collect=False):
     """Walk whole processes handed out by ``next_pid`` until none is left; return an FdWalk."""
     result = FdWalk()
     owners = result.owners
+    foreign = result.foreign if collect else None
     readlink = os.readlink
     flags = os.O_RDONLY | os.O_DIRECTORY
     while True:
@@ -72,13 +76,16 @@ def _walk_worker(proc_fd, next_pid, wanted):
             pid = int(name)
             for fd in fds:
                 try:
-                    inode = wanted.get(readlink(fd, dir_fd=fd_dir))
+                    link = readlink(fd, dir_fd=fd_dir)
                 except OSError:  # the fd was closed while we walked
                     continue
+                inode = wanted.get(link)
                 if inode is not None:
                     pids = owners.setdefault(inode, [])
                     if not pids or pids[-1] != pid:
                         pids.append(pid)
+                elif foreign is not None and (link.startswith('socket:[') or link.startswith('net:[')):
+                    foreign.setdefault(link, []).append((pid, int(fd)))
         finally:
             os.close(fd_dir)
 
@@ -93,8 +100,12 @@ def walk_workers():
     return max(1, min(4, cpus))
 
 
-def walk_fds(wanted_inodes, proc='/proc', workers=None):
-    """Walk every process's fd table once and map each wanted socket inode to its (sorted) pids."""
+def walk_fds(wanted_inodes, proc='/proc', workers=None, collect=False):
+    """Walk every process's fd table once and map each wanted socket inode to its (sorted) pids.
+
+    With ``collect``, ``foreign`` also gets every other socket and every fd open on a network namespace
+    (``net:[INODE]``, an nsfs handle), with the ``(pid, fd)`` holding each: where namespaces=all looks for
+    namespaces no process is in."""
     # Comparing the readlink text avoids parsing an integer for every fd of every process.
     wanted = dict(('socket:[%d]' % inode, inode) for inode in wanted_inodes)
     proc_fd = os.open(proc, os.O_RDONLY | os.O_DIRECTORY)
@@ -110,12 +121,12 @@ def walk_fds(wanted_inodes, proc='/proc', workers=None):
         count = walk_workers() if workers is None else workers
         count = min(count, max(1, len(names) // 8))  # threads are not worth it for a handful of processes
         if count == 1:
-            result = _walk_worker(proc_fd, next_pid, wanted)
+            result = _walk_worker(proc_fd, next_pid, wanted, collect)
         else:
             partials = [None] * count
 
             def run(index):
-                partials[index] = _walk_worker(proc_fd, next_pid, wanted)
+                partials[index] = _walk_worker(proc_fd, next_pid, wanted, collect)
 
             threads = [threading.Thread(target=run, args=(index,)) for index in range(count)]
             for thread in threads:

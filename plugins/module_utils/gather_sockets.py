@@ -20,6 +20,7 @@ the owners of them all.
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import sys
@@ -212,18 +213,103 @@ def finish_coverage(coverage, view, walk_ok):
     return coverage
 
 
-def _owners_from_fd_walk(records, coverage, privileged):
-    """``(owners, walk_ok)``: the fd walk's owners by inode, and whether it read every process it listed."""
+def _owners_from_fd_walk(records, coverage, privileged, collect=False):
+    """``(owners, walk_ok, foreign)``: the fd walk's owners by inode, whether it read every process it listed,
+    and (``collect``) the other sockets and nsfs handles it met (gather_owners.FdWalk.foreign)."""
     try:
-        walk = gather_owners.walk_fds(record[5] for record in records)
+        walk = gather_owners.walk_fds((record[5] for record in records), collect=collect)
     except OSError as exc:
         coverage['errors'].append('cannot walk /proc for socket owners: %s' % exc)
-        return {}, False
+        return {}, False, {}
     coverage['processes_scanned'] = walk.processes_seen
     coverage['processes_unreadable'] = walk.processes_denied
     errors = walk_errors(walk.processes_seen, walk.processes_denied, privileged)
     coverage['errors'].extend(errors)
-    return walk.owners, not errors
+    return walk.owners, not errors, walk.foreign
+
+
+SOCKET_NAMESPACE_BUDGET = 20000  # sockets asked their namespace (~9 us each); past it, said in the coverage
+
+
+def unlisted_namespace_candidates(foreign, scanned):
+    """From the fd walk's other sockets and nsfs handles: ``(handles, sockets)``, where ``handles`` maps each
+    network namespace inode not in ``scanned`` that an fd is open on to ``[(pid, fd)]``, and ``sockets`` lists
+    ``(link, pid, fd)`` of one holder of each other socket, whose namespace only the kernel can tell."""
+    handles = {}
+    sockets = []
+    for link, holders in foreign.items():
+        if link.startswith('net:['):
+            inode = int(link[5:-1])
+            if inode not in scanned:
+                handles.setdefault(inode, []).extend(holders)
+        else:
+            sockets.append((link, holders[0][0], holders[0][1]))
+    sockets.sort()
+    return handles, sockets
+
+
+def _socket_namespaces(sockets, scanned, coverage):
+    """``{inode: fd}``: an fd open on each network namespace not in ``scanned`` that one of ``sockets``
+    belongs to (SIOCGSKNS). The caller closes the fds. What could not be asked is an error."""
+    from ansible_collections.portwarden.compliance.plugins.module_utils import gather_namespaces
+
+    found = {}
+    if len(sockets) > SOCKET_NAMESPACE_BUDGET:
+        coverage['errors'].append('namespaces=all: %d sockets held by processes were not asked which network namespace '
+                                  'they belong to (more than %d); a namespace that only such a socket keeps alive, with no '
+                                  'process, mount or fd in it, is missed' % (len(sockets), SOCKET_NAMESPACE_BUDGET))
+        return found
+    asker = gather_namespaces.SocketNamespaces()
+    failed = []
+    try:
+        for link, pid, fd in sockets:
+            try:
+                ns_fd = asker.namespace(pid, fd)
+            except OSError as exc:
+                if exc.errno not in (errno.ESRCH, errno.EBADF, errno.ENOENT):  # gone: nothing left to hold it
+                    failed.append('%s (pid %d): %s' % (link, pid, exc.strerror or exc))
+                continue
+            inode = os.fstat(ns_fd).st_ino
+            if inode in scanned or inode in found:
+                os.close(ns_fd)
+            else:
+                found[inode] = ns_fd
+    finally:
+        asker.close()
+    if failed:
+        coverage['errors'].append('namespaces=all: %d sockets could not be asked which network namespace they belong to, '
+                                  'so a namespace only they keep alive may be missed: %s' % (len(failed), _named(failed)))
+    return found
+
+
+def _scan_unlisted_namespaces(backend, protocols, foreign, scans, coverage):
+    """namespaces=all, after the fd walk: read the namespaces no process is in that an fd keeps (an nsfs handle,
+    or a socket in it); return their scans and the owners of their sockets (from the walk's other sockets)."""
+    from ansible_collections.portwarden.compliance.plugins.module_utils import gather_namespaces
+
+    scanned = set(entry['inode'] for entry, _range, _found in scans) | set(
+        item['inode'] for key in ('unreadable', 'vanished') for item in coverage['namespaces'][key])
+    handles, sockets = unlisted_namespace_candidates(foreign, scanned)
+    held = _socket_namespaces(sockets, scanned | set(handles), coverage)
+    visits = [(inode, [], ['/proc/%d/fd/%d' % holder for holder in holders]) for inode, holders in sorted(handles.items())]
+    visits += [(inode, [], ['/proc/self/fd/%d' % fd]) for inode, fd in sorted(held.items())]
+    extra = []
+    try:
+        ipv6 = _ipv6_available()
+        for visit in gather_namespaces.visit_namespaces(visits, lambda: _read_namespace(backend, protocols, ipv6)):
+            scan = account_visit(visit, coverage, lambda inode, pid: _namespace_entry(inode, False, pid, None))
+            if scan is not None:
+                extra.append(scan)
+    finally:
+        for fd in held.values():
+            os.close(fd)
+    owners = {}
+    for _entry, _range, found in extra:
+        for record in found:
+            holders = foreign.get('socket:[%d]' % record[5], ())
+            if holders:
+                owners[record[5]] = sorted(set(pid for pid, _fd in holders))
+    return extra, owners
 
 
 def _psutil_records(protocols, coverage):
@@ -322,7 +408,7 @@ def _read_namespace_through_pid(inode, pid, protocols, ipv6, refused):
 def _namespace_entry(inode, host, pid, names):
     from ansible_collections.portwarden.compliance.plugins.module_utils import gather_namespaces
 
-    container = gather_namespaces.describe_container(pid, names) if pid is not None else None
+    container = gather_namespaces.describe_container(pid, names) if pid is not None and names is not None else None
     return {'inode': inode, 'host': host, 'pid': pid, 'container': container}
 
 
@@ -331,7 +417,7 @@ def _scanned(entry, records, sources, port_range):
                 ephemeral_port_range=[port_range[0], port_range[1]] if port_range else None)
 
 
-def _scan_namespaces(backend, protocols, host_records, coverage, privileged):
+def _scan_namespaces(backend, protocols, host_records, coverage, privileged, view=None):
     """namespaces=all: ``[(namespace entry, port range, records)]`` of every namespace read, the gather's own
     first (its port range left None: the caller fills in the host's). Fills ``coverage['namespaces']``.
 
@@ -364,8 +450,19 @@ def _scan_namespaces(backend, protocols, host_records, coverage, privileged):
     if discovery.processes_denied:
         coverage['errors'].append('namespaces=all: the network namespace of %d processes could not be read; '
                                   'a namespace only they are in is missing' % discovery.processes_denied)
+    if view is not None and view.pid_namespace != 'host':
+        # A note, not an error: run in a container, "all" is every namespace that container can see (its sockets'
+        # owners are still checked: an unowned socket there is an error, see unowned_findings).
+        coverage['notes'].append('namespaces=all: the gather runs in a private PID namespace (or cannot tell which one '
+                                 '/proc lists), so only the network namespaces its processes are in, mount or keep open '
+                                 'were read; those of processes outside it are not seen')
+    mounted, unreadable = gather_namespaces.mounted_namespaces(discovery)
+    if unreadable:
+        coverage['errors'].append('namespaces=all: the mounts of %d mount namespaces could not be read; a network '
+                                  'namespace only mounted there (ip netns, a bind mount) may be missed' % unreadable)
     ipv6 = _ipv6_available()
-    others = [(inode, pids) for inode, pids in sorted(discovery.namespaces.items()) if inode != own]
+    others = [(inode, discovery.namespaces.get(inode, []), mounted.get(inode, []))
+              for inode in sorted(set(discovery.namespaces) | set(mounted)) if inode != own]
     fallback = None
     if backend != 'netlink':
         def fallback(inode, pid, refused):
@@ -441,9 +538,14 @@ def gather_listening_sockets(backend='auto', protocols=PROTOCOLS, namespaces='ho
     else:
         records = _read_tables(backend, protocols, coverage)
         if namespaces == 'all':
-            scans = _scan_namespaces(backend, protocols, records, coverage, privileged)
+            scans = _scan_namespaces(backend, protocols, records, coverage, privileged, view)
             records = [record for _entry, _range, found in scans for record in found]
-        owners, walk_ok = _owners_from_fd_walk(records, coverage, privileged)
+        owners, walk_ok, foreign = _owners_from_fd_walk(records, coverage, privileged, collect=scans is not None and privileged)
+        if scans is not None and privileged:
+            extra, extra_owners = _scan_unlisted_namespaces(backend, protocols, foreign, scans, coverage)
+            scans.extend(extra)
+            owners.update(extra_owners)
+            records.extend(record for _entry, _range, found in extra for record in found)
     if not privileged:
         coverage['notes'].append('not running as root: processes of other users are not shown; use become: true')
 

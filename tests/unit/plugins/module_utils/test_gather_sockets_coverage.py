@@ -298,9 +298,10 @@ def test_walk_of_this_process_finds_its_socket_and_is_ok():
     try:
         inode = os.fstat(sock.fileno()).st_ino
         coverage = {'errors': [], 'processes_scanned': 0, 'processes_unreadable': 0}
-        found, walk_ok = gather._owners_from_fd_walk([('tcp', 'ipv4', '0.0.0.0', 0, None, inode)], coverage,
-                                                     os.geteuid() == 0)
+        found, walk_ok, foreign = gather._owners_from_fd_walk([('tcp', 'ipv4', '0.0.0.0', 0, None, inode)], coverage,
+                                                              os.geteuid() == 0)
         assert os.getpid() in found[inode]
+        assert foreign == {}  # other sockets are collected only when asked (namespaces=all)
         assert coverage['processes_scanned'] >= 1
         assert walk_ok is (not coverage['errors'])
     finally:
@@ -323,5 +324,42 @@ def test_real_gather_owns_its_listener_and_complete_means_no_error():
         expected_case = 'none' if not coverage['unowned_sockets'] else (
             'kernel' if coverage['owner_search']['exhaustive'] else 'not_looked_for')
         assert coverage['unowned_case'] == expected_case
+    finally:
+        sock.close()
+
+
+# -- rule: namespaces=all looks for namespaces no process is in through fds on them and other sockets --
+
+def test_unlisted_candidates_split_nsfs_handles_from_other_sockets():
+    foreign = {
+        'net:[4026532900]': [(10, 3), (11, 4)],
+        'net:[4026532901]': [(12, 5)],  # already scanned
+        'socket:[5555]': [(13, 7), (14, 7)],
+        'socket:[4444]': [(15, 9)],
+    }
+    handles, sockets = gather.unlisted_namespace_candidates(foreign, {4026532901})
+    assert handles == {4026532900: [(10, 3), (11, 4)]}
+    assert sockets == [('socket:[4444]', 15, 9), ('socket:[5555]', 13, 7)]
+
+
+def test_too_many_sockets_to_ask_is_an_error_not_a_silent_skip(monkeypatch):
+    monkeypatch.setattr(gather, 'SOCKET_NAMESPACE_BUDGET', 1)
+    coverage = {'errors': []}
+    assert gather._socket_namespaces([('socket:[1]', 1, 3), ('socket:[2]', 1, 4)], set(), coverage) == {}
+    assert len(coverage['errors']) == 1 and '2 sockets held by processes were not asked' in coverage['errors'][0]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason='pidfd_getfd needs ptrace rights over the holder')
+def test_socket_of_this_process_is_asked_its_namespace():
+    sock = socket.socket()
+    try:
+        link = 'socket:[%d]' % os.fstat(sock.fileno()).st_ino
+        coverage = {'errors': []}
+        own = os.stat('/proc/thread-self/ns/net').st_ino
+        assert gather._socket_namespaces([(link, os.getpid(), sock.fileno())], {own}, coverage) == {}
+        found = gather._socket_namespaces([(link, os.getpid(), sock.fileno())], set(), coverage)
+        assert list(found) == [own] and coverage['errors'] == []
+        for fd in found.values():
+            os.close(fd)
     finally:
         sock.close()
