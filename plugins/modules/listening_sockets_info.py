@@ -19,7 +19,7 @@ description:
   - Fails closed. A gather that could read nothing fails the task; a gather that could read only part of what
     it should (a socket table, or the processes of other users) returns C(coverage.complete=false) with the
     reasons in C(coverage.errors). That includes processes C(/proc) does not even list (C(hidepid=2) for a
-    non-root user, a private PID namespace): a socket with no owner found there is an error naming it.
+    non-root user, a private PID namespace), and a socket with no owner found there is an error naming it.
     An empty RV(sockets) list with complete coverage means the host really has no listeners.
   - Run it with C(become) enabled (as root) to see the processes of every user. Without it, sockets
     are still listed but processes of other users are missing, and C(coverage) says so.
