@@ -29,6 +29,7 @@ class FdWalk(object):
 
     def __init__(self):
         self.owners = {}
+        self.foreign = {}  # walk_fds(collect=True): link text of other sockets and nsfs handles -> [(pid, fd)]
         self.processes_seen = 0
         self.processes_denied = 0
         self.processes_vanished = 0
@@ -36,15 +37,18 @@ class FdWalk(object):
     def merge(self, other):
         for inode, pids in other.owners.items():
             self.owners.setdefault(inode, []).extend(pids)
+        for link, holders in other.foreign.items():
+            self.foreign.setdefault(link, []).extend(holders)
         self.processes_seen += other.processes_seen
         self.processes_denied += other.processes_denied
         self.processes_vanished += other.processes_vanished
 
 
-def _walk_worker(proc_fd, next_pid, wanted):
+def _walk_worker(proc_fd, next_pid, wanted, collect=False):
     """Walk whole processes handed out by ``next_pid`` until none is left; return an FdWalk."""
     result = FdWalk()
     owners = result.owners
+    foreign = result.foreign if collect else None
     readlink = os.readlink
     flags = os.O_RDONLY | os.O_DIRECTORY
     while True:
@@ -72,13 +76,16 @@ def _walk_worker(proc_fd, next_pid, wanted):
             pid = int(name)
             for fd in fds:
                 try:
-                    inode = wanted.get(readlink(fd, dir_fd=fd_dir))
+                    link = readlink(fd, dir_fd=fd_dir)
                 except OSError:  # the fd was closed while we walked
                     continue
+                inode = wanted.get(link)
                 if inode is not None:
                     pids = owners.setdefault(inode, [])
                     if not pids or pids[-1] != pid:
                         pids.append(pid)
+                elif foreign is not None and (link.startswith('socket:[') or link.startswith('net:[')):
+                    foreign.setdefault(link, []).append((pid, int(fd)))
         finally:
             os.close(fd_dir)
 
@@ -93,8 +100,12 @@ def walk_workers():
     return max(1, min(4, cpus))
 
 
-def walk_fds(wanted_inodes, proc='/proc', workers=None):
-    """Walk every process's fd table once and map each wanted socket inode to its (sorted) pids."""
+def walk_fds(wanted_inodes, proc='/proc', workers=None, collect=False):
+    """Walk every process's fd table once and map each wanted socket inode to its (sorted) pids.
+
+    With ``collect``, ``foreign`` also gets every other socket and every fd open on a network namespace
+    (``net:[INODE]``, an nsfs handle), with the ``(pid, fd)`` holding each: where namespaces=all looks for
+    namespaces no process is in."""
     # Comparing the readlink text avoids parsing an integer for every fd of every process.
     wanted = dict(('socket:[%d]' % inode, inode) for inode in wanted_inodes)
     proc_fd = os.open(proc, os.O_RDONLY | os.O_DIRECTORY)
@@ -110,12 +121,12 @@ def walk_fds(wanted_inodes, proc='/proc', workers=None):
         count = walk_workers() if workers is None else workers
         count = min(count, max(1, len(names) // 8))  # threads are not worth it for a handful of processes
         if count == 1:
-            result = _walk_worker(proc_fd, next_pid, wanted)
+            result = _walk_worker(proc_fd, next_pid, wanted, collect)
         else:
             partials = [None] * count
 
             def run(index):
-                partials[index] = _walk_worker(proc_fd, next_pid, wanted)
+                partials[index] = _walk_worker(proc_fd, next_pid, wanted, collect)
 
             threads = [threading.Thread(target=run, args=(index,)) for index in range(count)]
             for thread in threads:
@@ -132,6 +143,119 @@ def walk_fds(wanted_inodes, proc='/proc', workers=None):
     for pids in result.owners.values():
         pids.sort()
     return result
+
+
+# -- what the walked /proc can show ----------------------------------------------------------------
+#
+# hidepid=invisible hides other users' processes from the listing itself, and a private PID namespace's
+# /proc lists only its own: the walk meets no EACCES to count, so these facts say what it could not see.
+
+INIT_PID_NAMESPACE = 0xEFFFFFFC  # PROC_PID_INIT_INO: the inode of the initial PID namespace (Linux >= 3.8)
+INIT_USER_NAMESPACE = 0xEFFFFFFD  # PROC_USER_INIT_INO
+CAP_SYS_PTRACE = 19
+# hidepid= as mountinfo spells it (names from Linux 5.8, numbers before) -> level; >= 2 hides the listing.
+HIDEPID_LEVELS = {'0': 0, 'off': 0, '1': 1, 'noaccess': 1, '2': 2, 'invisible': 2, '4': 4, 'ptraceable': 4}
+HIDEPID_HIDES = 2
+
+
+def proc_super_options(mountinfo_text, device):
+    """Super options (``{'hidepid': 'invisible', 'gid': '10'}``) of the mount of device ``MAJ:MIN`` in
+    /proc/PID/mountinfo text, the last one listed (the one mounted on top); None when it is not there."""
+    found = None
+    for line in mountinfo_text.splitlines():
+        fields = line.split(' ')
+        if len(fields) < 7 or fields[2] != device:
+            continue
+        try:
+            tail = fields[fields.index('-', 6) + 1:]
+        except ValueError:
+            continue
+        options = {}
+        for option in (tail[2] if len(tail) > 2 else '').split(','):
+            key, _sep, value = option.partition('=')
+            options[key] = value
+        found = options
+    return found
+
+
+def hidepid_level(options):
+    """The hidepid level of proc super options; an unknown spelling counts as hiding (fail closed)."""
+    if not options or 'hidepid' not in options:
+        return 0
+    return HIDEPID_LEVELS.get(options['hidepid'], HIDEPID_HIDES)
+
+
+def sees_hidden_processes(options, groups, cap_effective, user_namespace):
+    """Whether hidepid hides nothing from this caller: a member of the mount's ``gid=``, or
+    CAP_SYS_PTRACE in the initial user namespace (ptrace access to every process)."""
+    gid = (options or {}).get('gid')
+    if gid is not None and gid.isdigit() and int(gid) in groups:
+        return True
+    return bool(cap_effective >> CAP_SYS_PTRACE & 1) and user_namespace == INIT_USER_NAMESPACE
+
+
+def pid_namespace_view(own, first):
+    """Which PID namespace a /proc lists: ``host`` (the initial one: every process of the machine),
+    ``private`` or ``unknown``. ``own`` is the inode of /proc/self/ns/pid read through it (None when
+    /proc/self does not resolve there), ``first`` that of its /proc/1/ns/pid (None when unreadable)."""
+    if INIT_PID_NAMESPACE in (own, first):
+        return 'host'
+    if own is None and first is None:
+        return 'unknown'
+    return 'private'
+
+
+def _namespace_link_inode(path):
+    try:
+        text = os.readlink(path)
+    except OSError:
+        return None
+    _kind, _sep, rest = text.partition(':[')
+    return int(rest[:-1]) if rest[:-1].isdigit() else None
+
+
+def _cap_effective(status_text):
+    for line in status_text.splitlines():
+        if line.startswith('CapEff:'):
+            return int(line.split()[1], 16)
+    return 0
+
+
+class ProcView(object):
+    """What a walk of ``proc`` can list: ``pid_namespace`` (see pid_namespace_view), ``hidepid`` (the
+    mount's option text, None when unset or unreadable), whether this caller ``sees_hidden`` processes,
+    and ``hides`` (True when hidepid hides processes from this caller, None when the options are unknown)."""
+
+    def __init__(self, pid_namespace, hidepid, sees_hidden, hides):
+        self.pid_namespace = pid_namespace
+        self.hidepid = hidepid
+        self.sees_hidden = sees_hidden
+        self.hides = hides
+
+    def as_dict(self):
+        return {'pid_namespace': self.pid_namespace, 'hidepid': self.hidepid}
+
+
+def read_proc_view(proc='/proc'):
+    """The ProcView of ``proc`` for the calling process (a few small reads of its own /proc entries)."""
+    own = _namespace_link_inode(proc + '/self/ns/pid')
+    first = None if own == INIT_PID_NAMESPACE else _namespace_link_inode(proc + '/1/ns/pid')
+    try:
+        st_dev = os.stat(proc).st_dev
+        options = proc_super_options(_read(proc + '/self/mountinfo'), '%d:%d' % (os.major(st_dev), os.minor(st_dev)))
+    except OSError:
+        options = None
+    try:
+        cap_effective = _cap_effective(_read(proc + '/self/status'))
+    except OSError:
+        cap_effective = 0
+    user_namespace = _namespace_link_inode(proc + '/self/ns/user')
+    sees = sees_hidden_processes(options, set(os.getgroups()) | {os.getegid()}, cap_effective, user_namespace)
+    if options is None:
+        hides = None if not sees else False
+    else:
+        hides = hidepid_level(options) >= HIDEPID_HIDES and not sees
+    return ProcView(pid_namespace_view(own, first), (options or {}).get('hidepid'), sees, hides)
 
 
 def unit_from_cgroup(text):

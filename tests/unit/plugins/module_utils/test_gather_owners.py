@@ -99,3 +99,82 @@ def test_parallel_walk_finds_the_same_owners(workers):
     finally:
         for sock in sockets:
             sock.close()
+
+
+# -- what the walked /proc can list: hidepid and the PID namespace ---------------------------------
+
+MOUNTINFO = (
+    '22 27 0:21 / /proc rw,relatime - proc proc rw\n'
+    '23 27 0:22 / /sys rw,relatime - sysfs sysfs rw\n'
+    '47 22 0:41 / /proc rw,relatime shared:7 master:1 - proc proc rw,hidepid=invisible,gid=27\n'
+    '48 22 0:4 net:[4026532310] /run/netns/x rw - nsfs nsfs rw\n'
+)
+
+
+def test_proc_super_options_of_the_walked_mount():
+    assert owners.proc_super_options(MOUNTINFO, '0:41') == {'rw': '', 'hidepid': 'invisible', 'gid': '27'}
+    assert owners.proc_super_options(MOUNTINFO, '0:21') == {'rw': ''}
+    assert owners.proc_super_options(MOUNTINFO, '0:99') is None
+
+
+def test_proc_super_options_last_mount_of_the_device_wins():
+    text = MOUNTINFO + '49 22 0:41 / /proc rw - proc proc rw,hidepid=ptraceable\n'
+    assert owners.proc_super_options(text, '0:41')['hidepid'] == 'ptraceable'
+
+
+def test_proc_super_options_skip_lines_without_separator():
+    assert owners.proc_super_options('47 22 0:41 / /proc rw,relatime proc proc rw,hidepid=2\n', '0:41') is None
+
+
+@pytest.mark.parametrize('options, level', [
+    (None, 0), ({}, 0), ({'rw': ''}, 0),
+    ({'hidepid': '0'}, 0), ({'hidepid': 'off'}, 0),
+    ({'hidepid': '1'}, 1), ({'hidepid': 'noaccess'}, 1),
+    ({'hidepid': '2'}, 2), ({'hidepid': 'invisible'}, 2),
+    ({'hidepid': '4'}, 4), ({'hidepid': 'ptraceable'}, 4),
+    ({'hidepid': 'someday'}, 2),  # a spelling we do not know counts as hiding
+])
+def test_hidepid_level(options, level):
+    assert owners.hidepid_level(options) == level
+
+
+PTRACE = 1 << 19  # CAP_SYS_PTRACE
+INIT_USER = 0xEFFFFFFD  # PROC_USER_INIT_INO
+INIT_PID = 0xEFFFFFFC  # PROC_PID_INIT_INO
+
+
+@pytest.mark.parametrize('options, groups, caps, userns, sees', [
+    ({'hidepid': 'invisible'}, {1000}, 0, INIT_USER, False),
+    ({'hidepid': 'invisible', 'gid': '27'}, {1000, 27}, 0, INIT_USER, True),
+    ({'hidepid': 'invisible', 'gid': '27'}, {1000}, 0, INIT_USER, False),
+    ({'hidepid': 'invisible'}, set(), PTRACE, INIT_USER, True),
+    ({'hidepid': 'invisible'}, set(), PTRACE, 4026532400, False),  # root of a user namespace: not over the host's
+    ({'hidepid': 'invisible'}, set(), PTRACE - 1, INIT_USER, False),
+    (None, set(), 0, None, False),
+])
+def test_sees_hidden_processes(options, groups, caps, userns, sees):
+    assert owners.sees_hidden_processes(options, groups, caps, userns) is sees
+
+
+@pytest.mark.parametrize('own, first, view', [
+    (INIT_PID, None, 'host'),
+    (4026532500, INIT_PID, 'host'),  # unshare -p without a proc of its own: the host's /proc
+    (4026532500, 4026532500, 'private'),
+    (4026532500, None, 'private'),
+    (None, 4026532500, 'private'),
+    (None, None, 'unknown'),
+])
+def test_pid_namespace_view(own, first, view):
+    assert owners.pid_namespace_view(own, first) == view
+
+
+def test_read_proc_view_of_this_process():
+    view = owners.read_proc_view()
+    assert view.pid_namespace in ('host', 'private')
+    assert view.as_dict() == {'pid_namespace': view.pid_namespace, 'hidepid': view.hidepid}
+    if os.geteuid() == 0:
+        assert view.sees_hidden is True and view.hides is False
+
+
+def test_the_initial_namespace_inodes_are_the_kernels():
+    assert (owners.INIT_PID_NAMESPACE, owners.INIT_USER_NAMESPACE, owners.CAP_SYS_PTRACE) == (INIT_PID, INIT_USER, 19)
