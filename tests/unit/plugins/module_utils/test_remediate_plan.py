@@ -247,3 +247,32 @@ def test_verify_tells_the_same_socket_in_two_namespaces_apart():
     statuses = sorted((f.get('where', 'host'), f['status'], f['remediation']['status']) for f in final['findings'])
     assert statuses == [('docker:web', 'remediated', rp.VERIFIED), ('host', 'drift', rp.FAILED)]
     assert final['status'] == 'drift'
+
+
+USER_SSH = '/user.slice/user-1000.slice/user@1000.service/app.slice/ssh.service'
+
+
+@pytest.mark.xfail(strict=True, reason='the service strategy stops any unit name that ends in .service')
+@pytest.mark.parametrize('unit, slices, words', [
+    (USER_SSH, None, 'user manager user@1000.service'),
+    (USER_SSH, ['system.slice', 'user.slice'], 'user manager user@1000.service'),
+    ('/system.slice/docker-%s.scope/system.slice/ssh.service' % ('a' * 64), None, 'inside docker-'),
+    ('/lxc.payload.c1/system.slice/ssh.service', None, 'not a systemd unit of this host'),
+    ('/pwtest.slice/ssh.service', None, 'pwtest.slice, not in system.slice'),
+    ('/ssh.service', None, 'the root slice, not in system.slice'),
+])
+def test_the_service_strategy_refuses_a_unit_that_is_not_a_system_service(unit, slices, words):
+    result = audit(finding(processes=[proc(unit=unit)]))
+    plan = rp.plan_remediation(result, {'closed': 'service'}, service_slices=slices)
+    assert plan['services'] == []
+    note = result['findings'][0]['remediation']
+    assert note['status'] == rp.PROTECTED and words in note['reason'], note
+    assert 'the service strategy stops only' in note['reason']
+
+
+@pytest.mark.xfail(strict=True, reason='there is no service_slices: every slice is allowed')
+def test_a_service_in_an_explicitly_allowed_slice_is_planned_by_its_name():
+    result = audit(finding(processes=[proc(unit='/pwtest.slice/sub.slice/rogue.service')]))
+    plan = rp.plan_remediation(result, {'closed': 'service'}, service_slices=['system.slice', 'pwtest.slice'])
+    assert plan['services'] == [{'unit': 'rogue.service', 'rules': ['closed']}]
+    assert result['findings'][0]['remediation']['target'] == 'rogue.service'
