@@ -53,6 +53,7 @@ ARGUMENT_SPEC = dict(AUDIT_ARGUMENT_SPEC, **{
     'protected_ports': {'type': 'list', 'elements': 'int', 'default': []},
     'kill_timeout': {'type': 'float', 'default': 10.0},
     'service_mask': {'type': 'bool', 'default': False},
+    'service_slices': {'type': 'list', 'elements': 'str', 'default': ['system.slice']},
     'firewall_persist_path': {'type': 'path'},
 })
 
@@ -99,7 +100,7 @@ class ActionModule(ActionBase):
         if connection_port is not None:
             ports.add(connection_port)
         protection = Protection.for_host(gathered, ports, args['protected_processes'])
-        plan = plan_remediation(before, compiled.remediation(), args['default_strategy'], protection)
+        plan = plan_remediation(before, compiled.remediation(), args['default_strategy'], protection, args['service_slices'])
 
         actions = refused_actions(before)
         outcomes = {'blocks': {}, 'services': {}, 'processes': {}}

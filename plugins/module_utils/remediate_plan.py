@@ -19,6 +19,7 @@ listens on it; never PID 1 or a process whose name is protected.
 from __future__ import annotations
 
 from ansible_collections.portwarden.compliance.plugins.module_utils.evaluate_policy import bind_class, summarize_result
+from ansible_collections.portwarden.compliance.plugins.module_utils.gather_owners import SYSTEM_SLICE, system_unit
 from ansible_collections.portwarden.compliance.plugins.module_utils.remediate_kill import protected_pattern
 from ansible_collections.portwarden.compliance.plugins.module_utils.report_sockets import HOST_WHERE, socket_label
 
@@ -127,14 +128,16 @@ def block_covers(block, finding):
     return block.get('family') is None or block['family'] == wanted['family']
 
 
-def plan_remediation(audit, strategies, default_strategy='none', protection=None):
+def plan_remediation(audit, strategies, default_strategy='none', protection=None, service_slices=None):
     """Annotate each drift finding of ``audit`` with ``remediation`` and return the plan.
 
     ``strategies`` maps rule ids to their ``remediate`` value (None: the rule did not say); rules
-    that did not say use ``default_strategy``. Returns ``{'blocks', 'services', 'processes', 'skipped'}``:
+    that did not say use ``default_strategy``. The service strategy stops only services of the system
+    manager whose top slice is one of ``service_slices`` (default system.slice), never another manager's. Returns ``{'blocks', 'services', 'processes', 'skipped'}``:
     ``skipped`` is why nothing at all is done on this host (its verdict is unknown or partial), else None.
     """
     protection = protection or Protection()
+    service_slices = tuple(service_slices or (SYSTEM_SLICE,))
     # namespaces: where -> {'inode', 'pid'} of each namespace other than the host's that a block goes into.
     plan = {'blocks': [], 'services': [], 'processes': [], 'skipped': None, 'namespaces': {}}
     if audit.get('status') == 'unknown' or audit.get('reasons'):
@@ -179,7 +182,15 @@ def plan_remediation(audit, strategies, default_strategy='none', protection=None
                 note.update(status=UNAVAILABLE, reason='not every owning process runs in a systemd service unit (%s)'
                             % ', '.join(unit or 'no unit' for unit in units))
                 continue
-            for unit in units:
+            resolved = [system_unit(unit, service_slices) for unit in units]
+            refusals = [why for _name, why in resolved if why]
+            if refusals:
+                note.update(status=PROTECTED, reason='%s; the service strategy stops only services of the system manager in %s '
+                            '(service_slices)' % ('; '.join(refusals), ', '.join(service_slices)))
+                continue
+            names = sorted(set(name for name, _why in resolved))
+            note['target'] = ', '.join(names)
+            for unit in names:
                 services.setdefault(unit, {'unit': unit, 'rules': []})
                 if finding['rule'] not in services[unit]['rules']:
                     services[unit]['rules'].append(finding['rule'])
@@ -231,7 +242,7 @@ def apply_outcomes(audit, outcomes):
         if note['strategy'] == 'firewall':
             results = [outcomes['blocks'].get(block_key(block_for(finding)))]
         elif note['strategy'] == 'service':
-            results = [outcomes['services'].get(proc.get('unit')) for proc in finding.get('processes') or []]
+            results = [outcomes['services'].get(system_unit(proc.get('unit'), None)[0]) for proc in finding.get('processes') or []]
         else:
             results = [outcomes['processes'].get(proc.get('pid')) for proc in finding.get('processes') or []]
         results = [result for result in results if result is not None]

@@ -18,7 +18,9 @@ description:
   - V(firewall) blocks the port with M(portwarden.compliance.port_block) in the nftables table C(inet portwarden);
     the service keeps running. It is the least destructive strategy, and what C(remediate=true) means.
   - V(service) stops and disables (optionally masks) the systemd unit that owns the socket, with
-    M(ansible.builtin.systemd_service).
+    M(ansible.builtin.systemd_service). Only a service of the system manager in O(service_slices) is stopped: a unit
+    of a user manager (C(user@1000.service/app.slice/ssh.service) is that user's C(ssh.service), not the system's),
+    of a container's own systemd, or of a cgroup the system manager did not make is refused as V(protected).
   - V(kill) ends the owning processes with M(portwarden.compliance.port_kill), only if each pid still belongs
     to the process that was gathered (same start time and executable).
   - "Safety rails: a host whose verdict is unknown or partial is not touched; the TCP port of the live
@@ -99,6 +101,15 @@ options:
     description: Also mask the units the V(service) strategy stops.
     type: bool
     default: false
+  service_slices:
+    description:
+      - The top-level slices whose services the V(service) strategy may stop (C(/proc/PID/cgroup) of the process must
+        be C(/<slice>/[<sub>.slice/...]<unit>.service)). A service elsewhere is refused as V(protected).
+      - A unit of another systemd manager is always refused, whatever this says: one under C(user@UID.service) (the
+        user's own manager) or under a container's scope. The strategy never reaches a user manager.
+    type: list
+    elements: str
+    default: [system.slice]
   firewall_persist_path:
     description:
       - Also write the portwarden table to this file on the host, for the system's nftables service to load at boot

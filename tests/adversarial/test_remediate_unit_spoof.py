@@ -115,7 +115,6 @@ def remediate(tmp_path, relative, units, allowed_slices=None):
     return result, output, systemctl_calls(env), alive
 
 
-@pytest.mark.xfail(strict=True, reason='the unit is the last cgroup path component, so any cgroup can name a system unit')
 @pytest.mark.parametrize('relative', list(SPOOFS.values()), ids=list(SPOOFS))
 def test_a_cgroup_that_names_ssh_service_never_touches_the_system_ssh_service(tmp_path, relative):
     result, output, calls, alive = remediate(tmp_path, relative, SYSTEM_UNITS)
@@ -131,7 +130,6 @@ def test_a_cgroup_that_names_ssh_service_never_touches_the_system_ssh_service(tm
     assert result['status'] == 'drift'
 
 
-@pytest.mark.xfail(strict=True, reason='the unit is the last cgroup path component, so any cgroup can name a system unit')
 def test_the_report_names_the_user_manager(tmp_path):
     result, _output, _calls, _alive = remediate(tmp_path, SPOOFS['user-manager'], SYSTEM_UNITS)
     [finding] = [finding for finding in result['findings'] if finding['port'] == 856]
@@ -139,7 +137,6 @@ def test_the_report_names_the_user_manager(tmp_path):
     assert 'user@1000.service' in finding['remediation']['reason'], finding['remediation']
 
 
-@pytest.mark.xfail(strict=True, reason='the unit is the last cgroup path component, so any cgroup can name a system unit')
 def test_explicitly_allowing_user_slice_still_never_reaches_into_a_user_manager(tmp_path):
     result, _output, calls, alive = remediate(tmp_path, SPOOFS['user-manager'], SYSTEM_UNITS,
                                               allowed_slices=['system.slice', 'user.slice'])
@@ -147,7 +144,6 @@ def test_explicitly_allowing_user_slice_still_never_reaches_into_a_user_manager(
     assert set(finding['remediation']['status'] for finding in result['findings']) == {'protected'}
 
 
-@pytest.mark.xfail(strict=True, reason='the unit is the last cgroup path component, so any cgroup can name a system unit')
 def test_a_service_in_a_slice_allowed_explicitly_is_stopped(tmp_path):
     units = {'pwtest-allowed.service': {'active': True, 'enabled': True, 'masked': False}}
     result, output, calls, alive = remediate(tmp_path, 'pwtest.slice/pwtest-allowed.service', units,

@@ -4,8 +4,8 @@ This machine has no systemd as PID 1, so the one step that cannot run for real i
 ``ansible.builtin.systemd_service`` runs for real, but the ``systemctl`` it finds first on PATH is
 tests/helpers/fake_systemctl.py, which keeps each host's unit state in a JSON file, logs every call,
 and on ``stop`` really ends the processes in the unit's cgroup, as systemd would. Everything else is
-real: the listeners, their cgroups (``/sys/fs/cgroup[/unified]/<unit>``, so the gather reads the unit
-from /proc/PID/cgroup), the SSH connection, the role, the action and the reports.
+real: the listeners, their cgroups (``/sys/fs/cgroup[/unified]/system.slice/<unit>``, so the gather reads the
+unit from /proc/PID/cgroup), the SSH connection, the role, the action and the reports.
 
 Hosts and what the policy (policies/remediate_service.yml: IANA-unassigned ports closed, ``remediate: service``)
 makes of them:
@@ -104,7 +104,7 @@ class Site(object):
         self.bin_dir = os.path.join(workdir, 'bin')
 
     def cgroup(self, name):
-        return os.path.join(self.cgroup_root, name)
+        return os.path.join(self.cgroup_root, 'system.slice', name)
 
     def install_systemctl(self):
         os.makedirs(self.state_dir, exist_ok=True)
@@ -173,7 +173,7 @@ def site(module_fleet_factory, tmp_path_factory):
     root = writable_cgroup2_root()
     if root is None:
         pytest.skip('no writable cgroup v2 hierarchy to put a process in a unit-named cgroup')
-    cgroups = [os.path.join(root, spec[4]) for spec in SERVICES.values() if spec[4]]
+    cgroups = [os.path.join(root, 'system.slice', spec[4]) for spec in SERVICES.values() if spec[4]]
     for path in cgroups:  # left over by a crashed run
         _remove_cgroup(path)
     workdir = str(tmp_path_factory.mktemp('pws'))
@@ -214,7 +214,7 @@ def test_the_gather_resolves_each_unit_from_the_real_cgroup(site, check_run):
     hosts = _hosts(report)
     for name, (key, comm, tcp, udp, cgroup, _known) in SERVICES.items():
         with open('/proc/%d/cgroup' % site.procs[name].pid) as handle:
-            assert '0::/%s\n' % (cgroup or '') in handle.read(), name
+            assert '0::/%s\n' % ('system.slice/' + cgroup if cgroup else '') in handle.read(), name
         findings = [f for f in hosts[H[key]]['findings'] if f['port'] in (tcp, udp)]
         assert sorted((f['protocol'], f['port']) for f in findings) == [('tcp', tcp), ('udp', udp)], name
         for finding in findings:

@@ -11,18 +11,20 @@ from ansible_collections.portwarden.compliance.plugins.module_utils import gathe
 @pytest.mark.parametrize('text, expected', [
     ('0::/system.slice/nginx.service\n', 'nginx.service'),
     ('0::/system.slice/system-getty.slice/getty@tty1.service\n', 'getty@tty1.service'),
-    ('0::/user.slice/user-1000.slice/session-3.scope\n', 'session-3.scope'),
-    ('0::/user.slice/user-1000.slice/user@1000.service/app.slice/app-gnome-foo.scope\n', 'app-gnome-foo.scope'),
-    ('0::/user.slice/user-1000.slice/user@1000.service/app.slice/syncthing.service\n', 'syncthing.service'),
-    ('0::/init.scope\n', 'init.scope'),
+    ('0::/user.slice/user-1000.slice/session-3.scope\n', '/user.slice/user-1000.slice/session-3.scope'),
+    ('0::/user.slice/user-1000.slice/user@1000.service/app.slice/app-gnome-foo.scope\n',
+     '/user.slice/user-1000.slice/user@1000.service/app.slice/app-gnome-foo.scope'),
+    ('0::/user.slice/user-1000.slice/user@1000.service/app.slice/syncthing.service\n',
+     '/user.slice/user-1000.slice/user@1000.service/app.slice/syncthing.service'),
+    ('0::/init.scope\n', '/init.scope'),
     ('0::/system.slice/docker-4f1c0a.scope\n', 'docker-4f1c0a.scope'),
     ('0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1.slice/cri-containerd-ab12.scope\n',
-     'cri-containerd-ab12.scope'),
+     '/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1.slice/cri-containerd-ab12.scope'),
     ('0::/system.slice/dev-mqueue.mount\n', 'dev-mqueue.mount'),
     ('0::/system.slice/docker.socket\n', 'docker.socket'),
     ('0::/\n', None),
     ('0::/system.slice\n', None),
-    ('0::/lxc.payload.c1/system.slice/sshd.service\n', 'sshd.service'),
+    ('0::/lxc.payload.c1/system.slice/sshd.service\n', '/lxc.payload.c1/system.slice/sshd.service'),
     # cgroup v1 / hybrid: the name=systemd hierarchy names the unit; "0::/" of hybrid mode is empty.
     ('12:pids:/system.slice/cron.service\n1:name=systemd:/system.slice/cron.service\n0::/\n', 'cron.service'),
     ('9:name=systemd:/\n8:pids:/\n0::/\n', None),
@@ -103,7 +105,6 @@ def test_parallel_walk_finds_the_same_owners(workers):
 
 # A unit name is the system manager's only when every cgroup above it is a slice and the first slice is
 # system.slice; anything else is given as its cgroup path, which no system unit name can be taken for.
-@pytest.mark.xfail(strict=True, reason='the unit is the last component of the cgroup path, whoever made it')
 @pytest.mark.parametrize('text, expected', [
     ('0::/user.slice/user-1000.slice/user@1000.service/app.slice/ssh.service\n',
      '/user.slice/user-1000.slice/user@1000.service/app.slice/ssh.service'),
@@ -136,3 +137,22 @@ def test_unit_from_cgroup_never_names_a_system_unit_for_another_manager(text, ex
 ])
 def test_unit_from_cgroup_names_a_system_service_by_its_exact_name(text, expected):
     assert owners.unit_from_cgroup(text) == expected
+
+
+@pytest.mark.parametrize('unit, slices, name, words', [
+    ('ssh.service', ('system.slice',), 'ssh.service', None),
+    ('ssh.service', ('pwtest.slice',), None, 'runs in system.slice, not in pwtest.slice'),
+    ('/pwtest.slice/sub.slice/rogue.service', ('system.slice', 'pwtest.slice'), 'rogue.service', None),
+    ('/pwtest.slice/sub.slice/rogue.service', ('system.slice',), None, 'runs in pwtest.slice/sub.slice, not in system.slice'),
+    ('/pwtest.slice/rogue.service', None, 'rogue.service', None),
+    ('/rogue.service', ('system.slice',), None, 'runs in the root slice'),
+    ('/user.slice/user-1000.slice/user@1000.service/app.slice/ssh.service', None, None,
+     'ssh.service is a unit of the user manager user@1000.service'),
+    ('/system.slice/docker-%s.scope/system.slice/ssh.service' % ('a' * 64), None, None, 'runs inside docker-'),
+    ('/lxc.payload.c1/system.slice/ssh.service', None, None, 'is not a systemd unit of this host'),
+    (None, None, None, 'no unit'),
+])
+def test_system_unit(unit, slices, name, words):
+    found, why = owners.system_unit(unit, slices)
+    assert found == name
+    assert (why is None) if words is None else (words in why), why

@@ -252,7 +252,6 @@ def test_verify_tells_the_same_socket_in_two_namespaces_apart():
 USER_SSH = '/user.slice/user-1000.slice/user@1000.service/app.slice/ssh.service'
 
 
-@pytest.mark.xfail(strict=True, reason='the service strategy stops any unit name that ends in .service')
 @pytest.mark.parametrize('unit, slices, words', [
     (USER_SSH, None, 'user manager user@1000.service'),
     (USER_SSH, ['system.slice', 'user.slice'], 'user manager user@1000.service'),
@@ -270,7 +269,6 @@ def test_the_service_strategy_refuses_a_unit_that_is_not_a_system_service(unit, 
     assert 'the service strategy stops only' in note['reason']
 
 
-@pytest.mark.xfail(strict=True, reason='there is no service_slices: every slice is allowed')
 def test_a_service_in_an_explicitly_allowed_slice_is_planned_by_its_name():
     result = audit(finding(processes=[proc(unit='/pwtest.slice/sub.slice/rogue.service')]))
     plan = rp.plan_remediation(result, {'closed': 'service'}, service_slices=['system.slice', 'pwtest.slice'])
