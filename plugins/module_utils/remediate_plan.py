@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from ansible_collections.portwarden.compliance.plugins.module_utils.evaluate_policy import bind_class, summarize_result
 from ansible_collections.portwarden.compliance.plugins.module_utils.gather_owners import SYSTEM_SLICE, system_unit
-from ansible_collections.portwarden.compliance.plugins.module_utils.remediate_kill import protected_pattern
+from ansible_collections.portwarden.compliance.plugins.module_utils.remediate_kill import protection_match
 from ansible_collections.portwarden.compliance.plugins.module_utils.report_sockets import HOST_WHERE, socket_label
 
 STRATEGIES = ('none', 'firewall', 'service', 'kill')
@@ -49,12 +49,14 @@ def strategy_of(value, fallback='none'):
 
 
 class Protection(object):
-    """What must never be touched on one host."""
+    """What must never be touched on one host: TCP ports (with why), processes, and the units they run in."""
 
-    def __init__(self, tcp_ports=(), names=(), pids=()):
+    def __init__(self, tcp_ports=(), names=(), pids=(), units=None, port_reasons=None):
         self.tcp_ports = frozenset(tcp_ports)
         self.names = tuple(names)
         self.pids = frozenset(pids)
+        self.units = dict(units or {})  # system unit -> why it is never stopped
+        self.port_reasons = dict(port_reasons or {})
 
     @classmethod
     def for_host(cls, gathered, tcp_ports=(), names=()):
@@ -66,16 +68,23 @@ class Protection(object):
                 holders.update(proc.get('pid') for proc in entry.get('processes') or [])
         return cls(ports, names, holders)
 
+    def port_reason(self, port):
+        return self.port_reasons.get(port) or 'tcp port %d carries the live Ansible connection' % port
+
     def process_reason(self, proc):
         pid = proc.get('pid')
         if pid is not None and pid <= 1:
             return 'PID %s is never touched' % pid
         if pid in self.pids:
             return '%s[%s] listens on the port of the live Ansible connection' % (proc.get('name'), pid)
-        pattern = protected_pattern(proc.get('name'), proc.get('exe'), self.names)
+        pattern, evidence = protection_match(proc.get('name'), proc.get('exe'), self.names, proc.get('unit'))
         if pattern is not None:
-            return '%s[%s] matches the protected process pattern %r' % (proc.get('name'), pid, pattern)
+            return '%s[%s] matches the protected process pattern %r (%s)' % (proc.get('name'), pid, pattern, evidence)
         return None
+
+    def process_note(self, proc):
+        """What an auditor should know of a process that is not protected: a name-only match, or None."""
+        return protection_match(proc.get('name'), proc.get('exe'), self.names, proc.get('unit'))[1]
 
 
 def block_for(finding):
@@ -157,7 +166,7 @@ def plan_remediation(audit, strategies, default_strategy='none', protection=None
         note = {'strategy': strategy, 'status': PLANNED, 'reason': None, 'target': _target(strategy, finding, procs)}
         finding['remediation'] = note
         if finding['protocol'] == 'tcp' and finding['port'] in protection.tcp_ports:
-            note.update(status=PROTECTED, reason='tcp port %d carries the live Ansible connection' % finding['port'])
+            note.update(status=PROTECTED, reason=protection.port_reason(finding['port']))
             continue
         if strategy == 'firewall':
             block = block_for(finding)
@@ -176,6 +185,9 @@ def plan_remediation(audit, strategies, default_strategy='none', protection=None
         if refusals:
             note.update(status=PROTECTED, reason='; '.join(refusals))
             continue
+        name_only = [text for text in map(protection.process_note, procs) if text]
+        if name_only:
+            note['reason'] = '; '.join(name_only)
         if strategy == 'service':
             units = sorted(set(proc.get('unit') or '' for proc in procs))
             if not all(unit.endswith('.service') for unit in units):
@@ -250,10 +262,14 @@ def apply_outcomes(audit, outcomes):
             note.update(status=FAILED, reason='the host reported nothing for this change')
             continue
         # The worst outcome counts: protected or failed anywhere means the finding is not closed by us.
+        planned_note = note.get('reason')  # what planning noted (a name-only match) stays in the report
         for status in (PROTECTED, FAILED, UNAVAILABLE, PLANNED, APPLIED):
             chosen = [reason for found, reason in results if found == status]
             if chosen:
-                note.update(status=status, reason='; '.join(reason for reason in chosen if reason) or None)
+                reason = '; '.join(reason for reason in chosen if reason)
+                if planned_note and planned_note not in reason:
+                    reason = '%s; %s' % (reason, planned_note) if reason else planned_note
+                note.update(status=status, reason=reason or None)
                 break
 
 

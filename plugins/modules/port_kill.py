@@ -20,7 +20,8 @@ description:
   - Where the kernel has pidfds (Linux 5.3+) the process is pinned before it is checked, so the check and
     the signals reach the same process.
   - Never signals PID 1, the processes this module runs under (they serve the live Ansible connection),
-    or processes whose name matches O(protected_names); those are reported as V(protected).
+    or processes that O(protected_names) protects (by their executable, never by their name alone); those are
+    reported as V(protected).
 author:
   - portwarden contributors (@portwarden)
 extends_documentation_fragment:
@@ -69,7 +70,14 @@ options:
     default: 10
   protected_names:
     description:
-      - Shell-style patterns of process names (or executable base names) that are never signalled.
+      - Shell-style patterns of the processes that are never signalled.
+      - "How a pattern matches: one with a C(/) matches the executable's full path (V(/opt/vendor/bin/agent));
+        one without matches the base name of an executable in a system directory (C(/usr/sbin), C(/usr/bin), C(/sbin),
+        C(/bin), C(/usr/local/sbin), C(/usr/local/bin), or under C(/usr/lib), C(/usr/libexec), C(/lib)), or the name of
+        the system service the process runs in (V(systemd-*) matches C(systemd-resolved.service)). On the host the
+        executable must also be owned by root and writable by no one else."
+      - The process name alone protects nothing (any process can call itself C(sshd)); a process whose executable
+        cannot be read is taken at its name. A name-only match is said so in the reason of what was done.
     type: list
     elements: str
     default: [sshd, sshd-session, systemd, systemd-*, init, dockerd, containerd, containerd-shim*, podman, conmon,

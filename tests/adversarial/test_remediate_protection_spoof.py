@@ -57,7 +57,6 @@ def rogue_named_sshd(tmp_path):
         child.wait()
 
 
-@pytest.mark.xfail(strict=True, reason='protection matches the process name, which any process can choose')
 def test_a_rogue_named_sshd_running_tmp_x_is_killed_and_the_name_only_match_is_reported(tmp_path, rogue_named_sshd):
     child, exe = rogue_named_sshd
     target = identity(child.pid)
@@ -69,7 +68,6 @@ def test_a_rogue_named_sshd_running_tmp_x_is_killed_and_the_name_only_match_is_r
     assert child.wait(timeout=10) < 0
 
 
-@pytest.mark.xfail(strict=True, reason='protection matches the process name, which any process can choose')
 def test_the_plan_does_not_protect_a_name_and_says_so():
     rogue = {'pid': 4242, 'name': 'sshd', 'user': 'mallory', 'uid': 1000, 'exe': '/tmp/x', 'unit': None, 'start_time': 5}
     protection = rp.Protection(names=['sshd'])
@@ -104,7 +102,7 @@ def test_the_real_sshd_daemon_is_protected(tmp_path):
             assert target['exe'] == SSHD
             done = run_kill(tmp_path, [target])
             [entry] = done['processes']
-            assert entry['outcome'] == 'protected', entry
+            assert entry['outcome'] == 'protected' and SSHD in entry['reason'], entry
             assert daemon.poll() is None
         finally:
             daemon.kill()

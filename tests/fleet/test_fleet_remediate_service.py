@@ -14,7 +14,9 @@ makes of them:
   stopped (its process gets SIGTERM) and disabled.
 - pws-host02: nothing the service strategy may touch: a listener in a ``.scope`` (856/857), one in the
   root cgroup, no unit at all (858/859): unavailable; and one named ``sshd`` in
-  pwtest-sshd-pws2.service (863/864): protected. systemctl is never called; the host stays drift.
+  pwtest-sshd-pws2.service (863/864): protected, not by its name (a copy of python may call itself sshd) but by
+  its system unit, which the host's protected patterns name (``pwtest-sshd-*``). systemctl is never called; the
+  host stays drift.
 - pws-host03: the rogue service again, in pwtest-rogue-pws3.service, with port_compliance_service_mask:
   stopped and masked.
 
@@ -178,7 +180,8 @@ def site(module_fleet_factory, tmp_path_factory):
         _remove_cgroup(path)
     workdir = str(tmp_path_factory.mktemp('pws'))
     fleet = module_fleet_factory(3, prefix='pws', workdir=workdir,
-                                 hostvars={H['h3']: {'port_compliance_service_mask': True}})
+                                 hostvars={H['h2']: {'port_compliance_protected_processes': ['sshd', 'pwtest-sshd-*']},
+                                           H['h3']: {'port_compliance_service_mask': True}})
     state = Site(fleet, workdir, root)
     try:
         state.install_systemctl()
@@ -310,7 +313,7 @@ def test_what_is_not_a_service_unit_is_unavailable_and_a_protected_name_is_never
     reasons = dict((f['port'], f['remediation']['reason']) for f in entry['findings'])
     assert 'not every owning process runs in a systemd service unit (%s)' % scope in reasons[856]
     assert 'not every owning process runs in a systemd service unit (no unit)' in reasons[858]
-    assert "matches the protected process pattern 'sshd'" in reasons[863]
+    assert "matches the protected process pattern 'pwtest-sshd-*' (its system unit %s)" % sshd_unit in reasons[863]
     # What a safety rail refused is listed as an action; nothing was applied.
     assert sorted((a['strategy'], a['target'], a['outcome']) for a in entry['remediation']['actions']) == [
         ('service', sshd_unit, 'protected'), ('service', sshd_unit, 'protected')]

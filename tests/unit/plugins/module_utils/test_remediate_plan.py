@@ -129,7 +129,14 @@ def test_the_connection_port_and_its_listeners_are_protected():
 
 @pytest.mark.parametrize('process, protected', [
     (proc(pid=1, name='init'), True),
-    (proc(pid=200, name='sshd'), True),
+    (proc(pid=200, name='sshd', exe='/usr/sbin/sshd'), True),
+    (proc(pid=200, name='sshd', exe='/usr/sbin/sshd (deleted)'), True),  # replaced by an upgrade, still the daemon
+    (proc(pid=200, name='sshd', exe=None), True),  # the executable cannot be read: taken at its name
+    (proc(pid=200, name='sshd'), False),  # /opt/rogue: the name alone protects nothing
+    (proc(pid=200, name='sshd', exe='/tmp/usr/sbin/sshd'), False),
+    (proc(pid=200, name='sshd', exe='/usr/sbin/../../tmp/sshd'), False),
+    (proc(pid=200, name='x', exe='/opt/rogue', unit='systemd-resolved.service'), True),  # a system unit is evidence
+    (proc(pid=200, name='x', exe='/opt/rogue', unit='/pwtest.slice/systemd-resolved.service'), False),
     (proc(pid=201, name='systemd-resolve', exe='/usr/lib/systemd/systemd-resolved'), True),
     (proc(pid=202, name='short', exe='/usr/bin/containerd-shim-runc-v2'), True),  # matched on the executable's name
     (proc(pid=203, name='rogue'), False),
