@@ -142,8 +142,9 @@ def plan_remediation(audit, strategies, default_strategy='none', protection=None
 
     ``strategies`` maps rule ids to their ``remediate`` value (None: the rule did not say); rules
     that did not say use ``default_strategy``. The service strategy stops only services of the system
-    manager whose top slice is one of ``service_slices`` (default system.slice), never another manager's. Returns ``{'blocks', 'services', 'processes', 'skipped'}``:
-    ``skipped`` is why nothing at all is done on this host (its verdict is unknown or partial), else None.
+    manager whose top slice is one of ``service_slices`` (default system.slice), never another manager's.
+    Returns ``{'blocks', 'services', 'processes', 'skipped'}``: ``skipped`` is why nothing at all is done
+    on this host (its verdict is unknown or partial), else None.
     """
     protection = protection or Protection()
     service_slices = tuple(service_slices or (SYSTEM_SLICE,))
