@@ -281,3 +281,31 @@ def test_a_service_in_an_explicitly_allowed_slice_is_planned_by_its_name():
     plan = rp.plan_remediation(result, {'closed': 'service'}, service_slices=['system.slice', 'pwtest.slice'])
     assert plan['services'] == [{'unit': 'rogue.service', 'rules': ['closed']}]
     assert result['findings'][0]['remediation']['target'] == 'rogue.service'
+
+
+@pytest.mark.xfail(strict=True, reason='the service strategy stops a unit that a protected process runs in')
+def test_the_service_strategy_never_stops_the_unit_a_protected_process_runs_in():
+    sshd = proc(pid=300, name='sshd', exe='/usr/sbin/sshd', unit='ssh.service')
+    rogue = proc(pid=301, name='rogue', unit='ssh.service')  # root put a rogue in ssh.service's cgroup
+    gathered = {'sockets': [{'protocol': 'tcp', 'port': 22, 'processes': [sshd]},
+                            {'protocol': 'tcp', 'port': 856, 'processes': [rogue]}]}
+    protection = rp.Protection.for_host(gathered, [], ['sshd'])
+    result = audit(finding(port=856, processes=[rogue]))
+    plan = rp.plan_remediation(result, {'closed': 'service'}, protection=protection)
+    assert plan['services'] == []
+    note = result['findings'][0]['remediation']
+    assert note['status'] == rp.PROTECTED and 'unit ssh.service is never stopped' in note['reason'] and 'sshd[300]' in note['reason']
+
+
+@pytest.mark.xfail(strict=True, reason='with no connection port, nothing protects the ports sshd listens on')
+def test_a_connection_without_a_port_protects_every_port_a_protected_process_listens_on():
+    sshd = proc(pid=300, name='sshd', exe='/usr/sbin/sshd')
+    rogue_sshd = proc(pid=302, name='sshd', exe='/tmp/x')  # a name proves nothing
+    gathered = {'sockets': [{'protocol': 'tcp', 'port': 2222, 'processes': [sshd]},
+                            {'protocol': 'tcp', 'port': 857, 'processes': [rogue_sshd]}]}
+    protection = rp.Protection.for_host(gathered, [], ['sshd'], portless_connection='local')
+    result = audit(finding(port=2222, processes=[sshd]), finding(port=857, processes=[rogue_sshd]))
+    plan = rp.plan_remediation(result, {'closed': 'firewall'}, protection=protection)
+    assert [block['port'] for block in plan['blocks']] == [857]
+    note = result['findings'][0]['remediation']
+    assert note['status'] == rp.PROTECTED and 'the local connection has no port of its own' in note['reason'], note
