@@ -99,7 +99,10 @@ class ActionModule(ActionBase):
         connection_port = self._connection_port(task_vars)
         if connection_port is not None:
             ports.add(connection_port)
-        protection = Protection.for_host(gathered, ports, args['protected_processes'])
+        # Without a connection port (local, as ansible-pull runs), every port a protected process listens on is kept.
+        protection = Protection.for_host(gathered, ports, args['protected_processes'],
+                                         portless_connection=None if connection_port is not None else self._connection_name())
+        ports = set(protection.tcp_ports)
         plan = plan_remediation(before, compiled.remediation(), args['default_strategy'], protection, args['service_slices'])
 
         actions = refused_actions(before)
@@ -171,9 +174,12 @@ class ActionModule(ActionBase):
         """(finding status, action outcome) of a change the host made, or would make in check mode."""
         return (PLANNED, 'would_apply') if self._task.check_mode else (APPLIED, 'applied')
 
+    def _connection_name(self):
+        return getattr(self._connection, '_load_name', None) or getattr(self._connection, 'transport', '') or 'unknown'
+
     def _connection_port(self, task_vars):
         """The TCP port the live connection uses on the host, or None for connections without one."""
-        name = getattr(self._connection, '_load_name', None) or getattr(self._connection, 'transport', '')
+        name = self._connection_name()
         if name not in _NETWORK_CONNECTIONS:
             return None
         port = task_vars.get('ansible_port') or task_vars.get('ansible_ssh_port') or self._play_context.port or 22

@@ -59,14 +59,38 @@ class Protection(object):
         self.port_reasons = dict(port_reasons or {})
 
     @classmethod
-    def for_host(cls, gathered, tcp_ports=(), names=()):
-        """Protect the given TCP ports and every process that listens on one of them (sshd, a jump proxy)."""
-        ports = frozenset(tcp_ports)
+    def for_host(cls, gathered, tcp_ports=(), names=(), portless_connection=None):
+        """Protect the given TCP ports and every process that listens on one of them (sshd, a jump proxy), and the
+        system units of every protected process. ``portless_connection`` names a connection whose TCP port is not
+        known (``local``, as ansible-pull runs): then every TCP port a protected process listens on is protected too,
+        since any of them may be the one sshd serves."""
+        sockets = (gathered or {}).get('sockets') or []
+        judge = cls(names=names)
+        ports = set(tcp_ports)
+        port_reasons = {}
+        units = {}
+        for entry in sockets:
+            for proc in entry.get('processes') or []:
+                reason = judge.process_reason(proc)
+                if reason is None:
+                    continue
+                unit, _why = system_unit(proc.get('unit'), None)
+                if unit:
+                    units.setdefault(unit, reason)
+                if portless_connection and entry.get('protocol') == 'tcp' and isinstance(entry.get('port'), int):
+                    ports.add(entry['port'])
+                    port_reasons.setdefault(entry['port'], 'tcp port %d is where %s listens, and the %s connection has no '
+                                            'port of its own to protect, so every port of a protected process is kept open'
+                                            % (entry['port'], reason, portless_connection))
         holders = set()
-        for entry in (gathered or {}).get('sockets') or []:
+        for entry in sockets:
             if entry.get('protocol') == 'tcp' and entry.get('port') in ports:
-                holders.update(proc.get('pid') for proc in entry.get('processes') or [])
-        return cls(ports, names, holders)
+                for proc in entry.get('processes') or []:
+                    holders.add(proc.get('pid'))
+                    unit, _why = system_unit(proc.get('unit'), None)
+                    if unit:
+                        units.setdefault(unit, '%s[%s] listens on tcp port %d' % (proc.get('name'), proc.get('pid'), entry['port']))
+        return cls(ports, names, holders, units, port_reasons)
 
     def port_reason(self, port):
         return self.port_reasons.get(port) or 'tcp port %d carries the live Ansible connection' % port
@@ -115,8 +139,9 @@ BLOCK_FIELDS = ('protocol', 'port', 'family', 'address', 'rule')
 
 
 def module_block(block):
-    """A block as port_block takes it: the namespace is the call's, not the block's."""
-    return dict((field, block.get(field)) for field in BLOCK_FIELDS)
+    """A block as port_block takes it: the namespace is the call's, not the block's; an unset field is left out
+    (port_block's argument spec refuses a null family, which a block for both families has)."""
+    return dict((field, block[field]) for field in BLOCK_FIELDS if block.get(field) is not None)
 
 
 def describe_block(block):
@@ -203,6 +228,10 @@ def plan_remediation(audit, strategies, default_strategy='none', protection=None
                 continue
             names = sorted(set(name for name, _why in resolved))
             note['target'] = ', '.join(names)
+            guarded = ['unit %s is never stopped: %s' % (name, protection.units[name]) for name in names if name in protection.units]
+            if guarded:
+                note.update(status=PROTECTED, reason='; '.join(guarded))
+                continue
             for unit in names:
                 services.setdefault(unit, {'unit': unit, 'rules': []})
                 if finding['rule'] not in services[unit]['rules']:

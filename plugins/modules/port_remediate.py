@@ -24,7 +24,8 @@ description:
   - V(kill) ends the owning processes with M(portwarden.compliance.port_kill), only if each pid still belongs
     to the process that was gathered (same start time and executable).
   - "Safety rails: a host whose verdict is unknown or partial is not touched; the TCP port of the live
-    connection (the connection's port, and C(SSH_CONNECTION) on the host) is never blocked and the processes
+    connection (the connection's port, and C(SSH_CONNECTION) on the host; with a connection without a port, such
+    as C(local), every port a protected process listens on) is never blocked and the processes
     listening on it are never stopped or killed; PID 1 and O(protected_processes) are never touched. Such
     findings are reported with remediation status V(protected)."
   - In check mode nothing changes on the host; the diff shows every change a real run would make
@@ -84,7 +85,9 @@ options:
     default: none
   protected_processes:
     description:
-      - Shell-style patterns of the processes never stopped or killed.
+      - Shell-style patterns of the processes never stopped or killed, nor the system units they run in. With a
+        connection that has no TCP port of its own (C(local), as C(ansible-pull) runs), every TCP port such a process
+        listens on is never blocked either, since any of them may be the port sshd serves.
       - "How a pattern matches: one with a C(/) matches the executable's full path (V(/opt/vendor/bin/agent));
         one without matches the base name of an executable in a system directory (C(/usr/sbin), C(/usr/bin), C(/sbin),
         C(/bin), C(/usr/local/sbin), C(/usr/local/bin), or under C(/usr/lib), C(/usr/libexec), C(/lib)), or the name of

@@ -45,7 +45,6 @@ def _wait_listening(ns, port, proc):
     raise AssertionError('nothing listens on %d' % port)
 
 
-@pytest.mark.xfail(strict=True, reason='a local connection has no port, so nothing protects the port sshd listens on')
 def test_a_local_run_never_blocks_the_port_sshd_listens_on(tmp_path):
     key = tmp_path / 'host_key'
     subprocess.run(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-f', str(key)], check=True)
@@ -80,7 +79,6 @@ def test_a_local_run_never_blocks_the_port_sshd_listens_on(tmp_path):
                 proc.wait()
 
 
-@pytest.mark.xfail(strict=True, reason='a block for both families carries family: null, which port_block refuses, failing every block')
 def test_a_dual_stack_listener_is_blocked_for_both_families(tmp_path):
     policy = tmp_path / 'policy.yml'
     policy.write_text(POLICY)
