@@ -52,6 +52,59 @@ SURVIVED = 'survived'       # still alive after SIGKILL (uninterruptible sleep):
 CHANGED_OUTCOMES = (TERMINATED, KILLED, WOULD_TERMINATE)
 
 
+PID_MAX_LIMIT = 4194304  # the kernel's hard limit for /proc/sys/kernel/pid_max (2**22)
+START_TIME_MAX = 2 ** 63 - 1  # /proc/PID/stat field 22 is an unsigned long long of clock ticks
+
+
+def _whole_number(value):
+    """``value`` as an int when it is an integer (or a string of digits), else None; never a bool."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip('-').isdigit():
+        return int(value.strip())
+    return None
+
+
+def pid_max(proc='/proc'):
+    try:
+        with open(proc + '/sys/kernel/pid_max') as handle:
+            return int(handle.read().strip())
+    except (OSError, ValueError):
+        return PID_MAX_LIMIT
+
+
+def normalise_targets(items, field='processes', largest_pid=None):
+    """Validated copies of kill targets, or ValueError naming ``field[index].key`` and what was expected.
+
+    Every target is checked before any is signalled, so one bad entry ends the call with nothing done.
+    """
+    if not isinstance(items, (list, tuple)):
+        raise ValueError('%s: expected a list of {pid, start_time, exe, name, rule}, got %r' % (field, items))
+    largest_pid = pid_max() if largest_pid is None else largest_pid
+    targets = []
+    for index, item in enumerate(items):
+        where = '%s[%d]' % (field, index)
+        if not isinstance(item, dict):
+            raise ValueError('%s: expected a dict with pid and start_time, got %r' % (where, item))
+        pid = _whole_number(item.get('pid'))
+        if pid is None or pid < 1:
+            raise ValueError('%s.pid: %r is not a process id (a whole number from 1 to %d)' % (where, item.get('pid'), largest_pid))
+        if pid > largest_pid:
+            raise ValueError('%s.pid: %r is above the largest pid of this host (%d, /proc/sys/kernel/pid_max)'
+                             % (where, item.get('pid'), largest_pid))
+        start_time = _whole_number(item.get('start_time'))
+        if start_time is None or not 0 <= start_time <= START_TIME_MAX:
+            raise ValueError('%s.start_time: %r is not a start time (clock ticks after boot, /proc/PID/stat field 22, '
+                             'a whole number >= 0)' % (where, item.get('start_time')))
+        for key in ('exe', 'name', 'rule'):
+            if item.get(key) is not None and not isinstance(item[key], str):
+                raise ValueError('%s.%s: %r is not a string' % (where, key, item[key]))
+        targets.append(dict(item, pid=pid, start_time=start_time))
+    return targets
+
+
 def read_identity(pid, proc='/proc'):
     """``{'pid', 'start_time', 'exe', 'name', 'ppid'}`` of the process now behind ``pid``, or None if there is none."""
     base = '%s/%d' % (proc, pid)

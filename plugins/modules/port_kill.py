@@ -48,12 +48,16 @@ options:
     required: true
     suboptions:
       pid:
-        description: Process id.
-        type: int
+        description:
+          - Process id, a whole number from 1 to the host's C(/proc/sys/kernel/pid_max).
+          - Anything else (a negative number, 0, a boolean, a fraction, text) fails the module with a message naming
+            the entry, and no process is signalled.
+        type: raw
         required: true
       start_time:
-        description: Start time in clock ticks after boot (C(/proc/PID/stat) field 22), as gathered.
-        type: int
+        description:
+          - Start time in clock ticks after boot (C(/proc/PID/stat) field 22), as gathered; a whole number >= 0.
+        type: raw
         required: true
       exe:
         description: Executable path as gathered; when set, it must match too.
@@ -143,6 +147,7 @@ from ansible_collections.portwarden.compliance.plugins.module_utils.remediate_ki
     DEFAULT_PROTECTED_NAMES,
     SURVIVED,
     connection_chain,
+    normalise_targets,
     terminate,
 )
 
@@ -155,8 +160,8 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             processes=dict(type='list', elements='dict', required=True, options=dict(
-                pid=dict(type='int', required=True),
-                start_time=dict(type='int', required=True),
+                pid=dict(type='raw', required=True),
+                start_time=dict(type='raw', required=True),
                 exe=dict(type='str'),
                 name=dict(type='str'),
                 rule=dict(type='str'),
@@ -171,9 +176,14 @@ def main():
     if module.params['timeout'] < 0:
         module.fail_json(msg='timeout: %s is negative; expected seconds >= 0' % module.params['timeout'])
 
+    try:
+        targets = normalise_targets(module.params['processes'])
+    except ValueError as exc:
+        module.fail_json(msg='%s; nothing was signalled' % exc, processes=[])
+
     chain = connection_chain()
     outcomes = []
-    for target in module.params['processes']:
+    for target in targets:
         entry = terminate(target, timeout=module.params['timeout'], check_mode=module.check_mode,
                           protected_names=module.params['protected_names'], chain=chain)
         if target.get('rule'):
