@@ -212,7 +212,7 @@ class ActionModule(ActionBase):
                 status, outcome, detail = PROTECTED, PROTECTED, refused[key]
             elif key in added:
                 status, outcome = self._done()
-                detail = 'nftables block added to table inet portwarden'
+                detail = '%s to table inet portwarden' % ('would add the nftables block' if self._task.check_mode else 'nftables block added')
             else:
                 status, outcome, detail = APPLIED, 'unchanged', 'the block was already in place'
             outcomes['blocks'][key] = (status, detail)
@@ -245,7 +245,10 @@ class ActionModule(ActionBase):
             outcome = FAILED
             outcomes['services'][unit] = (FAILED, detail)
         else:
-            detail = 'stopped and disabled%s' % (' and masked' if args['service_mask'] else '')
+            if changed and self._task.check_mode:
+                detail = 'would stop and disable%s' % (' and mask' if args['service_mask'] else '')
+            else:
+                detail = 'stopped and disabled%s' % (' and masked' if args['service_mask'] else '')
             status, outcome = self._done() if changed else (APPLIED, 'unchanged')
             outcomes['services'][unit] = (status, detail)
             if changed:

@@ -44,7 +44,6 @@ rules:
 DONE_WORDS = ('block added', 'stopped and disabled', 'ended by')
 
 
-@pytest.mark.xfail(strict=True, reason='check mode reports "nftables block added" and "stopped and disabled"')
 def test_check_mode_says_would_for_every_change_it_only_plans(tmp_path):
     unit = 'pwtest-cm-%s.service' % uuid.uuid4().hex[:8]
     policy = tmp_path / 'policy.yml'
