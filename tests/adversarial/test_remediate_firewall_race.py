@@ -51,7 +51,6 @@ def finish(proc):
     return json.loads(out)
 
 
-@pytest.mark.xfail(strict=True, reason='port_block has no lock: the second writer drops the first one\'s block')
 def test_two_port_blocks_at_once_keep_both_blocks(tmp_path):
     bin_dir = slow_nft(tmp_path)
     with Namespace() as ns:
