@@ -425,6 +425,8 @@ def lock_table(module):
         inode = os.stat('/proc/self/ns/net').st_ino
         path = os.path.join(LOCK_DIR, 'portwarden-nft.%d.lock' % inode)
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except PermissionError:
+        return None  # not root: nft cannot change the ruleset either, and says so in its own words
     except OSError as exc:
         module.fail_json(msg='Could not open the lock of table %s %s in %s: %s; nothing was changed'
                              % (TABLE_FAMILY, TABLE_NAME, LOCK_DIR, to_native(exc)))
