@@ -50,7 +50,8 @@ AS_OF = '2026-12-01'
 SYSTEM_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 RULE = 'unassigned-service'
 
-H = dict(('h%d' % index, 'pws-host%02d' % index) for index in range(1, 4))
+# The harness suffixes the prefix with PORTWARDEN_FLEET_TAG (two checkouts' fleets at once).
+H = dict(('h%d' % index, 'pws%s-host%02d' % (os.environ.get('PORTWARDEN_FLEET_TAG', ''), index)) for index in range(1, 4))
 # name -> (host key, process name, tcp port, udp port, cgroup (None: the root cgroup), unit the fake systemd knows)
 SERVICES = {
     'rogue1': ('h1', 'pws-rogue', 856, 857, 'pwtest-rogue-pws1.service', True),
