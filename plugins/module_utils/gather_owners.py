@@ -13,6 +13,7 @@ hold a wanted socket are described afterwards.
 from __future__ import annotations
 
 import os
+import re
 import threading
 
 try:
@@ -258,30 +259,98 @@ def read_proc_view(proc='/proc'):
     return ProcView(pid_namespace_view(own, first), (options or {}).get('hidepid'), sees, hides)
 
 
-def unit_from_cgroup(text):
-    """Return the systemd unit named by the text of /proc/PID/cgroup, or None.
+# Characters of a unit name systemd makes (anything else is \xNN-escaped), and the longest name it makes.
+_UNIT_NAME = re.compile(r'^[A-Za-z0-9:_.@\\-]+$')
+_UNIT_NAME_MAX = 255
+_USER_MANAGER = re.compile(r'^user@[0-9]+\.service$')
+SYSTEM_SLICE = 'system.slice'
 
-    Prefers the unified (v2) hierarchy line ``0::/path`` and falls back to the
-    v1 ``name=systemd`` line. The unit is the innermost path component that is a
-    unit a process can belong to (service, scope, socket, mount, swap).
+
+def _is_slice(component):
+    return component.endswith('.slice') and bool(_UNIT_NAME.match(component))
+
+
+def _is_unit(component):
+    return component.endswith(_UNIT_SUFFIXES) and len(component) <= _UNIT_NAME_MAX and bool(_UNIT_NAME.match(component))
+
+
+def _unit_of_path(components):
+    """The unit of a cgroup path (its components): a bare name for the system manager's unit in system.slice,
+    else the cgroup path down to the innermost unit-like component (``/...``), or None."""
+    inner = max((index for index, component in enumerate(components) if component.endswith(_UNIT_SUFFIXES)), default=None)
+    for index, component in enumerate(components):
+        if _is_slice(component):
+            continue
+        if not _is_unit(component):
+            # Not made by the system manager (a cgroupfs container runtime, lxc): whatever unit is named below
+            # belongs to a manager inside it, never to this host's.
+            return None if inner is None else '/' + '/'.join(components[:inner + 1])
+        if any(part.endswith(_UNIT_SUFFIXES + ('.slice',)) for part in components[index + 1:]):
+            # A delegated subtree (user@UID.service, a container's own systemd): another manager's unit.
+            return '/' + '/'.join(components[:inner + 1])
+        if index > 0 and components[0] == SYSTEM_SLICE:
+            return component
+        return '/' + '/'.join(components[:index + 1])
+    return None
+
+
+def unit_from_cgroup(text):
+    """Return the systemd unit of the text of /proc/PID/cgroup, or None.
+
+    Prefers the unified (v2) hierarchy line ``0::/path`` and falls back to the v1 ``name=systemd``
+    line. A unit is named bare (``ssh.service``) only when it is the system manager's and sits in
+    ``system.slice``: every cgroup above it is a slice, the first one system.slice, and nothing below
+    it is another manager's (``user@1000.service/app.slice/ssh.service`` is the user's ssh.service).
+    Any other unit is given as its cgroup path down to the innermost unit (``/user.slice/.../ssh.service``,
+    ``/init.scope``), which no system unit name can be mistaken for: a unit name never holds a ``/``.
+    Text with two different lines for one hierarchy (a forged line) names no unit.
     """
-    unified = legacy = None
+    unified, legacy = set(), set()
     for line in text.splitlines():
         parts = line.split(':', 2)
         if len(parts) != 3:
             continue
         hierarchy, controllers, path = parts
         if hierarchy == '0' and controllers == '':
-            unified = path
+            unified.add(path)
         elif controllers == 'name=systemd':
-            legacy = path
-    for path in (unified, legacy):
-        if not path:
-            continue
-        for component in reversed(path.strip().split('/')):
-            if component.endswith(_UNIT_SUFFIXES):
-                return component
+            legacy.add(path)
+    if len(unified) > 1 or len(legacy) > 1:
+        return None
+    for paths in (unified, legacy):
+        components = [part for part in next(iter(paths), '').split('/') if part]
+        if components:
+            return _unit_of_path(components)
     return None
+
+
+def system_unit(unit, slices=(SYSTEM_SLICE,)):
+    """``(name, None)`` when ``unit`` (as unit_from_cgroup gives it) is a unit of the system manager whose
+    top slice is one of ``slices`` (None: any), else ``(None, why not)``."""
+    if not unit:
+        return None, 'no unit'
+    if '/' not in unit:
+        if slices is None or SYSTEM_SLICE in slices:
+            return unit, None
+        return None, 'unit %s runs in %s, not in %s' % (unit, SYSTEM_SLICE, ' or '.join(slices))
+    components = [part for part in unit.split('/') if part]
+    for index, component in enumerate(components):
+        if _is_slice(component):
+            continue
+        if not _is_unit(component):
+            return None, 'cgroup %s is not a systemd unit of this host (%s is no slice or unit of the system manager)' % (
+                unit, component)
+        if index < len(components) - 1:
+            if _USER_MANAGER.match(component):
+                return None, '%s is a unit of the user manager %s (cgroup %s), not of the system manager' % (
+                    components[-1], component, unit)
+            return None, '%s runs inside %s (cgroup %s), under a manager of its own, not the system manager' % (
+                components[-1], component, unit)
+        if slices is not None and (index == 0 or components[0] not in slices):
+            return None, 'unit %s runs in %s, not in %s' % (
+                component, '/'.join(components[:index]) if index else 'the root slice', ' or '.join(slices))
+        return component, None
+    return None, 'cgroup %s holds no unit' % unit
 
 
 def process_start_time(stat_text):

@@ -206,7 +206,11 @@ sockets:
           returned: always
           sample: /usr/sbin/sshd
         unit:
-          description: The systemd unit the process runs in (from C(/proc/PID/cgroup)), or V(null).
+          description:
+            - The systemd unit the process runs in (from C(/proc/PID/cgroup)), or V(null).
+            - A bare name (V(ssh.service)) only for a unit of the system manager in C(system.slice); any other unit is
+              given as its cgroup path (V(/user.slice/user-1000.slice/user@1000.service/app.slice/ssh.service) is a
+              user's own C(ssh.service), V(/init.scope)), which no system unit name can be taken for.
           type: str
           returned: always
           sample: ssh.service

@@ -11,18 +11,20 @@ from ansible_collections.portwarden.compliance.plugins.module_utils import gathe
 @pytest.mark.parametrize('text, expected', [
     ('0::/system.slice/nginx.service\n', 'nginx.service'),
     ('0::/system.slice/system-getty.slice/getty@tty1.service\n', 'getty@tty1.service'),
-    ('0::/user.slice/user-1000.slice/session-3.scope\n', 'session-3.scope'),
-    ('0::/user.slice/user-1000.slice/user@1000.service/app.slice/app-gnome-foo.scope\n', 'app-gnome-foo.scope'),
-    ('0::/user.slice/user-1000.slice/user@1000.service/app.slice/syncthing.service\n', 'syncthing.service'),
-    ('0::/init.scope\n', 'init.scope'),
+    ('0::/user.slice/user-1000.slice/session-3.scope\n', '/user.slice/user-1000.slice/session-3.scope'),
+    ('0::/user.slice/user-1000.slice/user@1000.service/app.slice/app-gnome-foo.scope\n',
+     '/user.slice/user-1000.slice/user@1000.service/app.slice/app-gnome-foo.scope'),
+    ('0::/user.slice/user-1000.slice/user@1000.service/app.slice/syncthing.service\n',
+     '/user.slice/user-1000.slice/user@1000.service/app.slice/syncthing.service'),
+    ('0::/init.scope\n', '/init.scope'),
     ('0::/system.slice/docker-4f1c0a.scope\n', 'docker-4f1c0a.scope'),
     ('0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1.slice/cri-containerd-ab12.scope\n',
-     'cri-containerd-ab12.scope'),
+     '/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1.slice/cri-containerd-ab12.scope'),
     ('0::/system.slice/dev-mqueue.mount\n', 'dev-mqueue.mount'),
     ('0::/system.slice/docker.socket\n', 'docker.socket'),
     ('0::/\n', None),
     ('0::/system.slice\n', None),
-    ('0::/lxc.payload.c1/system.slice/sshd.service\n', 'sshd.service'),
+    ('0::/lxc.payload.c1/system.slice/sshd.service\n', '/lxc.payload.c1/system.slice/sshd.service'),
     # cgroup v1 / hybrid: the name=systemd hierarchy names the unit; "0::/" of hybrid mode is empty.
     ('12:pids:/system.slice/cron.service\n1:name=systemd:/system.slice/cron.service\n0::/\n', 'cron.service'),
     ('9:name=systemd:/\n8:pids:/\n0::/\n', None),
@@ -178,3 +180,58 @@ def test_read_proc_view_of_this_process():
 
 def test_the_initial_namespace_inodes_are_the_kernels():
     assert (owners.INIT_PID_NAMESPACE, owners.INIT_USER_NAMESPACE, owners.CAP_SYS_PTRACE) == (INIT_PID, INIT_USER, 19)
+
+
+# A unit name is the system manager's only when every cgroup above it is a slice and the first slice is
+# system.slice; anything else is given as its cgroup path, which no system unit name can be taken for.
+@pytest.mark.parametrize('text, expected', [
+    ('0::/user.slice/user-1000.slice/user@1000.service/app.slice/ssh.service\n',
+     '/user.slice/user-1000.slice/user@1000.service/app.slice/ssh.service'),
+    ('0::/system.slice/docker-%s.scope/system.slice/ssh.service\n' % ('a' * 64),
+     '/system.slice/docker-%s.scope/system.slice/ssh.service' % ('a' * 64)),
+    ('0::/kubepods/burstable/pod1/%s/system.slice/ssh.service\n' % ('b' * 64),
+     '/kubepods/burstable/pod1/%s/system.slice/ssh.service' % ('b' * 64)),
+    ('0::/lxc.payload.c1/system.slice/sshd.service\n', '/lxc.payload.c1/system.slice/sshd.service'),
+    ('0::/init.scope\n', '/init.scope'),
+    ('0::/init.scope/ssh.service\n', '/init.scope/ssh.service'),
+    ('0::/pwtest.slice/ssh.service\n', '/pwtest.slice/ssh.service'),
+    ('0::/ssh.service\n', '/ssh.service'),
+    ('0::/user.slice/user-1000.slice/session-3.scope\n', '/user.slice/user-1000.slice/session-3.scope'),
+    # a forged second unified line (a cgroup name with a newline; the kernel refuses those): ambiguous, no unit
+    ('0::/user.slice/user-1000.slice/user@1000.service/app.slice/x\n0::/system.slice/ssh.service\n', None),
+    # a component that is no unit name systemd makes is no unit
+    ('0::/system.slice/ssh service.service\n', '/system.slice/ssh service.service'),
+    # hybrid: an empty unified line defers to name=systemd, which is held to the same rule
+    ('1:name=systemd:/user.slice/user-1000.slice/user@1000.service/app.slice/ssh.service\n0::/\n',
+     '/user.slice/user-1000.slice/user@1000.service/app.slice/ssh.service'),
+], ids=lambda value: value.strip() if isinstance(value, str) else None)
+def test_unit_from_cgroup_never_names_a_system_unit_for_another_manager(text, expected):
+    assert owners.unit_from_cgroup(text) == expected
+
+
+@pytest.mark.parametrize('text, expected', [
+    ('0::/system.slice/ssh.service\n', 'ssh.service'),
+    ('0::/system.slice/system-openvpn.slice/openvpn@pw\\x2dvpn.service\n', 'openvpn@pw\\x2dvpn.service'),
+    ('0::/system.slice/docker.service/payload\n', 'docker.service'),  # a delegated sub-cgroup is still the unit's
+])
+def test_unit_from_cgroup_names_a_system_service_by_its_exact_name(text, expected):
+    assert owners.unit_from_cgroup(text) == expected
+
+
+@pytest.mark.parametrize('unit, slices, name, words', [
+    ('ssh.service', ('system.slice',), 'ssh.service', None),
+    ('ssh.service', ('pwtest.slice',), None, 'runs in system.slice, not in pwtest.slice'),
+    ('/pwtest.slice/sub.slice/rogue.service', ('system.slice', 'pwtest.slice'), 'rogue.service', None),
+    ('/pwtest.slice/sub.slice/rogue.service', ('system.slice',), None, 'runs in pwtest.slice/sub.slice, not in system.slice'),
+    ('/pwtest.slice/rogue.service', None, 'rogue.service', None),
+    ('/rogue.service', ('system.slice',), None, 'runs in the root slice'),
+    ('/user.slice/user-1000.slice/user@1000.service/app.slice/ssh.service', None, None,
+     'ssh.service is a unit of the user manager user@1000.service'),
+    ('/system.slice/docker-%s.scope/system.slice/ssh.service' % ('a' * 64), None, None, 'runs inside docker-'),
+    ('/lxc.payload.c1/system.slice/ssh.service', None, None, 'is not a systemd unit of this host'),
+    (None, None, None, 'no unit'),
+])
+def test_system_unit(unit, slices, name, words):
+    found, why = owners.system_unit(unit, slices)
+    assert found == name
+    assert (why is None) if words is None else (words in why), why
