@@ -806,3 +806,73 @@ def test_prometheus_of_report_mode_has_no_remediation(report):
 
 
 SEVERITIES_ORDER = ('critical', 'high', 'medium', 'low', 'info')
+
+
+# ----------------------------------------------------------------------- hostile text in every format
+#
+# A process name, an exe path, a message, a reason or a policy name may carry what a terminal, a
+# browser or GitHub acts on: every format shows it escaped (\x1b, \u202e) and still readable.
+
+HOSTILE_CATEGORIES = ('Cc', 'Cf', 'Cs', 'Zl', 'Zp')
+HOSTILE_NAME = 'x\x1b[2J\u202eevil\u200b'
+HOSTILE_EXE = '/tmp/\x1b]8;;https://x\x07/\udcffpython'
+
+
+def hostile_report():
+    found = finding('iana-unassigned-closed', 'low', 856, processes=[proc(HOSTILE_NAME, 66, exe=HOSTILE_EXE)],
+                    message='tcp 0.0.0.0:856 is listening (%s[66] as root)\nforged line' % HOSTILE_NAME)
+    hosts = [host_entry('h\x1b[31m-01', audit('drift', [found], reasons=['partial: /proc/\x9b2J unreadable'],
+                                               warnings=['warn \u2028 sep']))]
+    policy = dict(POLICY, name='base\u202eline', sha256='\x1b' + POLICY_SHA[1:])
+    return fleet_report(hosts=hosts, policy=policy)
+
+
+def hostile_chars(text, allowed='\n'):
+    import unicodedata
+
+    return sorted(set(char for char in text if char not in allowed and unicodedata.category(char) in HOSTILE_CATEGORIES))
+
+
+@pytest.mark.xfail(strict=True, reason='host text reaches the output raw (printable() not there yet)')
+@pytest.mark.parametrize('name', ['junit', 'markdown', 'html', 'prometheus'])
+def test_no_format_carries_a_control_or_invisible_character(name):
+    text = rf.RENDERERS[name](hostile_report())
+    assert hostile_chars(text) == []
+    text.encode('utf-8')
+
+
+@pytest.mark.xfail(strict=True, reason='host text reaches the output raw (printable() not there yet)')
+def test_junit_shows_control_characters_recognisably():
+    _root, cases = junit_cases(hostile_report())
+    case = cases[('h\\x1b[31m-01', 'iana-unassigned-closed')]
+    assert case.find('failure').text == ('[low] tcp 0.0.0.0:856 is listening (x\\x1b[2J\\u202eevil\\u200b[66] as root)'
+                                         '\\nforged line')
+    assert cases[('h\\x1b[31m-01', 'verdict')].find('error').get('message') == 'partial: /proc/\\x9b2J unreadable'
+
+
+@pytest.mark.xfail(strict=True, reason='host text reaches the output raw (printable() not there yet)')
+def test_html_shows_control_characters_recognisably_in_text_and_attributes():
+    page = rf.render_html(hostile_report())
+    assert 'x\\x1b[2J\\u202eevil\\u200b[66] as root /tmp/\\x1b]8;;https://x\\x07/\\xffpython' in page
+    assert 'title="\\x1b' in page  # the policy sha256 in an attribute
+    assert 'base\\u202eline' in page
+
+
+@pytest.mark.parametrize('value, shown', [
+    ('@ops please', '@<!-- -->ops please'),
+    ('mail ops@example.com', 'mail ops@<!-- -->example.com'),
+    ('see #123 and GH-7', 'see #<!-- -->123 and GH-<!-- -->7'),
+    ('go https://evil.example/x or http://e', 'go https<!-- -->://evil.example/x or http<!-- -->://e'),
+    ('www.evil.example', 'www<!-- -->.evil.example'),
+    ('ESC\x1b[2J', 'ESC\\\\x1b\\[2J'),
+    ('bidi\u202e', 'bidi\\\\u202e'),
+])
+@pytest.mark.xfail(strict=True, reason='host text reaches the output raw (printable() not there yet)')
+def test_markdown_neutralises_what_github_acts_on(value, shown):
+    assert rf.markdown_escape(value) == shown
+
+
+@pytest.mark.xfail(strict=True, reason='host text reaches the output raw (printable() not there yet)')
+def test_prometheus_label_values_escape_controls():
+    text = rf.render_prometheus(hostile_report())
+    assert 'portwarden_host_compliant{host="h\\\\x1b[31m-01"} 0\n' in text
