@@ -10,8 +10,6 @@ import subprocess
 import sys
 import unicodedata
 
-import pytest
-
 from tests.helpers.gather import CLI_MODULE
 
 OSC_TITLE = '\x1b]0;pwned\x07'
@@ -29,7 +27,6 @@ def hostile_chars(data):
                       and unicodedata.category(char) in ('Cc', 'Cf', 'Cs', 'Zl', 'Zp')))
 
 
-@pytest.mark.xfail(strict=True, reason='host text reaches the output raw (printable() not there yet)')
 def test_lint_of_a_valid_policy_escapes_its_name_and_path(tmp_path):
     name = 'policy%s\u202e.yml' % CLEAR
     (tmp_path / name).write_text('policy_version: 1\nname: "base\\e[2Jline\\nforged: valid"\nrules: []\n')
@@ -52,7 +49,6 @@ def test_lint_errors_escape_what_the_policy_holds(tmp_path):
     assert out.startswith('bad.yml: ') and '\\x1b[2J\\u200b' in out, out
 
 
-@pytest.mark.xfail(strict=True, reason='host text reaches the output raw (printable() not there yet)')
 def test_registry_update_escapes_the_path_it_cannot_read(tmp_path):
     proc = portwarden('registry', 'update', '--from', str(tmp_path / ('missing%s.xml' % OSC_TITLE)), '--check')
     assert proc.returncode == 2, proc.stdout + proc.stderr

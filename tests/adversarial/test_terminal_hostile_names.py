@@ -79,7 +79,6 @@ def gathered(hostile):
     return result
 
 
-@pytest.mark.xfail(strict=True, reason='host text reaches the output raw (printable() not there yet)')
 def test_the_gather_table_shows_hostile_names_escaped(hostile, gathered):
     namespace, pids, _python = hostile
     proc = gather(namespace)

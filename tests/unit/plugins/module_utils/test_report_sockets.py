@@ -88,17 +88,14 @@ HOSTILE_CATEGORIES = ('Cc', 'Cf', 'Cs', 'Zl', 'Zp')
     (42, '42'),
     (None, 'None'),
 ])
-@pytest.mark.xfail(strict=True, reason='host text reaches the output raw (printable() not there yet)')
 def test_printable(value, shown):
     assert report.printable(value) == shown
 
 
-@pytest.mark.xfail(strict=True, reason='host text reaches the output raw (printable() not there yet)')
 def test_printable_keeps_newlines_when_asked():
     assert report.printable('one\ntwo\x1b', newlines=True) == 'one\ntwo\\x1b'
 
 
-@pytest.mark.xfail(strict=True, reason='host text reaches the output raw (printable() not there yet)')
 def test_printable_covers_every_control_and_format_character_of_this_python():
     import sys
     import unicodedata
@@ -108,7 +105,6 @@ def test_printable_covers_every_control_and_format_character_of_this_python():
     assert missed == []
 
 
-@pytest.mark.xfail(strict=True, reason='host text reaches the output raw (printable() not there yet)')
 @given(st.text(alphabet=st.characters(codec=None), max_size=40))
 def test_printable_leaves_no_hostile_character_and_is_idempotent(text):
     import unicodedata
@@ -119,7 +115,6 @@ def test_printable_leaves_no_hostile_character_and_is_idempotent(text):
     shown.encode('utf-8')  # whatever a path held, the text can be written
 
 
-@pytest.mark.xfail(strict=True, reason='host text reaches the output raw (printable() not there yet)')
 def test_table_escapes_every_text_from_the_host():
     hostile = {'inode': 4026532001, 'host': False, 'pid': 20,
                'container': {'kind': 'docker', 'id': 'ab' * 32, 'pod_uid': None, 'name': 'web\x1b[8m'}}
@@ -129,7 +124,7 @@ def test_table_escapes_every_text_from_the_host():
         'coverage': dict(RESULT['coverage'], errors=['/proc/9/fd/\x1b[2J: gone'], notes=['note\r\x1b[A']),
     }
     lines = report.render_socket_table(result)
-    assert len(lines) == 5
+    assert len(lines) == 6
     assert lines[1].split() == ['tcp', '[::]:858', 'docker:web\\x1b[8m', 'no', 'no', 'us\\x1ber', 'u\\x07.service',
                                 'a\\nb\\u202e[10]']
-    assert lines[3:] == ['error: /proc/9/fd/\\x1b[2J: gone', 'note: note\\r\\x1b[A']
+    assert lines[4:] == ['error: /proc/9/fd/\\x1b[2J: gone', 'note: note\\r\\x1b[A']
