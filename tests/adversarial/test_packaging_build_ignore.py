@@ -58,7 +58,6 @@ def copy_checkout(target):
         shutil.copy2(source, os.path.join(target, name), follow_symlinks=False)
 
 
-@pytest.mark.xfail(strict=True, reason='build_ignore misses the reports of run.sh, .hypothesis and the outputs of other tools')
 def test_a_build_after_the_main_job_and_the_tests_ships_only_the_collection(tmp_path):
     checkout = tmp_path / 'checkout'
     copy_checkout(str(checkout))
