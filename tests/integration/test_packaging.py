@@ -80,3 +80,19 @@ def test_galaxy_build_and_install(tmp_path):
     adhoc = run([os.path.join(ansible_bin, 'ansible'), 'localhost', '-m', FQCN, '-a', 'protocols=tcp',
                  '-e', 'ansible_python_interpreter=%s' % sys.executable, '-o'], env)
     assert 'SUCCESS' in adhoc.stdout and '"udp"' not in adhoc.stdout
+
+
+@pytest.mark.xfail(strict=True, reason='portwarden has no --version')
+def test_version_of_an_installed_tarball_comes_from_its_manifest(tmp_path):
+    """A tarball has MANIFEST.json and no galaxy.yml: ``portwarden --version`` reads the manifest."""
+    env = clean_env(tmp_path)
+    ansible_bin = os.path.dirname(sys.executable)
+    run([os.path.join(ansible_bin, 'ansible-galaxy'), 'collection', 'build', REPO, '--output-path', str(tmp_path)], env)
+    collections = tmp_path / 'collections'
+    run([os.path.join(ansible_bin, 'ansible-galaxy'), 'collection', 'install', str(tmp_path / 'portwarden-compliance-0.1.0.tar.gz'),
+         '-p', str(collections)], env)
+    installed = collections / 'ansible_collections' / 'portwarden' / 'compliance'
+    assert (installed / 'MANIFEST.json').is_file() and not (installed / 'galaxy.yml').exists()
+    version = run([sys.executable, '-m', 'ansible_collections.portwarden.compliance.plugins.plugin_utils.cli', '--version'],
+                  clean_env(tmp_path, PYTHONPATH=str(collections)))
+    assert version.stdout == 'portwarden 0.1.0\n'
