@@ -11,6 +11,7 @@
 - ``portwarden registry update --from FILE.xml [--check]``: regenerate the IANA registry data.
 - ``portwarden registry info``: the registry data in use.
 - ``portwarden gate REPORT.json``: gate a pipeline on a saved fleet report (exit 0, 1 drift, 2 unknown/unusable).
+- ``portwarden --version``: the collection's version (MANIFEST.json of an installed tarball, else galaxy.yml).
 
 Commands import what they need when they run, so ``gather`` stays quick.
 
@@ -186,8 +187,30 @@ def command_gate(args):
     return code
 
 
+def _version_text():
+    from ansible_collections.portwarden.compliance.plugins.plugin_utils.collection_version import COLLECTION_ROOT, collection_version
+
+    version = collection_version()
+    if version is None:
+        return 'portwarden (version unknown: neither MANIFEST.json nor galaxy.yml in %s names one)' % printable(COLLECTION_ROOT)
+    return 'portwarden %s' % printable(version)
+
+
+class _VersionAction(argparse.Action):
+    """``--version``, reading the version only when asked (``gather`` stays quick)."""
+
+    def __init__(self, option_strings, **kwargs):
+        kwargs.update(dest=argparse.SUPPRESS, default=argparse.SUPPRESS, nargs=0)
+        super(_VersionAction, self).__init__(option_strings, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        sys.stdout.write(_version_text() + '\n')
+        parser.exit()
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog='portwarden', description='Listening-port compliance for fleets.')
+    parser.add_argument('--version', action=_VersionAction, help="print the collection's version and exit")
     commands = parser.add_subparsers(dest='command', metavar='COMMAND')
     commands.required = True
     gather = commands.add_parser('gather', help="print this host's listening sockets",

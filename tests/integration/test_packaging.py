@@ -58,6 +58,7 @@ def test_pip_install_puts_the_collection_where_ansible_finds_it(tmp_path):
                               capture_output=True, text=True, check=False)
     assert gathered.returncode in (0, 1), gathered.stderr
     assert 'coverage' in json.loads(gathered.stdout)
+    assert run([str(bin_dir / 'portwarden'), '--version'], env).stdout == 'portwarden 0.1.0\n'  # galaxy.yml in the wheel
 
 
 def test_galaxy_build_and_install(tmp_path):
@@ -82,7 +83,6 @@ def test_galaxy_build_and_install(tmp_path):
     assert 'SUCCESS' in adhoc.stdout and '"udp"' not in adhoc.stdout
 
 
-@pytest.mark.xfail(strict=True, reason='portwarden has no --version')
 def test_version_of_an_installed_tarball_comes_from_its_manifest(tmp_path):
     """A tarball has MANIFEST.json and no galaxy.yml: ``portwarden --version`` reads the manifest."""
     env = clean_env(tmp_path)

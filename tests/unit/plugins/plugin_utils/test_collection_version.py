@@ -15,7 +15,6 @@ def galaxy_version():
         return next(line.split(':', 1)[1].strip() for line in handle if line.startswith('version:'))
 
 
-@pytest.mark.xfail(strict=True, reason="no shared collection_version yet")
 def test_version_of_this_checkout_comes_from_galaxy_yml():
     from ansible_collections.portwarden.compliance.plugins.plugin_utils.collection_version import collection_version
 
@@ -31,7 +30,6 @@ def test_version_of_this_checkout_comes_from_galaxy_yml():
     ({'galaxy.yml': 'name: compliance\n'}, None),
     ({}, None),
 ])
-@pytest.mark.xfail(strict=True, reason="no shared collection_version yet")
 def test_version_of_a_collection_root(tmp_path, files, version):
     from ansible_collections.portwarden.compliance.plugins.plugin_utils.collection_version import collection_version
 
@@ -40,7 +38,6 @@ def test_version_of_a_collection_root(tmp_path, files, version):
     assert collection_version(str(tmp_path)) == version
 
 
-@pytest.mark.xfail(strict=True, reason="portwarden has no --version")
 def test_portwarden_version(capsys):
     with pytest.raises(SystemExit) as exited:
         cli.main(['--version'])
