@@ -9,14 +9,13 @@ build, ansible-test) are laid where those tools write them. Then the real build,
 """
 
 import os
-import shutil
 import subprocess
 import sys
 import tarfile
 
 import pytest
 
-from tests.conftest import REPO
+from tests.helpers.checkout import copy_checkout, user_env
 
 pytestmark = pytest.mark.slow
 
@@ -32,36 +31,16 @@ OTHER_TOOLS = ('mutants/plugins/module_utils/report_sockets.py', '.mutmut-cache'
                'tests/.hypothesis/examples/x')
 
 
-def clean_env(home):
-    """The environment of a person at a shell in the checkout: no test-run collection path, a fresh HOME."""
-    env = dict((key, value) for key, value in os.environ.items()
-               if not key.startswith(('ANSIBLE_', 'PYTEST_')) and key not in ('PYTHONPATH', 'VIRTUAL_ENV'))
-    env['HOME'] = str(home)
-    os.makedirs(env['HOME'], exist_ok=True)
-    return env
-
-
 def run(argv, cwd, env, ok=(0,)):
     proc = subprocess.run(argv, cwd=str(cwd), env=env, capture_output=True, text=True, check=False, timeout=900)
     assert proc.returncode in ok, '%s failed (%d):\n%s\n%s' % (argv, proc.returncode, proc.stdout[-3000:], proc.stderr[-3000:])
     return proc
 
 
-def copy_checkout(target):
-    listed = subprocess.run(['git', 'ls-files', '-z', '--cached', '--others', '--exclude-standard'], cwd=REPO,
-                            capture_output=True, check=True).stdout
-    for name in filter(None, listed.decode('utf-8', 'surrogateescape').split('\0')):
-        source = os.path.join(REPO, name)
-        if not os.path.lexists(source) or name.startswith('.venv'):  # deleted in the work tree; the shared venv links
-            continue
-        os.makedirs(os.path.dirname(os.path.join(target, name)), exist_ok=True)
-        shutil.copy2(source, os.path.join(target, name), follow_symlinks=False)
-
-
 def test_a_build_after_the_main_job_and_the_tests_ships_only_the_collection(tmp_path):
     checkout = tmp_path / 'checkout'
     copy_checkout(str(checkout))
-    env = clean_env(tmp_path / 'home')
+    env = user_env(tmp_path / 'home')
     # The main job, twice: the second run keeps the first report in history/.
     run(['bash', 'scripts/run.sh'], checkout, env, ok=(0, 1, 2))
     run(['bash', 'scripts/run.sh'], checkout, env, ok=(0, 1, 2))
