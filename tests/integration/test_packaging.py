@@ -100,7 +100,6 @@ def test_version_of_an_installed_tarball_comes_from_its_manifest(tmp_path):
 
 @pytest.mark.netns
 @pytest.mark.skipif(os.geteuid() != 0, reason='needs root (network namespaces)')
-@pytest.mark.xfail(strict=True, reason='run.sh prints no socket table (the README says it does)')
 def test_the_main_job_shows_what_listens_and_fails_on_drift(tmp_path):
     """``scripts/run.sh`` from a fresh checkout, on a machine where a rogue process holds TCP 856: it prints
     this machine's socket table (naming the process), then the audit, which fails the gate."""
