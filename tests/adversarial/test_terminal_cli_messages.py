@@ -10,6 +10,8 @@ import subprocess
 import sys
 import unicodedata
 
+import pytest
+
 from tests.helpers.gather import CLI_MODULE
 
 OSC_TITLE = '\x1b]0;pwned\x07'
@@ -54,3 +56,33 @@ def test_registry_update_escapes_the_path_it_cannot_read(tmp_path):
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert hostile_chars(proc.stdout + proc.stderr) == []
     assert b'missing\\x1b]0;pwned\\x07.xml' in proc.stderr
+
+
+def hostile_report(tmp_path):
+    """A saved fleet report whose host was unreachable with a hostile message (an SSH banner, a DNS answer)."""
+    from ansible_collections.portwarden.compliance.plugins.module_utils import registry
+    from ansible_collections.portwarden.compliance.plugins.module_utils.report_build import build_report, host_entry
+    from ansible_collections.portwarden.compliance.plugins.module_utils.report_formats import render_json
+
+    reason = 'unreachable: banner %s\u202e\nportwarden gate: PASS (forged)' % OSC_TITLE
+    report = build_report([host_entry('web-01', None, reason)], {'name': 'p', 'sha256': '0' * 64, 'rules': []},
+                          registry.registry_info(), tool_version='0.1.0')
+    path = tmp_path / 'portwarden-report.json'
+    path.write_text(render_json(report))
+    return path
+
+
+def test_gate_output_carries_no_control_character(tmp_path):
+    proc = portwarden('gate', str(hostile_report(tmp_path)))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert hostile_chars(proc.stdout + proc.stderr) == []  # every CLI stream escapes what a field missed
+    assert b'banner \\x1b]0;pwned\\x07\\u202e' in proc.stdout
+
+
+@pytest.mark.xfail(strict=True, reason="the gate's lines (report_build.gate_report, cli.command_gate: the report engineer's) "
+                                       'print reasons raw: a line feed in one forges a line; each field needs printable()')
+def test_gate_output_cannot_be_forged_by_a_line_feed_in_a_reason(tmp_path):
+    proc = portwarden('gate', str(hostile_report(tmp_path)))
+    assert proc.returncode == 2
+    assert [line for line in proc.stdout.decode('utf-8').splitlines() if line.startswith('portwarden gate:')] == [
+        proc.stdout.decode('utf-8').splitlines()[0]]
