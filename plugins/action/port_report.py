@@ -139,4 +139,3 @@ class ActionModule(ActionBase):
         else:
             result['msg'] = '%s. Reports: %s' % (lines[0], where)
         return result
-

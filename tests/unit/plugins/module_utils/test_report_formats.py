@@ -823,8 +823,8 @@ HOSTILE_EXE = '/tmp/\x1b]8;;https://x\x07/\udcffpython'
 def hostile_report():
     found = finding('iana-unassigned-closed', 'low', 856, processes=[proc(HOSTILE_NAME, 66, exe=HOSTILE_EXE)],
                     message='tcp 0.0.0.0:856 is listening (%s[66] as root)\nforged line' % HOSTILE_NAME)
-    hosts = [host_entry('h\x1b[31m-01', audit('drift', [found], reasons=['partial: /proc/\x9b2J unreadable'],
-                                               warnings=['warn \u2028 sep']))]
+    hostile = audit('drift', [found], reasons=['partial: /proc/\x9b2J unreadable'], warnings=['warn \u2028 sep'])
+    hosts = [host_entry('h\x1b[31m-01', hostile)]
     policy = dict(POLICY, name='base\u202eline', sha256='\x1b' + POLICY_SHA[1:])
     return fleet_report(hosts=hosts, policy=policy)
 
