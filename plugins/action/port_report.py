@@ -23,6 +23,7 @@ from ansible_collections.portwarden.compliance.plugins.module_utils.report_build
     host_entry,
 )
 from ansible_collections.portwarden.compliance.plugins.module_utils.report_formats import FILE_NAMES, RENDERERS
+from ansible_collections.portwarden.compliance.plugins.plugin_utils.collection_version import collection_version
 
 ARGUMENT_SPEC = {
     'report_dir': {'type': 'path', 'required': True},
@@ -95,7 +96,7 @@ class ActionModule(ActionBase):
         json_path = os.path.join(report_dir, FILE_NAMES['json'])
         previous, warning = _read_previous(json_path)
         report = build_report([_host_from_result(host, results[host]) for host in hosts], policy_info,
-                              registry.registry_info(), previous=previous, tool_version=_collection_version())
+                              registry.registry_info(), previous=previous, tool_version=collection_version())
         if warning:
             result.setdefault('warnings', []).append(warning)
 
@@ -138,20 +139,3 @@ class ActionModule(ActionBase):
         else:
             result['msg'] = '%s. Reports: %s' % (lines[0], where)
         return result
-
-
-def _collection_version():
-    root = os.path.join(os.path.dirname(__file__), '..', '..')
-    try:
-        with open(os.path.join(root, 'MANIFEST.json')) as handle:
-            return json.load(handle)['collection_info']['version']
-    except (OSError, ValueError, KeyError):
-        pass
-    try:
-        with open(os.path.join(root, 'galaxy.yml')) as handle:
-            for line in handle:
-                if line.startswith('version:'):
-                    return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
-    return None

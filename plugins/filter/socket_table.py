@@ -13,6 +13,9 @@ author: portwarden contributors (@portwarden)
 description:
   - Turns the result of M(portwarden.compliance.listening_sockets_info) into aligned text lines, one per
     socket, followed by the gather coverage, so a person can read it in a debug message.
+  - Text from the host (process, user, unit and container names, coverage errors) is shown with its control and
+    invisible characters (escape sequences, line feeds, bidi overrides, zero-width characters, bytes that are not
+    UTF-8) written as escapes such as C(\x1b), so a process cannot drive the terminal or forge a line.
 options:
   _input:
     description: A registered M(portwarden.compliance.listening_sockets_info) result (with C(sockets) and C(coverage)).

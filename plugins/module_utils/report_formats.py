@@ -14,7 +14,9 @@ Pure standard library. Each renderer takes the report dict and returns text:
 - ``prometheus``: the text exposition format, for node_exporter's textfile collector.
 
 Everything taken from the report (host names, process names, messages) is data, never markup:
-each format escapes it its own way.
+each format escapes it its own way, after ``report_sockets.printable`` has written its control and
+invisible characters as escapes (``\\x1b``, ``\\u202e``): no report carries a character a terminal, a
+browser or a CI view would act on or hide, and each stays valid UTF-8 (and valid XML 1.0).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from json.encoder import INFINITY as _INFINITY
 from json.encoder import encode_basestring_ascii as _json_string
 
 from ansible_collections.portwarden.compliance.plugins.module_utils.policy_schema import DEFAULT_RULE_ID, SEVERITIES
-from ansible_collections.portwarden.compliance.plugins.module_utils.report_sockets import HOST_WHERE
+from ansible_collections.portwarden.compliance.plugins.module_utils.report_sockets import HOST_WHERE, printable
 
 SEVERITIES_WORST_FIRST = tuple(reversed(SEVERITIES))
 _RANK = dict((severity, rank) for rank, severity in enumerate(SEVERITIES))
@@ -137,7 +139,8 @@ def _waiver_text(finding):
 
 
 def _short(text, limit=_DETAIL_CHARS):
-    text = ' '.join(str(text).split())
+    # printable first: a line feed or a separator in the text is shown as its escape, not dropped.
+    text = ' '.join(printable(text).split())
     return text if len(text) <= limit else text[:limit - 1] + '\u2026'
 
 
@@ -358,13 +361,15 @@ def render_json(report):
 
 # --------------------------------------------------------------------------------------------- JUnit
 
-# XML 1.0 cannot carry these at all, not even as character references: a process name may hold them.
-_XML_INVALID = re.compile('[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]')
-
-
 def _xml(value):
-    text = value if isinstance(value, str) else str(value)
-    return _XML_INVALID.sub('\ufffd', text)
+    # XML 1.0 cannot carry most controls at all, not even as character references: a process name may
+    # hold them, and printable writes them (and every other control or invisible character) as escapes.
+    return printable(value)
+
+
+def _xml_lines(lines):
+    """Lines of a text element, each escaped on its own: a line feed inside one cannot forge another."""
+    return '\n'.join(printable(line) for line in lines)
 
 
 def _rule_ids(report):
@@ -460,27 +465,27 @@ def render_junit(report):
             drift, unknown, waived, remediated = found
             if drift:
                 _junit_child(case, 'failure', {'type': 'drift', 'message': _xml(_junit_failure_message(drift))},
-                             _xml('\n'.join('[%s] %s%s' % (f['severity'], f['message'], _remediation_suffix(f)) for f in drift)))
+                             _xml_lines('[%s] %s%s' % (f['severity'], f['message'], _remediation_suffix(f)) for f in drift))
                 failures += 1
             elif unknown:
                 _junit_child(case, 'error', {'type': 'unknown', 'message': '%d finding%s could not be judged' % (
                     len(unknown), '' if len(unknown) == 1 else 's')},
-                    _xml('\n'.join(f['message'] + _remediation_suffix(f) for f in unknown)))
+                    _xml_lines(f['message'] + _remediation_suffix(f) for f in unknown))
                 errors += 1
             if waived or remediated:
-                _junit_child(case, 'system-out', {}, _xml('\n'.join(
+                _junit_child(case, 'system-out', {}, _xml_lines(
                     ['waived: %s (%s)' % (f['message'], _waiver_text(f)) for f in waived]
-                    + [_remediated_text(f) for f in remediated])))
+                    + [_remediated_text(f) for f in remediated]))
         if _no_verdict(entry):
             reasons = entry['reasons'] or ['no verdict']
             _junit_child(_junit_case(suite, host, 'verdict'), 'error',
-                         {'type': 'unknown', 'message': _xml(_short(reasons[0], 300))}, _xml('\n'.join(reasons)))
+                         {'type': 'unknown', 'message': _xml(_short(reasons[0], 300))}, _xml_lines(reasons))
             tests += 1
             errors += 1
         remediation = entry.get('remediation')
         if remediation and (remediation.get('actions') or remediation.get('skipped')):
             out = ET.SubElement(suite, 'system-out')
-            out.text = _xml('\n'.join(_junit_remediation_lines(remediation)))
+            out.text = _xml_lines(_junit_remediation_lines(remediation))
             out.tail = '\n    '
         if len(suite):
             suite[-1].tail = '\n  '
@@ -506,10 +511,24 @@ _MARKDOWN_ESCAPES = str.maketrans({
 })
 
 
+# What GitHub turns into a notification or a link in a comment's text: @mentions (and e-mail
+# addresses), issue references (#123, GH-123) and bare URLs (scheme://, www., mailto:, xmpp:). An empty
+# HTML comment after the trigger splits the text GitHub scans, and renders as nothing: the reader still
+# sees "@ops", "#123" and the URL, as plain text.
+_GITHUB_TRIGGERS = re.compile(r'(@(?=[A-Za-z0-9])|#(?=[0-9])|\bGH-(?=[0-9]))|(?<=[A-Za-z0-9+.-])(?=://)|\bwww(?=\.)'
+                              r'|\b(?:mailto|xmpp)(?=:)', re.IGNORECASE)
+_NOTHING = '<!-- -->'
+
+
+def _neutralise(match):
+    return (match.group(1) or match.group(0)) + _NOTHING
+
+
 def markdown_escape(value):
-    """Data as literal text in a Markdown table cell: no markup, links, HTML or cell breaks."""
-    text = value if isinstance(value, str) else str(value)
-    return text.translate(_MARKDOWN_ESCAPES)
+    """Data as literal text in a Markdown table cell or a pull-request comment: no markup, links, HTML,
+    cell breaks, control or invisible characters (``printable``), mentions, issue references or bare URLs."""
+    text = printable(value).translate(_MARKDOWN_ESCAPES)
+    return _GITHUB_TRIGGERS.sub(_neutralise, text)
 
 
 def _md_row(cells):
@@ -725,14 +744,15 @@ _REMEDIATION_BADGES = {
 
 
 def _e(value):
-    return html.escape(value if isinstance(value, str) else str(value), quote=True)
+    """Data as HTML text or an attribute value (quotes escaped), its control and invisible characters as escapes."""
+    return html.escape(printable(value), quote=True)
 
 
 class _Escaped(dict):
     """html.escape of the values that repeat (rules, severities, services): each escaped once per page."""
 
     def __missing__(self, value):
-        text = self[value] = html.escape(value, quote=True)
+        text = self[value] = _e(value)
         return text
 
 
@@ -786,7 +806,7 @@ def _html_findings(entry, limit, escaped):
     rows = ['<table><thead><tr><th>Rule</th><th>Severity</th><th>Status</th><th>Socket</th><th>Service</th>'
             '<th>Processes</th><th>Message</th><th>Waiver</th>%s</tr></thead><tbody>' % (
                 '<th>Remediation</th>' if noted else '')]
-    escape = html.escape
+    escape = _e
     for finding in entry['findings'][:limit]:
         severity = escaped[str(finding['severity'])]
         status = escaped[str(finding['status'])]
@@ -795,11 +815,11 @@ def _html_findings(entry, limit, escaped):
             '<tr><td>%s</td><td><span class="sev %s">%s</span></td><td><span class="badge %s">%s</span></td>'
             '<td class="sock">%s</td><td>%s</td><td class="procs">%s</td><td class="msg">%s</td><td>%s</td>%s</tr>' % (
                 escaped[str(finding['rule'])], severity, severity, status, status,
-                escape(_socket_text(finding), quote=True), escaped[str(finding.get('service') or '\u2013')],
-                '<br>'.join([escape(_process_text(proc), quote=True) for proc in processes])
+                escape(_socket_text(finding)), escaped[str(finding.get('service') or '\u2013')],
+                '<br>'.join([escape(_process_text(proc)) for proc in processes])
                 if processes else '<span class="muted">none known</span>',
-                escape(str(finding.get('message') or ''), quote=True),
-                escape(_waiver_text(finding), quote=True) if finding.get('waiver') or finding.get('waiver_expired') else '',
+                escape(str(finding.get('message') or '')),
+                escape(_waiver_text(finding)) if finding.get('waiver') or finding.get('waiver_expired') else '',
                 '<td class="rem">%s</td>' % _html_remediation_note(finding.get('remediation'), escaped) if noted else ''))
     rows.append('</tbody></table>')
     if len(entry['findings']) > limit:
@@ -969,7 +989,9 @@ _METRICS = (
 
 
 def _label(value):
-    return (value if isinstance(value, str) else str(value)).translate(_LABEL_ESCAPES)
+    # The exposition format escapes backslash, double quote and line feed; any other control character
+    # would reach a dashboard or an alert as it is, so printable writes it (and a line feed) as an escape.
+    return printable(value).translate(_LABEL_ESCAPES)
 
 
 @_without_gc

@@ -7,7 +7,56 @@
 
 from __future__ import annotations
 
+import re
+
 HOST_WHERE = 'host'
+
+# What a terminal, a browser or a renderer acts on or hides, in text a host gave us (process names, exe
+# paths, unit and container names): C0 and C1 controls and DEL, the soft hyphen, bidi embeddings,
+# overrides, isolates and marks, zero-width and other format characters (Unicode category Cf, as of
+# Unicode 16), line and paragraph separators, invisible fillers, and surrogates (bytes of a path that
+# are not UTF-8, as os.fsdecode keeps them).
+_UNPRINTABLE_CLASS = (
+    '\x00-\x1f\x7f-\x9f\xad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f\u2028-\u202e'
+    '\u2060-\u206f\u3164\ud800-\udfff\ufeff\uffa0\ufff9-\ufffb\ufffe\uffff'
+    '\u0600-\u0605\u06dd\u070f\u0890\u0891\u08e2'
+    '\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a'
+    '\U000e0001\U000e0020-\U000e007f')
+_UNPRINTABLE = re.compile('[%s]' % _UNPRINTABLE_CLASS)
+_UNPRINTABLE_BUT_NEWLINE = re.compile('[%s]' % _UNPRINTABLE_CLASS.replace('\x00-\x1f', '\x00-\x09\x0b-\x1f'))
+_SHORT_ESCAPES = {'\n': '\\n', '\r': '\\r', '\t': '\\t'}
+
+
+def _escape(match):
+    char = match.group()
+    code = ord(char)
+    if char in _SHORT_ESCAPES:
+        return _SHORT_ESCAPES[char]
+    if 0xdc80 <= code <= 0xdcff:  # a byte that was not UTF-8: show the byte
+        return '\\x%02x' % (code - 0xdc00)
+    if code <= 0xff:
+        return '\\x%02x' % code
+    if code <= 0xffff:
+        return '\\u%04x' % code
+    return '\\U%08x' % code
+
+
+def printable(value, newlines=False):
+    """``value`` as text safe to show a person: every control or invisible character of it (see
+    ``_UNPRINTABLE_CLASS``) written as a Python-style escape (``\\x1b``, ``\\n``, ``\\u202e``, ``\\xff`` for
+    a byte that was not UTF-8), everything else as it is. The result is printable ASCII plus the
+    printable Unicode the value held, always encodable as UTF-8, and ``printable(printable(x)) ==
+    printable(x)``, so layers may each apply it. With ``newlines``, line feeds are kept (for a block
+    of lines the caller joined itself).
+
+    Every output that shows text from a host (the socket table, CLI messages, the reports, messages
+    Ansible prints) passes it through this first.
+    """
+    text = value if isinstance(value, str) else str(value)
+    pattern = _UNPRINTABLE_BUT_NEWLINE if newlines else _UNPRINTABLE
+    if pattern.search(text) is None:
+        return text
+    return pattern.sub(_escape, text)
 
 
 def namespace_where(namespace):
@@ -45,11 +94,12 @@ def socket_label(entry, with_namespace=True):
 def _processes(processes):
     if not processes:
         return '-'
-    return ','.join('%s[%d]' % (proc['name'], proc['pid']) for proc in processes)
+    return ','.join('%s[%d]' % (printable(proc['name']), proc['pid']) for proc in processes)
 
 
 def render_socket_table(result):
-    """Render a gather result (``sockets`` and ``coverage``) as aligned lines, coverage last."""
+    """Render a gather result (``sockets`` and ``coverage``) as aligned lines, coverage last; text from the
+    host (process, user, unit and container names, errors) is shown through ``printable``."""
     sockets = result.get('sockets') or []
     # Gathered with namespaces: all, a WHERE column says which namespace each socket lives in.
     where = any('namespace' in entry for entry in sockets)
@@ -57,11 +107,11 @@ def render_socket_table(result):
     for entry in sockets:
         v6only = '-' if entry.get('v6only') is None else ('yes' if entry['v6only'] else 'no')
         processes = entry.get('processes') or []
-        users = sorted(set(str(proc.get('user') or proc.get('uid')) for proc in processes)) or ['-']
-        units = sorted(set(proc['unit'] for proc in processes if proc.get('unit'))) or ['-']
+        users = sorted(set(printable(proc.get('user') or proc.get('uid')) for proc in processes)) or ['-']
+        units = sorted(set(printable(proc['unit']) for proc in processes if proc.get('unit'))) or ['-']
         ephemeral = 'yes' if entry.get('ephemeral') else 'no'
         rows.append((entry['protocol'], socket_label(entry, with_namespace=False).split(' ', 1)[1])
-                    + ((namespace_where(entry.get('namespace')),) if where else ())
+                    + ((printable(namespace_where(entry.get('namespace'))),) if where else ())
                     + (v6only, ephemeral, ','.join(users), ','.join(units), _processes(processes)))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     lines = ['  '.join(cell.ljust(width) for cell, width in zip(row[:-1], widths)) + '  ' + row[-1] for row in rows]
@@ -70,6 +120,6 @@ def render_socket_table(result):
     lines.append('coverage: backend=%s privileged=%s complete=%s sockets=%s unowned=%d'
                  % (coverage.get('backend'), coverage.get('privileged'), coverage.get('complete'),
                     coverage.get('sockets'), len(coverage.get('unowned_sockets') or [])))
-    lines.extend('error: %s' % error for error in coverage.get('errors') or [])
-    lines.extend('note: %s' % note for note in coverage.get('notes') or [])
+    lines.extend('error: %s' % printable(error) for error in coverage.get('errors') or [])
+    lines.extend('note: %s' % printable(note) for note in coverage.get('notes') or [])
     return lines

@@ -11,8 +11,14 @@
 - ``portwarden registry update --from FILE.xml [--check]``: regenerate the IANA registry data.
 - ``portwarden registry info``: the registry data in use.
 - ``portwarden gate REPORT.json``: gate a pipeline on a saved fleet report (exit 0, 1 drift, 2 unknown/unusable).
+- ``portwarden --version``: the collection's version (MANIFEST.json of an installed tarball, else galaxy.yml).
 
 Commands import what they need when they run, so ``gather`` stays quick.
+
+Text that came from a host or a file (process and container names, paths, policy values, reasons) is
+shown through ``printable``: a control or invisible character is written as its escape (``\\x1b``), so
+nothing printed can drive the terminal or forge a line; every stream the commands write to escapes
+what a field missed, too.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import os
 import sys
 
 from ansible_collections.portwarden.compliance.plugins.module_utils import gather_sockets
-from ansible_collections.portwarden.compliance.plugins.module_utils.report_sockets import render_socket_table, socket_label
+from ansible_collections.portwarden.compliance.plugins.module_utils.report_sockets import printable, render_socket_table, socket_label
 
 EXIT_OK = 0
 EXIT_PARTIAL = 1
@@ -36,7 +42,7 @@ def command_gather(args):
                                                          protocols=args.protocol or gather_sockets.PROTOCOLS,
                                                          namespaces=args.namespaces)
     except gather_sockets.GatherError as exc:
-        sys.stderr.write('portwarden gather: %s\n' % exc)
+        sys.stderr.write('portwarden gather: %s\n' % printable(exc))
         return EXIT_ERROR
     if args.format == 'json':
         # Key order is fixed by the gather core, so the output is deterministic without sort_keys.
@@ -57,7 +63,7 @@ def _namespace_lines(result):
     """With --namespaces all the table has no namespace column: list each namespace and its sockets after it."""
     by_namespace = {}
     for entry in result['sockets']:
-        by_namespace.setdefault(entry['namespace']['inode'], []).append(socket_label(entry, with_namespace=False))
+        by_namespace.setdefault(entry['namespace']['inode'], []).append(printable(socket_label(entry, with_namespace=False)))
     summary = result['coverage']['namespaces']
     lines = ['', 'network namespaces: %d scanned, %d unreadable, %d vanished'
              % (len(summary['scanned']), len(summary['unreadable']), len(summary['vanished']))]
@@ -65,10 +71,12 @@ def _namespace_lines(result):
         container = scanned['container']
         where = ''
         if container:
-            where = ' %s %s' % (container['kind'], container['name'] or (container['id'] or '')[:12] or container['pod_uid'])
+            where = ' %s %s' % (printable(container['kind']),
+                                printable(container['name'] or (container['id'] or '')[:12] or container['pod_uid']))
         lines.append('netns %d%s pid %s%s: %s' % (scanned['inode'], ' (host)' if scanned['host'] else '', scanned['pid'], where,
                                                   ', '.join(by_namespace.get(scanned['inode'], [])) or 'no sockets'))
-    lines.extend('netns %d pid %s: unreadable: %s' % (item['inode'], item['pid'], item['reason']) for item in summary['unreadable'])
+    lines.extend('netns %d pid %s: unreadable: %s' % (item['inode'], item['pid'], printable(item['reason']))
+                 for item in summary['unreadable'])
     lines.extend('netns %d pid %s: vanished' % (item['inode'], item['pid']) for item in summary['vanished'])
     return lines
 
@@ -82,10 +90,10 @@ def command_lint(args):
             policy = load_policy(path)
         except PolicyInvalid as exc:
             invalid += 1
-            sys.stdout.write('\n'.join(exc.errors) + '\n')
+            sys.stdout.write(''.join(printable(error) + '\n' for error in exc.errors))
             continue
         sys.stdout.write('%s: valid (policy %s, %d rules, %d waivers)\n' % (
-            path, policy.get('name'), len(policy.get('rules') or []), len(policy.get('waivers') or [])))
+            printable(path), printable(policy.get('name')), len(policy.get('rules') or []), len(policy.get('waivers') or [])))
     if invalid:
         sys.stderr.write('portwarden lint: %d of %d policies invalid\n' % (invalid, len(args.policies)))
         return EXIT_PARTIAL
@@ -110,11 +118,11 @@ def command_registry_update(args):
     try:
         changed, data = registry_build.update_registry(args.source, output, check=args.check)
     except registry_build.RegistryError as exc:
-        sys.stderr.write('portwarden registry update: %s\n' % exc)
+        sys.stderr.write('portwarden registry update: %s\n' % printable(exc))
         return EXIT_ERROR
     state = ('would change' if args.check else 'updated') if changed else 'up to date'
     sys.stdout.write('%s: %s (IANA registry of %s, %d records, sha256 %s)\n'
-                     % (output, state, data['date'], data['records'], data['sha256']))
+                     % (printable(output), state, printable(data['date']), data['records'], data['sha256']))
     return EXIT_PARTIAL if (changed and args.check) else EXIT_OK
 
 
@@ -179,8 +187,30 @@ def command_gate(args):
     return code
 
 
+def _version_text():
+    from ansible_collections.portwarden.compliance.plugins.plugin_utils.collection_version import COLLECTION_ROOT, collection_version
+
+    version = collection_version()
+    if version is None:
+        return 'portwarden (version unknown: neither MANIFEST.json nor galaxy.yml in %s names one)' % printable(COLLECTION_ROOT)
+    return 'portwarden %s' % printable(version)
+
+
+class _VersionAction(argparse.Action):
+    """``--version``, reading the version only when asked (``gather`` stays quick)."""
+
+    def __init__(self, option_strings, **kwargs):
+        kwargs.update(dest=argparse.SUPPRESS, default=argparse.SUPPRESS, nargs=0)
+        super(_VersionAction, self).__init__(option_strings, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        sys.stdout.write(_version_text() + '\n')
+        parser.exit()
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog='portwarden', description='Listening-port compliance for fleets.')
+    parser.add_argument('--version', action=_VersionAction, help="print the collection's version and exit")
     commands = parser.add_subparsers(dest='command', metavar='COMMAND')
     commands.required = True
     gather = commands.add_parser('gather', help="print this host's listening sockets",
@@ -236,8 +266,24 @@ def build_parser():
     return parser
 
 
+class _PrintableStream(object):
+    """A text stream that writes through ``printable`` (line feeds kept): whatever a command prints, no
+    control or invisible character reaches the terminal, and no undecodable byte stops the write."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text):
+        return self._stream.write(printable(text, newlines=True))
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _PrintableStream(sys.stdout), _PrintableStream(sys.stderr)
     try:
         return args.handler(args)
     except KeyboardInterrupt:
@@ -246,8 +292,10 @@ def main(argv=None):
         return EXIT_OK
     except Exception as exc:  # last resort: a user sees a sentence, never a traceback
         sys.stderr.write('portwarden %s: internal error: %s: %s (please report it)\n'
-                         % (args.command, type(exc).__name__, exc))
+                         % (args.command, type(exc).__name__, printable(exc)))
         return EXIT_ERROR
+    finally:
+        sys.stdout, sys.stderr = streams
 
 
 if __name__ == '__main__':

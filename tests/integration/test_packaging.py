@@ -58,6 +58,7 @@ def test_pip_install_puts_the_collection_where_ansible_finds_it(tmp_path):
                               capture_output=True, text=True, check=False)
     assert gathered.returncode in (0, 1), gathered.stderr
     assert 'coverage' in json.loads(gathered.stdout)
+    assert run([str(bin_dir / 'portwarden'), '--version'], env).stdout == 'portwarden 0.1.0\n'  # galaxy.yml in the wheel
 
 
 def test_galaxy_build_and_install(tmp_path):
@@ -80,3 +81,41 @@ def test_galaxy_build_and_install(tmp_path):
     adhoc = run([os.path.join(ansible_bin, 'ansible'), 'localhost', '-m', FQCN, '-a', 'protocols=tcp',
                  '-e', 'ansible_python_interpreter=%s' % sys.executable, '-o'], env)
     assert 'SUCCESS' in adhoc.stdout and '"udp"' not in adhoc.stdout
+
+
+def test_version_of_an_installed_tarball_comes_from_its_manifest(tmp_path):
+    """A tarball has MANIFEST.json and no galaxy.yml: ``portwarden --version`` reads the manifest."""
+    env = clean_env(tmp_path)
+    ansible_bin = os.path.dirname(sys.executable)
+    run([os.path.join(ansible_bin, 'ansible-galaxy'), 'collection', 'build', REPO, '--output-path', str(tmp_path)], env)
+    collections = tmp_path / 'collections'
+    run([os.path.join(ansible_bin, 'ansible-galaxy'), 'collection', 'install', str(tmp_path / 'portwarden-compliance-0.1.0.tar.gz'),
+         '-p', str(collections)], env)
+    installed = collections / 'ansible_collections' / 'portwarden' / 'compliance'
+    assert (installed / 'MANIFEST.json').is_file() and not (installed / 'galaxy.yml').exists()
+    version = run([sys.executable, '-m', 'ansible_collections.portwarden.compliance.plugins.plugin_utils.cli', '--version'],
+                  clean_env(tmp_path, PYTHONPATH=str(collections)))
+    assert version.stdout == 'portwarden 0.1.0\n'
+
+
+@pytest.mark.netns
+@pytest.mark.skipif(os.geteuid() != 0, reason='needs root (network namespaces)')
+def test_the_main_job_shows_what_listens_and_fails_on_drift(tmp_path):
+    """``scripts/run.sh`` from a fresh checkout, on a machine where a rogue process holds TCP 856: it prints
+    this machine's socket table (naming the process), then the audit, which fails the gate."""
+    from tests.helpers.checkout import copy_checkout, user_env
+    from tests.helpers.netns import Namespace
+
+    checkout = tmp_path / 'checkout'
+    copy_checkout(str(checkout))
+    env = user_env(tmp_path / 'home')
+    run(['bash', 'scripts/setup.sh', 'run'], env, cwd=str(checkout))  # the namespace has no network for pip
+    with Namespace() as namespace:
+        rogue = namespace.listen({'sockets': [{'protocol': 'tcp', 'address': '0.0.0.0', 'port': 856}], 'name': 'rogue856'})
+        job = namespace.run(['bash', 'scripts/run.sh'], cwd=str(checkout), env=env, timeout=600)
+    assert job.returncode != 0, job.stdout[-3000:] + job.stderr[-3000:]
+    table = job.stdout.split('PROTO  LOCAL ADDRESS', 1)[1]
+    assert 'rogue856[%d]' % rogue.pids[0] in table.split('coverage: ')[0]
+    assert 'coverage: backend=auto privileged=True complete=True' in table
+    assert 'port compliance gate failed' in job.stdout and 'drift at or above high on 1 host' in job.stdout
+    assert (checkout / 'port-compliance-reports' / 'portwarden-report.json').is_file()

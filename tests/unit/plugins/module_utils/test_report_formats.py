@@ -241,8 +241,9 @@ def test_junit_stays_valid_xml_whatever_a_process_is_named():
     hosts = [host_entry('ctl-\x01host', audit('drift', [finding('no-telnet', 'critical', 23, processes=[proc('a\x07b\x1b[0m')],
                                                                 message='bell \x07 escape \x1b[31m surrogate \udcff')]))]
     root, cases = junit_cases(fleet_report(hosts=hosts))
-    assert ('ctl-\ufffdhost', 'no-telnet') in cases
-    assert cases[('ctl-\ufffdhost', 'no-telnet')].find('failure').text == '[critical] bell \ufffd escape \ufffd[31m surrogate \ufffd'
+    # shown as escapes, still readable: a byte that was not UTF-8 (a surrogate) as the byte
+    assert ('ctl-\\x01host', 'no-telnet') in cases
+    assert cases[('ctl-\\x01host', 'no-telnet')].find('failure').text == '[critical] bell \\x07 escape \\x1b[31m surrogate \\xff'
     assert root.get('failures') == '1'
 
 
@@ -254,10 +255,10 @@ def test_junit_stays_valid_xml_whatever_a_process_is_named():
     ('<img src=x onerror=alert(1)>', '&lt;img src=x onerror=alert(1)&gt;'),
     ('</td>', '&lt;/td&gt;'),
     ('*bold* _em_ `code`', '\\*bold\\* \\_em\\_ \\`code\\`'),
-    ('[link](http://x)', '\\[link\\](http://x)'),
+    ('[link](http://x)', '\\[link\\](http<!-- -->://x)'),  # no bare URL either
     ('back\\slash*', 'back\\\\slash\\*'),  # the backslash itself, or it would escape the escape
     ('&lt;entity', '&amp;lt;entity'),
-    ('two\nlines\r\tcell', 'two lines  cell'),
+    ('two\nlines\r\tcell', 'two\\\\nlines\\\\r\\\\tcell'),  # shown as \\n, \\r, \\t: no cell break, nothing hidden
     ('~strike~', '\\~strike\\~'),
     (42, '42'),
 ])
@@ -493,8 +494,9 @@ def test_prometheus_counts_series(report):
 
 
 def test_prometheus_escapes_newlines_in_label_values():
+    # printable shows the line feed as \\n (no control character reaches a dashboard), the format escapes its backslash
     text = rf.render_prometheus(fleet_report(hosts=[host_entry('two\nlines', None)]))
-    assert 'portwarden_host_compliant{host="two\\nlines"} 0\n' in text
+    assert 'portwarden_host_compliant{host="two\\\\nlines"} 0\n' in text
 
 
 # ------------------------------------------------------------------------------------ ten thousand
@@ -806,3 +808,68 @@ def test_prometheus_of_report_mode_has_no_remediation(report):
 
 
 SEVERITIES_ORDER = ('critical', 'high', 'medium', 'low', 'info')
+
+
+# ----------------------------------------------------------------------- hostile text in every format
+#
+# A process name, an exe path, a message, a reason or a policy name may carry what a terminal, a
+# browser or GitHub acts on: every format shows it escaped (\x1b, \u202e) and still readable.
+
+HOSTILE_CATEGORIES = ('Cc', 'Cf', 'Cs', 'Zl', 'Zp')
+HOSTILE_NAME = 'x\x1b[2J\u202eevil\u200b'
+HOSTILE_EXE = '/tmp/\x1b]8;;https://x\x07/\udcffpython'
+
+
+def hostile_report():
+    found = finding('iana-unassigned-closed', 'low', 856, processes=[proc(HOSTILE_NAME, 66, exe=HOSTILE_EXE)],
+                    message='tcp 0.0.0.0:856 is listening (%s[66] as root)\nforged line' % HOSTILE_NAME)
+    hostile = audit('drift', [found], reasons=['partial: /proc/\x9b2J unreadable'], warnings=['warn \u2028 sep'])
+    hosts = [host_entry('h\x1b[31m-01', hostile)]
+    policy = dict(POLICY, name='base\u202eline', sha256='\x1b' + POLICY_SHA[1:])
+    return fleet_report(hosts=hosts, policy=policy)
+
+
+def hostile_chars(text, allowed='\n'):
+    import unicodedata
+
+    return sorted(set(char for char in text if char not in allowed and unicodedata.category(char) in HOSTILE_CATEGORIES))
+
+
+@pytest.mark.parametrize('name', ['junit', 'markdown', 'html', 'prometheus'])
+def test_no_format_carries_a_control_or_invisible_character(name):
+    text = rf.RENDERERS[name](hostile_report())
+    assert hostile_chars(text) == []
+    text.encode('utf-8')
+
+
+def test_junit_shows_control_characters_recognisably():
+    _root, cases = junit_cases(hostile_report())
+    case = cases[('h\\x1b[31m-01', 'iana-unassigned-closed')]
+    assert case.find('failure').text == ('[low] tcp 0.0.0.0:856 is listening (x\\x1b[2J\\u202eevil\\u200b[66] as root)'
+                                         '\\nforged line')
+    assert cases[('h\\x1b[31m-01', 'verdict')].find('error').get('message') == 'partial: /proc/\\x9b2J unreadable'
+
+
+def test_html_shows_control_characters_recognisably_in_text_and_attributes():
+    page = rf.render_html(hostile_report())
+    assert 'x\\x1b[2J\\u202eevil\\u200b[66] as root /tmp/\\x1b]8;;https://x\\x07/\\xffpython' in page
+    assert 'title="\\x1b' in page  # the policy sha256 in an attribute
+    assert 'base\\u202eline' in page
+
+
+@pytest.mark.parametrize('value, shown', [
+    ('@ops please', '@<!-- -->ops please'),
+    ('mail ops@example.com', 'mail ops@<!-- -->example.com'),
+    ('see #123 and GH-7', 'see #<!-- -->123 and GH-<!-- -->7'),
+    ('go https://evil.example/x or http://e', 'go https<!-- -->://evil.example/x or http<!-- -->://e'),
+    ('www.evil.example', 'www<!-- -->.evil.example'),
+    ('ESC\x1b[2J', 'ESC\\\\x1b\\[2J'),
+    ('bidi\u202e', 'bidi\\\\u202e'),
+])
+def test_markdown_neutralises_what_github_acts_on(value, shown):
+    assert rf.markdown_escape(value) == shown
+
+
+def test_prometheus_label_values_escape_controls():
+    text = rf.render_prometheus(hostile_report())
+    assert 'portwarden_host_compliant{host="h\\\\x1b[31m-01"} 0\n' in text

@@ -1,6 +1,8 @@
 """Unit tests: the text table of a gather result."""
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ansible_collections.portwarden.compliance.plugins.module_utils import report_sockets as report
 
@@ -62,3 +64,67 @@ def test_socket_label_names_the_namespace_outside_the_host():
              'namespace': {'inode': 4026532009, 'host': False, 'pid': 9, 'container': None}}
     assert report.socket_label(entry) == 'tcp 0.0.0.0:856 in netns:4026532009'
     assert report.socket_label(dict(entry, namespace=dict(entry['namespace'], host=True))) == 'tcp 0.0.0.0:856'
+
+
+# ------------------------------------------------------------------------------ printable: host text
+
+HOSTILE_CATEGORIES = ('Cc', 'Cf', 'Cs', 'Zl', 'Zp')
+
+
+@pytest.mark.parametrize('value, shown', [
+    ('sshd', 'sshd'),
+    ('nginx: worker ü', 'nginx: worker ü'),  # printable Unicode stays as it is
+    ('/usr/bin/back\\slash', '/usr/bin/back\\slash'),  # a backslash too: escaping twice changes nothing
+    ('\x1b[2J', '\\x1b[2J'),
+    ('\x1b]8;;http://x\x07link\x1b]8;;\x07', '\\x1b]8;;http://x\\x07link\\x1b]8;;\\x07'),
+    ('a\nb\rc\td', 'a\\nb\\rc\\td'),
+    ('\x00\x7f\x85\x9b', '\\x00\\x7f\\x85\\x9b'),  # NUL, DEL, NEL and the one-byte CSI
+    ('exe\u202etxt.\u2066', 'exe\\u202etxt.\\u2066'),  # bidi overrides and isolates
+    ('zero\u200bwidth\u200d\ufeff\u2060', 'zero\\u200bwidth\\u200d\\ufeff\\u2060'),
+    ('line\u2028para\u2029', 'line\\u2028para\\u2029'),
+    ('tag\U000e0041', 'tag\\U000e0041'),  # a tag character outside the BMP
+    ('/opt/\udcff\udc80', '/opt/\\xff\\x80'),  # bytes a path held that are not UTF-8 (surrogateescape)
+    ('\ud800', '\\ud800'),
+    (42, '42'),
+    (None, 'None'),
+])
+def test_printable(value, shown):
+    assert report.printable(value) == shown
+
+
+def test_printable_keeps_newlines_when_asked():
+    assert report.printable('one\ntwo\x1b', newlines=True) == 'one\ntwo\\x1b'
+
+
+def test_printable_covers_every_control_and_format_character_of_this_python():
+    import sys
+    import unicodedata
+
+    missed = [hex(code) for code in range(sys.maxunicode + 1)
+              if unicodedata.category(chr(code)) in HOSTILE_CATEGORIES and report.printable(chr(code)) == chr(code)]
+    assert missed == []
+
+
+@given(st.text(alphabet=st.characters(codec=None), max_size=40))
+def test_printable_leaves_no_hostile_character_and_is_idempotent(text):
+    import unicodedata
+
+    shown = report.printable(text)
+    assert [char for char in shown if unicodedata.category(char) in HOSTILE_CATEGORIES] == []
+    assert report.printable(shown) == shown
+    shown.encode('utf-8')  # whatever a path held, the text can be written
+
+
+def test_table_escapes_every_text_from_the_host():
+    hostile = {'inode': 4026532001, 'host': False, 'pid': 20,
+               'container': {'kind': 'docker', 'id': 'ab' * 32, 'pod_uid': None, 'name': 'web\x1b[8m'}}
+    result = {
+        'sockets': [dict(RESULT['sockets'][0], namespace=hostile,
+                         processes=[{'pid': 10, 'name': 'a\nb\u202e', 'user': 'us\x1ber', 'uid': 33, 'unit': 'u\x07.service'}])],
+        'coverage': dict(RESULT['coverage'], errors=['/proc/9/fd/\x1b[2J: gone'], notes=['note\r\x1b[A']),
+    }
+    lines = report.render_socket_table(result)
+    assert len(lines) == 6
+    assert lines[1].split() == ['tcp', '[::]:858', 'docker:web\\x1b[8m', 'no', 'no', 'us\\x1ber', 'u\\x07.service',
+                                'a\\nb\\u202e[10]']
+    assert lines[4:] == ['error: /proc/9/fd/\\x1b[2J: gone', 'note: note\\r\\x1b[A']
