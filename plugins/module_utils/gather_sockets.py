@@ -173,10 +173,6 @@ def unowned_case(unowned, search):
     return 'kernel' if search['exhaustive'] else 'not_looked_for'
 
 
-PRIVATE_PID_NAMESPACE_ERROR = (
-    'namespaces=all: the gather runs in a private PID namespace (or cannot tell which one /proc lists), so only the '
-    'network namespaces its processes are in, mount or keep open were read; those of processes outside it (other '
-    'containers, the host) cannot be listed: run it in the host PID namespace')
 MAX_NAMED_SOCKETS = 20  # an error names at most this many sockets; coverage.unowned_sockets lists them all
 
 
@@ -455,9 +451,11 @@ def _scan_namespaces(backend, protocols, host_records, coverage, privileged, vie
         coverage['errors'].append('namespaces=all: the network namespace of %d processes could not be read; '
                                   'a namespace only they are in is missing' % discovery.processes_denied)
     if view is not None and view.pid_namespace != 'host':
-        # An error: "all" was asked for, and the namespaces of processes outside this PID namespace (other
-        # containers, the host's own services) cannot even be listed from here. Run with the host's PID namespace.
-        coverage['errors'].append(PRIVATE_PID_NAMESPACE_ERROR)
+        # A note, not an error: run in a container, "all" is every namespace that container can see (its sockets'
+        # owners are still checked: an unowned socket there is an error, see unowned_findings).
+        coverage['notes'].append('namespaces=all: the gather runs in a private PID namespace (or cannot tell which one '
+                                 '/proc lists), so only the network namespaces its processes are in, mount or keep open '
+                                 'were read; those of processes outside it are not seen')
     mounted, unreadable = gather_namespaces.mounted_namespaces(discovery)
     if unreadable:
         coverage['errors'].append('namespaces=all: the mounts of %d mount namespaces could not be read; a network '
