@@ -84,7 +84,12 @@ class ActionModule(ActionBase):
         diffs = []
         changed = False
         if args['lift_firewall']:
+            self._lift_skipped = []
             changed = self._lift(args, task_vars, diffs)
+            if self._lift_skipped:
+                result.setdefault('warnings', []).append(
+                    'lifting: %s no process is in, so portwarden never blocked there; nothing lifted in it'
+                    % ', '.join(self._lift_skipped))
         before, gathered = audit_host(self, task_vars, args, compiled, today)
         if args['mode'] == 'report':
             result.update(before)
@@ -158,7 +163,11 @@ class ActionModule(ActionBase):
                                         'not be listed: %s' % _module_error(gathered))
             scanned = ((gathered.get('coverage') or {}).get('namespaces') or {}).get('scanned') or []
             calls.extend(('netns %d' % entry['inode'], {'state': 'absent', 'namespace': {'inode': entry['inode'], 'pid': entry['pid']}})
-                         for entry in scanned if not entry.get('host'))
+                         for entry in scanned if not entry.get('host') and entry.get('pid') is not None)
+            # A namespace no process is in (only mounted, or held by a socket) never gets a block: remediation
+            # blocks only where a process lets port_block enter. So there is nothing of ours to lift there.
+            self._lift_skipped = ['netns %d' % entry['inode'] for entry in scanned
+                                  if not entry.get('host') and entry.get('pid') is None]
         changed = False
         for where, call_args in calls:
             found = self._execute_module(module_name=BLOCK_MODULE, module_args=call_args, task_vars=task_vars)
