@@ -13,7 +13,6 @@ NOBODY = 65534
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason='needs root, to plant a file as another user')
 
 
-@pytest.mark.xfail(strict=True, reason='history/ grows without bound: port_report has no retention')
 def test_history_keeps_the_newest_and_deletes_only_its_own(tmp_path):
     reports = tmp_path / 'reports'
     history = reports / 'history'

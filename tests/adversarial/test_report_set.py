@@ -46,8 +46,6 @@ def gate(path, *args):
     return proc
 
 
-@pytest.mark.xfail(strict=True, reason='item 4: the formats are replaced one by one as they are written; '
-                                       'a full disk leaves a mixed set')
 def test_full_disk_leaves_the_previous_set_whole(tmp_path):
     first = tmp_path / 'first'
     proc, result = run_port_report(first, calm_fleet(), tmp_path)
@@ -60,7 +58,8 @@ def test_full_disk_leaves_the_previous_set_whole(tmp_path):
     outcomes = {'failed': 0, 'written': 0}
     with mounts.private_tmpfs(1024) as fs:
         reports = os.path.join(fs.path, 'reports')
-        for leave in range(0, total + 64 * 1024, 48 * 1024):
+        # Room for every new file, the previous report's copy in history/ and a page each: enough to succeed.
+        for leave in range(0, 2 * total + 128 * 1024, (2 * total + 128 * 1024) // 8):
             shutil.rmtree(reports, ignore_errors=True)
             os.mkdir(reports)
             for name, data in old.items():
@@ -84,7 +83,6 @@ def test_full_disk_leaves_the_previous_set_whole(tmp_path):
     assert outcomes['failed'] and outcomes['written'], outcomes  # the sweep saw both a full and a roomy disk
 
 
-@pytest.mark.xfail(strict=True, reason='item 4: nothing in a report set lets a reader tell it from a mixed one')
 def test_a_mixed_set_is_told_from_a_whole_one(tmp_path):
     """A crash between two replaces leaves some files of the new run beside the old JSON: the gate refuses it."""
     old_dir, new_dir = tmp_path / 'old', tmp_path / 'new'
@@ -112,7 +110,6 @@ def _start_run(reports, workdir, prefix, slow=False):
 
 
 @pytest.mark.skipif(shutil.which('strace') is None, reason='needs strace (to slow one run down)')
-@pytest.mark.xfail(strict=True, reason='item 4: two runs at once into one directory interleave their files')
 def test_two_runs_at_once_never_mix(tmp_path):
     """A slow run and a fast one started while the slow one writes: the set left is one run's, whole."""
     reports = tmp_path / 'reports'
@@ -136,3 +133,58 @@ def test_two_runs_at_once_never_mix(tmp_path):
     assert gate(reports / FILE_NAMES['json'], '--fail-on', 'never').returncode == 0
     kept = sorted(os.listdir(reports / 'history'))
     assert len(kept) == 2, kept  # the calm run and the run that was replaced, each kept once
+
+
+_WRITE_DRIFT = '''
+import sys
+sys.path[:0] = [{repo!r}]
+import tests.conftest
+from ansible_collections.portwarden.compliance.plugins.module_utils import registry
+from ansible_collections.portwarden.compliance.plugins.module_utils.report_build import build_report, host_entry
+from ansible_collections.portwarden.compliance.plugins.module_utils.report_write import ReportDir, render_set
+from ansible_collections.portwarden.compliance.plugins.module_utils.report_formats import FILE_NAMES
+from tests.adversarial.test_report_set import drifting_fleet
+from tests.helpers.report_run import POLICY_INFO
+with ReportDir(sys.argv[1]) as target:
+    raw, _warning = target.read_previous()
+    report = build_report([host_entry(h, a) for h, a in drifting_fleet().items()], POLICY_INFO,
+                          registry.registry_info())
+    target.write_set(render_set(report, list(FILE_NAMES)), keep=raw, keep_as='2026-01-01T00:00:00Z')
+'''
+
+
+@pytest.mark.skipif(shutil.which('strace') is None, reason='needs strace (to kill the writer at a rename)')
+def test_a_crash_between_renames_never_passes_for_a_whole_set(tmp_path):
+    """The writer killed (SIGKILL, by strace at the Nth rename) at every point of its commit: what is left is the
+    old set, the new set, or a set the gate refuses as mixed; never a mixed set that passes."""
+    base = tmp_path / 'base'
+    run_port_report(base, calm_fleet(), tmp_path)
+    script = tmp_path / 'write_drift.py'
+    script.write_text(_WRITE_DRIFT.format(repo=os.getcwd()))
+    seen = set()
+    for when in range(1, 8):
+        trial = tmp_path / ('trial%d' % when)
+        shutil.copytree(base, trial)
+        proc = subprocess.run(['strace', '-f', '-qq', '-o', '/dev/null', '-e', 'trace=rename,renameat,renameat2',
+                               '-e', 'inject=rename,renameat,renameat2:signal=KILL:when=%d' % when,
+                               sys.executable, str(script), str(trial)], capture_output=True, text=True, check=False)
+        assert proc.returncode in (0, -9, 137), proc.stderr
+        files = snapshot(trial)
+        new = [name for name, data in files.items() if b'host-000' in data]
+        verdict = gate(trial / FILE_NAMES['json'], '--fail-on', 'high')
+        if not new:
+            seen.add('old')
+            assert verdict.returncode == 0, verdict.stdout
+        elif len(new) == len(files):
+            seen.add('new')
+            assert verdict.returncode == 1, verdict.stdout
+        else:
+            seen.add('mixed')
+            assert verdict.returncode == 2 and 'not of this run' in verdict.stdout, (when, new, verdict.stdout)
+        if when in (1, 4):  # the next run removes what the killed one left, and writes a whole set
+            _proc, result = run_port_report(trial, calm_fleet('next'), tmp_path)
+            assert not result['failed'], result['msg']
+            assert [name for name in os.listdir(trial) if name.endswith('.tmp')] == []
+            assert [name for name in os.listdir(trial / 'history') if name.endswith('.tmp')] == []
+            assert gate(trial / FILE_NAMES['json']).returncode == 0
+    assert seen == {'old', 'new', 'mixed'}, seen

@@ -47,7 +47,6 @@ def victim(shared, name, mode, text='precious\n'):
     return path
 
 
-@pytest.mark.xfail(strict=True, reason='item 8: a report directory anyone can write to is used as it is')
 def test_a_report_dir_anyone_may_write_is_refused(shared, tmp_path):
     reports = os.path.join(shared, 'reports')
     os.mkdir(reports)
@@ -58,7 +57,6 @@ def test_a_report_dir_anyone_may_write_is_refused(shared, tmp_path):
     assert os.listdir(reports) == []
 
 
-@pytest.mark.xfail(strict=True, reason='item 8: links at the reports\' paths are followed (mode copied, previous read)')
 def test_links_planted_in_a_sticky_report_dir_are_never_followed(shared, tmp_path):
     reports = os.path.join(shared, 'reports')
     os.mkdir(reports)
@@ -82,7 +80,6 @@ def test_links_planted_in_a_sticky_report_dir_are_never_followed(shared, tmp_pat
     assert not os.path.exists(os.path.join(reports, 'history'))  # the forged report was not read, nor kept
 
 
-@pytest.mark.xfail(strict=True, reason='item 8: a history/ link planted by another user is written through')
 def test_a_planted_history_link_is_refused(shared, tmp_path):
     reports = os.path.join(shared, 'reports')
     os.mkdir(reports)
@@ -96,7 +93,6 @@ def test_a_planted_history_link_is_refused(shared, tmp_path):
     assert result['failed'] and 'history' in result['msg'] and 'symbolic link' in result['msg'], result['msg']
 
 
-@pytest.mark.xfail(strict=True, reason='item 8: the previous report is opened as it is: a FIFO hangs the run')
 def test_a_fifo_at_the_previous_reports_path_does_not_hang_the_run(shared, tmp_path):
     reports = os.path.join(shared, 'reports')
     os.mkdir(reports)
