@@ -83,7 +83,6 @@ LIES = [
 ]
 
 
-@pytest.mark.xfail(strict=True, reason='item 4: the gate trusts a summary and host statuses their hosts contradict')
 @pytest.mark.parametrize('change, says', [(change, says) for _name, change, says in LIES],
                          ids=[name for name, _change, _says in LIES])
 def test_a_report_that_contradicts_itself_is_refused(tmp_path, change, says):
@@ -92,7 +91,6 @@ def test_a_report_that_contradicts_itself_is_refused(tmp_path, change, says):
     assert 'report.json' in proc.stdout and says in proc.stdout, proc.stdout
 
 
-@pytest.mark.xfail(strict=True, reason='item 4: portwarden gate has no --max-age')
 def test_a_report_older_than_max_age_is_refused(tmp_path):
     old = valid_report(datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(hours=25))
     assert gate(tmp_path, old).returncode == 0
@@ -104,7 +102,6 @@ def test_a_report_older_than_max_age_is_refused(tmp_path):
     assert bad.returncode == 2 and "'soon' is not an age" in bad.stderr, bad.stderr
 
 
-@pytest.mark.xfail(strict=True, reason='item 10a: a deeply nested report prints internal error: RecursionError')
 def test_a_deeply_nested_report_is_named(tmp_path):
     text = json.dumps(valid_report())
     nested = text[:-1] + ', "tool": ' + '[' * 100000 + ']' * 100000 + '}'
@@ -113,7 +110,6 @@ def test_a_deeply_nested_report_is_named(tmp_path):
         proc.stdout + proc.stderr
 
 
-@pytest.mark.xfail(strict=True, reason='JSON that readers disagree on (NaN, duplicate keys, a BOM) is trusted')
 @pytest.mark.parametrize('mangle, says', [
     (lambda text: text.replace('"tool": {', '"tool": {"bogus": NaN, ', 1), 'NaN'),
     (lambda text: text.replace('"status": "compliant"', '"status": "drift", "status": "compliant"', 1), 'twice'),
@@ -124,7 +120,6 @@ def test_json_readers_would_disagree_on_is_refused(tmp_path, mangle, says):
     assert proc.returncode == 2 and says in proc.stdout, proc.stdout
 
 
-@pytest.mark.xfail(strict=True, reason='the gate opens a FIFO as a report and waits for a writer forever')
 def test_a_fifo_is_not_a_report(tmp_path):
     fifo = tmp_path / 'report.json'
     os.mkfifo(fifo)

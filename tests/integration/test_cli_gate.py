@@ -69,7 +69,6 @@ def test_unusable_reports_exit_2(tmp_path):
         assert text in proc.stdout
 
 
-@pytest.mark.xfail(strict=True, reason='the gate names hosts and counts, not what drifted')
 def test_the_gate_names_what_drifted(tmp_path):
     hosts = [rb.host_entry('a', audit('drift', [finding(856, 'high'), finding(8080, 'low')])),
              rb.host_entry('b', audit('drift', [dict(finding(23, 'critical'), where='docker:web')]))]
@@ -79,7 +78,6 @@ def test_the_gate_names_what_drifted(tmp_path):
     assert '8080' not in proc.stdout  # below --fail-on high
 
 
-@pytest.mark.xfail(strict=True, reason="port_report's failure names hosts and counts, not what drifted")
 def test_port_report_failure_names_what_drifted(tmp_path):
     from tests.helpers.report_run import audit_result, drift_finding, run_port_report
 
