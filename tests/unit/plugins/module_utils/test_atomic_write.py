@@ -1,0 +1,29 @@
+"""write_atomically (the registry data and any single file): a link at the path is replaced, never followed, and the
+new file has a fixed mode, not one copied from whatever the path pointed at."""
+
+import os
+import stat
+
+import pytest
+
+from ansible_collections.portwarden.compliance.plugins.module_utils.atomic_write import write_atomically
+
+
+@pytest.mark.xfail(strict=True, reason="item 8: the link target's mode (04755) is copied onto the new file")
+@pytest.mark.parametrize('target_mode', [0o4755, 0o666])
+def test_a_link_at_the_path_is_replaced_with_a_plain_0644_file(tmp_path, target_mode):
+    target = tmp_path / 'target'
+    target.write_text('precious\n')
+    os.chmod(target, target_mode)
+    path = tmp_path / 'out.txt'
+    os.symlink(target, path)
+    old = os.umask(0o022)
+    try:
+        write_atomically(str(path), 'new\n')
+    finally:
+        os.umask(old)
+    info = os.lstat(path)
+    assert stat.S_ISREG(info.st_mode) and stat.S_IMODE(info.st_mode) == 0o644
+    assert path.read_text() == 'new\n' and target.read_text() == 'precious\n'
+    assert stat.S_IMODE(os.stat(target).st_mode) == target_mode
+    assert [name for name in os.listdir(tmp_path) if name.endswith('.tmp')] == []
