@@ -10,26 +10,26 @@ from __future__ import annotations
 import os
 import tempfile
 
+FILE_MODE = 0o644
+
 
 def write_atomically(path, text):
-    """Write ``text`` to a temporary file beside ``path``, flush it to disk, then rename it over ``path``.
+    """Write ``text`` to a temporary file beside ``path`` (a random name, created exclusively), flush it to disk,
+    rename it over ``path`` and flush the directory.
 
-    An existing file keeps its mode; a new one gets the umask's default.
+    Nothing at ``path`` is followed: a link there is replaced, its target untouched. The file gets mode 0644 less
+    the umask, never a mode taken from what was at ``path`` (a planted link would hand over its target's).
     """
     directory = os.path.dirname(os.path.abspath(path))
-    try:
-        mode = os.stat(path).st_mode & 0o7777
-    except FileNotFoundError:
-        umask = os.umask(0)
-        os.umask(umask)
-        mode = 0o666 & ~umask
+    umask = os.umask(0)
+    os.umask(umask)
     handle, temp_path = tempfile.mkstemp(prefix='.%s.' % os.path.basename(path), suffix='.tmp', dir=directory)
     try:
         with os.fdopen(handle, 'wb') as stream:
             stream.write(text.encode('utf-8'))
             stream.flush()
+            os.fchmod(stream.fileno(), FILE_MODE & ~umask)
             os.fsync(stream.fileno())
-        os.chmod(temp_path, mode)
         os.replace(temp_path, path)
     except BaseException:
         try:
@@ -37,3 +37,8 @@ def write_atomically(path, text):
         except OSError:
             pass
         raise
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -9,7 +9,6 @@ import pytest
 from ansible_collections.portwarden.compliance.plugins.module_utils.atomic_write import write_atomically
 
 
-@pytest.mark.xfail(strict=True, reason="item 8: the link target's mode (04755) is copied onto the new file")
 @pytest.mark.parametrize('target_mode', [0o4755, 0o666])
 def test_a_link_at_the_path_is_replaced_with_a_plain_0644_file(tmp_path, target_mode):
     target = tmp_path / 'target'
