@@ -8,27 +8,38 @@
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 
 FILE_MODE = 0o644
+# What an existing file's mode may hand on: no setuid, setgid or sticky bit, and never write access for others.
+KEPT_MODE_BITS = 0o775
 
 
 def write_atomically(path, text):
     """Write ``text`` to a temporary file beside ``path`` (a random name, created exclusively), flush it to disk,
     rename it over ``path`` and flush the directory.
 
-    Nothing at ``path`` is followed: a link there is replaced, its target untouched. The file gets mode 0644 less
-    the umask, never a mode taken from what was at ``path`` (a planted link would hand over its target's).
+    Nothing at ``path`` is followed: a link there is replaced, its target untouched. A regular file there keeps
+    its permission bits (less setuid, setgid, sticky and others' write); anything else (a link, a planted link's
+    target, nothing) gives mode 0644 less the umask.
     """
     directory = os.path.dirname(os.path.abspath(path))
     umask = os.umask(0)
     os.umask(umask)
+    mode = FILE_MODE & ~umask
+    try:
+        info = os.lstat(path)
+        if stat.S_ISREG(info.st_mode):
+            mode = stat.S_IMODE(info.st_mode) & KEPT_MODE_BITS
+    except FileNotFoundError:
+        pass
     handle, temp_path = tempfile.mkstemp(prefix='.%s.' % os.path.basename(path), suffix='.tmp', dir=directory)
     try:
         with os.fdopen(handle, 'wb') as stream:
             stream.write(text.encode('utf-8'))
             stream.flush()
-            os.fchmod(stream.fileno(), FILE_MODE & ~umask)
+            os.fchmod(stream.fileno(), mode)
             os.fsync(stream.fileno())
         os.replace(temp_path, path)
     except BaseException:

@@ -1,5 +1,5 @@
 """write_atomically (the registry data and any single file): a link at the path is replaced, never followed, and the
-new file has a fixed mode, not one copied from whatever the path pointed at."""
+new file's mode is never one copied through a link (nor a setuid bit, nor others' write)."""
 
 import os
 import stat
@@ -26,3 +26,11 @@ def test_a_link_at_the_path_is_replaced_with_a_plain_0644_file(tmp_path, target_
     assert path.read_text() == 'new\n' and target.read_text() == 'precious\n'
     assert stat.S_IMODE(os.stat(target).st_mode) == target_mode
     assert [name for name in os.listdir(tmp_path) if name.endswith('.tmp')] == []
+
+
+def test_a_regular_file_keeps_its_permissions_but_no_special_bits(tmp_path):
+    path = tmp_path / 'out.txt'
+    path.write_text('old\n')
+    os.chmod(path, 0o4777)
+    write_atomically(str(path), 'new\n')
+    assert stat.S_IMODE(os.lstat(path).st_mode) == 0o775 and path.read_text() == 'new\n'
