@@ -53,6 +53,7 @@ ARGUMENT_SPEC = dict(AUDIT_ARGUMENT_SPEC, **{
     'protected_ports': {'type': 'list', 'elements': 'int', 'default': []},
     'kill_timeout': {'type': 'float', 'default': 10.0},
     'service_mask': {'type': 'bool', 'default': False},
+    'service_slices': {'type': 'list', 'elements': 'str', 'default': ['system.slice']},
     'firewall_persist_path': {'type': 'path'},
 })
 
@@ -98,8 +99,11 @@ class ActionModule(ActionBase):
         connection_port = self._connection_port(task_vars)
         if connection_port is not None:
             ports.add(connection_port)
-        protection = Protection.for_host(gathered, ports, args['protected_processes'])
-        plan = plan_remediation(before, compiled.remediation(), args['default_strategy'], protection)
+        # Without a connection port (local, as ansible-pull runs), every port a protected process listens on is kept.
+        protection = Protection.for_host(gathered, ports, args['protected_processes'],
+                                         portless_connection=None if connection_port is not None else self._connection_name())
+        ports = set(protection.tcp_ports)
+        plan = plan_remediation(before, compiled.remediation(), args['default_strategy'], protection, args['service_slices'])
 
         actions = refused_actions(before)
         outcomes = {'blocks': {}, 'services': {}, 'processes': {}}
@@ -170,9 +174,12 @@ class ActionModule(ActionBase):
         """(finding status, action outcome) of a change the host made, or would make in check mode."""
         return (PLANNED, 'would_apply') if self._task.check_mode else (APPLIED, 'applied')
 
+    def _connection_name(self):
+        return getattr(self._connection, '_load_name', None) or getattr(self._connection, 'transport', '') or 'unknown'
+
     def _connection_port(self, task_vars):
         """The TCP port the live connection uses on the host, or None for connections without one."""
-        name = getattr(self._connection, '_load_name', None) or getattr(self._connection, 'transport', '')
+        name = self._connection_name()
         if name not in _NETWORK_CONNECTIONS:
             return None
         port = task_vars.get('ansible_port') or task_vars.get('ansible_ssh_port') or self._play_context.port or 22
@@ -205,7 +212,7 @@ class ActionModule(ActionBase):
                 status, outcome, detail = PROTECTED, PROTECTED, refused[key]
             elif key in added:
                 status, outcome = self._done()
-                detail = 'nftables block added to table inet portwarden'
+                detail = '%s to table inet portwarden' % ('would add the nftables block' if self._task.check_mode else 'nftables block added')
             else:
                 status, outcome, detail = APPLIED, 'unchanged', 'the block was already in place'
             outcomes['blocks'][key] = (status, detail)
@@ -238,7 +245,10 @@ class ActionModule(ActionBase):
             outcome = FAILED
             outcomes['services'][unit] = (FAILED, detail)
         else:
-            detail = 'stopped and disabled%s' % (' and masked' if args['service_mask'] else '')
+            if changed and self._task.check_mode:
+                detail = 'would stop and disable%s' % (' and mask' if args['service_mask'] else '')
+            else:
+                detail = 'stopped and disabled%s' % (' and masked' if args['service_mask'] else '')
             status, outcome = self._done() if changed else (APPLIED, 'unchanged')
             outcomes['services'][unit] = (status, detail)
             if changed:

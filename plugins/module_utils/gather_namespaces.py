@@ -75,6 +75,7 @@ class Discovery(object):
 
     def __init__(self):
         self.namespaces = {}
+        self.mount_namespaces = {}  # mount namespace link text -> ascending pids in it, to read its mountinfo through
         self.processes_seen = 0
         self.processes_denied = 0
 
@@ -105,6 +106,11 @@ def discover_namespaces(proc='/proc'):
                 continue
             result.processes_seen += 1
             namespaces.setdefault(int(match.group(1)), []).append(int(name))
+            try:
+                mounts = readlink(name + '/ns/mnt', dir_fd=proc_fd)
+            except OSError:  # exited meanwhile (its mounts live on in its namespace's other processes) or denied
+                continue
+            result.mount_namespaces.setdefault(mounts, []).append(int(name))
     finally:
         os.close(proc_fd)
     for pids in namespaces.values():
@@ -112,21 +118,62 @@ def discover_namespaces(proc='/proc'):
     return result
 
 
-def open_namespace(inode, pids, proc='/proc'):
-    """Open network namespace ``inode`` through the first of ``pids`` still in it; return ``(fd, pid)``.
+_OCTAL = re.compile(r'\\([0-7]{3})')
 
-    A pid that exited, or was reused by a process of another namespace, is skipped. Raises
-    NamespaceGone when no pid is left in the namespace and NamespaceUnreadable when one could
+
+def nsfs_mounts(mountinfo_text):
+    """``[(inode, mount point)]`` of every network namespace bind-mounted in /proc/PID/mountinfo text
+    (``ip netns add`` makes one under /run/netns; any bind mount of an nsfs inode is one too)."""
+    found = []
+    for line in mountinfo_text.splitlines():
+        fields = line.split(' ')
+        if len(fields) < 7 or ' - nsfs ' not in line:
+            continue
+        match = _NS_LINK.match(fields[3])
+        if match is not None:
+            found.append((int(match.group(1)), _OCTAL.sub(lambda octal: chr(int(octal.group(1), 8)), fields[4])))
+    return found
+
+
+def mounted_namespaces(discovery, proc='/proc'):
+    """``(paths, unreadable)``: inode -> paths to open each bind-mounted network namespace through, from the
+    mountinfo of one process of each mount namespace (``/proc/PID/root`` + its mount point), and the count
+    of mount namespaces whose mountinfo was refused. One whose every process exited meanwhile is skipped."""
+    paths = {}
+    unreadable = 0
+    for pids in sorted(discovery.mount_namespaces.values()):
+        for pid in sorted(pids):
+            try:
+                with open('%s/%d/mountinfo' % (proc, pid), 'rb') as handle:
+                    text = handle.read().decode('utf-8', 'replace')
+            except PermissionError:
+                unreadable += 1
+                break
+            except OSError:  # this process exited: try the next one of the same mount namespace
+                continue
+            for inode, mount_point in nsfs_mounts(text):
+                paths.setdefault(inode, []).append('%s/%d/root%s' % (proc, pid, mount_point))
+            break
+    return paths, unreadable
+
+
+def open_namespace(inode, pids, proc='/proc', paths=()):
+    """Open network namespace ``inode`` through the first of ``pids`` still in it, else the first of ``paths``
+    (a bind mount of it, an fd open on it) that still is it; return ``(fd, pid)`` (pid None through a path).
+
+    A pid that exited, or was reused by a process of another namespace, is skipped, and so is a path gone
+    or now another namespace. Raises NamespaceGone when none is left and NamespaceUnreadable when one could
     not be opened for lack of permission.
     """
     refused = None
-    for pid in pids:
+    candidates = [('%s/%d/ns/net' % (proc, pid), pid) for pid in pids] + [(path, None) for path in paths]
+    for path, pid in candidates:
         try:
-            fd = os.open('%s/%d/ns/net' % (proc, pid), os.O_RDONLY | os.O_CLOEXEC)
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except PermissionError as exc:
-            refused = refused or (pid, exc)
+            refused = refused or (path, exc)
             continue
-        except OSError:  # ENOENT, ESRCH: the process exited
+        except OSError:  # ENOENT, ESRCH: the process exited, the mount or fd is gone
             continue
         try:
             same = os.fstat(fd).st_ino == inode
@@ -134,9 +181,14 @@ def open_namespace(inode, pids, proc='/proc'):
             same = False
         if same:
             return fd, pid
-        os.close(fd)  # the pid now belongs to a process in another namespace
+        os.close(fd)  # the pid (or path) now belongs to another namespace
     if refused is not None:
-        raise NamespaceUnreadable('cannot open /proc/%d/ns/net: %s' % (refused[0], refused[1].strerror or refused[1]))
+        raise NamespaceUnreadable('cannot open %s: %s' % (refused[0], refused[1].strerror or refused[1]))
+    if paths and not pids:
+        # Known to exist from a mount or an fd, which can no longer be opened (unmounted, covered by another mount,
+        # closed): it may still exist, held by a socket; fail closed.
+        raise NamespaceUnreadable('cannot open it through %s (unmounted, covered by another mount, or closed)'
+                                  % ', '.join(paths))
     raise NamespaceGone('every process of the namespace exited during the scan')
 
 
@@ -158,6 +210,47 @@ def _libc_setns():
         function.restype = ctypes.c_int
         _LIBC.append((ctypes, function))
     return _LIBC[0]
+
+
+SYS_PIDFD_OPEN = 434  # the same number on every architecture (the unified syscall table, Linux 5.3)
+SYS_PIDFD_GETFD = 438  # Linux 5.6
+SIOCGSKNS = 0x894C  # an fd on the network namespace of a socket (Linux 4.9)
+
+
+def _syscall(number, *args):
+    ctypes, _setns = _libc_setns()
+    libc = ctypes.CDLL(None, use_errno=True)
+    value = libc.syscall(number, *(ctypes.c_long(arg) for arg in args))
+    if value < 0:
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code))
+    return value
+
+
+class SocketNamespaces(object):
+    """The network namespace of sockets other processes hold: a copy of the fd (pidfd_getfd, root) asked
+    SIOCGSKNS. ``namespace(pid, fd)`` returns an fd open on it (the caller closes it); OSError says why not
+    (ESRCH, EBADF: the process or fd went away). One pidfd per process, closed by ``close()``."""
+
+    def __init__(self):
+        self._pidfds = {}
+
+    def namespace(self, pid, fd):
+        import fcntl
+
+        pidfd = self._pidfds.get(pid)
+        if pidfd is None:
+            pidfd = self._pidfds[pid] = _syscall(SYS_PIDFD_OPEN, pid, 0)
+        copy = _syscall(SYS_PIDFD_GETFD, pidfd, fd, 0)
+        try:
+            return fcntl.ioctl(copy, SIOCGSKNS)
+        finally:
+            os.close(copy)
+
+    def close(self):
+        for pidfd in self._pidfds.values():
+            os.close(pidfd)
+        self._pidfds.clear()
 
 
 def setns(fd, nstype=CLONE_NEWNET):
@@ -244,11 +337,12 @@ def visit_namespaces(namespaces, read, fallback=None, proc='/proc'):
     visits = []
 
     def visit_all():
-        for inode, pids in namespaces:
+        for item in namespaces:
+            inode, pids, paths = item if len(item) == 3 else (item[0], item[1], ())
             visit = Visit(inode, pids[0] if pids else None)
             visits.append(visit)
             try:
-                fd, visit.pid = open_namespace(inode, pids, proc)
+                fd, visit.pid = open_namespace(inode, pids, proc, paths)
             except (NamespaceGone, NamespaceUnreadable) as exc:
                 visit.error = exc
                 continue
@@ -256,7 +350,7 @@ def visit_namespaces(namespaces, read, fallback=None, proc='/proc'):
                 try:
                     enter_namespace(fd, inode)
                 except CannotEnter as exc:
-                    if fallback is None:
+                    if fallback is None or visit.pid is None:  # /proc/PID/net needs a process in it
                         raise
                     visit.result = fallback(inode, visit.pid, exc)
                 else:

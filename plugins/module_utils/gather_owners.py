@@ -13,6 +13,7 @@ hold a wanted socket are described afterwards.
 from __future__ import annotations
 
 import os
+import re
 import threading
 
 try:
@@ -29,6 +30,7 @@ class FdWalk(object):
 
     def __init__(self):
         self.owners = {}
+        self.foreign = {}  # walk_fds(collect=True): link text of other sockets and nsfs handles -> [(pid, fd)]
         self.processes_seen = 0
         self.processes_denied = 0
         self.processes_vanished = 0
@@ -36,15 +38,18 @@ class FdWalk(object):
     def merge(self, other):
         for inode, pids in other.owners.items():
             self.owners.setdefault(inode, []).extend(pids)
+        for link, holders in other.foreign.items():
+            self.foreign.setdefault(link, []).extend(holders)
         self.processes_seen += other.processes_seen
         self.processes_denied += other.processes_denied
         self.processes_vanished += other.processes_vanished
 
 
-def _walk_worker(proc_fd, next_pid, wanted):
+def _walk_worker(proc_fd, next_pid, wanted, collect=False):
     """Walk whole processes handed out by ``next_pid`` until none is left; return an FdWalk."""
     result = FdWalk()
     owners = result.owners
+    foreign = result.foreign if collect else None
     readlink = os.readlink
     flags = os.O_RDONLY | os.O_DIRECTORY
     while True:
@@ -72,13 +77,16 @@ def _walk_worker(proc_fd, next_pid, wanted):
             pid = int(name)
             for fd in fds:
                 try:
-                    inode = wanted.get(readlink(fd, dir_fd=fd_dir))
+                    link = readlink(fd, dir_fd=fd_dir)
                 except OSError:  # the fd was closed while we walked
                     continue
+                inode = wanted.get(link)
                 if inode is not None:
                     pids = owners.setdefault(inode, [])
                     if not pids or pids[-1] != pid:
                         pids.append(pid)
+                elif foreign is not None and (link.startswith('socket:[') or link.startswith('net:[')):
+                    foreign.setdefault(link, []).append((pid, int(fd)))
         finally:
             os.close(fd_dir)
 
@@ -93,8 +101,12 @@ def walk_workers():
     return max(1, min(4, cpus))
 
 
-def walk_fds(wanted_inodes, proc='/proc', workers=None):
-    """Walk every process's fd table once and map each wanted socket inode to its (sorted) pids."""
+def walk_fds(wanted_inodes, proc='/proc', workers=None, collect=False):
+    """Walk every process's fd table once and map each wanted socket inode to its (sorted) pids.
+
+    With ``collect``, ``foreign`` also gets every other socket and every fd open on a network namespace
+    (``net:[INODE]``, an nsfs handle), with the ``(pid, fd)`` holding each: where namespaces=all looks for
+    namespaces no process is in."""
     # Comparing the readlink text avoids parsing an integer for every fd of every process.
     wanted = dict(('socket:[%d]' % inode, inode) for inode in wanted_inodes)
     proc_fd = os.open(proc, os.O_RDONLY | os.O_DIRECTORY)
@@ -110,12 +122,12 @@ def walk_fds(wanted_inodes, proc='/proc', workers=None):
         count = walk_workers() if workers is None else workers
         count = min(count, max(1, len(names) // 8))  # threads are not worth it for a handful of processes
         if count == 1:
-            result = _walk_worker(proc_fd, next_pid, wanted)
+            result = _walk_worker(proc_fd, next_pid, wanted, collect)
         else:
             partials = [None] * count
 
             def run(index):
-                partials[index] = _walk_worker(proc_fd, next_pid, wanted)
+                partials[index] = _walk_worker(proc_fd, next_pid, wanted, collect)
 
             threads = [threading.Thread(target=run, args=(index,)) for index in range(count)]
             for thread in threads:
@@ -134,30 +146,211 @@ def walk_fds(wanted_inodes, proc='/proc', workers=None):
     return result
 
 
-def unit_from_cgroup(text):
-    """Return the systemd unit named by the text of /proc/PID/cgroup, or None.
+# -- what the walked /proc can show ----------------------------------------------------------------
+#
+# hidepid=invisible hides other users' processes from the listing itself, and a private PID namespace's
+# /proc lists only its own: the walk meets no EACCES to count, so these facts say what it could not see.
 
-    Prefers the unified (v2) hierarchy line ``0::/path`` and falls back to the
-    v1 ``name=systemd`` line. The unit is the innermost path component that is a
-    unit a process can belong to (service, scope, socket, mount, swap).
+INIT_PID_NAMESPACE = 0xEFFFFFFC  # PROC_PID_INIT_INO: the inode of the initial PID namespace (Linux >= 3.8)
+INIT_USER_NAMESPACE = 0xEFFFFFFD  # PROC_USER_INIT_INO
+CAP_SYS_PTRACE = 19
+# hidepid= as mountinfo spells it (names from Linux 5.8, numbers before) -> level; >= 2 hides the listing.
+HIDEPID_LEVELS = {'0': 0, 'off': 0, '1': 1, 'noaccess': 1, '2': 2, 'invisible': 2, '4': 4, 'ptraceable': 4}
+HIDEPID_HIDES = 2
+
+
+def proc_super_options(mountinfo_text, device):
+    """Super options (``{'hidepid': 'invisible', 'gid': '10'}``) of the mount of device ``MAJ:MIN`` in
+    /proc/PID/mountinfo text, the last one listed (the one mounted on top); None when it is not there."""
+    found = None
+    for line in mountinfo_text.splitlines():
+        fields = line.split(' ')
+        if len(fields) < 7 or fields[2] != device:
+            continue
+        try:
+            tail = fields[fields.index('-', 6) + 1:]
+        except ValueError:
+            continue
+        options = {}
+        for option in (tail[2] if len(tail) > 2 else '').split(','):
+            key, _sep, value = option.partition('=')
+            options[key] = value
+        found = options
+    return found
+
+
+def hidepid_level(options):
+    """The hidepid level of proc super options; an unknown spelling counts as hiding (fail closed)."""
+    if not options or 'hidepid' not in options:
+        return 0
+    return HIDEPID_LEVELS.get(options['hidepid'], HIDEPID_HIDES)
+
+
+def sees_hidden_processes(options, groups, cap_effective, user_namespace):
+    """Whether hidepid hides nothing from this caller: a member of the mount's ``gid=``, or
+    CAP_SYS_PTRACE in the initial user namespace (ptrace access to every process)."""
+    gid = (options or {}).get('gid')
+    if gid is not None and gid.isdigit() and int(gid) in groups:
+        return True
+    return bool(cap_effective >> CAP_SYS_PTRACE & 1) and user_namespace == INIT_USER_NAMESPACE
+
+
+def pid_namespace_view(own, first):
+    """Which PID namespace a /proc lists: ``host`` (the initial one: every process of the machine),
+    ``private`` or ``unknown``. ``own`` is the inode of /proc/self/ns/pid read through it (None when
+    /proc/self does not resolve there), ``first`` that of its /proc/1/ns/pid (None when unreadable)."""
+    if INIT_PID_NAMESPACE in (own, first):
+        return 'host'
+    if own is None and first is None:
+        return 'unknown'
+    return 'private'
+
+
+def _namespace_link_inode(path):
+    try:
+        text = os.readlink(path)
+    except OSError:
+        return None
+    _kind, _sep, rest = text.partition(':[')
+    return int(rest[:-1]) if rest[:-1].isdigit() else None
+
+
+def _cap_effective(status_text):
+    for line in status_text.splitlines():
+        if line.startswith('CapEff:'):
+            return int(line.split()[1], 16)
+    return 0
+
+
+class ProcView(object):
+    """What a walk of ``proc`` can list: ``pid_namespace`` (see pid_namespace_view), ``hidepid`` (the
+    mount's option text, None when unset or unreadable), whether this caller ``sees_hidden`` processes,
+    and ``hides`` (True when hidepid hides processes from this caller, None when the options are unknown)."""
+
+    def __init__(self, pid_namespace, hidepid, sees_hidden, hides):
+        self.pid_namespace = pid_namespace
+        self.hidepid = hidepid
+        self.sees_hidden = sees_hidden
+        self.hides = hides
+
+    def as_dict(self):
+        return {'pid_namespace': self.pid_namespace, 'hidepid': self.hidepid}
+
+
+def read_proc_view(proc='/proc'):
+    """The ProcView of ``proc`` for the calling process (a few small reads of its own /proc entries)."""
+    own = _namespace_link_inode(proc + '/self/ns/pid')
+    first = None if own == INIT_PID_NAMESPACE else _namespace_link_inode(proc + '/1/ns/pid')
+    try:
+        st_dev = os.stat(proc).st_dev
+        options = proc_super_options(_read(proc + '/self/mountinfo'), '%d:%d' % (os.major(st_dev), os.minor(st_dev)))
+    except OSError:
+        options = None
+    try:
+        cap_effective = _cap_effective(_read(proc + '/self/status'))
+    except OSError:
+        cap_effective = 0
+    user_namespace = _namespace_link_inode(proc + '/self/ns/user')
+    sees = sees_hidden_processes(options, set(os.getgroups()) | {os.getegid()}, cap_effective, user_namespace)
+    if options is None:
+        hides = None if not sees else False
+    else:
+        hides = hidepid_level(options) >= HIDEPID_HIDES and not sees
+    return ProcView(pid_namespace_view(own, first), (options or {}).get('hidepid'), sees, hides)
+
+
+# Characters of a unit name systemd makes (anything else is \xNN-escaped), and the longest name it makes.
+_UNIT_NAME = re.compile(r'^[A-Za-z0-9:_.@\\-]+$')
+_UNIT_NAME_MAX = 255
+_USER_MANAGER = re.compile(r'^user@[0-9]+\.service$')
+SYSTEM_SLICE = 'system.slice'
+
+
+def _is_slice(component):
+    return component.endswith('.slice') and bool(_UNIT_NAME.match(component))
+
+
+def _is_unit(component):
+    return component.endswith(_UNIT_SUFFIXES) and len(component) <= _UNIT_NAME_MAX and bool(_UNIT_NAME.match(component))
+
+
+def _unit_of_path(components):
+    """The unit of a cgroup path (its components): a bare name for the system manager's unit in system.slice,
+    else the cgroup path down to the innermost unit-like component (``/...``), or None."""
+    inner = max((index for index, component in enumerate(components) if component.endswith(_UNIT_SUFFIXES)), default=None)
+    for index, component in enumerate(components):
+        if _is_slice(component):
+            continue
+        if not _is_unit(component):
+            # Not made by the system manager (a cgroupfs container runtime, lxc): whatever unit is named below
+            # belongs to a manager inside it, never to this host's.
+            return None if inner is None else '/' + '/'.join(components[:inner + 1])
+        if any(part.endswith(_UNIT_SUFFIXES + ('.slice',)) for part in components[index + 1:]):
+            # A delegated subtree (user@UID.service, a container's own systemd): another manager's unit.
+            return '/' + '/'.join(components[:inner + 1])
+        if index > 0 and components[0] == SYSTEM_SLICE:
+            return component
+        return '/' + '/'.join(components[:index + 1])
+    return None
+
+
+def unit_from_cgroup(text):
+    """Return the systemd unit of the text of /proc/PID/cgroup, or None.
+
+    Prefers the unified (v2) hierarchy line ``0::/path`` and falls back to the v1 ``name=systemd``
+    line. A unit is named bare (``ssh.service``) only when it is the system manager's and sits in
+    ``system.slice``: every cgroup above it is a slice, the first one system.slice, and nothing below
+    it is another manager's (``user@1000.service/app.slice/ssh.service`` is the user's ssh.service).
+    Any other unit is given as its cgroup path down to the innermost unit (``/user.slice/.../ssh.service``,
+    ``/init.scope``), which no system unit name can be mistaken for: a unit name never holds a ``/``.
+    Text with two different lines for one hierarchy (a forged line) names no unit.
     """
-    unified = legacy = None
+    unified, legacy = set(), set()
     for line in text.splitlines():
         parts = line.split(':', 2)
         if len(parts) != 3:
             continue
         hierarchy, controllers, path = parts
         if hierarchy == '0' and controllers == '':
-            unified = path
+            unified.add(path)
         elif controllers == 'name=systemd':
-            legacy = path
-    for path in (unified, legacy):
-        if not path:
-            continue
-        for component in reversed(path.strip().split('/')):
-            if component.endswith(_UNIT_SUFFIXES):
-                return component
+            legacy.add(path)
+    if len(unified) > 1 or len(legacy) > 1:
+        return None
+    for paths in (unified, legacy):
+        components = [part for part in next(iter(paths), '').split('/') if part]
+        if components:
+            return _unit_of_path(components)
     return None
+
+
+def system_unit(unit, slices=(SYSTEM_SLICE,)):
+    """``(name, None)`` when ``unit`` (as unit_from_cgroup gives it) is a unit of the system manager whose
+    top slice is one of ``slices`` (None: any), else ``(None, why not)``."""
+    if not unit:
+        return None, 'no unit'
+    if '/' not in unit:
+        if slices is None or SYSTEM_SLICE in slices:
+            return unit, None
+        return None, 'unit %s runs in %s, not in %s' % (unit, SYSTEM_SLICE, ' or '.join(slices))
+    components = [part for part in unit.split('/') if part]
+    for index, component in enumerate(components):
+        if _is_slice(component):
+            continue
+        if not _is_unit(component):
+            return None, 'cgroup %s is not a systemd unit of this host (%s is no slice or unit of the system manager)' % (
+                unit, component)
+        if index < len(components) - 1:
+            if _USER_MANAGER.match(component):
+                return None, '%s is a unit of the user manager %s (cgroup %s), not of the system manager' % (
+                    components[-1], component, unit)
+            return None, '%s runs inside %s (cgroup %s), under a manager of its own, not the system manager' % (
+                components[-1], component, unit)
+        if slices is not None and (index == 0 or components[0] not in slices):
+            return None, 'unit %s runs in %s, not in %s' % (
+                component, '/'.join(components[:index]) if index else 'the root slice', ' or '.join(slices))
+        return component, None
+    return None, 'cgroup %s holds no unit' % unit
 
 
 def process_start_time(stat_text):

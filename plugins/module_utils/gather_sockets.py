@@ -20,6 +20,7 @@ the owners of them all.
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import sys
@@ -125,21 +126,194 @@ def _read_tables(backend, protocols, coverage, proc_net='/proc/net', ipv6=None):
     return records
 
 
-def _owners_from_fd_walk(records, coverage):
+def walk_errors(processes_seen, processes_denied, privileged):
+    """What an fd walk that could not read every process it listed must report (each an error)."""
+    if processes_seen == 0:
+        return ['no process file descriptors could be read under /proc']
+    if processes_denied:
+        reason = 'not running as root' if not privileged else 'access denied (hidepid, LSM or missing capabilities)'
+        return ['%d processes could not be inspected (%s); their sockets show no processes' % (processes_denied, reason)]
+    return []
+
+
+def hidden_process_gaps(view):
+    """Why /proc could not even list every process of the machine (gather_owners.ProcView); [] when it could.
+
+    Processes missing from the listing are never counted by the walk, so they are said here."""
+    if view is None:  # no /proc (psutil off Linux): the platform's own process list, nothing known to be hidden
+        return []
+    gaps = []
+    if view.pid_namespace == 'private':
+        gaps.append('the gather runs in a private PID namespace, whose /proc lists only the processes in it')
+    elif view.pid_namespace != 'host':
+        gaps.append('cannot tell which PID namespace /proc lists (/proc/self does not resolve there)')
+    if view.hides:
+        gaps.append('/proc is mounted with hidepid=%s, which hides the processes of other users from this user'
+                    % view.hidepid)
+    elif view.hides is None:
+        gaps.append('the mount options of /proc cannot be read, so whether hidepid hides processes is unknown')
+    return gaps
+
+
+def owner_search(view, walk_ok):
+    """``coverage['owner_search']``: whether the owners of sockets were looked for in every process
+    (``exhaustive``), what /proc lists and why not (``gaps``). ``walk_ok``: the walk itself reported no error."""
+    gaps = hidden_process_gaps(view)
+    search = {'exhaustive': walk_ok and not gaps, 'gaps': gaps, 'pid_namespace': None, 'hidepid': None}
+    if view is not None:
+        search.update(view.as_dict())
+    return search
+
+
+def unowned_case(unowned, search):
+    """Which case the unowned sockets are: ``none``; ``kernel`` (every process was looked in, so they are the
+    kernel's, such as nfsd's, or their owners exited meanwhile); ``not_looked_for`` (some processes were not)."""
+    if not unowned:
+        return 'none'
+    return 'kernel' if search['exhaustive'] else 'not_looked_for'
+
+
+PRIVATE_PID_NAMESPACE_ERROR = (
+    'namespaces=all: the gather runs in a private PID namespace (or cannot tell which one /proc lists), so only the '
+    'network namespaces its processes are in, mount or keep open were read; those of processes outside it (other '
+    'containers, the host) cannot be listed: run it in the host PID namespace')
+MAX_NAMED_SOCKETS = 20  # an error names at most this many sockets; coverage.unowned_sockets lists them all
+
+
+def _named(labels):
+    shown = ', '.join(labels[:MAX_NAMED_SOCKETS])
+    if len(labels) > MAX_NAMED_SOCKETS:
+        shown += ' and %d more (coverage.unowned_sockets)' % (len(labels) - MAX_NAMED_SOCKETS)
+    return shown
+
+
+def unowned_findings(unowned, search):
+    """``(errors, notes)`` about the sockets with no owning process, given ``owner_search``.
+
+    An unowned socket whose owner could not be looked for in every process is an error naming it: a process
+    rule would otherwise pass on a rogue's socket. One looked for everywhere is a kernel socket (a note)."""
+    if search['gaps']:
+        if unowned:
+            return (['%d sockets show no owning process, and not every process could be looked in (%s): %s'
+                     % (len(unowned), '; '.join(search['gaps']), _named(unowned))], [])
+        return [], ['the processes listed for each socket may miss holders that /proc does not list (%s)'
+                    % '; '.join(search['gaps'])]
+    if unowned and search['exhaustive']:
+        return [], ['%d sockets have no owning process though every process was looked in: kernel sockets, '
+                    'or owners that exited during the gather: %s' % (len(unowned), _named(unowned))]
+    return [], []  # a walk that failed or was denied has said so in its own error
+
+
+def finish_coverage(coverage, view, walk_ok):
+    """Add ``owner_search`` and ``unowned_case`` to a gather's coverage, the errors and notes they call for,
+    and decide ``complete``: true exactly when no error was recorded."""
+    search = owner_search(view, walk_ok)
+    errors, notes = unowned_findings(coverage['unowned_sockets'], search)
+    coverage['errors'].extend(errors)
+    coverage['notes'].extend(notes)
+    coverage['owner_search'] = search
+    coverage['unowned_case'] = unowned_case(coverage['unowned_sockets'], search)
+    coverage['complete'] = not coverage['errors']
+    return coverage
+
+
+def _owners_from_fd_walk(records, coverage, privileged, collect=False):
+    """``(owners, walk_ok, foreign)``: the fd walk's owners by inode, whether it read every process it listed,
+    and (``collect``) the other sockets and nsfs handles it met (gather_owners.FdWalk.foreign)."""
     try:
-        walk = gather_owners.walk_fds(record[5] for record in records)
+        walk = gather_owners.walk_fds((record[5] for record in records), collect=collect)
     except OSError as exc:
         coverage['errors'].append('cannot walk /proc for socket owners: %s' % exc)
-        return {}
+        return {}, False, {}
     coverage['processes_scanned'] = walk.processes_seen
     coverage['processes_unreadable'] = walk.processes_denied
-    if walk.processes_seen == 0:
-        coverage['errors'].append('no process file descriptors could be read under /proc')
-    elif walk.processes_denied:
-        reason = 'not running as root' if os.geteuid() != 0 else 'access denied (hidepid, LSM or missing capabilities)'
-        coverage['errors'].append('%d processes could not be inspected (%s); their sockets show no processes'
-                                  % (walk.processes_denied, reason))
-    return walk.owners
+    errors = walk_errors(walk.processes_seen, walk.processes_denied, privileged)
+    coverage['errors'].extend(errors)
+    return walk.owners, not errors, walk.foreign
+
+
+SOCKET_NAMESPACE_BUDGET = 20000  # sockets asked their namespace (~9 us each); past it, said in the coverage
+
+
+def unlisted_namespace_candidates(foreign, scanned):
+    """From the fd walk's other sockets and nsfs handles: ``(handles, sockets)``, where ``handles`` maps each
+    network namespace inode not in ``scanned`` that an fd is open on to ``[(pid, fd)]``, and ``sockets`` lists
+    ``(link, pid, fd)`` of one holder of each other socket, whose namespace only the kernel can tell."""
+    handles = {}
+    sockets = []
+    for link, holders in foreign.items():
+        if link.startswith('net:['):
+            inode = int(link[5:-1])
+            if inode not in scanned:
+                handles.setdefault(inode, []).extend(holders)
+        else:
+            sockets.append((link, holders[0][0], holders[0][1]))
+    sockets.sort()
+    return handles, sockets
+
+
+def _socket_namespaces(sockets, scanned, coverage):
+    """``{inode: fd}``: an fd open on each network namespace not in ``scanned`` that one of ``sockets``
+    belongs to (SIOCGSKNS). The caller closes the fds. What could not be asked is an error."""
+    from ansible_collections.portwarden.compliance.plugins.module_utils import gather_namespaces
+
+    found = {}
+    if len(sockets) > SOCKET_NAMESPACE_BUDGET:
+        coverage['errors'].append('namespaces=all: %d sockets held by processes were not asked which network namespace '
+                                  'they belong to (more than %d); a namespace that only such a socket keeps alive, with no '
+                                  'process, mount or fd in it, is missed' % (len(sockets), SOCKET_NAMESPACE_BUDGET))
+        return found
+    asker = gather_namespaces.SocketNamespaces()
+    failed = []
+    try:
+        for link, pid, fd in sockets:
+            try:
+                ns_fd = asker.namespace(pid, fd)
+            except OSError as exc:
+                if exc.errno not in (errno.ESRCH, errno.EBADF, errno.ENOENT):  # gone: nothing left to hold it
+                    failed.append('%s (pid %d): %s' % (link, pid, exc.strerror or exc))
+                continue
+            inode = os.fstat(ns_fd).st_ino
+            if inode in scanned or inode in found:
+                os.close(ns_fd)
+            else:
+                found[inode] = ns_fd
+    finally:
+        asker.close()
+    if failed:
+        coverage['errors'].append('namespaces=all: %d sockets could not be asked which network namespace they belong to, '
+                                  'so a namespace only they keep alive may be missed: %s' % (len(failed), _named(failed)))
+    return found
+
+
+def _scan_unlisted_namespaces(backend, protocols, foreign, scans, coverage):
+    """namespaces=all, after the fd walk: read the namespaces no process is in that an fd keeps (an nsfs handle,
+    or a socket in it); return their scans and the owners of their sockets (from the walk's other sockets)."""
+    from ansible_collections.portwarden.compliance.plugins.module_utils import gather_namespaces
+
+    scanned = set(entry['inode'] for entry, _range, _found in scans) | set(
+        item['inode'] for key in ('unreadable', 'vanished') for item in coverage['namespaces'][key])
+    handles, sockets = unlisted_namespace_candidates(foreign, scanned)
+    held = _socket_namespaces(sockets, scanned | set(handles), coverage)
+    visits = [(inode, [], ['/proc/%d/fd/%d' % holder for holder in holders]) for inode, holders in sorted(handles.items())]
+    visits += [(inode, [], ['/proc/self/fd/%d' % fd]) for inode, fd in sorted(held.items())]
+    extra = []
+    try:
+        ipv6 = _ipv6_available()
+        for visit in gather_namespaces.visit_namespaces(visits, lambda: _read_namespace(backend, protocols, ipv6)):
+            scan = account_visit(visit, coverage, lambda inode, pid: _namespace_entry(inode, False, pid, None))
+            if scan is not None:
+                extra.append(scan)
+    finally:
+        for fd in held.values():
+            os.close(fd)
+    owners = {}
+    for _entry, _range, found in extra:
+        for record in found:
+            holders = foreign.get('socket:[%d]' % record[5], ())
+            if holders:
+                owners[record[5]] = sorted(set(pid for pid, _fd in holders))
+    return extra, owners
 
 
 def _psutil_records(protocols, coverage):
@@ -238,7 +412,7 @@ def _read_namespace_through_pid(inode, pid, protocols, ipv6, refused):
 def _namespace_entry(inode, host, pid, names):
     from ansible_collections.portwarden.compliance.plugins.module_utils import gather_namespaces
 
-    container = gather_namespaces.describe_container(pid, names) if pid is not None else None
+    container = gather_namespaces.describe_container(pid, names) if pid is not None and names is not None else None
     return {'inode': inode, 'host': host, 'pid': pid, 'container': container}
 
 
@@ -247,7 +421,7 @@ def _scanned(entry, records, sources, port_range):
                 ephemeral_port_range=[port_range[0], port_range[1]] if port_range else None)
 
 
-def _scan_namespaces(backend, protocols, host_records, coverage, privileged):
+def _scan_namespaces(backend, protocols, host_records, coverage, privileged, view=None):
     """namespaces=all: ``[(namespace entry, port range, records)]`` of every namespace read, the gather's own
     first (its port range left None: the caller fills in the host's). Fills ``coverage['namespaces']``.
 
@@ -280,29 +454,51 @@ def _scan_namespaces(backend, protocols, host_records, coverage, privileged):
     if discovery.processes_denied:
         coverage['errors'].append('namespaces=all: the network namespace of %d processes could not be read; '
                                   'a namespace only they are in is missing' % discovery.processes_denied)
+    if view is not None and view.pid_namespace != 'host':
+        # An error: "all" was asked for, and the namespaces of processes outside this PID namespace (other
+        # containers, the host's own services) cannot even be listed from here. Run with the host's PID namespace.
+        coverage['errors'].append(PRIVATE_PID_NAMESPACE_ERROR)
+    mounted, unreadable = gather_namespaces.mounted_namespaces(discovery)
+    if unreadable:
+        coverage['errors'].append('namespaces=all: the mounts of %d mount namespaces could not be read; a network '
+                                  'namespace only mounted there (ip netns, a bind mount) may be missed' % unreadable)
     ipv6 = _ipv6_available()
-    others = [(inode, pids) for inode, pids in sorted(discovery.namespaces.items()) if inode != own]
+    others = [(inode, discovery.namespaces.get(inode, []), mounted.get(inode, []))
+              for inode in sorted(set(discovery.namespaces) | set(mounted)) if inode != own]
     fallback = None
     if backend != 'netlink':
         def fallback(inode, pid, refused):
             return _read_namespace_through_pid(inode, pid, protocols, ipv6, refused)
     for visit in gather_namespaces.visit_namespaces(others, lambda: _read_namespace(backend, protocols, ipv6), fallback):
-        if isinstance(visit.error, gather_namespaces.NamespaceGone):
-            summary['vanished'].append({'inode': visit.inode, 'pid': visit.pid})
-            coverage['notes'].append('network namespace %d (pid %d) vanished during the scan: every process in it exited, '
-                                     'so nothing listens there any more' % (visit.inode, visit.pid))
-            continue
-        if visit.error is not None:
-            summary['unreadable'].append({'inode': visit.inode, 'pid': visit.pid, 'reason': str(visit.error)})
-            coverage['errors'].append('network namespace %d (pid %d) could not be read: %s' % (visit.inode, visit.pid, visit.error))
-            continue
-        records, local, port_range = visit.result
-        coverage['errors'].extend('network namespace %d: %s' % (visit.inode, error) for error in local['errors'])
-        coverage['notes'].extend('network namespace %d: %s' % (visit.inode, note) for note in local['notes'])
-        entry = _namespace_entry(visit.inode, False, visit.pid, names)
-        scans.append((entry, port_range, records))
-        summary['scanned'].append(_scanned(entry, records, local['sources'], port_range))
+        scan = account_visit(visit, coverage, lambda inode, pid: _namespace_entry(inode, False, pid, names))
+        if scan is not None:
+            scans.append(scan)
     return scans
+
+
+def account_visit(visit, coverage, entry_for):
+    """Record one namespace visit (gather_namespaces.Visit) in ``coverage``; return its scan or None.
+
+    Vanished (every process exited: nothing can listen there) is a note; unreadable is an error, and so is
+    every error met while reading it. ``entry_for(inode, pid)`` builds the namespace entry of a scan."""
+    from ansible_collections.portwarden.compliance.plugins.module_utils import gather_namespaces
+
+    summary = coverage['namespaces']
+    if isinstance(visit.error, gather_namespaces.NamespaceGone):
+        summary['vanished'].append({'inode': visit.inode, 'pid': visit.pid})
+        coverage['notes'].append('network namespace %d (pid %s) vanished during the scan: every process in it exited, '
+                                 'so nothing listens there any more' % (visit.inode, visit.pid))
+        return None
+    if visit.error is not None:
+        summary['unreadable'].append({'inode': visit.inode, 'pid': visit.pid, 'reason': str(visit.error)})
+        coverage['errors'].append('network namespace %d (pid %s) could not be read: %s' % (visit.inode, visit.pid, visit.error))
+        return None
+    records, local, port_range = visit.result
+    coverage['errors'].extend('network namespace %d: %s' % (visit.inode, error) for error in local['errors'])
+    coverage['notes'].extend('network namespace %d: %s' % (visit.inode, note) for note in local['notes'])
+    entry = entry_for(visit.inode, visit.pid)
+    summary['scanned'].append(_scanned(entry, records, local['sources'], port_range))
+    return entry, port_range, records
 
 
 def gather_listening_sockets(backend='auto', protocols=PROTOCOLS, namespaces='host'):
@@ -337,14 +533,21 @@ def gather_listening_sockets(backend='auto', protocols=PROTOCOLS, namespaces='ho
         'ephemeral_port_range': None, 'errors': [], 'notes': [],
     }
     scans = None
+    view = gather_owners.read_proc_view() if linux else None
     if backend == 'psutil':
         records, owners = _psutil_records(protocols, coverage)
+        walk_ok = privileged
     else:
         records = _read_tables(backend, protocols, coverage)
         if namespaces == 'all':
-            scans = _scan_namespaces(backend, protocols, records, coverage, privileged)
+            scans = _scan_namespaces(backend, protocols, records, coverage, privileged, view)
             records = [record for _entry, _range, found in scans for record in found]
-        owners = _owners_from_fd_walk(records, coverage)
+        owners, walk_ok, foreign = _owners_from_fd_walk(records, coverage, privileged, collect=scans is not None and privileged)
+        if scans is not None and privileged:
+            extra, extra_owners = _scan_unlisted_namespaces(backend, protocols, foreign, scans, coverage)
+            scans.extend(extra)
+            owners.update(extra_owners)
+            records.extend(record for _entry, _range, found in extra for record in found)
     if not privileged:
         coverage['notes'].append('not running as root: processes of other users are not shown; use become: true')
 
@@ -382,7 +585,7 @@ def gather_listening_sockets(backend='auto', protocols=PROTOCOLS, namespaces='ho
         sockets.append(entry)
     coverage['unowned_sockets'].sort()
     coverage['sockets'] = len(sockets)
-    coverage['complete'] = not coverage['errors']
+    finish_coverage(coverage, view, walk_ok)
     return {'sockets': sockets, 'coverage': coverage}
 
 

@@ -19,7 +19,8 @@ listens on it; never PID 1 or a process whose name is protected.
 from __future__ import annotations
 
 from ansible_collections.portwarden.compliance.plugins.module_utils.evaluate_policy import bind_class, summarize_result
-from ansible_collections.portwarden.compliance.plugins.module_utils.remediate_kill import protected_pattern
+from ansible_collections.portwarden.compliance.plugins.module_utils.gather_owners import SYSTEM_SLICE, system_unit
+from ansible_collections.portwarden.compliance.plugins.module_utils.remediate_kill import protection_match
 from ansible_collections.portwarden.compliance.plugins.module_utils.report_sockets import HOST_WHERE, socket_label
 
 STRATEGIES = ('none', 'firewall', 'service', 'kill')
@@ -48,22 +49,51 @@ def strategy_of(value, fallback='none'):
 
 
 class Protection(object):
-    """What must never be touched on one host."""
+    """What must never be touched on one host: TCP ports (with why), processes, and the units they run in."""
 
-    def __init__(self, tcp_ports=(), names=(), pids=()):
+    def __init__(self, tcp_ports=(), names=(), pids=(), units=None, port_reasons=None):
         self.tcp_ports = frozenset(tcp_ports)
         self.names = tuple(names)
         self.pids = frozenset(pids)
+        self.units = dict(units or {})  # system unit -> why it is never stopped
+        self.port_reasons = dict(port_reasons or {})
 
     @classmethod
-    def for_host(cls, gathered, tcp_ports=(), names=()):
-        """Protect the given TCP ports and every process that listens on one of them (sshd, a jump proxy)."""
-        ports = frozenset(tcp_ports)
+    def for_host(cls, gathered, tcp_ports=(), names=(), portless_connection=None):
+        """Protect the given TCP ports and every process that listens on one of them (sshd, a jump proxy), and the
+        system units of every protected process. ``portless_connection`` names a connection whose TCP port is not
+        known (``local``, as ansible-pull runs): then every TCP port a protected process listens on is protected too,
+        since any of them may be the one sshd serves."""
+        sockets = (gathered or {}).get('sockets') or []
+        judge = cls(names=names)
+        ports = set(tcp_ports)
+        port_reasons = {}
+        units = {}
+        for entry in sockets:
+            for proc in entry.get('processes') or []:
+                reason = judge.process_reason(proc)
+                if reason is None:
+                    continue
+                unit, _why = system_unit(proc.get('unit'), None)
+                if unit:
+                    units.setdefault(unit, reason)
+                if portless_connection and entry.get('protocol') == 'tcp' and isinstance(entry.get('port'), int):
+                    ports.add(entry['port'])
+                    port_reasons.setdefault(entry['port'], 'tcp port %d is where %s listens, and the %s connection has no '
+                                            'port of its own to protect, so every port of a protected process is kept open'
+                                            % (entry['port'], reason, portless_connection))
         holders = set()
-        for entry in (gathered or {}).get('sockets') or []:
+        for entry in sockets:
             if entry.get('protocol') == 'tcp' and entry.get('port') in ports:
-                holders.update(proc.get('pid') for proc in entry.get('processes') or [])
-        return cls(ports, names, holders)
+                for proc in entry.get('processes') or []:
+                    holders.add(proc.get('pid'))
+                    unit, _why = system_unit(proc.get('unit'), None)
+                    if unit:
+                        units.setdefault(unit, '%s[%s] listens on tcp port %d' % (proc.get('name'), proc.get('pid'), entry['port']))
+        return cls(ports, names, holders, units, port_reasons)
+
+    def port_reason(self, port):
+        return self.port_reasons.get(port) or 'tcp port %d carries the live Ansible connection' % port
 
     def process_reason(self, proc):
         pid = proc.get('pid')
@@ -71,10 +101,14 @@ class Protection(object):
             return 'PID %s is never touched' % pid
         if pid in self.pids:
             return '%s[%s] listens on the port of the live Ansible connection' % (proc.get('name'), pid)
-        pattern = protected_pattern(proc.get('name'), proc.get('exe'), self.names)
+        pattern, evidence = protection_match(proc.get('name'), proc.get('exe'), self.names, proc.get('unit'))
         if pattern is not None:
-            return '%s[%s] matches the protected process pattern %r' % (proc.get('name'), pid, pattern)
+            return '%s[%s] matches the protected process pattern %r (%s)' % (proc.get('name'), pid, pattern, evidence)
         return None
+
+    def process_note(self, proc):
+        """What an auditor should know of a process that is not protected: a name-only match, or None."""
+        return protection_match(proc.get('name'), proc.get('exe'), self.names, proc.get('unit'))[1]
 
 
 def block_for(finding):
@@ -105,8 +139,9 @@ BLOCK_FIELDS = ('protocol', 'port', 'family', 'address', 'rule')
 
 
 def module_block(block):
-    """A block as port_block takes it: the namespace is the call's, not the block's."""
-    return dict((field, block.get(field)) for field in BLOCK_FIELDS)
+    """A block as port_block takes it: the namespace is the call's, not the block's; an unset field is left out
+    (port_block's argument spec refuses a null family, which a block for both families has)."""
+    return dict((field, block[field]) for field in BLOCK_FIELDS if block.get(field) is not None)
 
 
 def describe_block(block):
@@ -127,14 +162,17 @@ def block_covers(block, finding):
     return block.get('family') is None or block['family'] == wanted['family']
 
 
-def plan_remediation(audit, strategies, default_strategy='none', protection=None):
+def plan_remediation(audit, strategies, default_strategy='none', protection=None, service_slices=None):
     """Annotate each drift finding of ``audit`` with ``remediation`` and return the plan.
 
     ``strategies`` maps rule ids to their ``remediate`` value (None: the rule did not say); rules
-    that did not say use ``default_strategy``. Returns ``{'blocks', 'services', 'processes', 'skipped'}``:
-    ``skipped`` is why nothing at all is done on this host (its verdict is unknown or partial), else None.
+    that did not say use ``default_strategy``. The service strategy stops only services of the system
+    manager whose top slice is one of ``service_slices`` (default system.slice), never another manager's.
+    Returns ``{'blocks', 'services', 'processes', 'skipped'}``: ``skipped`` is why nothing at all is done
+    on this host (its verdict is unknown or partial), else None.
     """
     protection = protection or Protection()
+    service_slices = tuple(service_slices or (SYSTEM_SLICE,))
     # namespaces: where -> {'inode', 'pid'} of each namespace other than the host's that a block goes into.
     plan = {'blocks': [], 'services': [], 'processes': [], 'skipped': None, 'namespaces': {}}
     if audit.get('status') == 'unknown' or audit.get('reasons'):
@@ -154,7 +192,7 @@ def plan_remediation(audit, strategies, default_strategy='none', protection=None
         note = {'strategy': strategy, 'status': PLANNED, 'reason': None, 'target': _target(strategy, finding, procs)}
         finding['remediation'] = note
         if finding['protocol'] == 'tcp' and finding['port'] in protection.tcp_ports:
-            note.update(status=PROTECTED, reason='tcp port %d carries the live Ansible connection' % finding['port'])
+            note.update(status=PROTECTED, reason=protection.port_reason(finding['port']))
             continue
         if strategy == 'firewall':
             block = block_for(finding)
@@ -173,13 +211,28 @@ def plan_remediation(audit, strategies, default_strategy='none', protection=None
         if refusals:
             note.update(status=PROTECTED, reason='; '.join(refusals))
             continue
+        name_only = [text for text in map(protection.process_note, procs) if text]
+        if name_only:
+            note['reason'] = '; '.join(name_only)
         if strategy == 'service':
             units = sorted(set(proc.get('unit') or '' for proc in procs))
             if not all(unit.endswith('.service') for unit in units):
                 note.update(status=UNAVAILABLE, reason='not every owning process runs in a systemd service unit (%s)'
                             % ', '.join(unit or 'no unit' for unit in units))
                 continue
-            for unit in units:
+            resolved = [system_unit(unit, service_slices) for unit in units]
+            refusals = [why for _name, why in resolved if why]
+            if refusals:
+                note.update(status=PROTECTED, reason='%s; the service strategy stops only services of the system manager in %s '
+                            '(service_slices)' % ('; '.join(refusals), ', '.join(service_slices)))
+                continue
+            names = sorted(set(name for name, _why in resolved))
+            note['target'] = ', '.join(names)
+            guarded = ['unit %s is never stopped: %s' % (name, protection.units[name]) for name in names if name in protection.units]
+            if guarded:
+                note.update(status=PROTECTED, reason='; '.join(guarded))
+                continue
+            for unit in names:
                 services.setdefault(unit, {'unit': unit, 'rules': []})
                 if finding['rule'] not in services[unit]['rules']:
                     services[unit]['rules'].append(finding['rule'])
@@ -231,7 +284,7 @@ def apply_outcomes(audit, outcomes):
         if note['strategy'] == 'firewall':
             results = [outcomes['blocks'].get(block_key(block_for(finding)))]
         elif note['strategy'] == 'service':
-            results = [outcomes['services'].get(proc.get('unit')) for proc in finding.get('processes') or []]
+            results = [outcomes['services'].get(system_unit(proc.get('unit'), None)[0]) for proc in finding.get('processes') or []]
         else:
             results = [outcomes['processes'].get(proc.get('pid')) for proc in finding.get('processes') or []]
         results = [result for result in results if result is not None]
@@ -239,10 +292,14 @@ def apply_outcomes(audit, outcomes):
             note.update(status=FAILED, reason='the host reported nothing for this change')
             continue
         # The worst outcome counts: protected or failed anywhere means the finding is not closed by us.
+        planned_note = note.get('reason')  # what planning noted (a name-only match) stays in the report
         for status in (PROTECTED, FAILED, UNAVAILABLE, PLANNED, APPLIED):
             chosen = [reason for found, reason in results if found == status]
             if chosen:
-                note.update(status=status, reason='; '.join(reason for reason in chosen if reason) or None)
+                reason = '; '.join(reason for reason in chosen if reason)
+                if planned_note and planned_note not in reason:
+                    reason = '%s; %s' % (reason, planned_note) if reason else planned_note
+                note.update(status=status, reason=reason or None)
                 break
 
 

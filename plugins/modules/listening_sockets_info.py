@@ -18,8 +18,9 @@ description:
     walks C(/proc/*/fd) once to find the owning processes. Its cost does not grow with established connections.
   - Fails closed. A gather that could read nothing fails the task; a gather that could read only part of what
     it should (a socket table, or the processes of other users) returns C(coverage.complete=false) with the
-    reasons in C(coverage.errors). An empty RV(sockets) list with complete coverage means the host really has
-    no listeners.
+    reasons in C(coverage.errors). That includes processes C(/proc) does not even list (C(hidepid=2) for a
+    non-root user, a private PID namespace), and a socket with no owner found there is an error naming it.
+    An empty RV(sockets) list with complete coverage means the host really has no listeners.
   - Run it with C(become) enabled (as root) to see the processes of every user. Without it, sockets
     are still listed but processes of other users are missing, and C(coverage) says so.
   - By default sees the network namespace the module runs in (the host's, unless run inside a container).
@@ -57,7 +58,10 @@ options:
       - Which network namespaces to read.
       - V(host) reads the network namespace the module runs in, and returns exactly what it always did.
       - V(all) (Linux, V(auto), V(netlink) or V(procfs) backend) finds every distinct network namespace that a
-        process of the host is in (C(/proc/*/ns/net) grouped by inode), reads each one's listening sockets
+        process of the host is in (C(/proc/*/ns/net) grouped by inode), that is bind-mounted (C(ip netns) mounts
+        under C(/run/netns), any nsfs bind mount, from the C(mountinfo) of each mount namespace), that an fd is open
+        on, or that a socket held by a process belongs to (C(SIOCGSKNS), up to 20000 sockets; past that, an error
+        says so), and reads each one's listening sockets
         (entering it with C(setns) in a short-lived thread; V(procfs) and V(auto) fall back to
         C(/proc/PID/net) where entering is refused), and adds RV(sockets[].namespace) and RV(coverage.namespaces).
         One C(/proc/*/fd) walk still finds the owning processes of every namespace's sockets.
@@ -79,8 +83,10 @@ notes:
   - Process command lines are never collected; they can carry secrets.
   - With O(namespaces=all), the namespace the module runs in is RV(sockets[].namespace.host=true). On a real host that
     is the host's own namespace; where the module runs inside a container or a test namespace, it is that one.
-  - With O(namespaces=all), a network namespace is found through the processes in it. One held by no process (an
-    empty C(ip netns add), say) is not read; it can hold no user-space socket, only kernel ones.
+  - With O(namespaces=all), a network namespace no process is in is still read when it is mounted, an fd is open on
+    it, or a process holds a socket in it. One found only through a mount or an fd that cannot be opened (covered by
+    another mount, say) is an error. Run in a private PID namespace (a container), only the namespaces that its
+    processes are in, mount or keep open are found, and RV(coverage.notes) says so.
 seealso:
   - name: ss(8)
     description: The iproute2 tool that reads the same kernel interface.
@@ -200,7 +206,11 @@ sockets:
           returned: always
           sample: /usr/sbin/sshd
         unit:
-          description: The systemd unit the process runs in (from C(/proc/PID/cgroup)), or V(null).
+          description:
+            - The systemd unit the process runs in (from C(/proc/PID/cgroup)), or V(null).
+            - A bare name (V(ssh.service)) only for a unit of the system manager in C(system.slice); any other unit is
+              given as its cgroup path (V(/user.slice/user-1000.slice/user@1000.service/app.slice/ssh.service) is a
+              user's own C(ssh.service), V(/init.scope)), which no system unit name can be taken for.
           type: str
           returned: always
           sample: ssh.service
@@ -227,7 +237,9 @@ sockets:
           returned: always
           sample: false
         pid:
-          description: A process in the namespace (the lowest pid still in it; the one it was entered through).
+          description:
+            - A process in the namespace (the lowest pid still in it; the one it was entered through).
+            - V(null) for a namespace no process is in, found through a mount, an fd open on it or a socket in it.
           type: int
           returned: always
           sample: 2231
@@ -300,6 +312,49 @@ coverage:
       elements: str
       returned: always
       sample: ["tcp 0.0.0.0:2049"]
+    unowned_case:
+      description:
+        - Which case the RV(coverage.unowned_sockets) are.
+        - V(none) when every socket has an owning process.
+        - V(kernel) when every process of the machine was looked in (as root, in the host's PID namespace, with
+          nothing hidden from C(/proc)), so they are kernel sockets (such as nfsd's) or their owners exited meanwhile;
+          a note in RV(coverage.notes) names them.
+        - V(not_looked_for) when some processes could not be looked in (not root, C(hidepid), a private PID
+          namespace); their owners are unknown, not absent, and the coverage is partial.
+      type: str
+      returned: always
+      choices: [none, kernel, not_looked_for]
+      sample: none
+    owner_search:
+      description: Whether the owners of sockets were looked for in every process of the machine.
+      type: dict
+      returned: always
+      contains:
+        exhaustive:
+          description: V(true) when every process was listed by C(/proc) and read.
+          type: bool
+          returned: always
+          sample: true
+        gaps:
+          description:
+            - Why C(/proc) did not list every process, V([]) when it did. An unowned socket behind a gap is an error
+              naming it; with no unowned socket a gap is a note.
+          type: list
+          elements: str
+          returned: always
+          sample: ["/proc is mounted with hidepid=invisible, which hides the processes of other users from this user"]
+        pid_namespace:
+          description:
+            - The PID namespace the walked C(/proc) lists. V(host) (the initial one, every process), V(private) or
+              V(unknown); V(null) off Linux.
+          type: str
+          returned: always
+          sample: host
+        hidepid:
+          description: The C(hidepid) mount option of the walked C(/proc), V(null) when unset.
+          type: str
+          returned: always
+          sample: null
     processes_scanned:
       description: Processes whose file descriptors were read.
       type: int
@@ -355,7 +410,7 @@ coverage:
               returned: always
               sample: false
             pid:
-              description: The process it was entered through.
+              description: The process it was entered through; V(null) when it was entered through a mount or an fd.
               type: int
               returned: always
               sample: 2231

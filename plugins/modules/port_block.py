@@ -166,6 +166,9 @@ notes:
   - Other firewall tables (firewalld, ufw, docker) cannot undo a block; a C(drop) in any base chain is final.
     Their own C(drop) rules still apply to ports that are not blocked here.
   - Only this module should write to C(table inet portwarden); anything else found in it is removed on the next change.
+  - Two runs at once in one network namespace (two plays, C(ansible-pull) and an operator) take turns, so neither loses
+    the other's blocks; each holds a lock, C(/run/portwarden-nft.<netns inode>.lock), from reading the table to writing
+    it (and O(persist_path)), and fails without changing anything when it cannot get it within 120 seconds.
   - Sees the network namespace the module runs in (the host's, unless run inside a container).
 seealso:
   - module: portwarden.compliance.listening_sockets_info
@@ -287,8 +290,11 @@ drift:
   sample: ["set extra is not part of the design"]
 '''
 
+import errno
+import fcntl
 import os
 import tempfile
+import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
@@ -408,6 +414,34 @@ def enter(module, inode, pid):
         os.close(fd)
 
 
+LOCK_DIR = '/run'  # root's alone: a user cannot pre-create (and hold) the lock file there
+LOCK_TIMEOUT = 120.0
+
+
+def lock_table(module):
+    """Hold an exclusive lock on this network namespace's table until the module exits: two runs at once (two plays,
+    ansible-pull and an operator) would each write the table they read, and the first one's blocks would be lost."""
+    try:
+        inode = os.stat('/proc/self/ns/net').st_ino
+        path = os.path.join(LOCK_DIR, 'portwarden-nft.%d.lock' % inode)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except PermissionError:
+        return None  # not root: nft cannot change the ruleset either, and says so in its own words
+    except OSError as exc:
+        module.fail_json(msg='Could not open the lock of table %s %s in %s: %s; nothing was changed'
+                             % (TABLE_FAMILY, TABLE_NAME, LOCK_DIR, to_native(exc)))
+    deadline = time.monotonic() + LOCK_TIMEOUT
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd  # released when the process exits
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EACCES) or time.monotonic() >= deadline:
+                module.fail_json(msg='Another port_block run holds the lock %s (for %gs); nothing was changed'
+                                     % (path, LOCK_TIMEOUT))
+            time.sleep(0.05)
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -447,6 +481,8 @@ def main():
         enter(module, params['namespace']['inode'], params['namespace']['pid'])
 
     nft = Nft(module)
+    if not module.check_mode:
+        lock_table(module)  # before reading: what is read is what the write replaces
     exists_before, current, drift = nft.read()
 
     refused = []

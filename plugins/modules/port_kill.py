@@ -20,7 +20,8 @@ description:
   - Where the kernel has pidfds (Linux 5.3+) the process is pinned before it is checked, so the check and
     the signals reach the same process.
   - Never signals PID 1, the processes this module runs under (they serve the live Ansible connection),
-    or processes whose name matches O(protected_names); those are reported as V(protected).
+    or processes that O(protected_names) protects (by their executable, never by their name alone); those are
+    reported as V(protected).
 author:
   - portwarden contributors (@portwarden)
 extends_documentation_fragment:
@@ -47,12 +48,16 @@ options:
     required: true
     suboptions:
       pid:
-        description: Process id.
-        type: int
+        description:
+          - Process id, a whole number from 1 to the host's C(/proc/sys/kernel/pid_max).
+          - Anything else (a negative number, 0, a boolean, a fraction, text) fails the module with a message naming
+            the entry, and no process is signalled.
+        type: raw
         required: true
       start_time:
-        description: Start time in clock ticks after boot (C(/proc/PID/stat) field 22), as gathered.
-        type: int
+        description:
+          - Start time in clock ticks after boot (C(/proc/PID/stat) field 22), as gathered; a whole number >= 0.
+        type: raw
         required: true
       exe:
         description: Executable path as gathered; when set, it must match too.
@@ -69,7 +74,14 @@ options:
     default: 10
   protected_names:
     description:
-      - Shell-style patterns of process names (or executable base names) that are never signalled.
+      - Shell-style patterns of the processes that are never signalled.
+      - "How a pattern matches: one with a C(/) matches the executable's full path (V(/opt/vendor/bin/agent));
+        one without matches the base name of an executable in a system directory (C(/usr/sbin), C(/usr/bin), C(/sbin),
+        C(/bin), C(/usr/local/sbin), C(/usr/local/bin), or under C(/usr/lib), C(/usr/libexec), C(/lib)), or the name of
+        the system service the process runs in (V(systemd-*) matches C(systemd-resolved.service)). On the host the
+        executable must also be owned by root and writable by no one else."
+      - The process name alone protects nothing (any process can call itself C(sshd)); a process whose executable
+        cannot be read is taken at its name. A name-only match is said so in the reason of what was done.
     type: list
     elements: str
     default: [sshd, sshd-session, systemd, systemd-*, init, dockerd, containerd, containerd-shim*, podman, conmon,
@@ -135,6 +147,7 @@ from ansible_collections.portwarden.compliance.plugins.module_utils.remediate_ki
     DEFAULT_PROTECTED_NAMES,
     SURVIVED,
     connection_chain,
+    normalise_targets,
     terminate,
 )
 
@@ -147,8 +160,8 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             processes=dict(type='list', elements='dict', required=True, options=dict(
-                pid=dict(type='int', required=True),
-                start_time=dict(type='int', required=True),
+                pid=dict(type='raw', required=True),
+                start_time=dict(type='raw', required=True),
                 exe=dict(type='str'),
                 name=dict(type='str'),
                 rule=dict(type='str'),
@@ -163,9 +176,14 @@ def main():
     if module.params['timeout'] < 0:
         module.fail_json(msg='timeout: %s is negative; expected seconds >= 0' % module.params['timeout'])
 
+    try:
+        targets = normalise_targets(module.params['processes'])
+    except ValueError as exc:
+        module.fail_json(msg='%s; nothing was signalled' % exc, processes=[])
+
     chain = connection_chain()
     outcomes = []
-    for target in module.params['processes']:
+    for target in targets:
         entry = terminate(target, timeout=module.params['timeout'], check_mode=module.check_mode,
                           protected_names=module.params['protected_names'], chain=chain)
         if target.get('rule'):

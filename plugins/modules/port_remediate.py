@@ -18,11 +18,14 @@ description:
   - V(firewall) blocks the port with M(portwarden.compliance.port_block) in the nftables table C(inet portwarden);
     the service keeps running. It is the least destructive strategy, and what C(remediate=true) means.
   - V(service) stops and disables (optionally masks) the systemd unit that owns the socket, with
-    M(ansible.builtin.systemd_service).
+    M(ansible.builtin.systemd_service). Only a service of the system manager in O(service_slices) is stopped; a unit
+    of a user manager (C(user@1000.service/app.slice/ssh.service) is that user's C(ssh.service), not the system's),
+    of a container's own systemd, or of a cgroup the system manager did not make is refused as V(protected).
   - V(kill) ends the owning processes with M(portwarden.compliance.port_kill), only if each pid still belongs
     to the process that was gathered (same start time and executable).
   - "Safety rails: a host whose verdict is unknown or partial is not touched; the TCP port of the live
-    connection (the connection's port, and C(SSH_CONNECTION) on the host) is never blocked and the processes
+    connection (the connection's port, and C(SSH_CONNECTION) on the host; with a connection without a port, such
+    as C(local), every port a protected process listens on) is never blocked and the processes
     listening on it are never stopped or killed; PID 1 and O(protected_processes) are never touched. Such
     findings are reported with remediation status V(protected)."
   - In check mode nothing changes on the host; the diff shows every change a real run would make
@@ -81,7 +84,17 @@ options:
     choices: [none, firewall, service, kill]
     default: none
   protected_processes:
-    description: Shell-style patterns of process names (or executable base names) never stopped or killed.
+    description:
+      - Shell-style patterns of the processes never stopped or killed, nor the system units they run in. With a
+        connection that has no TCP port of its own (C(local), as C(ansible-pull) runs), every TCP port such a process
+        listens on is never blocked either, since any of them may be the port sshd serves.
+      - "How a pattern matches: one with a C(/) matches the executable's full path (V(/opt/vendor/bin/agent));
+        one without matches the base name of an executable in a system directory (C(/usr/sbin), C(/usr/bin), C(/sbin),
+        C(/bin), C(/usr/local/sbin), C(/usr/local/bin), or under C(/usr/lib), C(/usr/libexec), C(/lib)), or the name of
+        the system service the process runs in (V(systemd-*) matches C(systemd-resolved.service)). On the host the
+        executable must also be owned by root and writable by no one else."
+      - The process name alone protects nothing (any process can call itself C(sshd)); a process whose executable
+        cannot be read is taken at its name. A name-only match is said so in the reason of what was done.
     type: list
     elements: str
     default: [sshd, sshd-session, systemd, systemd-*, init, dockerd, containerd, containerd-shim*, podman, conmon,
@@ -99,6 +112,15 @@ options:
     description: Also mask the units the V(service) strategy stops.
     type: bool
     default: false
+  service_slices:
+    description:
+      - The top-level slices whose services the V(service) strategy may stop (C(/proc/PID/cgroup) of the process must
+        be C(/<slice>/[<sub>.slice/...]<unit>.service)). A service elsewhere is refused as V(protected).
+      - A unit of another systemd manager is always refused, whatever this says; one under C(user@UID.service) (the
+        user's own manager) or under a container's scope. The strategy never reaches a user manager.
+    type: list
+    elements: str
+    default: [system.slice]
   firewall_persist_path:
     description:
       - Also write the portwarden table to this file on the host, for the system's nftables service to load at boot

@@ -36,7 +36,8 @@ PROBE = os.path.join(HELPERS, 'probe.py')
 PIPE = os.path.join(HELPERS, 'tcp_pipe.py')
 AS_OF = '2026-12-01'
 
-H = dict(('h%d' % index, 'pwm-host%02d' % index) for index in range(1, 8))
+# The harness suffixes the prefix with PORTWARDEN_FLEET_TAG (two checkouts' fleets at once).
+H = dict(('h%d' % index, 'pwm%s-host%02d' % (os.environ.get('PORTWARDEN_FLEET_TAG', ''), index)) for index in range(1, 8))
 ROGUE_HOSTS = ('h1', 'h2', 'h3', 'h4', 'h7')
 
 

@@ -4,8 +4,8 @@ This machine has no systemd as PID 1, so the one step that cannot run for real i
 ``ansible.builtin.systemd_service`` runs for real, but the ``systemctl`` it finds first on PATH is
 tests/helpers/fake_systemctl.py, which keeps each host's unit state in a JSON file, logs every call,
 and on ``stop`` really ends the processes in the unit's cgroup, as systemd would. Everything else is
-real: the listeners, their cgroups (``/sys/fs/cgroup[/unified]/<unit>``, so the gather reads the unit
-from /proc/PID/cgroup), the SSH connection, the role, the action and the reports.
+real: the listeners, their cgroups (``/sys/fs/cgroup[/unified]/system.slice/<unit>``, so the gather reads the
+unit from /proc/PID/cgroup), the SSH connection, the role, the action and the reports.
 
 Hosts and what the policy (policies/remediate_service.yml: IANA-unassigned ports closed, ``remediate: service``)
 makes of them:
@@ -14,7 +14,9 @@ makes of them:
   stopped (its process gets SIGTERM) and disabled.
 - pws-host02: nothing the service strategy may touch: a listener in a ``.scope`` (856/857), one in the
   root cgroup, no unit at all (858/859): unavailable; and one named ``sshd`` in
-  pwtest-sshd-pws2.service (863/864): protected. systemctl is never called; the host stays drift.
+  pwtest-sshd-pws2.service (863/864): protected, not by its name (a copy of python may call itself sshd) but by
+  its system unit, which the host's protected patterns name (``pwtest-sshd-*``). systemctl is never called; the
+  host stays drift.
 - pws-host03: the rogue service again, in pwtest-rogue-pws3.service, with port_compliance_service_mask:
   stopped and masked.
 
@@ -48,7 +50,8 @@ AS_OF = '2026-12-01'
 SYSTEM_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 RULE = 'unassigned-service'
 
-H = dict(('h%d' % index, 'pws-host%02d' % index) for index in range(1, 4))
+# The harness suffixes the prefix with PORTWARDEN_FLEET_TAG (two checkouts' fleets at once).
+H = dict(('h%d' % index, 'pws%s-host%02d' % (os.environ.get('PORTWARDEN_FLEET_TAG', ''), index)) for index in range(1, 4))
 # name -> (host key, process name, tcp port, udp port, cgroup (None: the root cgroup), unit the fake systemd knows)
 SERVICES = {
     'rogue1': ('h1', 'pws-rogue', 856, 857, 'pwtest-rogue-pws1.service', True),
@@ -104,7 +107,7 @@ class Site(object):
         self.bin_dir = os.path.join(workdir, 'bin')
 
     def cgroup(self, name):
-        return os.path.join(self.cgroup_root, name)
+        return os.path.join(self.cgroup_root, 'system.slice', name)
 
     def install_systemctl(self):
         os.makedirs(self.state_dir, exist_ok=True)
@@ -173,12 +176,13 @@ def site(module_fleet_factory, tmp_path_factory):
     root = writable_cgroup2_root()
     if root is None:
         pytest.skip('no writable cgroup v2 hierarchy to put a process in a unit-named cgroup')
-    cgroups = [os.path.join(root, spec[4]) for spec in SERVICES.values() if spec[4]]
+    cgroups = [os.path.join(root, 'system.slice', spec[4]) for spec in SERVICES.values() if spec[4]]
     for path in cgroups:  # left over by a crashed run
         _remove_cgroup(path)
     workdir = str(tmp_path_factory.mktemp('pws'))
     fleet = module_fleet_factory(3, prefix='pws', workdir=workdir,
-                                 hostvars={H['h3']: {'port_compliance_service_mask': True}})
+                                 hostvars={H['h2']: {'port_compliance_protected_processes': ['sshd', 'pwtest-sshd-*']},
+                                           H['h3']: {'port_compliance_service_mask': True}})
     state = Site(fleet, workdir, root)
     try:
         state.install_systemctl()
@@ -214,7 +218,7 @@ def test_the_gather_resolves_each_unit_from_the_real_cgroup(site, check_run):
     hosts = _hosts(report)
     for name, (key, comm, tcp, udp, cgroup, _known) in SERVICES.items():
         with open('/proc/%d/cgroup' % site.procs[name].pid) as handle:
-            assert '0::/%s\n' % (cgroup or '') in handle.read(), name
+            assert '0::/%s\n' % ('system.slice/' + cgroup if cgroup else '') in handle.read(), name
         findings = [f for f in hosts[H[key]]['findings'] if f['port'] in (tcp, udp)]
         assert sorted((f['protocol'], f['port']) for f in findings) == [('tcp', tcp), ('udp', udp)], name
         for finding in findings:
@@ -310,7 +314,7 @@ def test_what_is_not_a_service_unit_is_unavailable_and_a_protected_name_is_never
     reasons = dict((f['port'], f['remediation']['reason']) for f in entry['findings'])
     assert 'not every owning process runs in a systemd service unit (%s)' % scope in reasons[856]
     assert 'not every owning process runs in a systemd service unit (no unit)' in reasons[858]
-    assert "matches the protected process pattern 'sshd'" in reasons[863]
+    assert "matches the protected process pattern 'pwtest-sshd-*' (its system unit %s)" % sshd_unit in reasons[863]
     # What a safety rail refused is listed as an action; nothing was applied.
     assert sorted((a['strategy'], a['target'], a['outcome']) for a in entry['remediation']['actions']) == [
         ('service', sshd_unit, 'protected'), ('service', sshd_unit, 'protected')]

@@ -122,18 +122,19 @@ def test_a_recycled_pid_is_never_signalled(tmp_path, children):
 
 
 def test_protected_processes_and_pid_1_and_the_connection_chain(tmp_path, children):
-    child, target = spawn(name='sshd')
+    child, target = spawn(name='pwtest-guarded')
     children.append(child)
     mine = remediate_kill.read_identity(os.getpid())  # the test runs the module: an ancestor of it
     init = remediate_kill.read_identity(1)
-    done = run_module(tmp_path, {'processes': [
+    python = os.path.realpath(sys.executable)  # a pattern with a "/" matches the executable's full path
+    done = run_module(tmp_path, {'protected_names': [python], 'processes': [
         target,
         {'pid': mine['pid'], 'start_time': mine['start_time'], 'exe': mine['exe']},
         {'pid': 1, 'start_time': init['start_time']},
     ]})
     assert done['changed'] is False
     outcomes = [(entry['outcome'], entry['reason']) for entry in done['processes']]
-    assert outcomes[0][0] == 'protected' and "protected process pattern 'sshd'" in outcomes[0][1]
+    assert outcomes[0][0] == 'protected' and "protected process pattern %r (its executable" % python in outcomes[0][1]
     assert outcomes[1][0] == 'protected' and 'runs this Ansible connection' in outcomes[1][1]
     assert outcomes[2] == ('protected', 'PID 1 is never signalled')
     assert alive(child)

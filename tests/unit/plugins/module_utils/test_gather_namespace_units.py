@@ -340,3 +340,13 @@ def test_host_mode_adds_no_namespace_fields():
     result = gather.gather_listening_sockets(namespaces='host')
     assert 'namespaces' not in result['coverage']
     assert all('namespace' not in entry for entry in result['sockets'])
+
+
+def test_nsfs_mounts_of_mountinfo_text():
+    from ansible_collections.portwarden.compliance.plugins.module_utils import gather_namespaces as namespaces
+
+    text = ('22 27 0:21 / /proc rw,relatime - proc proc rw\n'
+            '48 40 0:4 net:[4026532310] /run/netns/web rw shared:5 - nsfs nsfs rw\n'
+            '49 40 0:4 net:[4026532311] /var/tmp/with\\040space rw - nsfs nsfs rw\n'
+            '50 40 0:4 mnt:[4026532312] /run/mnt-ns rw - nsfs nsfs rw\n')
+    assert namespaces.nsfs_mounts(text) == [(4026532310, '/run/netns/web'), (4026532311, '/var/tmp/with space')]

@@ -11,18 +11,20 @@ from ansible_collections.portwarden.compliance.plugins.module_utils import gathe
 @pytest.mark.parametrize('text, expected', [
     ('0::/system.slice/nginx.service\n', 'nginx.service'),
     ('0::/system.slice/system-getty.slice/getty@tty1.service\n', 'getty@tty1.service'),
-    ('0::/user.slice/user-1000.slice/session-3.scope\n', 'session-3.scope'),
-    ('0::/user.slice/user-1000.slice/user@1000.service/app.slice/app-gnome-foo.scope\n', 'app-gnome-foo.scope'),
-    ('0::/user.slice/user-1000.slice/user@1000.service/app.slice/syncthing.service\n', 'syncthing.service'),
-    ('0::/init.scope\n', 'init.scope'),
+    ('0::/user.slice/user-1000.slice/session-3.scope\n', '/user.slice/user-1000.slice/session-3.scope'),
+    ('0::/user.slice/user-1000.slice/user@1000.service/app.slice/app-gnome-foo.scope\n',
+     '/user.slice/user-1000.slice/user@1000.service/app.slice/app-gnome-foo.scope'),
+    ('0::/user.slice/user-1000.slice/user@1000.service/app.slice/syncthing.service\n',
+     '/user.slice/user-1000.slice/user@1000.service/app.slice/syncthing.service'),
+    ('0::/init.scope\n', '/init.scope'),
     ('0::/system.slice/docker-4f1c0a.scope\n', 'docker-4f1c0a.scope'),
     ('0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1.slice/cri-containerd-ab12.scope\n',
-     'cri-containerd-ab12.scope'),
+     '/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1.slice/cri-containerd-ab12.scope'),
     ('0::/system.slice/dev-mqueue.mount\n', 'dev-mqueue.mount'),
     ('0::/system.slice/docker.socket\n', 'docker.socket'),
     ('0::/\n', None),
     ('0::/system.slice\n', None),
-    ('0::/lxc.payload.c1/system.slice/sshd.service\n', 'sshd.service'),
+    ('0::/lxc.payload.c1/system.slice/sshd.service\n', '/lxc.payload.c1/system.slice/sshd.service'),
     # cgroup v1 / hybrid: the name=systemd hierarchy names the unit; "0::/" of hybrid mode is empty.
     ('12:pids:/system.slice/cron.service\n1:name=systemd:/system.slice/cron.service\n0::/\n', 'cron.service'),
     ('9:name=systemd:/\n8:pids:/\n0::/\n', None),
@@ -99,3 +101,137 @@ def test_parallel_walk_finds_the_same_owners(workers):
     finally:
         for sock in sockets:
             sock.close()
+
+
+# -- what the walked /proc can list: hidepid and the PID namespace ---------------------------------
+
+MOUNTINFO = (
+    '22 27 0:21 / /proc rw,relatime - proc proc rw\n'
+    '23 27 0:22 / /sys rw,relatime - sysfs sysfs rw\n'
+    '47 22 0:41 / /proc rw,relatime shared:7 master:1 - proc proc rw,hidepid=invisible,gid=27\n'
+    '48 22 0:4 net:[4026532310] /run/netns/x rw - nsfs nsfs rw\n'
+)
+
+
+def test_proc_super_options_of_the_walked_mount():
+    assert owners.proc_super_options(MOUNTINFO, '0:41') == {'rw': '', 'hidepid': 'invisible', 'gid': '27'}
+    assert owners.proc_super_options(MOUNTINFO, '0:21') == {'rw': ''}
+    assert owners.proc_super_options(MOUNTINFO, '0:99') is None
+
+
+def test_proc_super_options_last_mount_of_the_device_wins():
+    text = MOUNTINFO + '49 22 0:41 / /proc rw - proc proc rw,hidepid=ptraceable\n'
+    assert owners.proc_super_options(text, '0:41')['hidepid'] == 'ptraceable'
+
+
+def test_proc_super_options_skip_lines_without_separator():
+    assert owners.proc_super_options('47 22 0:41 / /proc rw,relatime proc proc rw,hidepid=2\n', '0:41') is None
+
+
+@pytest.mark.parametrize('options, level', [
+    (None, 0), ({}, 0), ({'rw': ''}, 0),
+    ({'hidepid': '0'}, 0), ({'hidepid': 'off'}, 0),
+    ({'hidepid': '1'}, 1), ({'hidepid': 'noaccess'}, 1),
+    ({'hidepid': '2'}, 2), ({'hidepid': 'invisible'}, 2),
+    ({'hidepid': '4'}, 4), ({'hidepid': 'ptraceable'}, 4),
+    ({'hidepid': 'someday'}, 2),  # a spelling we do not know counts as hiding
+])
+def test_hidepid_level(options, level):
+    assert owners.hidepid_level(options) == level
+
+
+PTRACE = 1 << 19  # CAP_SYS_PTRACE
+INIT_USER = 0xEFFFFFFD  # PROC_USER_INIT_INO
+INIT_PID = 0xEFFFFFFC  # PROC_PID_INIT_INO
+
+
+@pytest.mark.parametrize('options, groups, caps, userns, sees', [
+    ({'hidepid': 'invisible'}, {1000}, 0, INIT_USER, False),
+    ({'hidepid': 'invisible', 'gid': '27'}, {1000, 27}, 0, INIT_USER, True),
+    ({'hidepid': 'invisible', 'gid': '27'}, {1000}, 0, INIT_USER, False),
+    ({'hidepid': 'invisible'}, set(), PTRACE, INIT_USER, True),
+    ({'hidepid': 'invisible'}, set(), PTRACE, 4026532400, False),  # root of a user namespace: not over the host's
+    ({'hidepid': 'invisible'}, set(), PTRACE - 1, INIT_USER, False),
+    (None, set(), 0, None, False),
+])
+def test_sees_hidden_processes(options, groups, caps, userns, sees):
+    assert owners.sees_hidden_processes(options, groups, caps, userns) is sees
+
+
+@pytest.mark.parametrize('own, first, view', [
+    (INIT_PID, None, 'host'),
+    (4026532500, INIT_PID, 'host'),  # unshare -p without a proc of its own: the host's /proc
+    (4026532500, 4026532500, 'private'),
+    (4026532500, None, 'private'),
+    (None, 4026532500, 'private'),
+    (None, None, 'unknown'),
+])
+def test_pid_namespace_view(own, first, view):
+    assert owners.pid_namespace_view(own, first) == view
+
+
+def test_read_proc_view_of_this_process():
+    view = owners.read_proc_view()
+    assert view.pid_namespace in ('host', 'private')
+    assert view.as_dict() == {'pid_namespace': view.pid_namespace, 'hidepid': view.hidepid}
+    if os.geteuid() == 0:
+        assert view.sees_hidden is True and view.hides is False
+
+
+def test_the_initial_namespace_inodes_are_the_kernels():
+    assert (owners.INIT_PID_NAMESPACE, owners.INIT_USER_NAMESPACE, owners.CAP_SYS_PTRACE) == (INIT_PID, INIT_USER, 19)
+
+
+# A unit name is the system manager's only when every cgroup above it is a slice and the first slice is
+# system.slice; anything else is given as its cgroup path, which no system unit name can be taken for.
+@pytest.mark.parametrize('text, expected', [
+    ('0::/user.slice/user-1000.slice/user@1000.service/app.slice/ssh.service\n',
+     '/user.slice/user-1000.slice/user@1000.service/app.slice/ssh.service'),
+    ('0::/system.slice/docker-%s.scope/system.slice/ssh.service\n' % ('a' * 64),
+     '/system.slice/docker-%s.scope/system.slice/ssh.service' % ('a' * 64)),
+    ('0::/kubepods/burstable/pod1/%s/system.slice/ssh.service\n' % ('b' * 64),
+     '/kubepods/burstable/pod1/%s/system.slice/ssh.service' % ('b' * 64)),
+    ('0::/lxc.payload.c1/system.slice/sshd.service\n', '/lxc.payload.c1/system.slice/sshd.service'),
+    ('0::/init.scope\n', '/init.scope'),
+    ('0::/init.scope/ssh.service\n', '/init.scope/ssh.service'),
+    ('0::/pwtest.slice/ssh.service\n', '/pwtest.slice/ssh.service'),
+    ('0::/ssh.service\n', '/ssh.service'),
+    ('0::/user.slice/user-1000.slice/session-3.scope\n', '/user.slice/user-1000.slice/session-3.scope'),
+    # a forged second unified line (a cgroup name with a newline; the kernel refuses those): ambiguous, no unit
+    ('0::/user.slice/user-1000.slice/user@1000.service/app.slice/x\n0::/system.slice/ssh.service\n', None),
+    # a component that is no unit name systemd makes is no unit
+    ('0::/system.slice/ssh service.service\n', '/system.slice/ssh service.service'),
+    # hybrid: an empty unified line defers to name=systemd, which is held to the same rule
+    ('1:name=systemd:/user.slice/user-1000.slice/user@1000.service/app.slice/ssh.service\n0::/\n',
+     '/user.slice/user-1000.slice/user@1000.service/app.slice/ssh.service'),
+], ids=lambda value: value.strip() if isinstance(value, str) else None)
+def test_unit_from_cgroup_never_names_a_system_unit_for_another_manager(text, expected):
+    assert owners.unit_from_cgroup(text) == expected
+
+
+@pytest.mark.parametrize('text, expected', [
+    ('0::/system.slice/ssh.service\n', 'ssh.service'),
+    ('0::/system.slice/system-openvpn.slice/openvpn@pw\\x2dvpn.service\n', 'openvpn@pw\\x2dvpn.service'),
+    ('0::/system.slice/docker.service/payload\n', 'docker.service'),  # a delegated sub-cgroup is still the unit's
+])
+def test_unit_from_cgroup_names_a_system_service_by_its_exact_name(text, expected):
+    assert owners.unit_from_cgroup(text) == expected
+
+
+@pytest.mark.parametrize('unit, slices, name, words', [
+    ('ssh.service', ('system.slice',), 'ssh.service', None),
+    ('ssh.service', ('pwtest.slice',), None, 'runs in system.slice, not in pwtest.slice'),
+    ('/pwtest.slice/sub.slice/rogue.service', ('system.slice', 'pwtest.slice'), 'rogue.service', None),
+    ('/pwtest.slice/sub.slice/rogue.service', ('system.slice',), None, 'runs in pwtest.slice/sub.slice, not in system.slice'),
+    ('/pwtest.slice/rogue.service', None, 'rogue.service', None),
+    ('/rogue.service', ('system.slice',), None, 'runs in the root slice'),
+    ('/user.slice/user-1000.slice/user@1000.service/app.slice/ssh.service', None, None,
+     'ssh.service is a unit of the user manager user@1000.service'),
+    ('/system.slice/docker-%s.scope/system.slice/ssh.service' % ('a' * 64), None, None, 'runs inside docker-'),
+    ('/lxc.payload.c1/system.slice/ssh.service', None, None, 'is not a systemd unit of this host'),
+    (None, None, None, 'no unit'),
+])
+def test_system_unit(unit, slices, name, words):
+    found, why = owners.system_unit(unit, slices)
+    assert found == name
+    assert (why is None) if words is None else (words in why), why

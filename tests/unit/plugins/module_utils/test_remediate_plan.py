@@ -129,7 +129,14 @@ def test_the_connection_port_and_its_listeners_are_protected():
 
 @pytest.mark.parametrize('process, protected', [
     (proc(pid=1, name='init'), True),
-    (proc(pid=200, name='sshd'), True),
+    (proc(pid=200, name='sshd', exe='/usr/sbin/sshd'), True),
+    (proc(pid=200, name='sshd', exe='/usr/sbin/sshd (deleted)'), True),  # replaced by an upgrade, still the daemon
+    (proc(pid=200, name='sshd', exe=None), True),  # the executable cannot be read: taken at its name
+    (proc(pid=200, name='sshd'), False),  # /opt/rogue: the name alone protects nothing
+    (proc(pid=200, name='sshd', exe='/tmp/usr/sbin/sshd'), False),
+    (proc(pid=200, name='sshd', exe='/usr/sbin/../../tmp/sshd'), False),
+    (proc(pid=200, name='x', exe='/opt/rogue', unit='systemd-resolved.service'), True),  # a system unit is evidence
+    (proc(pid=200, name='x', exe='/opt/rogue', unit='/pwtest.slice/systemd-resolved.service'), False),
     (proc(pid=201, name='systemd-resolve', exe='/usr/lib/systemd/systemd-resolved'), True),
     (proc(pid=202, name='short', exe='/usr/bin/containerd-shim-runc-v2'), True),  # matched on the executable's name
     (proc(pid=203, name='rogue'), False),
@@ -218,8 +225,8 @@ def test_a_container_finding_is_blocked_in_the_container_namespace():
     assert plan['namespaces'] == {'docker:web': {'inode': 4026532001, 'pid': 2001}}
     targets = sorted(f['remediation']['target'] for f in result['findings'])
     assert targets == ['tcp 0.0.0.0 port 856', 'tcp 0.0.0.0 port 856 in docker:web']
-    assert rp.module_block(plan['blocks'][0]) == {'protocol': 'tcp', 'port': 856, 'family': 'ipv4', 'address': None,
-                                                  'rule': 'closed'}
+    assert rp.module_block(plan['blocks'][0]) == {'protocol': 'tcp', 'port': 856, 'family': 'ipv4', 'rule': 'closed'}
+    assert rp.module_block(dict(plan['blocks'][0], family=None)) == {'protocol': 'tcp', 'port': 856, 'rule': 'closed'}
 
 
 def test_a_container_finding_without_its_namespace_is_not_blocked_on_the_host():
@@ -247,3 +254,56 @@ def test_verify_tells_the_same_socket_in_two_namespaces_apart():
     statuses = sorted((f.get('where', 'host'), f['status'], f['remediation']['status']) for f in final['findings'])
     assert statuses == [('docker:web', 'remediated', rp.VERIFIED), ('host', 'drift', rp.FAILED)]
     assert final['status'] == 'drift'
+
+
+USER_SSH = '/user.slice/user-1000.slice/user@1000.service/app.slice/ssh.service'
+
+
+@pytest.mark.parametrize('unit, slices, words', [
+    (USER_SSH, None, 'user manager user@1000.service'),
+    (USER_SSH, ['system.slice', 'user.slice'], 'user manager user@1000.service'),
+    ('/system.slice/docker-%s.scope/system.slice/ssh.service' % ('a' * 64), None, 'inside docker-'),
+    ('/lxc.payload.c1/system.slice/ssh.service', None, 'not a systemd unit of this host'),
+    ('/pwtest.slice/ssh.service', None, 'pwtest.slice, not in system.slice'),
+    ('/ssh.service', None, 'the root slice, not in system.slice'),
+])
+def test_the_service_strategy_refuses_a_unit_that_is_not_a_system_service(unit, slices, words):
+    result = audit(finding(processes=[proc(unit=unit)]))
+    plan = rp.plan_remediation(result, {'closed': 'service'}, service_slices=slices)
+    assert plan['services'] == []
+    note = result['findings'][0]['remediation']
+    assert note['status'] == rp.PROTECTED and words in note['reason'], note
+    assert 'the service strategy stops only' in note['reason']
+
+
+def test_a_service_in_an_explicitly_allowed_slice_is_planned_by_its_name():
+    result = audit(finding(processes=[proc(unit='/pwtest.slice/sub.slice/rogue.service')]))
+    plan = rp.plan_remediation(result, {'closed': 'service'}, service_slices=['system.slice', 'pwtest.slice'])
+    assert plan['services'] == [{'unit': 'rogue.service', 'rules': ['closed']}]
+    assert result['findings'][0]['remediation']['target'] == 'rogue.service'
+
+
+def test_the_service_strategy_never_stops_the_unit_a_protected_process_runs_in():
+    sshd = proc(pid=300, name='sshd', exe='/usr/sbin/sshd', unit='ssh.service')
+    rogue = proc(pid=301, name='rogue', unit='ssh.service')  # root put a rogue in ssh.service's cgroup
+    gathered = {'sockets': [{'protocol': 'tcp', 'port': 22, 'processes': [sshd]},
+                            {'protocol': 'tcp', 'port': 856, 'processes': [rogue]}]}
+    protection = rp.Protection.for_host(gathered, [], ['sshd'])
+    result = audit(finding(port=856, processes=[rogue]))
+    plan = rp.plan_remediation(result, {'closed': 'service'}, protection=protection)
+    assert plan['services'] == []
+    note = result['findings'][0]['remediation']
+    assert note['status'] == rp.PROTECTED and 'unit ssh.service is never stopped' in note['reason'] and 'sshd[300]' in note['reason']
+
+
+def test_a_connection_without_a_port_protects_every_port_a_protected_process_listens_on():
+    sshd = proc(pid=300, name='sshd', exe='/usr/sbin/sshd')
+    rogue_sshd = proc(pid=302, name='sshd', exe='/tmp/x')  # a name proves nothing
+    gathered = {'sockets': [{'protocol': 'tcp', 'port': 2222, 'processes': [sshd]},
+                            {'protocol': 'tcp', 'port': 857, 'processes': [rogue_sshd]}]}
+    protection = rp.Protection.for_host(gathered, [], ['sshd'], portless_connection='local')
+    result = audit(finding(port=2222, processes=[sshd]), finding(port=857, processes=[rogue_sshd]))
+    plan = rp.plan_remediation(result, {'closed': 'firewall'}, protection=protection)
+    assert [block['port'] for block in plan['blocks']] == [857]
+    note = dict((f['port'], f['remediation']) for f in result['findings'])[2222]
+    assert note['status'] == rp.PROTECTED and 'the local connection has no port of its own' in note['reason'], note
