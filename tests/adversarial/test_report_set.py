@@ -188,3 +188,17 @@ def test_a_crash_between_renames_never_passes_for_a_whole_set(tmp_path):
             assert [name for name in os.listdir(trial / 'history') if name.endswith('.tmp')] == []
             assert gate(trial / FILE_NAMES['json']).returncode == 0
     assert seen == {'old', 'new', 'mixed'}, seen
+
+
+def test_a_read_only_report_dir_fails_saying_so_and_keeps_the_set(tmp_path):
+    with mounts.private_tmpfs(1024) as fs:
+        reports = os.path.join(fs.path, 'reports')
+        proc, result = run_port_report(reports, calm_fleet(), tmp_path)
+        assert not result['failed'], result['msg']
+        old = snapshot(reports)
+        fs.remount('ro')
+        proc, result = run_port_report(reports, drifting_fleet(), tmp_path)
+        assert result['failed'] and reports in result['msg'] and 'Read-only file system' in result['msg'], \
+            result['msg'] + proc.stdout
+        assert 'Traceback' not in proc.stdout + proc.stderr
+        assert snapshot(reports) == old
