@@ -10,7 +10,7 @@
   temporary files are removed and the previous set is untouched.
 - The JSON names the run (``run_id``) and the size and sha256 of every other file of its set (``files``): a crash
   between two renames leaves files the JSON does not name, and ``portwarden gate`` tells.
-- One run at a time per directory (``flock`` on ``.portwarden-report.lock``), from reading the previous report to
+- One run at a time per directory (``flock`` on the directory), from reading the previous report to
   the last rename, so two runs never interleave their files.
 - Nothing in the directory is followed: links, FIFOs and devices at a report's path are never opened, and a
   directory other users may write to is refused unless it is sticky and the writer's own.
@@ -31,7 +31,6 @@ import time
 
 from ansible_collections.portwarden.compliance.plugins.module_utils.report_formats import FILE_NAMES, RENDERERS
 
-LOCK_NAME = '.portwarden-report.lock'
 HISTORY_DIR = 'history'
 HISTORY_KEEP = 30
 # portwarden's own history files, and only these, are ever deleted by retention.
@@ -111,7 +110,6 @@ class ReportDir:
         self.path = os.path.abspath(path)
         self.lock_timeout = lock_timeout
         self.fd = None
-        self.lock_fd = None
         self.created_history = False
 
     def __enter__(self):
@@ -136,31 +134,23 @@ class ReportDir:
         self.close()
 
     def close(self):
-        for fd in (self.lock_fd, self.fd):
-            if fd is not None:
-                os.close(fd)
-        self.fd = self.lock_fd = None
+        if self.fd is not None:
+            os.close(self.fd)  # and with it the lock
+        self.fd = None
 
     def _lock(self):
-        where = os.path.join(self.path, LOCK_NAME)
-        try:
-            self.lock_fd = os.open(LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK
-                                   | getattr(os, 'O_CLOEXEC', 0), 0o600, dir_fd=self.fd)
-        except OSError as exc:
-            raise ReportWriteError('cannot open the lock file %s: %s' % (where, _why(exc))) from None
-        if not stat.S_ISREG(os.fstat(self.lock_fd).st_mode):
-            raise ReportWriteError('the lock file %s is not a regular file' % where)
+        # The directory itself is the lock (flock on its descriptor): no lock file another user could plant or hold.
         deadline = time.monotonic() + self.lock_timeout
         while True:
             try:
-                fcntl.flock(self.lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 return
             except OSError as exc:
                 if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                    raise ReportWriteError('cannot lock %s: %s' % (where, _why(exc))) from None
+                    raise ReportWriteError('cannot lock the report directory %s: %s' % (self.path, _why(exc))) from None
             if time.monotonic() >= deadline:
-                raise ReportWriteError('another run has held %s for %d s; nothing was written'
-                                       % (where, self.lock_timeout))
+                raise ReportWriteError('another run has held the report directory %s for %d s; nothing was written'
+                                       % (self.path, self.lock_timeout))
             time.sleep(0.05)
 
     def _read(self, dir_fd, name, where):

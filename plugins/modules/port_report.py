@@ -26,7 +26,7 @@ description:
     leaves the previous set untouched and fails the task, saying so. The JSON names the run
     (C(run_id)) and the size and sha256 of every other file of its set, so C(portwarden gate)
     refuses a set that a crash between two renames left mixed.
-  - One run at a time writes in a directory (a lock on C(.portwarden-report.lock)), from reading the
+  - One run at a time writes in a directory (a lock on the directory), from reading the
     previous report to the last rename, so two runs at once never interleave their files.
   - Nothing in O(report_dir) is followed. A link, FIFO or device at a report's path is never opened
     (the previous report is then not read, with a warning) and is replaced by the new report; a

@@ -37,7 +37,7 @@ def snapshot(directory):
 
 
 def visible(directory):
-    return sorted(name for name in os.listdir(directory) if not name.startswith('.portwarden-report.lock'))
+    return sorted(os.listdir(directory))
 
 
 def gate(path, *args):
