@@ -245,3 +245,35 @@ def test_expected_status_follows_the_evaluation_rule():
     assert rb.expected_status(rb.host_entry('a', None)) == 'unknown'
     assert rb.expected_status(rb.host_entry('a', audit('compliant', [finding(1, status='waived')]))) == 'compliant'
 
+
+
+def test_the_gate_lines_say_host_and_hosts_rightly():
+    one = report([rb.host_entry('a', audit('drift', [finding(1)])), rb.host_entry('u', None, 'gone'),
+                  rb.host_entry('v', None, 'gone')])
+    lines = rb.gate_report(one, 'high')[2]
+    assert lines[1] == 'drift at or above high on 1 host: a (high)'
+    assert lines[3] == 'unknown on 2 hosts: u (gone); v (gone)'
+
+
+def test_drift_is_named_by_host_then_port_number_and_twenty_are_all_named():
+    built = report([rb.host_entry('a', audit('drift', [finding(1000), finding(999)]))])
+    assert rb.gate_report(built, 'high')[2][2] == ('drifted: a: tcp 0.0.0.0:999, rule r (high); '
+                                                   'a: tcp 0.0.0.0:1000, rule r (high)')
+    twenty = report([rb.host_entry('a', audit('drift', [finding(i + 1) for i in range(20)]))])
+    assert rb.gate_report(twenty, 'high')[2][2].endswith('0.0.0.0:20, rule r (high)')
+
+
+def test_a_host_without_coverage_gets_no_other_key_when_compared():
+    previous = report([rb.host_entry('a', audit('drift', [finding(1)]))])
+    built = report([rb.host_entry('a', None, 'gone')], previous=previous)
+    assert set(built['hosts'][0]) == {'host', 'status', 'reasons', 'errors', 'findings', 'warnings', 'coverage',
+                                      'evaluated_on', 'changes', 'remediation'}
+
+
+def test_an_honest_unknown_is_no_contradiction_and_one_finding_is_singular():
+    entry = rb.host_entry('a', audit('compliant'))
+    entry['status'] = 'unknown'  # claims less than its findings support: fails closed, not a lie
+    assert rb.expected_status(entry) == 'unknown'
+    lying = report([rb.host_entry('a', audit('drift', [finding(1)]))])
+    lying['hosts'][0]['status'] = 'compliant'
+    assert '(1 drift finding, 0 reasons, coverage complete)' in rb.report_contradictions(lying, now=WHEN)[0]
