@@ -38,9 +38,9 @@ def _audit(status, findings=()):
 
 def valid_report():
     when = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=5)
-    return rb.build_report([rb.host_entry('a', _audit('drift', [_finding(856, 'high'), _finding(857, 'low'),
-                                                                 _finding(858, 'high', 'waived')])),
-                            rb.host_entry('b', _audit('compliant'))], POLICY, REGISTRY, generated_at=when)
+    findings = [_finding(856, 'high'), _finding(857, 'low'), _finding(858, 'high', 'waived')]
+    hosts = [rb.host_entry('a', _audit('drift', findings)), rb.host_entry('b', _audit('compliant'))]
+    return rb.build_report(hosts, POLICY, REGISTRY, generated_at=when)
 
 
 def _paths(value, prefix=()):
@@ -120,8 +120,8 @@ def test_the_valid_report_is_drift(tmp_path):
     assert run_gate(path)[0] == 1
 
 
-@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                        HealthCheck.too_slow])
+@settings(max_examples=EXAMPLES, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(mutated())
 def test_a_mutated_report_is_never_more_compliant(tmp_path, case):
     kind, data = case

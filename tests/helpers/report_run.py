@@ -41,9 +41,9 @@ def run_port_report(report_dir, audits, workdir, wrap=(), timeout=300, **options
     out = os.path.join(workdir, 'port_report-result.json')
     if os.path.exists(out):
         os.unlink(out)
-    inventory = {'all': {'hosts': dict((host, {'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable,
-                                                'port_compliance_audit': audit})
-                                       for host, audit in audits.items())}}
+    host_vars = dict((host, {'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable,
+                             'port_compliance_audit': audit}) for host, audit in audits.items())
+    inventory = {'all': {'hosts': host_vars}}
     args = dict({'report_dir': str(report_dir), 'hosts': list(audits), 'policy_info': POLICY_INFO}, **options)
     play = [{'hosts': 'localhost', 'gather_facts': False, 'connection': 'local', 'tasks': [
         {'name': 'report', 'portwarden.compliance.port_report': args, 'register': 'out', 'ignore_errors': True},
