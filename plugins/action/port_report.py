@@ -14,7 +14,6 @@ from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.portwarden.compliance.plugins.module_utils import registry
-from ansible_collections.portwarden.compliance.plugins.module_utils.atomic_write import write_atomically
 from ansible_collections.portwarden.compliance.plugins.module_utils.policy_schema import SEVERITIES
 from ansible_collections.portwarden.compliance.plugins.module_utils.report_build import (
     REPORT_SCHEMA_VERSION,
@@ -22,7 +21,13 @@ from ansible_collections.portwarden.compliance.plugins.module_utils.report_build
     gate_report,
     host_entry,
 )
-from ansible_collections.portwarden.compliance.plugins.module_utils.report_formats import FILE_NAMES, RENDERERS
+from ansible_collections.portwarden.compliance.plugins.module_utils.report_formats import FILE_NAMES
+from ansible_collections.portwarden.compliance.plugins.module_utils.report_write import (
+    HISTORY_KEEP,
+    ReportDir,
+    ReportWriteError,
+    render_set,
+)
 from ansible_collections.portwarden.compliance.plugins.plugin_utils.collection_version import collection_version
 
 ARGUMENT_SPEC = {
@@ -33,8 +38,8 @@ ARGUMENT_SPEC = {
     'policy_info': {'type': 'dict'},
     'fail_on': {'type': 'str', 'default': 'never', 'choices': ['never'] + list(SEVERITIES)},
     'fail_on_unknown': {'type': 'bool', 'default': True},
+    'history_keep': {'type': 'int', 'default': HISTORY_KEEP},
 }
-HISTORY_DIR = 'history'
 
 
 def _host_from_result(host, result):
@@ -49,18 +54,36 @@ def _host_from_result(host, result):
     return host_entry(host, result)
 
 
-def _read_previous(path):
+def _parse_previous(raw, path):
     """The previous report for drift over time, or ``(None, why not)``."""
     try:
-        with open(path) as handle:
-            previous = json.load(handle)
-    except FileNotFoundError:
-        return None, None
-    except (OSError, ValueError) as exc:
+        previous = json.loads(raw.decode('utf-8'))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         return None, 'previous report %s is unreadable (%s); new and resolved findings are not listed' % (path, exc)
     if not isinstance(previous, dict) or previous.get('schema_version') != REPORT_SCHEMA_VERSION:
         return None, 'previous report %s has another schema version; new and resolved findings are not listed' % path
+    if not _comparable(previous):
+        return None, 'previous report %s is not a report portwarden wrote (hosts or findings malformed); new and ' \
+                     'resolved findings are not listed' % path
     return previous, None
+
+
+def _comparable(previous):
+    """Whether every host and finding of a previous report has what drift over time compares."""
+    hosts = previous.get('hosts')
+    if not isinstance(hosts, list):
+        return False
+    for entry in hosts:
+        if not isinstance(entry, dict) or not isinstance(entry.get('host'), str) \
+                or not isinstance(entry.get('findings') or [], list):
+            return False
+        for finding in entry.get('findings') or []:
+            if not isinstance(finding, dict) or any(not isinstance(finding.get(key), kind) for key, kind in (
+                    ('rule', str), ('protocol', str), ('address', str), ('port', int), ('status', str))):
+                return False
+            if not isinstance(finding.get('where') or '', str):
+                return False
+    return True
 
 
 class ActionModule(ActionBase):
@@ -92,34 +115,33 @@ class ActionModule(ActionBase):
         if policy_info is None:
             raise AnsibleActionFail('port_report: no host has an audit result to name the policy; pass policy_info '
                                     '(the info returned by port_policy_validate)')
+        if args['history_keep'] < 0:
+            raise AnsibleActionFail('port_report: history_keep must be 0 or more, not %d' % args['history_keep'])
         report_dir = os.path.abspath(args['report_dir'])
         json_path = os.path.join(report_dir, FILE_NAMES['json'])
-        previous, warning = _read_previous(json_path)
-        report = build_report([_host_from_result(host, results[host]) for host in hosts], policy_info,
-                              registry.registry_info(), previous=previous, tool_version=collection_version())
-        if warning:
-            result.setdefault('warnings', []).append(warning)
-
-        # Render everything first: a failure here leaves every file of the last run untouched.
-        rendered = dict((name, RENDERERS[name](report)) for name in args['formats'])
-        paths = {}
+        warnings = []
         try:
-            os.makedirs(report_dir, exist_ok=True)
-            if previous is not None and 'json' in rendered:
-                history = os.path.join(report_dir, HISTORY_DIR)
-                os.makedirs(history, exist_ok=True)
-                stamp = (previous.get('generated_at') or 'unknown').replace(':', '').replace('-', '')
-                kept = os.path.join(history, 'portwarden-report-%s.json' % stamp)
-                serial = 1
-                while os.path.exists(kept):  # two runs within one second keep both
-                    serial += 1
-                    kept = os.path.join(history, 'portwarden-report-%s-%d.json' % (stamp, serial))
-                os.replace(json_path, kept)
-            for name, text in rendered.items():
-                paths[name] = os.path.join(report_dir, FILE_NAMES[name])
-                write_atomically(paths[name], text)
-        except OSError as exc:
-            raise AnsibleActionFail('cannot write the fleet report in %s: %s' % (report_dir, exc)) from None
+            # One run at a time in a directory, from reading the previous report to the last rename.
+            with ReportDir(report_dir) as target:
+                raw, warning = target.read_previous()
+                previous = None
+                if raw is not None:
+                    previous, warning = _parse_previous(raw, json_path)
+                if warning:
+                    warnings.append(warning + ('' if 'findings are not listed' in warning
+                                               else '; new and resolved findings are not listed'))
+                report = build_report([_host_from_result(host, results[host]) for host in hosts], policy_info,
+                                      registry.registry_info(), previous=previous, tool_version=collection_version())
+                # Render everything first: a failure here leaves every file of the last run untouched.
+                files = render_set(report, args['formats'])
+                written = target.write_set(files, keep=raw if previous is not None and 'json' in args['formats'] else None,
+                                           keep_as=(previous or {}).get('generated_at'),
+                                           history_keep=args['history_keep'])
+        except ReportWriteError as exc:
+            raise AnsibleActionFail(str(exc)) from None
+        if warnings:
+            result.setdefault('warnings', []).extend(warnings)
+        paths = dict((name, os.path.join(report_dir, FILE_NAMES[name])) for name in args['formats'])
 
         fail_on = args['fail_on']
         code, failing, lines = gate_report(report, fail_on if fail_on != 'never' else 'never',
@@ -131,6 +153,8 @@ class ActionModule(ActionBase):
             'gate': {'fail_on': fail_on, 'fail_on_unknown': args['fail_on_unknown'], 'exit_code': code,
                      'failing_hosts': failing, 'lines': lines},
             'generated_at': report['generated_at'],
+            'run_id': report['run_id'],
+            'history': {'kept': written['kept'], 'pruned': written['pruned']},
         })
         where = ', '.join(paths[name] for name in sorted(paths))
         if code:

@@ -8,28 +8,39 @@
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
+
+FILE_MODE = 0o644
+# What an existing file's mode may hand on: no setuid, setgid or sticky bit, and never write access for others.
+KEPT_MODE_BITS = 0o775
 
 
 def write_atomically(path, text):
-    """Write ``text`` to a temporary file beside ``path``, flush it to disk, then rename it over ``path``.
+    """Write ``text`` to a temporary file beside ``path`` (a random name, created exclusively), flush it to disk,
+    rename it over ``path`` and flush the directory.
 
-    An existing file keeps its mode; a new one gets the umask's default.
+    Nothing at ``path`` is followed: a link there is replaced, its target untouched. A regular file there keeps
+    its permission bits (less setuid, setgid, sticky and others' write); anything else (a link, a planted link's
+    target, nothing) gives mode 0644 less the umask.
     """
     directory = os.path.dirname(os.path.abspath(path))
+    umask = os.umask(0)
+    os.umask(umask)
+    mode = FILE_MODE & ~umask
     try:
-        mode = os.stat(path).st_mode & 0o7777
+        info = os.lstat(path)
+        if stat.S_ISREG(info.st_mode):
+            mode = stat.S_IMODE(info.st_mode) & KEPT_MODE_BITS
     except FileNotFoundError:
-        umask = os.umask(0)
-        os.umask(umask)
-        mode = 0o666 & ~umask
+        pass
     handle, temp_path = tempfile.mkstemp(prefix='.%s.' % os.path.basename(path), suffix='.tmp', dir=directory)
     try:
         with os.fdopen(handle, 'wb') as stream:
             stream.write(text.encode('utf-8'))
             stream.flush()
+            os.fchmod(stream.fileno(), mode)
             os.fsync(stream.fileno())
-        os.chmod(temp_path, mode)
         os.replace(temp_path, path)
     except BaseException:
         try:
@@ -37,3 +48,8 @@ def write_atomically(path, text):
         except OSError:
             pass
         raise
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

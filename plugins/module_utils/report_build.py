@@ -13,6 +13,7 @@ never reached) is ``unknown`` with the reason, never compliant.
 from __future__ import annotations
 
 import datetime
+import uuid
 
 from ansible_collections.portwarden.compliance.plugins.module_utils.evaluate_policy import (
     PROCESS_FIELDS,
@@ -30,6 +31,9 @@ ACTION_FIELDS = ('strategy', 'target', 'rules', 'outcome', 'detail')
 EXIT_COMPLIANT = 0
 EXIT_DRIFT = 1
 EXIT_UNKNOWN = 2
+# A report stamped later than this after the gate's clock is forged or from a host whose clock is wrong.
+FUTURE_SKEW_SECONDS = 300
+GATE_FINDING_LINES = 20
 
 
 class ReportError(ValueError):
@@ -138,15 +142,17 @@ def summarize(hosts):
     return summary
 
 
-def build_report(hosts, policy, registry_info, generated_at=None, previous=None, tool_version=None):
+def build_report(hosts, policy, registry_info, generated_at=None, previous=None, tool_version=None, run_id=None):
     """The fleet report. ``hosts`` are host entries (see host_entry); ``policy`` is
-    ``{'name', 'sha256', 'rules': [{'id', 'severity', 'description'}]}``."""
+    ``{'name', 'sha256', 'rules': [{'id', 'severity', 'description'}]}``; ``run_id`` names this run (a new
+    random one by default), so that each file of a report set can be told to be of it."""
     generated_at = generated_at or datetime.datetime.now(datetime.timezone.utc)
     if generated_at.tzinfo is not None:
         generated_at = generated_at.astimezone(datetime.timezone.utc)
     entries = sorted(hosts, key=lambda entry: entry['host'])
     report = {
         'schema_version': REPORT_SCHEMA_VERSION,
+        'run_id': run_id or uuid.uuid4().hex,
         'generated_at': generated_at.strftime('%Y-%m-%dT%H:%M:%SZ'),
         'tool': {'name': 'portwarden.compliance', 'version': tool_version},
         'policy': policy,
@@ -192,6 +198,8 @@ def gate_report(report, fail_on='info', allow_unknown=False):
             fail_on, len(drifting), '' if len(drifting) == 1 else 's',
             ', '.join('%s (%s)' % (host, worst) for _rank, host, worst in drifting[:10])
             + (' and %d more' % (len(drifting) - 10) if len(drifting) > 10 else '')))
+    if drifting:
+        lines.append(_drift_text(report, fail_on))
     if unknown:
         lines.append('unknown on %d host%s: %s' % (
             len(unknown), '' if len(unknown) == 1 else 's',
@@ -205,3 +213,88 @@ def gate_report(report, fail_on='info', allow_unknown=False):
         code = EXIT_COMPLIANT
     failing = [host for _rank, host, _worst in drifting] + [entry['host'] for entry in unknown]
     return code, failing, lines
+
+
+def _drift_text(report, fail_on):
+    """What drifted at or above ``fail_on``, worst first: host, protocol address:port, where, rule, severity."""
+    items = []
+    for entry in report['hosts']:
+        for finding in entry['findings']:
+            if finding['status'] == 'drift' and SEVERITY_RANK[finding['severity']] >= SEVERITY_RANK[fail_on]:
+                where = finding.get('where') or HOST_WHERE
+                items.append((-SEVERITY_RANK[finding['severity']], entry['host'], finding['protocol'], finding['port'],
+                              '%s: %s %s:%s%s, rule %s (%s)' % (
+                                  entry['host'], finding['protocol'], finding['address'], finding['port'],
+                                  '' if where == HOST_WHERE else ' in %s' % where, finding['rule'],
+                                  finding['severity'])))
+    items.sort(key=lambda item: item[:4])
+    text = '; '.join(item[-1] for item in items[:GATE_FINDING_LINES])
+    if len(items) > GATE_FINDING_LINES:
+        text += ' and %d more' % (len(items) - GATE_FINDING_LINES)
+    return 'drifted: %s' % text
+
+
+def parse_generated_at(text):
+    """A report's generated_at as portwarden writes it (``2026-11-26T12:00:00Z``), or None."""
+    if not isinstance(text, str) or len(text) != 20:
+        return None
+    try:
+        return datetime.datetime.strptime(text, '%Y-%m-%dT%H:%M:%SZ').replace(tzinfo=datetime.timezone.utc)
+    except ValueError:
+        return None
+
+
+def expected_status(entry):
+    """The status a host's findings, reasons and coverage support (as evaluate_policy.summarize_result sets it)."""
+    if any(finding['status'] == 'drift' for finding in entry['findings']):
+        return 'drift'
+    if entry['status'] == 'unknown' or entry['reasons'] or entry['errors'] or not isinstance(entry.get('coverage'), dict) \
+            or entry['coverage'].get('complete') is not True \
+            or any(finding['status'] == 'unknown' for finding in entry['findings']):
+        return 'unknown'
+    return 'compliant'
+
+
+def report_contradictions(report, now=None, max_age=None):
+    """What a (schema-valid) report says that its own hosts, or the clock, contradict: sentences, empty when none.
+
+    A gate must not trust a summary its hosts do not add up to, a host whose status its findings do not support,
+    a host listed twice, a report of no host, one stamped in the future or older than ``max_age`` seconds.
+    """
+    problems = []
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    generated = parse_generated_at(report.get('generated_at'))
+    if generated is None:
+        problems.append('generated_at %r is not a time portwarden writes (YYYY-MM-DDTHH:MM:SSZ)'
+                        % (report.get('generated_at'),))
+    else:
+        age = (now - generated).total_seconds()
+        if age < -FUTURE_SKEW_SECONDS:
+            problems.append('generated_at %s is %d s in the future of this clock: a forged report or a wrong clock'
+                            % (report['generated_at'], -age))
+        elif max_age is not None and age > max_age:
+            problems.append('generated_at %s is %d s old, older than --max-age %d s' % (report['generated_at'], age,
+                                                                                        max_age))
+    hosts = report['hosts']
+    if not hosts:
+        problems.append('hosts: the report lists no host, so it vouches for none')
+    seen = set()
+    for index, entry in enumerate(hosts):
+        if entry['host'] in seen:
+            problems.append('hosts[%d]: host %s is listed twice' % (index, entry['host']))
+        seen.add(entry['host'])
+        supported = expected_status(entry)
+        if entry['status'] != supported:
+            drift = sum(1 for finding in entry['findings'] if finding['status'] == 'drift')
+            problems.append('hosts[%d]: host %s is %s but its findings, reasons and coverage make it %s (%d drift '
+                            'finding%s, %d reason%s, coverage %s)' % (
+                                index, entry['host'], entry['status'], supported, drift, '' if drift == 1 else 's',
+                                len(entry['reasons']), '' if len(entry['reasons']) == 1 else 's',
+                                'complete' if isinstance(entry.get('coverage'), dict)
+                                and entry['coverage'].get('complete') is True else 'incomplete or missing'))
+    summary = report['summary']
+    counted = summarize(hosts)
+    for key, value in sorted(counted.items()):
+        if key in summary and summary[key] != value:
+            problems.append('summary.%s says %s but its hosts give %s' % (key, summary[key], value))
+    return problems

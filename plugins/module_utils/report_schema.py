@@ -18,6 +18,7 @@ from ansible_collections.portwarden.compliance.plugins.module_utils.report_build
     REPORT_SCHEMA_VERSION,
     STATUSES,
 )
+from ansible_collections.portwarden.compliance.plugins.module_utils.report_formats import FILE_NAMES
 
 _STRINGS = {'type': 'array', 'items': {'type': 'string'}}
 _FINDING_KEY = {'type': 'object', 'required': ['rule', 'protocol', 'address', 'port'],
@@ -33,6 +34,17 @@ REPORT_SCHEMA = {
     'required': ['schema_version', 'generated_at', 'policy', 'registry', 'summary', 'hosts'],
     'properties': {
         'schema_version': {'const': REPORT_SCHEMA_VERSION},
+        'run_id': {'type': 'string', 'pattern': '^[0-9a-f]{32}$',
+                   'description': 'Names the run that wrote this report and the files of its set.'},
+        'files': {
+            'type': 'object', 'additionalProperties': False,
+            'description': 'The other files of this report\'s set, written by the same run: their size and sha256. A '
+                           'file beside the JSON that differs is of another run (the set is mixed).',
+            'properties': dict((name, {'type': 'object', 'required': ['bytes', 'sha256'], 'additionalProperties': False,
+                                       'properties': {'bytes': {'type': 'integer', 'minimum': 0},
+                                                      'sha256': {'type': 'string', 'pattern': '^[0-9a-f]{64}$'}}})
+                               for key, name in sorted(FILE_NAMES.items()) if key != 'json'),
+        },
         'generated_at': {'type': 'string', 'format': 'date-time'},
         'tool': {'type': 'object'},
         'policy': {

@@ -19,11 +19,23 @@ description:
     or that never ran it are V(unknown), with the reason. A host the run never saw is never
     counted compliant.
   - When a previous JSON report is in O(report_dir), each host lists the findings that are new
-    since it and those that were resolved. The previous report is kept under C(history/).
-  - Each file is written atomically, to a temporary file that is then renamed, so a run that dies
-    never leaves half a report.
+    since it and those that were resolved. The previous report is kept under C(history/), which
+    keeps the newest O(history_keep).
+  - The formats are written as one set. Each goes to a temporary file first; only when all are
+    written are they renamed over the reports, the JSON last. A failure before that (a full disk)
+    leaves the previous set untouched and fails the task, saying so. The JSON names the run
+    (C(run_id)) and the size and sha256 of every other file of its set, so C(portwarden gate)
+    refuses a set that a crash between two renames left mixed.
+  - One run at a time writes in a directory (a lock on the directory), from reading the
+    previous report to the last rename, so two runs at once never interleave their files.
+  - Nothing in O(report_dir) is followed. A link, FIFO or device at a report's path is never opened
+    (the previous report is then not read, with a warning) and is replaced by the new report; a
+    C(history/) that is a link is refused. New files get mode 0644, less the umask. A report
+    directory that other users may write to is refused, unless it is sticky and owned by the user
+    running the task.
   - Then it gates. The task fails when a host has a finding at or above O(fail_on), or is unknown
-    (unless O(fail_on_unknown=false)). The message names the worst hosts and the report paths.
+    (unless O(fail_on_unknown=false)). The message names what drifted (host, protocol, address and
+    port, where, rule and severity), the unknown hosts with their reasons, and the report paths.
   - With C(serial), hosts of later batches have no result yet, so the report is written after the last batch.
   - Reports are written in check mode too. They are the output of a run that changes no host.
 author:
@@ -57,6 +69,14 @@ options:
         in its C(info) result.
       - Defaults to the name and sha256 found in the audit results.
     type: dict
+  history_keep:
+    description:
+      - How many previous JSON reports to keep under C(history/); older ones are deleted.
+      - Only portwarden's own history files (regular files it named, owned by the user running the task)
+        are ever deleted.
+      - V(0) keeps none, and deletes portwarden's history files already there.
+    type: int
+    default: 30
   fail_on:
     description: Fail when a host has a drift finding at or above this severity; V(never) does not gate on drift.
     type: str
@@ -99,6 +119,16 @@ generated_at:
   returned: when written
   type: str
   sample: "2026-11-26T22:40:00Z"
+run_id:
+  description: Names this run; the JSON report carries it with the sha256 of every other file of its set.
+  returned: when written
+  type: str
+  sample: "0f4c2a9e8b7d4c1f9a3e6b5d2c8f7a10"
+history:
+  description: The previous report kept under C(history/) (its file name, or null) and the history files retention deleted.
+  returned: when written
+  type: dict
+  sample: {"kept": "portwarden-report-20261126T224000Z.json", "pruned": ["portwarden-report-20261020T224000Z.json"]}
 pending:
   description: Hosts of later C(serial) batches; the report waits for them.
   returned: when deferred

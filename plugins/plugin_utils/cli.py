@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import stat
 import sys
 
 from ansible_collections.portwarden.compliance.plugins.module_utils import gather_sockets
@@ -133,6 +134,42 @@ def command_registry_info(_args):
     return EXIT_OK
 
 
+MAX_REPORT_BYTES = 1 << 30
+_MAX_AGE_UNITS = {'s': 1, 'm': 60, 'h': 3600, 'd': 86400}
+
+
+def _no_constants(name):
+    raise ValueError('%s is not JSON (a report never holds NaN or Infinity)' % name)
+
+
+def _unique_keys(pairs):
+    report = {}
+    for key, value in pairs:
+        if key in report:
+            raise ValueError('key %r appears twice in one object (readers would disagree on which counts)' % key)
+        report[key] = value
+    return report
+
+
+def _read_regular(path, limit=MAX_REPORT_BYTES):
+    """The bytes of a regular file, never blocking on a FIFO or reading a device; OSError or ValueError say why not."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, 'O_CLOEXEC', 0))
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError('not a regular file')
+        if info.st_size > limit:
+            raise ValueError('larger than %d bytes' % limit)
+        chunks = []
+        while True:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                return b''.join(chunks)
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+
+
 def load_report(path):
     """A saved fleet report, checked against its schema; ReportError says why it cannot be used."""
     from ansible_collections.portwarden.compliance.plugins.module_utils.report_build import (
@@ -141,16 +178,24 @@ def load_report(path):
     )
 
     try:
-        with open(path, 'rb') as handle:
-            raw = handle.read()
+        raw = _read_regular(path)
     except OSError as exc:
         raise ReportError('%s: cannot read the report: %s' % (path, exc.strerror or exc)) from None
+    except ValueError as exc:
+        raise ReportError('%s: cannot read the report: %s' % (path, exc)) from None
+    if raw.startswith(b'\xef\xbb\xbf'):
+        raise ReportError('%s: starts with a byte order mark: not a report as portwarden writes it (re-encoded?)' % path)
     try:
-        report = json.loads(raw.decode('utf-8'))
-    except (UnicodeDecodeError, ValueError) as exc:
+        report = json.loads(raw.decode('utf-8'), parse_constant=_no_constants, object_pairs_hook=_unique_keys)
+    except UnicodeDecodeError as exc:
+        raise ReportError('%s: not UTF-8 (%s); a report is never trusted re-encoded or corrupted' % (path, exc)) from None
+    except RecursionError:
+        raise ReportError('%s: not a report: JSON nested too deeply to be one' % path) from None
+    except ValueError as exc:
         raise ReportError('%s: not a complete JSON report (%s); a truncated report is never trusted' % (path, exc)) \
             from None
-    if not isinstance(report, dict) or report.get('schema_version') != REPORT_SCHEMA_VERSION:
+    if not isinstance(report, dict) or report.get('schema_version') != REPORT_SCHEMA_VERSION \
+            or isinstance(report.get('schema_version'), bool):
         version = report.get('schema_version') if isinstance(report, dict) else None
         raise ReportError('%s: report schema version %r; this portwarden reads version %d'
                           % (path, version, REPORT_SCHEMA_VERSION))
@@ -158,13 +203,54 @@ def load_report(path):
 
     from ansible_collections.portwarden.compliance.plugins.module_utils.report_schema import REPORT_SCHEMA
 
-    errors = sorted(Draft202012Validator(REPORT_SCHEMA).iter_errors(report), key=lambda error: list(error.path))
+    try:
+        errors = sorted(Draft202012Validator(REPORT_SCHEMA).iter_errors(report), key=lambda error: list(error.path))
+    except RecursionError:
+        raise ReportError('%s: not a report: nested too deeply to be one' % path) from None
     if errors:
         first = errors[0]
         where = '.'.join(str(part) for part in first.absolute_path) or '(top level)'
         more = ' (and %d more)' % (len(errors) - 1) if len(errors) > 1 else ''
-        raise ReportError('%s: not a valid report: %s: %s%s' % (path, where, first.message, more))
+        message = first.message if len(first.message) <= 300 else first.message[:300] + '...'
+        raise ReportError('%s: not a valid report: %s: %s%s' % (path, where, message, more))
     return report
+
+
+def set_problems(path, report):
+    """Files of the report's set, beside it, that are not the ones its JSON names (a mixed set: a crash between
+    two renames or another writer). A file that is absent is no problem: the JSON may have been copied alone."""
+    import hashlib
+
+    problems = []
+    directory = os.path.dirname(os.path.abspath(path))
+    for name, expected in sorted((report.get('files') or {}).items()):
+        beside = os.path.join(directory, name)
+        try:
+            data = _read_regular(beside)
+        except FileNotFoundError:
+            continue
+        except (OSError, ValueError) as exc:
+            problems.append('%s: cannot be checked against the JSON of its set: %s' % (beside, getattr(exc, 'strerror', None)
+                                                                                       or exc))
+            continue
+        if len(data) != expected['bytes'] or hashlib.sha256(data).hexdigest() != expected['sha256']:
+            problems.append('%s is not of this run (%s): its size or sha256 differs from what the JSON names, so the '
+                            'set is mixed (a crash between two renames, or another writer); run the report again'
+                            % (beside, report.get('run_id')))
+    return problems
+
+
+def max_age_seconds(text):
+    """``--max-age``: seconds, or a number with s, m, h or d."""
+    unit = text[-1:].lower()
+    number = text[:-1] if unit in _MAX_AGE_UNITS else text
+    try:
+        value = int(number) * _MAX_AGE_UNITS.get(unit, 1)
+    except ValueError:
+        raise argparse.ArgumentTypeError('%r is not an age (like 3600, 90m, 24h or 7d)' % text) from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError('%r: the age must be more than 0' % text)
+    return value
 
 
 def command_gate(args):
@@ -172,12 +258,19 @@ def command_gate(args):
         EXIT_UNKNOWN,
         ReportError,
         gate_report,
+        report_contradictions,
     )
 
     try:
         report = load_report(args.report)
     except ReportError as exc:
         sys.stdout.write('portwarden gate: UNKNOWN: %s\n' % exc)
+        return EXIT_UNKNOWN
+    problems = report_contradictions(report, max_age=args.max_age) + set_problems(args.report, report)
+    if problems:
+        sys.stdout.write('portwarden gate: UNKNOWN: %s: the report contradicts itself or cannot be trusted:\n'
+                         % args.report)
+        sys.stdout.write(''.join('  %s\n' % problem for problem in problems))
         return EXIT_UNKNOWN
     code, _failing, lines = gate_report(report, args.fail_on, allow_unknown=args.allow_unknown)
     verdict = {0: 'PASS', 1: 'DRIFT', 2: 'UNKNOWN'}[code]
@@ -256,12 +349,16 @@ def build_parser():
         'gate', help='gate a pipeline on a saved fleet report',
         description='Judge a saved fleet report (portwarden-report.json). Exit 0 when the fleet passes, 1 when a host '
                     'has drift at or above --fail-on, 2 when a host is unknown (unless --allow-unknown) or the report '
-                    'is unusable (missing, truncated, another schema version).')
+                    'is unusable (missing, truncated, another schema version, older than --max-age, stamped in the '
+                    'future, its summary or a host status contradicted by its hosts, a host listed twice, no host, '
+                    'or a file of its set beside it not of its run).')
     gate.add_argument('report', metavar='REPORT.json')
     gate.add_argument('--fail-on', default='high', choices=('never', 'info', 'low', 'medium', 'high', 'critical'),
                       help='lowest drift severity that fails the gate (default: high)')
     gate.add_argument('--allow-unknown', action='store_true',
                       help='do not fail on unknown hosts (not recommended: unknown fails closed)')
+    gate.add_argument('--max-age', type=max_age_seconds, metavar='AGE',
+                      help='refuse (exit 2) a report generated longer ago than AGE: seconds, or with s, m, h or d')
     gate.set_defaults(handler=command_gate)
     return parser
 

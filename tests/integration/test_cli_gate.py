@@ -67,3 +67,22 @@ def test_unusable_reports_exit_2(tmp_path):
         proc = gate(path)
         assert proc.returncode == 2, (path, proc.stdout)
         assert text in proc.stdout
+
+
+def test_the_gate_names_what_drifted(tmp_path):
+    hosts = [rb.host_entry('a', audit('drift', [finding(856, 'high'), finding(8080, 'low')])),
+             rb.host_entry('b', audit('drift', [dict(finding(23, 'critical'), where='docker:web')]))]
+    proc = gate(write_report(tmp_path, hosts))
+    assert proc.returncode == 1, proc.stdout
+    assert 'b: tcp 0.0.0.0:23 in docker:web, rule r (critical); a: tcp 0.0.0.0:856, rule r (high)' in proc.stdout
+    assert '8080' not in proc.stdout  # below --fail-on high
+
+
+def test_port_report_failure_names_what_drifted(tmp_path):
+    from tests.helpers.report_run import audit_result, drift_finding, run_port_report
+
+    _proc, result = run_port_report(tmp_path / 'reports', {'web-1': audit_result(),
+                                                           'web-2': audit_result('drift', [drift_finding(856)])},
+                                    tmp_path, fail_on='high')
+    assert result['failed']
+    assert 'web-2: tcp 0.0.0.0:856, rule iana-unassigned-closed (high)' in result['msg'], result['msg']

@@ -96,7 +96,9 @@ def test_gate_names_the_worst_hosts_first():
     assert failing[:2] == ['web-2', 'part-1']  # high before medium
     assert lines[0] == '5 hosts: 2 compliant, 2 drift, 1 unknown; drift findings high 1, medium 1, low 1'
     assert 'web-2 (high), part-1 (medium)' in lines[1]
-    assert 'gone-1 (unreachable' in lines[2] and 'part-1 (partial gather' in lines[2]
+    assert lines[2] == ('drifted: web-2: tcp 0.0.0.0:856, rule iana-unassigned-closed (high); '
+                        'part-1: tcp 0.0.0.0:857, rule iana-unassigned-closed (medium)')  # not the low 8080
+    assert 'gone-1 (unreachable' in lines[3] and 'part-1 (partial gather' in lines[3]
 
 
 def test_a_compliant_fleet_passes():
