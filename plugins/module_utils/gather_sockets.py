@@ -218,18 +218,19 @@ def finish_coverage(coverage, view, walk_ok):
 
 
 def _owners_from_fd_walk(records, coverage, privileged, collect=False):
-    """``(owners, walk_ok, foreign)``: the fd walk's owners by inode, whether it read every process it listed,
-    and (``collect``) the other sockets and nsfs handles it met (gather_owners.FdWalk.foreign)."""
+    """``(owners, walk_ok, foreign, leaders)``: the fd walk's owners by inode, whether it read every process it
+    listed, (``collect``) the other sockets and nsfs handles it met (gather_owners.FdWalk.foreign), and the
+    process of each thread walked for its zombie leader (FdWalk.leaders)."""
     try:
         walk = gather_owners.walk_fds((record[5] for record in records), collect=collect)
     except OSError as exc:
         coverage['errors'].append('cannot walk /proc for socket owners: %s' % exc)
-        return {}, False, {}
+        return {}, False, {}, {}
     coverage['processes_scanned'] = walk.processes_seen
     coverage['processes_unreadable'] = walk.processes_denied
     errors = walk_errors(walk.processes_seen, walk.processes_denied, privileged)
     coverage['errors'].extend(errors)
-    return walk.owners, not errors, walk.foreign
+    return walk.owners, not errors, walk.foreign, walk.leaders
 
 
 SOCKET_NAMESPACE_BUDGET = 20000  # sockets asked their namespace (~9 us each); past it, said in the coverage
@@ -286,9 +287,10 @@ def _socket_namespaces(sockets, scanned, coverage):
     return found
 
 
-def _scan_unlisted_namespaces(backend, protocols, foreign, scans, coverage):
+def _scan_unlisted_namespaces(backend, protocols, foreign, scans, coverage, leaders=None):
     """namespaces=all, after the fd walk: read the namespaces no process is in that an fd keeps (an nsfs handle,
-    or a socket in it); return their scans and the owners of their sockets (from the walk's other sockets)."""
+    or a socket in it); return their scans and the owners of their sockets (from the walk's other sockets;
+    ``leaders`` maps a thread walked for its zombie leader to its process)."""
     from ansible_collections.portwarden.compliance.plugins.module_utils import gather_namespaces
 
     scanned = set(entry['inode'] for entry, _range, _found in scans) | set(
@@ -312,7 +314,7 @@ def _scan_unlisted_namespaces(backend, protocols, foreign, scans, coverage):
         for record in found:
             holders = foreign.get('socket:[%d]' % record[5], ())
             if holders:
-                owners[record[5]] = sorted(set(pid for pid, _fd in holders))
+                owners[record[5]] = sorted(set((leaders or {}).get(pid, pid) for pid, _fd in holders))
     return extra, owners
 
 
@@ -542,9 +544,10 @@ def gather_listening_sockets(backend='auto', protocols=PROTOCOLS, namespaces='ho
         if namespaces == 'all':
             scans = _scan_namespaces(backend, protocols, records, coverage, privileged, view)
             records = [record for _entry, _range, found in scans for record in found]
-        owners, walk_ok, foreign = _owners_from_fd_walk(records, coverage, privileged, collect=scans is not None and privileged)
+        owners, walk_ok, foreign, leaders = _owners_from_fd_walk(records, coverage, privileged,
+                                                                 collect=scans is not None and privileged)
         if scans is not None and privileged:
-            extra, extra_owners = _scan_unlisted_namespaces(backend, protocols, foreign, scans, coverage)
+            extra, extra_owners = _scan_unlisted_namespaces(backend, protocols, foreign, scans, coverage, leaders)
             scans.extend(extra)
             owners.update(extra_owners)
             records.extend(record for _entry, _range, found in extra for record in found)

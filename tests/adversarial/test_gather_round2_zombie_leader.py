@@ -42,7 +42,6 @@ def _found(result, port=856):
     return [entry for entry in result['sockets'] if entry['port'] == port and entry['protocol'] == 'tcp']
 
 
-@pytest.mark.xfail(strict=True, reason='the fd walk reads only /proc/PID/fd, empty for a zombie leader')
 def test_listener_of_a_process_whose_main_thread_exited_is_owned():
     holder, result = _attack('host', netns=False)
     found = _found(result)
@@ -56,7 +55,6 @@ def test_listener_of_a_process_whose_main_thread_exited_is_owned():
     assert result['coverage']['complete'] is True
 
 
-@pytest.mark.xfail(strict=True, reason='namespace discovery reads only /proc/PID/ns/net, gone for a zombie leader')
 def test_namespace_only_a_thread_of_a_zombie_leader_is_in_is_read():
     holder, result = _attack('all', netns=True)
     found = _found(result)
