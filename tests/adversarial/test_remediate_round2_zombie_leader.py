@@ -51,7 +51,6 @@ def _listening(holder):
     return os.path.exists('/proc/%d/task/%d' % (holder['pid'], holder['tid']))
 
 
-@pytest.mark.xfail(strict=True, reason='port_kill takes a zombie leader for an exited process and signals nothing')
 @pytest.mark.parametrize('exe', ['gathered', None], ids=['with-exe', 'exe-unknown'])
 def test_zombie_leader_rogue_is_ended_not_reported_gone(tmp_path, rogue, exe):
     proc, holder = rogue
