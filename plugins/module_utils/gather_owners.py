@@ -296,16 +296,38 @@ def _cap_effective(status_text):
 class ProcView(object):
     """What a walk of ``proc`` can list: ``pid_namespace`` (see pid_namespace_view), ``hidepid`` (the
     mount's option text, None when unset or unreadable), whether this caller ``sees_hidden`` processes,
-    and ``hides`` (True when hidepid hides processes from this caller, None when the options are unknown)."""
+    and ``hides`` (True when hidepid hides processes from this caller, None when the options are unknown).
+    ``covered``: the mount points below a process's entry (``/proc/PID``, see covered_entries), None when the
+    mounts could not be read."""
 
-    def __init__(self, pid_namespace, hidepid, sees_hidden, hides):
+    def __init__(self, pid_namespace, hidepid, sees_hidden, hides, covered=()):
         self.pid_namespace = pid_namespace
         self.hidepid = hidepid
         self.sees_hidden = sees_hidden
         self.hides = hides
+        self.covered = None if covered is None else list(covered)
 
     def as_dict(self):
         return {'pid_namespace': self.pid_namespace, 'hidepid': self.hidepid}
+
+
+_MOUNT_ESCAPE = re.compile(r'\\([0-7]{3})')
+
+
+def covered_entries(mountinfo_text, proc='/proc'):
+    """The mount points at or below a process's entry of ``proc`` (``/proc/1234``, ``/proc/1234/fd``) in
+    /proc/PID/mountinfo text, sorted. The kernel's view of a process is never under a mount: whatever is
+    mounted there (a careless ``mount --bind``) hides its fds, or forges them, its name and its executable."""
+    prefix = proc.rstrip('/') + '/'
+    found = set()
+    for line in mountinfo_text.splitlines():
+        fields = line.split(' ')
+        if len(fields) < 5:
+            continue
+        point = _MOUNT_ESCAPE.sub(lambda octal: chr(int(octal.group(1), 8)), fields[4])
+        if point.startswith(prefix) and point[len(prefix):].split('/', 1)[0].isdigit():
+            found.add(point)
+    return sorted(found, key=lambda point: (len(point.split('/')), point))
 
 
 def read_proc_view(proc='/proc'):
@@ -314,9 +336,11 @@ def read_proc_view(proc='/proc'):
     first = None if own == INIT_PID_NAMESPACE else _namespace_link_inode(proc + '/1/ns/pid')
     try:
         st_dev = os.stat(proc).st_dev
-        options = proc_super_options(_read(proc + '/self/mountinfo'), '%d:%d' % (os.major(st_dev), os.minor(st_dev)))
+        mountinfo = _read(proc + '/self/mountinfo')
+        options = proc_super_options(mountinfo, '%d:%d' % (os.major(st_dev), os.minor(st_dev)))
+        covered = covered_entries(mountinfo, proc)
     except OSError:
-        options = None
+        options = covered = None
     try:
         cap_effective = _cap_effective(_read(proc + '/self/status'))
     except OSError:
@@ -327,7 +351,7 @@ def read_proc_view(proc='/proc'):
         hides = None if not sees else False
     else:
         hides = hidepid_level(options) >= HIDEPID_HIDES and not sees
-    return ProcView(pid_namespace_view(own, first), (options or {}).get('hidepid'), sees, hides)
+    return ProcView(pid_namespace_view(own, first), (options or {}).get('hidepid'), sees, hides, covered)
 
 
 # Characters of a unit name systemd makes (anything else is \xNN-escaped), and the longest name it makes.

@@ -152,7 +152,26 @@ def hidden_process_gaps(view):
                     % view.hidepid)
     elif view.hides is None:
         gaps.append('the mount options of /proc cannot be read, so whether hidepid hides processes is unknown')
+    if view.covered:
+        gaps.append('mounts cover the /proc entries of %d process(es)' % len(set(_covered_pids(view.covered))))
     return gaps
+
+
+def _covered_pids(points):
+    return [int(point.split('/')[2]) for point in points]
+
+
+def covered_proc_errors(view):
+    """The error a mount at or below /proc/PID calls for (the walk reads whatever is mounted there: fds hidden,
+    or forged with a name and an executable), naming the mount points; [] when there is none."""
+    if view is None or view.covered == []:
+        return []
+    if view.covered is None:
+        return ['the mounts of this mount namespace cannot be read, so whether a mount covers the /proc entry of a '
+                'process (hiding or forging its fds, name and executable) is unknown']
+    return ['something is mounted over %s: the fds, names and executables read there are not the kernel\'s, so the '
+            'owners of sockets may be hidden or forged (pids %s)' % (_named(view.covered), ', '.join(
+                str(pid) for pid in sorted(set(_covered_pids(view.covered)))))]
 
 
 def owner_search(view, walk_ok):
@@ -209,6 +228,7 @@ def finish_coverage(coverage, view, walk_ok):
     and decide ``complete``: true exactly when no error was recorded."""
     search = owner_search(view, walk_ok)
     errors, notes = unowned_findings(coverage['unowned_sockets'], search)
+    coverage['errors'].extend(covered_proc_errors(view))
     coverage['errors'].extend(errors)
     coverage['notes'].extend(notes)
     coverage['owner_search'] = search
