@@ -23,7 +23,7 @@ description:
     A mount at or below a process's C(/proc/PID) (a careless C(mount --bind)) is an error naming it, since
     what is read there can hide or forge the owner of a socket.
   - A process whose main thread has exited while other threads run on (a zombie leader) is read through a
-    live thread: its sockets keep their owner, its executable is told, and a namespace only it is in is read.
+    live thread, so its sockets keep their owner, its executable is told, and a namespace only it is in is read.
     An empty RV(sockets) list with complete coverage means the host really has no listeners.
   - Run it with C(become) enabled (as root) to see the processes of every user. Without it, sockets
     are still listed but processes of other users are missing, and C(coverage) says so.
