@@ -218,7 +218,10 @@ def unowned_findings(unowned, search):
         return [], ['the processes listed for each socket may miss holders that /proc does not list (%s)'
                     % '; '.join(search['gaps'])]
     if unowned and search['exhaustive']:
+        # No process holds a socket passed with SCM_RIGHTS and not yet received, and it still accepts: the kernel
+        # cannot tell it from its own, so the note says so (a process rule judges it unknown either way).
         return [], ['%d sockets have no owning process though every process was looked in: kernel sockets, '
+                    'sockets only in flight in a unix socket queue (passed, not yet received), '
                     'or owners that exited during the gather: %s' % (len(unowned), _named(unowned))]
     return [], []  # a walk that failed or was denied has said so in its own error
 

@@ -321,8 +321,9 @@ coverage:
         - Which case the RV(coverage.unowned_sockets) are.
         - V(none) when every socket has an owning process.
         - V(kernel) when every process of the machine was looked in (as root, in the host's PID namespace, with
-          nothing hidden from C(/proc)), so they are kernel sockets (such as nfsd's) or their owners exited meanwhile;
-          a note in RV(coverage.notes) names them.
+          nothing hidden from C(/proc)), so they are kernel sockets (such as nfsd's), sockets held only in flight in a
+          unix socket queue (passed with C(SCM_RIGHTS), not yet received; they still accept connections), or their owners
+          exited meanwhile; a note in RV(coverage.notes) names them.
         - V(not_looked_for) when some processes could not be looked in (not root, C(hidepid), a private PID
           namespace); their owners are unknown, not absent, and the coverage is partial.
       type: str

@@ -34,7 +34,6 @@ print(json.dumps(result))
 '''
 
 
-@pytest.mark.xfail(strict=True, reason='the note names only kernel sockets and exited owners')
 def test_listener_only_in_flight_is_listed_unowned_and_said_so():
     with Namespace() as ns:
         proc = ns.run([sys.executable, '-c', ATTACK, REPO_COLLECTIONS], timeout=60)
