@@ -300,7 +300,7 @@ def test_walk_of_this_process_finds_its_socket_and_is_ok():
         inode = os.fstat(sock.fileno()).st_ino
         coverage = {'errors': [], 'processes_scanned': 0, 'processes_unreadable': 0}
         found, walk_ok, foreign, _leaders = gather._owners_from_fd_walk([('tcp', 'ipv4', '0.0.0.0', 0, None, inode)], coverage,
-                                                              os.geteuid() == 0)
+                                                                        os.geteuid() == 0)
         assert os.getpid() in found[inode]
         assert foreign == {}  # other sockets are collected only when asked (namespaces=all)
         assert coverage['processes_scanned'] >= 1
