@@ -27,6 +27,8 @@ import os
 import re
 import threading
 
+from ansible_collections.portwarden.compliance.plugins.module_utils.gather_owners import live_thread
+
 CLONE_NEWNET = 0x40000000
 
 _NS_LINK = re.compile(r'^net:\[(\d+)\]$')
@@ -84,23 +86,36 @@ def discover_namespaces(proc='/proc'):
     """Group every process under ``proc`` by the inode of its network namespace.
 
     A process that exits meanwhile is skipped; one whose namespace may not be read is counted in
-    ``processes_denied`` (its namespace may be missing from the result).
+    ``processes_denied`` (its namespace may be missing from the result). A process whose leader is a zombie
+    (its main thread exited, others live on) is listed by the tid of a live thread, whose /proc/TID/ns/net
+    resolves where /proc/PID/ns/net no longer does.
     """
     result = Discovery()
     namespaces = result.namespaces
     readlink = os.readlink
     proc_fd = os.open(proc, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        for name in os.listdir(proc_fd):
-            if not name.isdigit():
+        for listed in os.listdir(proc_fd):
+            if not listed.isdigit():
                 continue
+            name = listed
             try:
                 link = readlink(name + '/ns/net', dir_fd=proc_fd)
             except PermissionError:
                 result.processes_denied += 1
                 continue
-            except OSError:  # exited since /proc was listed
-                continue
+            except OSError:  # exited since /proc was listed, or only its leader did
+                thread = live_thread(int(listed), proc_fd=proc_fd)
+                if thread is None:
+                    continue
+                name = str(thread)
+                try:
+                    link = readlink(name + '/ns/net', dir_fd=proc_fd)
+                except PermissionError:
+                    result.processes_denied += 1
+                    continue
+                except OSError:
+                    continue
             match = _NS_LINK.match(link)
             if match is None:
                 continue
@@ -215,6 +230,7 @@ def _libc_setns():
 SYS_PIDFD_OPEN = 434  # the same number on every architecture (the unified syscall table, Linux 5.3)
 SYS_PIDFD_GETFD = 438  # Linux 5.6
 SIOCGSKNS = 0x894C  # an fd on the network namespace of a socket (Linux 4.9)
+PIDFD_THREAD = os.O_EXCL  # pidfd_open of a thread, not a thread group leader (Linux 6.9)
 
 
 def _syscall(number, *args):
@@ -240,7 +256,14 @@ class SocketNamespaces(object):
 
         pidfd = self._pidfds.get(pid)
         if pidfd is None:
-            pidfd = self._pidfds[pid] = _syscall(SYS_PIDFD_OPEN, pid, 0)
+            try:
+                pidfd = _syscall(SYS_PIDFD_OPEN, pid, 0)
+            except OSError as exc:
+                if exc.errno != errno.EINVAL:
+                    raise
+                # A thread of a process whose leader is a zombie (gather_owners.live_thread): its own fd table.
+                pidfd = _syscall(SYS_PIDFD_OPEN, pid, PIDFD_THREAD)
+            self._pidfds[pid] = pidfd
         copy = _syscall(SYS_PIDFD_GETFD, pidfd, fd, 0)
         try:
             return fcntl.ioctl(copy, SIOCGSKNS)

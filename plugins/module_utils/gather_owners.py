@@ -34,6 +34,11 @@ class FdWalk(object):
         self.processes_seen = 0
         self.processes_denied = 0
         self.processes_vanished = 0
+        self.leaders = {}  # tid -> pid: a process whose leader is a zombie, walked through its live thread tid
+
+    def process_of(self, holder):
+        """The process (thread group) of a holder id in ``foreign``: a tid walked for its zombie leader, else itself."""
+        return self.leaders.get(holder, holder)
 
     def merge(self, other):
         for inode, pids in other.owners.items():
@@ -43,6 +48,7 @@ class FdWalk(object):
         self.processes_seen += other.processes_seen
         self.processes_denied += other.processes_denied
         self.processes_vanished += other.processes_vanished
+        self.leaders.update(other.leaders)
 
 
 def _walk_worker(proc_fd, next_pid, wanted, collect=False):
@@ -74,7 +80,23 @@ def _walk_worker(proc_fd, next_pid, wanted, collect=False):
                 result.processes_vanished += 1
                 continue
             result.processes_seen += 1
-            pid = int(name)
+            pid = holder = int(name)
+            if not fds and _threads(name, proc_fd) > 1:  # a zombie leader whose other threads hold the fd table
+                thread = live_thread(pid, proc_fd=proc_fd)
+                if thread is not None:
+                    try:
+                        thread_dir = os.open('%d/fd' % thread, flags, dir_fd=proc_fd)
+                    except OSError:
+                        thread_dir = None
+                    if thread_dir is not None:
+                        os.close(fd_dir)
+                        fd_dir = thread_dir
+                        try:
+                            fds = os.listdir(fd_dir)
+                        except OSError:
+                            fds = []
+                        holder = thread
+                        result.leaders[thread] = pid
             for fd in fds:
                 try:
                     link = readlink(fd, dir_fd=fd_dir)
@@ -86,9 +108,56 @@ def _walk_worker(proc_fd, next_pid, wanted, collect=False):
                     if not pids or pids[-1] != pid:
                         pids.append(pid)
                 elif foreign is not None and (link.startswith('socket:[') or link.startswith('net:[')):
-                    foreign.setdefault(link, []).append((pid, int(fd)))
+                    foreign.setdefault(link, []).append((holder, int(fd)))
         finally:
             os.close(fd_dir)
+
+
+def _threads(name, proc_fd):
+    """How many threads process ``name`` has: /proc/PID/task's link count is 2 + its threads (one stat,
+    cheaper than reading /proc/PID/stat for each of the many kernel threads, whose fd tables are empty too)."""
+    try:
+        return os.stat(name + '/task', dir_fd=proc_fd).st_nlink - 2
+    except OSError:
+        return 0
+
+
+def _stat_state(path, proc_fd):
+    """The state letter of /proc/PID/stat (``R``, ``S``, ``Z``...); the name before it may hold ``)``."""
+    fd = os.open(path, os.O_RDONLY, dir_fd=proc_fd)
+    try:
+        text = os.read(fd, 4096).decode('utf-8', 'replace')
+    finally:
+        os.close(fd)
+    return text[text.rindex(')') + 2:].split(' ', 1)[0]
+
+
+def live_thread(pid, proc='/proc', proc_fd=None):
+    """A live thread (its tid) of process ``pid`` when the leader is a zombie, else None.
+
+    A main thread that ended with exit(2), not exit_group(2), stays a zombie while the other threads run on
+    with the process's fds, namespaces and memory; /proc/PID/fd then lists nothing and /proc/PID/ns/net,
+    /proc/PID/exe do not resolve, but /proc/TID/... of a live thread shows them all."""
+    prefix = '' if proc_fd is not None else proc + '/'
+    try:
+        if _stat_state('%s%d/stat' % (prefix, pid), proc_fd) not in ('Z', 'X'):
+            return None
+        task = os.open('%s%d/task' % (prefix, pid), os.O_RDONLY | os.O_DIRECTORY, dir_fd=proc_fd)
+        try:
+            tids = sorted(int(tid) for tid in os.listdir(task) if tid.isdigit())
+        finally:
+            os.close(task)
+    except (OSError, ValueError, IndexError):
+        return None
+    for tid in tids:
+        if tid == pid:
+            continue
+        try:
+            if _stat_state('%s%d/stat' % (prefix, tid), proc_fd) not in ('Z', 'X'):
+                return tid
+        except (OSError, ValueError, IndexError):
+            continue
+    return None
 
 
 def walk_workers():
@@ -106,7 +175,9 @@ def walk_fds(wanted_inodes, proc='/proc', workers=None, collect=False):
 
     With ``collect``, ``foreign`` also gets every other socket and every fd open on a network namespace
     (``net:[INODE]``, an nsfs handle), with the ``(pid, fd)`` holding each: where namespaces=all looks for
-    namespaces no process is in."""
+    namespaces no process is in. A process whose leader is a zombie (its main thread exited, others live)
+    is walked through a live thread: its sockets are owned by the process, and ``foreign`` names the thread
+    (``/proc/TID/fd/N`` resolves, ``/proc/PID/fd/N`` does not; ``leaders`` maps it back)."""
     # Comparing the readlink text avoids parsing an integer for every fd of every process.
     wanted = dict(('socket:[%d]' % inode, inode) for inode in wanted_inodes)
     proc_fd = os.open(proc, os.O_RDONLY | os.O_DIRECTORY)
@@ -225,16 +296,38 @@ def _cap_effective(status_text):
 class ProcView(object):
     """What a walk of ``proc`` can list: ``pid_namespace`` (see pid_namespace_view), ``hidepid`` (the
     mount's option text, None when unset or unreadable), whether this caller ``sees_hidden`` processes,
-    and ``hides`` (True when hidepid hides processes from this caller, None when the options are unknown)."""
+    and ``hides`` (True when hidepid hides processes from this caller, None when the options are unknown).
+    ``covered``: the mount points below a process's entry (``/proc/PID``, see covered_entries), None when the
+    mounts could not be read."""
 
-    def __init__(self, pid_namespace, hidepid, sees_hidden, hides):
+    def __init__(self, pid_namespace, hidepid, sees_hidden, hides, covered=()):
         self.pid_namespace = pid_namespace
         self.hidepid = hidepid
         self.sees_hidden = sees_hidden
         self.hides = hides
+        self.covered = None if covered is None else list(covered)
 
     def as_dict(self):
         return {'pid_namespace': self.pid_namespace, 'hidepid': self.hidepid}
+
+
+_MOUNT_ESCAPE = re.compile(r'\\([0-7]{3})')
+
+
+def covered_entries(mountinfo_text, proc='/proc'):
+    """The mount points at or below a process's entry of ``proc`` (``/proc/1234``, ``/proc/1234/fd``) in
+    /proc/PID/mountinfo text, sorted. The kernel's view of a process is never under a mount: whatever is
+    mounted there (a careless ``mount --bind``) hides its fds, or forges them, its name and its executable."""
+    prefix = proc.rstrip('/') + '/'
+    found = set()
+    for line in mountinfo_text.splitlines():
+        fields = line.split(' ')
+        if len(fields) < 5:
+            continue
+        point = _MOUNT_ESCAPE.sub(lambda octal: chr(int(octal.group(1), 8)), fields[4])
+        if point.startswith(prefix) and point[len(prefix):].split('/', 1)[0].isdigit():
+            found.add(point)
+    return sorted(found, key=lambda point: (len(point.split('/')), point))
 
 
 def read_proc_view(proc='/proc'):
@@ -243,9 +336,11 @@ def read_proc_view(proc='/proc'):
     first = None if own == INIT_PID_NAMESPACE else _namespace_link_inode(proc + '/1/ns/pid')
     try:
         st_dev = os.stat(proc).st_dev
-        options = proc_super_options(_read(proc + '/self/mountinfo'), '%d:%d' % (os.major(st_dev), os.minor(st_dev)))
+        mountinfo = _read(proc + '/self/mountinfo')
+        options = proc_super_options(mountinfo, '%d:%d' % (os.major(st_dev), os.minor(st_dev)))
+        covered = covered_entries(mountinfo, proc)
     except OSError:
-        options = None
+        options = covered = None
     try:
         cap_effective = _cap_effective(_read(proc + '/self/status'))
     except OSError:
@@ -256,7 +351,7 @@ def read_proc_view(proc='/proc'):
         hides = None if not sees else False
     else:
         hides = hidepid_level(options) >= HIDEPID_HIDES and not sees
-    return ProcView(pid_namespace_view(own, first), (options or {}).get('hidepid'), sees, hides)
+    return ProcView(pid_namespace_view(own, first), (options or {}).get('hidepid'), sees, hides, covered)
 
 
 # Characters of a unit name systemd makes (anything else is \xNN-escaped), and the longest name it makes.
@@ -406,8 +501,15 @@ class ProcessDescriber(object):
             return None
         try:
             exe = os.readlink(base + '/exe')
-        except OSError:  # kernel threads, other users' processes without privilege
+        except OSError:  # kernel threads, other users' processes without privilege, a zombie leader
             exe = None
+            thread = live_thread(pid, self.proc)
+            if thread is not None:  # its main thread exited: a live thread still runs the executable
+                base = '%s/%d' % (self.proc, thread)
+                try:
+                    exe = os.readlink(base + '/exe')
+                except OSError:
+                    exe = None
         try:
             unit = unit_from_cgroup(_read(base + '/cgroup'))
         except OSError:

@@ -152,7 +152,26 @@ def hidden_process_gaps(view):
                     % view.hidepid)
     elif view.hides is None:
         gaps.append('the mount options of /proc cannot be read, so whether hidepid hides processes is unknown')
+    if view.covered:
+        gaps.append('mounts cover the /proc entries of %d process(es)' % len(set(_covered_pids(view.covered))))
     return gaps
+
+
+def _covered_pids(points):
+    return [int(point.split('/')[2]) for point in points]
+
+
+def covered_proc_errors(view):
+    """The error a mount at or below /proc/PID calls for (the walk reads whatever is mounted there: fds hidden,
+    or forged with a name and an executable), naming the mount points; [] when there is none."""
+    if view is None or view.covered == []:
+        return []
+    if view.covered is None:
+        return ['the mounts of this mount namespace cannot be read, so whether a mount covers the /proc entry of a '
+                'process (hiding or forging its fds, name and executable) is unknown']
+    return ['something is mounted over %s: the fds, names and executables read there are not the kernel\'s, so the '
+            'owners of sockets may be hidden or forged (pids %s)' % (_named(view.covered), ', '.join(
+                str(pid) for pid in sorted(set(_covered_pids(view.covered)))))]
 
 
 def owner_search(view, walk_ok):
@@ -195,7 +214,10 @@ def unowned_findings(unowned, search):
         return [], ['the processes listed for each socket may miss holders that /proc does not list (%s)'
                     % '; '.join(search['gaps'])]
     if unowned and search['exhaustive']:
+        # No process holds a socket passed with SCM_RIGHTS and not yet received, and it still accepts: the kernel
+        # cannot tell it from its own, so the note says so (a process rule judges it unknown either way).
         return [], ['%d sockets have no owning process though every process was looked in: kernel sockets, '
+                    'sockets only in flight in a unix socket queue (passed, not yet received), '
                     'or owners that exited during the gather: %s' % (len(unowned), _named(unowned))]
     return [], []  # a walk that failed or was denied has said so in its own error
 
@@ -205,6 +227,7 @@ def finish_coverage(coverage, view, walk_ok):
     and decide ``complete``: true exactly when no error was recorded."""
     search = owner_search(view, walk_ok)
     errors, notes = unowned_findings(coverage['unowned_sockets'], search)
+    coverage['errors'].extend(covered_proc_errors(view))
     coverage['errors'].extend(errors)
     coverage['notes'].extend(notes)
     coverage['owner_search'] = search
@@ -214,18 +237,19 @@ def finish_coverage(coverage, view, walk_ok):
 
 
 def _owners_from_fd_walk(records, coverage, privileged, collect=False):
-    """``(owners, walk_ok, foreign)``: the fd walk's owners by inode, whether it read every process it listed,
-    and (``collect``) the other sockets and nsfs handles it met (gather_owners.FdWalk.foreign)."""
+    """``(owners, walk_ok, foreign, leaders)``: the fd walk's owners by inode, whether it read every process it
+    listed, (``collect``) the other sockets and nsfs handles it met (gather_owners.FdWalk.foreign), and the
+    process of each thread walked for its zombie leader (FdWalk.leaders)."""
     try:
         walk = gather_owners.walk_fds((record[5] for record in records), collect=collect)
     except OSError as exc:
         coverage['errors'].append('cannot walk /proc for socket owners: %s' % exc)
-        return {}, False, {}
+        return {}, False, {}, {}
     coverage['processes_scanned'] = walk.processes_seen
     coverage['processes_unreadable'] = walk.processes_denied
     errors = walk_errors(walk.processes_seen, walk.processes_denied, privileged)
     coverage['errors'].extend(errors)
-    return walk.owners, not errors, walk.foreign
+    return walk.owners, not errors, walk.foreign, walk.leaders
 
 
 SOCKET_NAMESPACE_BUDGET = 20000  # sockets asked their namespace (~9 us each); past it, said in the coverage
@@ -282,9 +306,10 @@ def _socket_namespaces(sockets, scanned, coverage):
     return found
 
 
-def _scan_unlisted_namespaces(backend, protocols, foreign, scans, coverage):
+def _scan_unlisted_namespaces(backend, protocols, foreign, scans, coverage, leaders=None):
     """namespaces=all, after the fd walk: read the namespaces no process is in that an fd keeps (an nsfs handle,
-    or a socket in it); return their scans and the owners of their sockets (from the walk's other sockets)."""
+    or a socket in it); return their scans and the owners of their sockets (from the walk's other sockets;
+    ``leaders`` maps a thread walked for its zombie leader to its process)."""
     from ansible_collections.portwarden.compliance.plugins.module_utils import gather_namespaces
 
     scanned = set(entry['inode'] for entry, _range, _found in scans) | set(
@@ -308,7 +333,7 @@ def _scan_unlisted_namespaces(backend, protocols, foreign, scans, coverage):
         for record in found:
             holders = foreign.get('socket:[%d]' % record[5], ())
             if holders:
-                owners[record[5]] = sorted(set(pid for pid, _fd in holders))
+                owners[record[5]] = sorted(set((leaders or {}).get(pid, pid) for pid, _fd in holders))
     return extra, owners
 
 
@@ -540,9 +565,10 @@ def gather_listening_sockets(backend='auto', protocols=PROTOCOLS, namespaces='ho
         if namespaces == 'all':
             scans = _scan_namespaces(backend, protocols, records, coverage, privileged, view)
             records = [record for _entry, _range, found in scans for record in found]
-        owners, walk_ok, foreign = _owners_from_fd_walk(records, coverage, privileged, collect=scans is not None and privileged)
+        owners, walk_ok, foreign, leaders = _owners_from_fd_walk(records, coverage, privileged,
+                                                                 collect=scans is not None and privileged)
         if scans is not None and privileged:
-            extra, extra_owners = _scan_unlisted_namespaces(backend, protocols, foreign, scans, coverage)
+            extra, extra_owners = _scan_unlisted_namespaces(backend, protocols, foreign, scans, coverage, leaders)
             scans.extend(extra)
             owners.update(extra_owners)
             records.extend(record for _entry, _range, found in extra for record in found)

@@ -30,7 +30,7 @@ import select
 import signal
 import time
 
-from ansible_collections.portwarden.compliance.plugins.module_utils.gather_owners import process_start_time, unit_from_cgroup
+from ansible_collections.portwarden.compliance.plugins.module_utils.gather_owners import live_thread, process_start_time, unit_from_cgroup
 
 DEFAULT_PROTECTED_NAMES = ('sshd', 'sshd-session', 'systemd', 'systemd-*', 'init', 'dockerd', 'containerd',
                            'containerd-shim*', 'podman', 'conmon', 'crio', 'runc', 'crun', 'kubelet')
@@ -106,7 +106,9 @@ def normalise_targets(items, field='processes', largest_pid=None):
 
 
 def read_identity(pid, proc='/proc'):
-    """``{'pid', 'start_time', 'exe', 'name', 'ppid'}`` of the process now behind ``pid``, or None if there is none."""
+    """``{'pid', 'start_time', 'exe', 'name', 'ppid', 'zombie', 'via'}`` of the process now behind ``pid``, or None
+    if there is none. A leader that is a zombie while other threads live on (its main thread ended with exit(2))
+    is a live process: ``zombie`` is False, and ``exe`` is read through ``via``, the live thread's id (else pid)."""
     base = '%s/%d' % (proc, pid)
     try:
         with open(base + '/stat', 'rb') as handle:
@@ -125,7 +127,18 @@ def read_identity(pid, proc='/proc'):
     except (ValueError, IndexError):
         return None
     state = stat[stat.rindex(')') + 2:].split()[0]
-    return {'pid': pid, 'start_time': start_time, 'exe': exe, 'name': name, 'ppid': ppid, 'zombie': state in 'ZX'}
+    via = pid
+    zombie = state in ('Z', 'X')
+    if zombie:
+        thread = live_thread(pid, proc)
+        if thread is not None:
+            zombie, via = False, thread
+            if exe is None:
+                try:
+                    exe = os.readlink('%s/%d/exe' % (proc, thread))
+                except OSError:
+                    exe = None
+    return {'pid': pid, 'start_time': start_time, 'exe': exe, 'name': name, 'ppid': ppid, 'zombie': zombie, 'via': via}
 
 
 def executable_path(exe):
@@ -219,8 +232,9 @@ def refusal(target, current, protected_names=DEFAULT_PROTECTED_NAMES, chain=froz
         return MISMATCH, 'pid %d now runs %s, not %s' % (pid, current['exe'], target['exe'])
     if pid in chain:
         return PROTECTED, 'pid %d (%s) runs this Ansible connection' % (pid, current['name'])
-    pattern, evidence = protection_match(current['name'], current['exe'], protected_names, _unit(pid, proc))
-    if pattern is not None and evidence.startswith('its executable') and not _root_owned(pid, proc):
+    via = current.get('via', pid)  # a live thread when the leader is a zombie: its exe and cgroup resolve
+    pattern, evidence = protection_match(current['name'], current['exe'], protected_names, _unit(via, proc))
+    if pattern is not None and evidence.startswith('its executable') and not _root_owned(via, proc):
         pattern, evidence = None, '%s runs %s, which root does not own alone: not protected by %r' % (
             current['name'], current['exe'], pattern)
     if pattern is not None:

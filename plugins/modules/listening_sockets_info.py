@@ -20,6 +20,10 @@ description:
     it should (a socket table, or the processes of other users) returns C(coverage.complete=false) with the
     reasons in C(coverage.errors). That includes processes C(/proc) does not even list (C(hidepid=2) for a
     non-root user, a private PID namespace), and a socket with no owner found there is an error naming it.
+    A mount at or below a process's C(/proc/PID) (a careless C(mount --bind)) is an error naming it, since
+    what is read there can hide or forge the owner of a socket.
+  - A process whose main thread has exited while other threads run on (a zombie leader) is read through a
+    live thread, so its sockets keep their owner, its executable is told, and a namespace only it is in is read.
     An empty RV(sockets) list with complete coverage means the host really has no listeners.
   - Run it with C(become) enabled (as root) to see the processes of every user. Without it, sockets
     are still listed but processes of other users are missing, and C(coverage) says so.
@@ -317,8 +321,9 @@ coverage:
         - Which case the RV(coverage.unowned_sockets) are.
         - V(none) when every socket has an owning process.
         - V(kernel) when every process of the machine was looked in (as root, in the host's PID namespace, with
-          nothing hidden from C(/proc)), so they are kernel sockets (such as nfsd's) or their owners exited meanwhile;
-          a note in RV(coverage.notes) names them.
+          nothing hidden from C(/proc)), so they are kernel sockets (such as nfsd's), sockets held only in flight in a
+          unix socket queue (passed with C(SCM_RIGHTS), not yet received; they still accept connections), or their owners
+          exited meanwhile; a note in RV(coverage.notes) names them.
         - V(not_looked_for) when some processes could not be looked in (not root, C(hidepid), a private PID
           namespace); their owners are unknown, not absent, and the coverage is partial.
       type: str
@@ -337,8 +342,8 @@ coverage:
           sample: true
         gaps:
           description:
-            - Why C(/proc) did not list every process, V([]) when it did. An unowned socket behind a gap is an error
-              naming it; with no unowned socket a gap is a note.
+            - Why C(/proc) did not list every process (or covers some with mounts), V([]) when it did. An unowned
+              socket behind a gap is an error naming it; with no unowned socket a gap is a note.
           type: list
           elements: str
           returned: always

@@ -19,6 +19,8 @@ description:
     exited and the kernel reused its pid) is left alone and reported as V(mismatch).
   - Where the kernel has pidfds (Linux 5.3+) the process is pinned before it is checked, so the check and
     the signals reach the same process.
+  - A process whose main thread has exited while other threads run on (its leader shows as a zombie) is alive,
+    so it is checked through a live thread (its executable, its unit) and signalled, never reported V(gone).
   - Never signals PID 1, the processes this module runs under (they serve the live Ansible connection),
     or processes that O(protected_names) protects (by their executable, never by their name alone); those are
     reported as V(protected).

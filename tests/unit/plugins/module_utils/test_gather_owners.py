@@ -6,6 +6,7 @@ import socket
 import pytest
 
 from ansible_collections.portwarden.compliance.plugins.module_utils import gather_owners as owners
+from ansible_collections.portwarden.compliance.plugins.module_utils import gather_sockets as gather
 
 
 @pytest.mark.parametrize('text, expected', [
@@ -235,3 +236,31 @@ def test_system_unit(unit, slices, name, words):
     found, why = owners.system_unit(unit, slices)
     assert found == name
     assert (why is None) if words is None else (words in why), why
+
+
+COVERED_MOUNTINFO = '\n'.join([
+    '22 1 0:21 / /proc rw,nosuid,nodev,noexec,relatime shared:12 - proc proc rw',
+    '23 22 0:38 / /proc/sys/fs/binfmt_misc rw,relatime shared:13 - binfmt_misc binfmt_misc rw',
+    '24 22 0:39 / /proc/fs/nfsd rw,relatime - nfsd nfsd rw',
+    '25 22 254:0 /tmp/fake /proc/1234 rw,relatime - ext4 /dev/vda rw',
+    '26 22 254:0 /tmp/fd /proc/77/fd rw,relatime - ext4 /dev/vda rw',
+    '27 22 0:5 /null /proc/kcore rw,nosuid - devtmpfs udev rw',
+    '28 1 254:0 /srv /srv/proc/99 rw,relatime - ext4 /dev/vda rw',
+    '29 22 254:0 /tmp/x /proc/12\\040x rw,relatime - ext4 /dev/vda rw',
+])
+
+
+def test_covered_entries_are_the_mounts_at_or_below_a_process_entry():
+    # binfmt_misc, nfsd, a masked /proc/kcore are the kernel's own; /proc/1234 and /proc/77/fd are processes'.
+    assert owners.covered_entries(COVERED_MOUNTINFO) == ['/proc/1234', '/proc/77/fd']
+    assert owners.covered_entries(COVERED_MOUNTINFO, proc='/srv/proc') == ['/srv/proc/99']
+
+
+def test_covered_mounts_make_the_gather_partial_naming_them():
+    view = owners.ProcView('host', None, False, False, ['/proc/1234', '/proc/77/fd'])
+    errors = gather.covered_proc_errors(view)
+    assert len(errors) == 1 and '/proc/1234, /proc/77/fd' in errors[0] and 'pids 77, 1234' in errors[0]
+    assert gather.covered_proc_errors(owners.ProcView('host', None, False, False)) == []
+    assert 'unknown' in gather.covered_proc_errors(owners.ProcView('host', None, False, False, None))[0]
+    coverage = gather.finish_coverage({'errors': [], 'notes': [], 'unowned_sockets': []}, view, True)
+    assert coverage['complete'] is False and coverage['owner_search']['exhaustive'] is False
