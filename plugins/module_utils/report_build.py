@@ -21,7 +21,7 @@ from ansible_collections.portwarden.compliance.plugins.module_utils.evaluate_pol
     STATUSES,
 )
 from ansible_collections.portwarden.compliance.plugins.module_utils.policy_schema import SEVERITIES
-from ansible_collections.portwarden.compliance.plugins.module_utils.report_sockets import HOST_WHERE
+from ansible_collections.portwarden.compliance.plugins.module_utils.report_sockets import HOST_WHERE, printable
 
 REPORT_SCHEMA_VERSION = 1
 FINDING_FIELDS = ('rule', 'severity', 'status', 'protocol', 'family', 'address', 'port', 'where', 'namespace', 'service',
@@ -212,7 +212,8 @@ def gate_report(report, fail_on='info', allow_unknown=False):
     else:
         code = EXIT_COMPLIANT
     failing = [host for _rank, host, _worst in drifting] + [entry['host'] for entry in unknown]
-    return code, failing, lines
+    # One line each, whatever a host name or reason holds: a line feed or an escape there forges no verdict line.
+    return code, failing, [printable(line) for line in lines]
 
 
 def _drift_text(report, fail_on):

@@ -264,18 +264,19 @@ def command_gate(args):
     try:
         report = load_report(args.report)
     except ReportError as exc:
-        sys.stdout.write('portwarden gate: UNKNOWN: %s\n' % exc)
+        sys.stdout.write('portwarden gate: UNKNOWN: %s\n' % printable(exc))
         return EXIT_UNKNOWN
     problems = report_contradictions(report, max_age=args.max_age) + set_problems(args.report, report)
     if problems:
         sys.stdout.write('portwarden gate: UNKNOWN: %s: the report contradicts itself or cannot be trusted:\n'
                          % args.report)
-        sys.stdout.write(''.join('  %s\n' % problem for problem in problems))
+        sys.stdout.write(''.join('  %s\n' % printable(problem) for problem in problems))
         return EXIT_UNKNOWN
     code, _failing, lines = gate_report(report, args.fail_on, allow_unknown=args.allow_unknown)
     verdict = {0: 'PASS', 1: 'DRIFT', 2: 'UNKNOWN'}[code]
     sys.stdout.write('portwarden gate: %s (policy %s, report of %s, IANA registry of %s)\n' % (
-        verdict, report['policy'].get('name'), report['generated_at'], report['registry'].get('date')))
+        verdict, printable(report['policy'].get('name')), printable(report['generated_at']),
+        printable(report['registry'].get('date'))))
     sys.stdout.write(''.join('  %s\n' % line for line in lines))
     return code
 
