@@ -328,8 +328,11 @@ def test_gate_fails_the_play_naming_the_worst_hosts_and_the_reports(fleetrun):
     assert failure['gate']['exit_code'] == 2
     msg = failure['msg']
     assert msg.startswith('port compliance gate failed: drift at or above high on 4 hosts: pwr-host02 (high), '
-                          'pwr-host03 (high), pwr-host04 (high), pwr-host07 (high); unknown on 2 hosts: '
-                          '%s (%s' % (UNREACHABLE, UNREACHABLE_REASON)), msg
+                          'pwr-host03 (high), pwr-host04 (high), pwr-host07 (high); drifted: '), msg
+    # What drifted is named: host, protocol address:port and rule, worst first.
+    assert ('drifted: pwr-host02: tcp 0.0.0.0:856, rule iana-unassigned-closed (high); pwr-host03: udp 0.0.0.0:857, '
+            'rule iana-unassigned-closed (high); ') in msg, msg
+    assert '; unknown on 2 hosts: %s (%s' % (UNREACHABLE, UNREACHABLE_REASON) in msg, msg
     assert '; %s (%s' % (GATHER_FAILS, GATHER_FAILED_REASON) in msg, msg
     assert 'pwr-host10' not in msg  # medium drift is below the gate
     assert msg.endswith('. Reports: ' + ', '.join(paths[name] for name in sorted(paths))), msg
