@@ -223,7 +223,8 @@ def test_waiver_warning_days_is_configurable():
     ([], {'complete': False, 'errors': ['tcp/ipv6: netlink backend: refused']}, 'unknown', 'tcp/ipv6'),
     # drift is certain even on a partial gather, but the verdict stays incomplete
     ([sock(856)], {'complete': False, 'errors': ['3 processes could not be inspected']}, 'drift', 'inspected'),
-    ([], {'sockets': 0}, 'unknown', 'partial coverage'),  # no "complete" key: never assume complete
+    # no "complete" key: never assume complete
+    ([], {'sockets': 0}, 'unknown', 'malformed gather result: coverage.complete: expected true or false, got nothing'),
 ], ids=['gather-failed', 'partial-empty', 'partial-with-drift', 'coverage-without-complete'])
 def test_coverage_decides_unknown(sockets, coverage, status, reason):
     data = policy(UNASSIGNED_CLOSED)
@@ -290,4 +291,4 @@ def test_policy_digest_does_not_depend_on_key_order():
 def test_malformed_socket_entries_make_the_host_unknown_not_crash():
     result = evaluate(policy(UNASSIGNED_CLOSED), [{'protocol': 'tcp'}, sock(22)])
     assert result['status'] == 'unknown'
-    assert any('could not be evaluated' in reason for reason in result['reasons'])
+    assert result['reasons'] == ['malformed gather result: sockets[0].family: expected ipv4 or ipv6, got None']
