@@ -23,7 +23,6 @@ import gc
 import hashlib
 import ipaddress
 import json
-import math
 import operator
 
 from ansible_collections.portwarden.compliance.plugins.module_utils import registry
@@ -468,9 +467,9 @@ def _check_processes(processes, path):
         uid = proc.get('uid')
         if uid is not None and not _is_count(uid):
             raise _Malformed(path + [index, 'uid'], 'a user id or null', uid)
-        started = proc.get('start_time')
-        if started is not None and not (type(started) in (int, float, str) and (type(started) is not float or math.isfinite(started))):
-            raise _Malformed(path + [index, 'start_time'], 'a number, a string or null', started)
+        started = proc.get('start_time')  # clock ticks after boot, as the report schema has it
+        if started is not None and not _is_count(started):
+            raise _Malformed(path + [index, 'start_time'], 'clock ticks (an integer) or null', started)
 
 
 def _check_namespace(namespace, path):

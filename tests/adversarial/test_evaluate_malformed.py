@@ -20,9 +20,9 @@ POLICY = ev.compile_policy({'policy_version': 1, 'name': 'baseline', 'rules': [
     {'id': 'ssh-only-sshd', 'match': {'ports': [22], 'protocols': ['tcp']}, 'expect': {'processes': ['sshd']}},
 ]})
 SSHD = [{'pid': 812, 'name': 'sshd', 'user': 'root', 'uid': 0, 'exe': '/usr/sbin/sshd', 'unit': 'ssh.service',
-         'start_time': 1700000000.0}]
+         'start_time': 1700000000}]
 BACKDOOR = [{'pid': 4242, 'name': 'nc', 'user': 'mallory', 'uid': 1001, 'exe': '/usr/bin/nc', 'unit': None,
-             'start_time': 1700000100.0}]
+             'start_time': 1700000100}]
 
 
 def socket(port, processes, protocol='tcp', address='0.0.0.0', family='ipv4', v6only=None, ephemeral=False, inode=None):

@@ -37,12 +37,12 @@ POLICIES = [ev.compile_policy(policy) for policy in (
 _PROCESS_LISTS = [
     [],
     [{'pid': 812, 'name': 'sshd', 'user': 'root', 'uid': 0, 'exe': '/usr/sbin/sshd', 'unit': 'ssh.service',
-      'start_time': 1700000000.0}],
+      'start_time': 1700000000}],
     [{'pid': 4242, 'name': 'nc', 'user': None, 'uid': 1001, 'exe': None, 'unit': None, 'start_time': None}],
     [{'pid': 90, 'name': 'nginx', 'user': 'www-data', 'uid': 33, 'exe': '/usr/sbin/nginx', 'unit': 'nginx.service',
-      'start_time': 1700000001.5},
+      'start_time': 1700000001},
      {'pid': 91, 'name': 'nginx', 'user': 'www-data', 'uid': 33, 'exe': '/usr/sbin/nginx', 'unit': 'nginx.service',
-      'start_time': 1700000001.5}],
+      'start_time': 1700000001}],
 ]
 _NAMESPACES = [
     None,
@@ -93,7 +93,7 @@ _JUNK = [None, 'false', 'no', '', 'yes', True, False, 0, 1, -1, 70000, 1.5, floa
 # Places that may hold None or another type as well as the type of the valid value there: junk of those
 # types may be valid, so it is not junk there.
 _NULLABLE = {'v6only': (bool,), 'inode': (int,), 'name': (str,), 'user': (str,), 'exe': (str,), 'unit': (str,),
-             'uid': (int,), 'start_time': (int, float, str), 'namespace': (dict,), 'container': (dict,), 'pid': (int,),
+             'uid': (int,), 'start_time': (int,), 'namespace': (dict,), 'container': (dict,), 'pid': (int,),
              'id': (str,), 'pod_uid': (str,), 'ephemeral_port_range': (list,)}
 # Strings of a closed set: any other string is junk.
 _CLOSED_STRINGS = ('protocol', 'family', 'address', 'kind')
