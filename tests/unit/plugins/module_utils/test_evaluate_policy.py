@@ -292,3 +292,28 @@ def test_malformed_socket_entries_make_the_host_unknown_not_crash():
     result = evaluate(policy(UNASSIGNED_CLOSED), [{'protocol': 'tcp'}, sock(22)])
     assert result['status'] == 'unknown'
     assert result['reasons'] == ['malformed gather result: sockets[0].family: expected ipv4 or ipv6, got None']
+
+
+@pytest.mark.xfail(strict=True, reason='findings do not carry v6only')
+@pytest.mark.parametrize('address, family, v6only', [
+    ('::', 'ipv6', False),  # dual-stack: reachable over IPv4 too
+    ('::', 'ipv6', True),   # IPv6 only
+    ('::', 'ipv6', None),   # unknown (procfs, psutil): read as dual-stack
+    ('0.0.0.0', 'ipv4', None),
+])
+def test_findings_say_whether_a_listener_is_dual_stack(address, family, v6only):
+    """Rule: a finding carries the socket's v6only, so the report tells a dual-stack [::] listener from an IPv6-only one."""
+    from jsonschema import Draft202012Validator
+
+    from ansible_collections.portwarden.compliance.plugins.module_utils import report_build as rb
+    from ansible_collections.portwarden.compliance.plugins.module_utils.report_schema import REPORT_SCHEMA
+
+    result = evaluate(policy(UNASSIGNED_CLOSED), [sock(856, address=address, family=family, v6only=v6only)])
+    [finding] = result['findings']
+    assert 'v6only' in finding and finding['v6only'] is v6only
+    entry = rb.host_entry('web-1', result)
+    [clean] = entry['findings']
+    assert 'v6only' in clean and clean['v6only'] is v6only
+    report = rb.build_report([entry], dict(result['policy'], rules=[]), result['registry'])
+    Draft202012Validator(REPORT_SCHEMA).validate(report)
+    assert REPORT_SCHEMA['$defs']['finding']['properties']['v6only']['type'] == ['boolean', 'null']
