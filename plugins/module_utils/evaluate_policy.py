@@ -617,6 +617,7 @@ class _Findings(object):
         self.items.append({
             'rule': rule_id, 'severity': severity, 'status': status,
             'protocol': protocol, 'family': family, 'address': address, 'port': port,
+            'v6only': entry.get('v6only'),  # False on [::]: dual-stack, reachable over IPv4 too; None: not known
             'service': service, 'processes': described[0], 'waived': False, 'waiver': None,
             'where': where, 'namespace': namespace,
             'message': label + before + (after if status == 'unknown' else described[1] + after),

@@ -155,6 +155,14 @@ findings:
       type: str
       returned: always
       sample: 0.0.0.0
+    v6only:
+      description:
+        - For an IPv6 socket, whether it accepts IPv6 only (V(true)) or IPv4 too (V(false), dual-stack, the usual
+          C([::]) listener); V(null) for IPv4 and when the gather could not tell (procfs, psutil), which rules read
+          as dual-stack.
+      type: bool
+      returned: always
+      sample: false
     port:
       description: Local port.
       type: int

@@ -294,7 +294,6 @@ def test_malformed_socket_entries_make_the_host_unknown_not_crash():
     assert result['reasons'] == ['malformed gather result: sockets[0].family: expected ipv4 or ipv6, got None']
 
 
-@pytest.mark.xfail(strict=True, reason='findings do not carry v6only')
 @pytest.mark.parametrize('address, family, v6only', [
     ('::', 'ipv6', False),  # dual-stack: reachable over IPv4 too
     ('::', 'ipv6', True),   # IPv6 only
