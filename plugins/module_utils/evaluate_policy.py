@@ -402,6 +402,7 @@ def _brief(value):
 
 
 _FAMILY_OF = {}  # address -> 'ipv4', 'ipv6' or '' (not an address)
+_ENDPOINTS = set()  # (protocol, family, address) found valid, for the fast check of the next sockets
 _SOCKET_PROTOCOLS = frozenset(PROTOCOLS)
 _SOCKET_FAMILIES = frozenset(('ipv4', 'ipv6'))
 _PROCESS_TEXT = ('name', 'user', 'exe', 'unit')
@@ -503,6 +504,50 @@ def _check_namespace(namespace, path):
             raise _Malformed(path + ['container', field], 'a string or null', value)
 
 
+def _check_socket(entry, index, checked, seen):
+    """One socket, field by field: raise _Malformed where it is wrong; else note what it showed valid."""
+    if type(entry) is not dict:
+        raise _Malformed(['sockets', index], 'a socket mapping', entry)
+    protocol = entry.get('protocol')
+    if type(protocol) is not str or protocol not in _SOCKET_PROTOCOLS:
+        raise _Malformed(['sockets', index, 'protocol'], 'tcp or udp', protocol)
+    family = entry.get('family')
+    if type(family) is not str or family not in _SOCKET_FAMILIES:
+        raise _Malformed(['sockets', index, 'family'], 'ipv4 or ipv6', family)
+    address = entry.get('address')
+    if type(address) is not str or _family_of(address) != family:
+        raise _Malformed(['sockets', index, 'address'], 'an %s address' % family.replace('ipv', 'IPv'), address)
+    port = entry.get('port')
+    if type(port) is not int or not 0 <= port <= MAX_PORT:
+        raise _Malformed(['sockets', index, 'port'], 'a port number 0-%d' % MAX_PORT, port)
+    if type(entry.get('ephemeral')) is not bool:
+        raise _Malformed(['sockets', index, 'ephemeral'], 'true or false', entry.get('ephemeral'),
+                         got=None if 'ephemeral' in entry else 'nothing')
+    v6only = entry.get('v6only', 0)
+    if v6only is not None and type(v6only) is not bool:
+        raise _Malformed(['sockets', index, 'v6only'], 'true, false or null', v6only,
+                         got=None if 'v6only' in entry else 'nothing')
+    inode = entry.get('inode')  # the verdict does not read it; only the check for repeats does
+    if inode is not None and not _is_count(inode):
+        raise _Malformed(['sockets', index, 'inode'], 'a socket inode or null', inode)
+    listed, placed = checked
+    processes = entry.get('processes')
+    if id(processes) not in listed:
+        _check_processes(processes, ['sockets', index, 'processes'])
+        listed.add(id(processes))
+    namespace = entry.get('namespace')
+    if namespace is not None and id(namespace) not in placed:
+        _check_namespace(namespace, ['sockets', index, 'namespace'])
+        placed.add(id(namespace))
+    key = (protocol, family, address, port, inode, None if namespace is None else namespace['inode'])
+    if key in seen:
+        raise _Malformed(['sockets', index], 'each socket once', got='a repeat of an earlier socket')
+    seen.add(key)
+    if len(_ENDPOINTS) >= _CACHE_LIMIT:
+        _ENDPOINTS.clear()
+    _ENDPOINTS.add((protocol, family, address))
+
+
 def _check_gathered(gathered):
     """Raise _Malformed at the first place ``gathered`` leaves the shape gather_listening_sockets writes.
 
@@ -520,46 +565,31 @@ def _check_gathered(gathered):
     if type(sockets) is not list:
         raise _Malformed(['sockets'], 'a list of sockets', sockets)
     _check_coverage(coverage)
-    checked = set()  # ids of the process lists and namespaces already checked
+    checked = (set(), set())  # ids of the process lists, and of the namespaces, already checked
+    listed, placed = checked
     seen = set()
-    family_of = _FAMILY_OF.get
+    endpoints = _ENDPOINTS
     for index, entry in enumerate(sockets):
-        if type(entry) is not dict:
-            raise _Malformed(['sockets', index], 'a socket mapping', entry)
-        protocol = entry.get('protocol')
-        if type(protocol) is not str or protocol not in _SOCKET_PROTOCOLS:
-            raise _Malformed(['sockets', index, 'protocol'], 'tcp or udp', protocol)
-        family = entry.get('family')
-        if type(family) is not str or family not in _SOCKET_FAMILIES:
-            raise _Malformed(['sockets', index, 'family'], 'ipv4 or ipv6', family)
-        address = entry.get('address')
-        if type(address) is not str or (family_of(address) or _family_of(address)) != family:
-            raise _Malformed(['sockets', index, 'address'], 'an %s address' % family.replace('ipv', 'IPv'), address)
-        port = entry.get('port')
-        if type(port) is not int or not 0 <= port <= MAX_PORT:
-            raise _Malformed(['sockets', index, 'port'], 'a port number 0-%d' % MAX_PORT, port)
-        if type(entry.get('ephemeral')) is not bool:
-            raise _Malformed(['sockets', index, 'ephemeral'], 'true or false', entry.get('ephemeral'),
-                             got=None if 'ephemeral' in entry else 'nothing')
-        v6only = entry.get('v6only', 0)
-        if v6only is not None and type(v6only) is not bool:
-            raise _Malformed(['sockets', index, 'v6only'], 'true, false or null', v6only,
-                             got=None if 'v6only' in entry else 'nothing')
-        inode = entry.get('inode')  # the verdict does not read it; only the check for repeats does
-        if inode is not None and not _is_count(inode):
-            raise _Malformed(['sockets', index, 'inode'], 'a socket inode or null', inode)
-        processes = entry.get('processes')
-        if id(processes) not in checked:
-            _check_processes(processes, ['sockets', index, 'processes'])
-            checked.add(id(processes))
-        namespace = entry.get('namespace')
-        if namespace is not None and id(namespace) not in checked:
-            _check_namespace(namespace, ['sockets', index, 'namespace'])
-            checked.add(id(namespace))
-        key = (protocol, family, address, port, inode, None if namespace is None else namespace['inode'])
-        if key in seen:
-            raise _Malformed(['sockets', index], 'each socket once', got='a repeat of an earlier socket')
-        seen.add(key)
+        # The common case in one expression (a few type checks per socket: thousands per host); anything it
+        # does not pass, _check_socket looks at field by field, to accept it or to say what is wrong.
+        try:
+            port = entry['port']
+            v6only = entry['v6only']
+            inode = entry.get('inode')
+            namespace = entry.get('namespace')
+            if (type(port) is int and 0 <= port <= MAX_PORT and type(entry['ephemeral']) is bool
+                    and (v6only is None or v6only is True or v6only is False)
+                    and (entry['protocol'], entry['family'], entry['address']) in endpoints
+                    and id(entry['processes']) in listed and (namespace is None or id(namespace) in placed)
+                    and (inode is None or (type(inode) is int and inode >= 0))):
+                key = (entry['protocol'], entry['family'], entry['address'], port, inode,
+                       None if namespace is None else namespace['inode'])
+                if key not in seen:
+                    seen.add(key)
+                    continue
+        except (KeyError, TypeError, AttributeError):  # not a mapping, a key missing, a list where a string belongs
+            pass
+        _check_socket(entry, index, checked, seen)
     # The gather counts what it sent: a list cut short (or padded) on the way no longer matches.
     if 'sockets' in coverage and (not _is_count(coverage['sockets']) or coverage['sockets'] != len(sockets)):
         raise _Malformed(['coverage', 'sockets'], 'the number of sockets, %d' % len(sockets), coverage['sockets'])
