@@ -194,3 +194,29 @@ def test_a_result_that_is_not_a_mapping_is_unknown(gathered):
     result, failures = judge(gathered)
     assert result['status'] == 'unknown' and failures
     assert result['reasons'][0].startswith('malformed gather result: (top level): expected a mapping'), result['reasons']
+
+
+HOST_NS = {'inode': 4026531840, 'host': True, 'pid': 1, 'container': None}
+SSH_IN_CONTAINERS = ev.compile_policy({'policy_version': 1, 'name': 'containers', 'rules': [
+    {'id': 'no-ssh-in-containers', 'namespaces': ['container'], 'match': {'ports': [2222]}, 'expect': 'closed',
+     'severity': 'high'}]})
+
+
+@pytest.mark.xfail(strict=True, reason='namespace verdicts are cached per inode: the first description of an inode wins')
+def test_one_namespace_described_two_ways_is_unknown():
+    """A container's listener whose namespace claims the host's inode, listed after a host socket on the same port:
+    the selector verdict cached for that inode (the host's: not a container) judges the container's socket too."""
+    container = {'inode': 4026531840, 'host': False, 'pid': 700,
+                 'container': {'kind': 'docker', 'id': 'ab' * 32, 'pod_uid': None, 'name': 'web'}}
+    # The host's own sshd on 2222 (allowed: the rule is about containers), then the container's.
+    gathered = host_with(dict(socket(2222, SSHD, inode=501), namespace=dict(HOST_NS)),
+                         dict(socket(2222, BACKDOOR, inode=502), namespace=container))
+    gathered['sockets'][0]['namespace'] = dict(HOST_NS)
+    gathered['coverage']['namespaces'] = {'mode': 'all', 'scanned': [], 'unreadable': [], 'vanished': []}
+    alone = ev.evaluate_host({'sockets': [gathered['sockets'][2]], 'coverage': dict(gathered['coverage'], sockets=1)},
+                             SSH_IN_CONTAINERS, 'web-1', [], TODAY)
+    assert alone['status'] == 'drift'  # judged alone, the container's socket is drift
+    result = ev.evaluate_host(gathered, SSH_IN_CONTAINERS, 'web-1', [], TODAY)
+    assert result['status'] == 'unknown', (result['status'], result['reasons'])
+    assert result['reasons'] == ['malformed gather result: sockets[2].namespace: expected the namespace 4026531840 as the '
+                                 'other sockets there describe it, got another description']
