@@ -473,10 +473,10 @@ def _check_processes(processes, path):
             raise _Malformed(path + [index, 'start_time'], 'clock ticks (an integer) or null', started)
 
 
-def _check_namespace(namespace, path):
+def _check_namespace(namespace, path, described):
     if type(namespace) is not dict:
         raise _Malformed(path, 'a namespace mapping or null', namespace)
-    extra = sorted(str(key) for key in namespace if key not in _NAMESPACE_KEYS)
+    extra = sorted(str(key) for key in namespace if key not in _NAMESPACE_KEYS)  # only when it has something else
     if extra:
         raise _Malformed(path, 'only the keys %s' % ', '.join(sorted(_NAMESPACE_KEYS)), got='also %s' % ', '.join(extra)[:80])
     if not _is_count(namespace.get('inode')):
@@ -488,6 +488,7 @@ def _check_namespace(namespace, path):
         raise _Malformed(path + ['pid'], 'a process id or null', pid)
     container = namespace.get('container')
     if container is None:
+        _check_same_namespace(namespace, path, described)
         return
     if type(container) is not dict:
         raise _Malformed(path + ['container'], 'a container mapping or null', container)
@@ -502,6 +503,54 @@ def _check_namespace(namespace, path):
         value = container.get(field)
         if value is not None and type(value) is not str:
             raise _Malformed(path + ['container', field], 'a string or null', value)
+    _check_same_namespace(namespace, path, described)
+
+
+def _check_same_namespace(namespace, path, described):
+    # The verdicts of namespace selectors are cached per inode: one inode described two ways (the host's
+    # namespace once, a container's the next) would be judged by whichever came first.
+    first = described.setdefault(namespace['inode'], namespace)
+    if first is not namespace and first != namespace:
+        raise _Malformed(path, 'the namespace %d as the other sockets there describe it' % namespace['inode'],
+                         got='another description')
+
+
+def _processes_ok(processes):
+    """_check_processes' common case in one pass, without a message: whether every process is well formed."""
+    if type(processes) is not list:
+        return False
+    for proc in processes:
+        if type(proc) is not dict:
+            return False
+        get = proc.get
+        pid, uid, started, name, user, exe, unit = (get('pid'), get('uid'), get('start_time'), get('name'), get('user'),
+                                                    get('exe'), get('unit'))
+        if not (type(pid) is int and pid >= 0 and (uid is None or (type(uid) is int and uid >= 0))
+                and (started is None or (type(started) is int and started >= 0))
+                and (name is None or type(name) is str) and (user is None or type(user) is str)
+                and (exe is None or type(exe) is str) and (unit is None or type(unit) is str)):
+            return False
+    return True
+
+
+def _namespace_ok(namespace, described):
+    """_check_namespace's common case, without a message: whether the namespace is well formed and agrees."""
+    if type(namespace) is not dict or not namespace.keys() <= _NAMESPACE_KEYS:
+        return False
+    get = namespace.get
+    inode, host, pid, container = get('inode'), get('host'), get('pid'), get('container')
+    if not (type(inode) is int and inode >= 0 and type(host) is bool and (pid is None or (type(pid) is int and pid >= 0))):
+        return False
+    if container is not None:
+        if type(container) is not dict or not container.keys() <= _CONTAINER_KEYS:
+            return False
+        get = container.get
+        kind, cid, pod, name = get('kind'), get('id'), get('pod_uid'), get('name')
+        if not (type(kind) is str and kind in _CONTAINER_KINDS and (cid is None or type(cid) is str)
+                and (pod is None or type(pod) is str) and (name is None or type(name) is str)):
+            return False
+    first = described.setdefault(inode, namespace)
+    return first is namespace or first == namespace
 
 
 def _check_socket(entry, index, checked, seen):
@@ -530,14 +579,14 @@ def _check_socket(entry, index, checked, seen):
     inode = entry.get('inode')  # the verdict does not read it; only the check for repeats does
     if inode is not None and not _is_count(inode):
         raise _Malformed(['sockets', index, 'inode'], 'a socket inode or null', inode)
-    listed, placed = checked
+    listed, placed, described = checked
     processes = entry.get('processes')
     if id(processes) not in listed:
         _check_processes(processes, ['sockets', index, 'processes'])
         listed.add(id(processes))
     namespace = entry.get('namespace')
     if namespace is not None and id(namespace) not in placed:
-        _check_namespace(namespace, ['sockets', index, 'namespace'])
+        _check_namespace(namespace, ['sockets', index, 'namespace'], described)
         placed.add(id(namespace))
     key = (protocol, family, address, port, inode, None if namespace is None else namespace['inode'])
     if key in seen:
@@ -565,8 +614,9 @@ def _check_gathered(gathered):
     if type(sockets) is not list:
         raise _Malformed(['sockets'], 'a list of sockets', sockets)
     _check_coverage(coverage)
-    checked = (set(), set())  # ids of the process lists, and of the namespaces, already checked
-    listed, placed = checked
+    described = {}  # namespace inode -> its first description: every socket there must agree
+    checked = (set(), set(), described)  # ids of the process lists, and of the namespaces, already checked
+    listed, placed, _described = checked
     seen = set()
     endpoints = _ENDPOINTS
     for index, entry in enumerate(sockets):
@@ -577,11 +627,17 @@ def _check_gathered(gathered):
             v6only = entry['v6only']
             inode = entry.get('inode')
             namespace = entry.get('namespace')
+            processes = entry['processes']
             if (type(port) is int and 0 <= port <= MAX_PORT and type(entry['ephemeral']) is bool
                     and (v6only is None or v6only is True or v6only is False)
                     and (entry['protocol'], entry['family'], entry['address']) in endpoints
-                    and id(entry['processes']) in listed and (namespace is None or id(namespace) in placed)
-                    and (inode is None or (type(inode) is int and inode >= 0))):
+                    and (inode is None or (type(inode) is int and inode >= 0))
+                    # Shared lists and namespaces (in-process) are checked once; copies (from JSON) each time.
+                    and (id(processes) in listed or _processes_ok(processes))
+                    and (namespace is None or id(namespace) in placed or _namespace_ok(namespace, described))):
+                listed.add(id(processes))
+                if namespace is not None:
+                    placed.add(id(namespace))
                 key = (entry['protocol'], entry['family'], entry['address'], port, inode,
                        None if namespace is None else namespace['inode'])
                 if key not in seen:

@@ -202,7 +202,6 @@ SSH_IN_CONTAINERS = ev.compile_policy({'policy_version': 1, 'name': 'containers'
      'severity': 'high'}]})
 
 
-@pytest.mark.xfail(strict=True, reason='namespace verdicts are cached per inode: the first description of an inode wins')
 def test_one_namespace_described_two_ways_is_unknown():
     """A container's listener whose namespace claims the host's inode, listed after a host socket on the same port:
     the selector verdict cached for that inode (the host's: not a container) judges the container's socket too."""
