@@ -198,3 +198,98 @@ def test_findings_are_ordered_worst_first_then_by_rule_and_socket():
     result = evaluate([CLOSED_856, low], sock(8081), sock(857), sock(8080), sock(856), waivers=[waiver(ports=[856])])
     assert [(f['severity'], f['status'], f['port']) for f in result['findings']] == [
         ('high', 'waived', 856), ('high', 'drift', 857), ('low', 'drift', 8080), ('low', 'drift', 8081)]
+
+
+# ---- what findings and errors say, exactly --------------------------------------------------------------
+
+def proc(name, user, uid, unit=None, pid=300):
+    return {'pid': pid, 'name': name, 'user': user, 'uid': uid, 'exe': '/usr/bin/' + name, 'unit': unit, 'start_time': 1}
+
+
+@pytest.mark.parametrize('expect, holder, said', [
+    ({'users': ['postgres']}, proc('pg', 'root', 0), 'is held by pg[300] as user root; allowed users: postgres'),
+    ({'users': ['postgres']}, proc('pg', None, 4242), 'is held by pg[300] as user 4242; allowed users: postgres'),
+    ({'users': ['4242']}, proc('pg', None, 4242), None),  # a uid matches as text when the name is not known
+    ({'users': ['postgres']}, proc('pg', None, None), 'is held by pg[300] as user None; allowed users: postgres'),
+    ({'units': ['postgresql*.service']}, proc('pg', 'root', 0),
+     'is held by pg[300] in unit (none); allowed units: postgresql*.service'),
+    ({'units': ['postgresql*.service']}, proc('pg', 'root', 0, unit='cron.service'),
+     'is held by pg[300] in unit cron.service; allowed units: postgresql*.service'),
+    ({'processes': ['postgres', 'pgbouncer']}, proc('nc', 'root', 0),
+     'is held by nc[300]; allowed processes: postgres, pgbouncer'),
+])
+def test_a_process_finding_names_the_holder_and_what_is_allowed(expect, holder, said):
+    """Rule: a process, user or unit finding says who holds the socket (name[pid], the user or else the uid, the unit
+    or (none)) and what the rule allows."""
+    result = evaluate([{'id': 'pg', 'match': {'ports': [5432]}, 'expect': expect}], sock(5432, processes=[holder]))
+    if said is None:
+        assert result['findings'] == []
+        return
+    [finding] = result['findings']
+    assert finding['message'] == 'tcp 0.0.0.0:5432 (IANA: postgresql) %s (%s[300] as %s); rule pg' % (
+        said, holder['name'], holder['user'] or holder['uid'])
+
+
+@pytest.mark.parametrize('expect, names', [
+    ({'processes': ['sshd']}, 'processes'), ({'users': ['root'], 'units': ['ssh.service']}, 'users/units'),
+    ({'processes': ['sshd'], 'users': ['root'], 'units': ['ssh.service'], 'bind': 'any'}, 'processes/users/units'),
+])
+def test_an_unknown_finding_names_what_could_not_be_checked(expect, names):
+    """Rule: without an owning process a process rule is unknown, saying which of processes/users/units it could not check."""
+    result = evaluate([{'id': 'ssh', 'match': {'ports': [22]}, 'expect': expect}], sock(22, processes=[]))
+    [finding] = result['findings']
+    assert finding['status'] == 'unknown'
+    assert finding['message'] == ('tcp 0.0.0.0:22 (IANA: ssh): no owning process is known, so the allowed %s cannot be '
+                                  'checked; rule ssh' % names)
+
+
+def test_a_waived_finding_carries_the_waiver():
+    """Rule: a waived finding carries the waiver that waived it: rule, reason, ticket, approver and expiry."""
+    result = evaluate([CLOSED_856], sock(856), waivers=[waiver(ticket='CHG-1', approved_by='alice')])
+    [finding] = result['findings']
+    assert finding['waiver'] == {'rule': 'iana-unassigned-closed', 'reason': 'vendor agent', 'ticket': 'CHG-1',
+                                 'approved_by': 'alice', 'expires': '2027-06-30'}
+
+
+@pytest.mark.parametrize('bad, message', [
+    ({'waivers': [waiver(ports=['9-1'])]}, "waiver for iana-unassigned-closed: range '9-1' starts after it ends"),
+    ({'waivers': [waiver(expires='2027-02-30')]}, "waiver for iana-unassigned-closed: expires '2027-02-30' is not a date"),
+    ({'rules': [dict(CLOSED_856, match={'ports': ['9-1']})]}, "rule iana-unassigned-closed: range '9-1' starts after it ends"),
+    ({'rules': [dict(CLOSED_856, severity='dire')]}, "rule iana-unassigned-closed: unknown severity 'dire'"),
+    ({'rules': [dict(CLOSED_856, expect=['closed'])]}, 'rule iana-unassigned-closed: expect must be "closed" or a mapping'),
+])
+def test_compile_refuses_what_it_cannot_compile(bad, message):
+    """Rule: compile_policy refuses a policy it cannot compile with a PolicyError naming the rule or waiver."""
+    policy = dict({'policy_version': 1, 'name': 't', 'rules': [CLOSED_856]}, **bad)
+    with pytest.raises(ev.PolicyError) as raised:
+        ev.compile_policy(policy)
+    assert str(raised.value) == message
+
+
+# ---- what a socket accepts -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('address, v6only, families', [
+    ('0.0.0.0', None, ('ipv4',)),
+    ('::', False, ('ipv4', 'ipv6')),
+    ('::', None, ('ipv4', 'ipv6')),
+    ('::', True, ('ipv6',)),
+    ('::1', False, ('ipv6',)),
+    ('::ffff:10.1.2.3', False, ('ipv4',)),
+    ('64:ff9b::192.0.2.1', True, ('ipv6',)),  # NAT64: written with a dot, but IPv6 traffic
+    ('::192.0.2.1', True, ('ipv6',)),  # IPv4-compatible (deprecated): IPv6
+])
+def test_reachable_families(address, v6only, families):
+    """Rule: a socket accepts the families it can be reached over: [::] dual-stack unless v6only, ::ffff:a.b.c.d IPv4."""
+    entry = sock(1, address=address, v6only=v6only)
+    assert ev.reachable_families(entry) == families
+    v6_rule = {'id': 'v6', 'match': {'ports': [1], 'families': ['ipv6']}, 'expect': 'closed'}
+    assert bool(evaluate([v6_rule], entry)['findings']) is ('ipv6' in families)
+
+
+@pytest.mark.parametrize('address, bind', [('0.0.0.0', 'any'), ('::', 'any'), ('127.0.0.9', 'loopback'), ('::1', 'loopback'),
+                                           ('::ffff:127.0.0.1', 'loopback'), ('::ffff:0.0.0.0', 'any'),
+                                           ('192.0.2.7', 'specific'), ('fe80::1', 'specific'), ('not an address', 'specific')])
+def test_bind_class(address, bind):
+    """Rule: any (unspecified), loopback (127/8, ::1, mapped), else specific, which is also what an unparsable address is."""
+    assert ev.bind_class(address) == bind
+    assert ev.bind_class(address) == bind  # again, from the cache
