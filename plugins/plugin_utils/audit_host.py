@@ -79,7 +79,7 @@ def prepare_audit(action, args):
 def audit_host(action, task_vars, args, compiled, today):
     """Gather on the host (one module round trip) and evaluate on the controller: ``(audit, gathered)``.
 
-    ``gathered`` is None when the gather failed; the audit is then unknown with the reason.
+    ``gathered`` is None when the gather failed or its result is malformed; the audit is then unknown with the reason.
     """
     gathered = action._execute_module(module_name=GATHER_MODULE,
                                       module_args={'backend': args['backend'], 'protocols': args['protocols'],
@@ -91,7 +91,11 @@ def audit_host(action, task_vars, args, compiled, today):
         audit = evaluate_host(None, compiled, host, groups, today)
         audit['reasons'] = [gather_failure(gathered)]
         return audit, None
-    return evaluate_host(gathered, compiled, host, groups, today), gathered
+    audit = evaluate_host(gathered, compiled, host, groups, today)
+    if audit['coverage'] is None:
+        # Malformed: what the verdict refused to read, remediation (protected holders, namespaces) must not read either.
+        return audit, None
+    return audit, gathered
 
 
 def _one_line(text, limit):
