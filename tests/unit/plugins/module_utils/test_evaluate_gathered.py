@@ -9,13 +9,16 @@ is ``unknown`` and fails the gate: never compliant where the valid one was not, 
 
 import copy
 import datetime
+import json
 import os
 import random
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ansible_collections.portwarden.compliance.plugins.module_utils import evaluate_policy as ev
+from ansible_collections.portwarden.compliance.plugins.module_utils.policy_check import format_path
 
 TODAY = datetime.date(2027, 1, 20)
 _SCALE = float(os.environ.get('PORTWARDEN_PROPERTY_SCALE', '1'))
@@ -203,3 +206,118 @@ def test_every_damage_of_a_verdict_place_is_unknown():
                 assert result['status'] == 'unknown', (seed, description, verdict(valid)[0], result['status'])
                 assert result['reasons'][0].startswith(('malformed gather result: ', 'no gather result')), \
                     (description, result['reasons'])
+
+
+def _reason_path(reason):
+    return reason[len('malformed gather result: '):].partition(': expected ')[0]
+
+
+@pytest.mark.parametrize('seed', range(8))
+def test_every_damage_after_a_json_round_trip_is_unknown_where_it_was_done(seed):
+    """As the controller gets it (JSON from the module: every socket its own process list and namespace), each damage
+    makes the result unknown, and the reason names the place damaged (or the value holding it)."""
+    rng = random.Random(seed)
+    gathered = valid_gather(rng)
+    while len(gathered['sockets']) < 3 or 'namespaces' not in gathered['coverage']:
+        gathered = valid_gather(rng)
+    gathered = json.loads(json.dumps(gathered))
+    valid = ev.evaluate_host(copy.deepcopy(gathered), POLICIES[0], 'web-1', [], TODAY)
+    assert valid['coverage'] is not None, valid['reasons']  # the round trip itself is no damage
+    for description, path, action in damages(gathered):
+        if any(part in _UNREAD for part in path if isinstance(part, str)) or path == ('coverage',):
+            continue
+        result = ev.evaluate_host(apply(gathered, path, action), POLICIES[0], 'web-1', [], TODAY)
+        assert result['status'] == 'unknown' and result['findings'] == [], (description, result['status'])
+        [reason] = result['reasons']
+        assert reason.startswith('malformed gather result: '), (description, reason)
+        if action[0] == 'repeat':
+            expected = 'sockets[%d]' % len(gathered['sockets'])
+        elif description == 'coverage.sockets + 1':
+            expected = 'coverage.sockets'
+        else:
+            expected = format_path(list(path))
+        found = _reason_path(reason)
+        assert expected == found or expected.startswith(found + '.') or expected.startswith(found + '['), (description, reason)
+
+
+@pytest.mark.parametrize('value, said', [
+    (True, 'True'), (None, 'None'), (-3, '-3'), (2 ** 70, 'an integer of 71 bits'), (-(10 ** 18), 'an integer of 60 bits'),
+    (1.5, '1.5'), (float('nan'), 'nan'), ('x' * 41, repr('x' * 40) + '...'), ('x' * 40, repr('x' * 40)),
+    ({'port': 1}, 'a mapping'), ([1], 'a list'), ((1,), 'a tuple'),
+])
+def test_a_reason_describes_the_value_found_briefly(value, said):
+    """Rule: the reason shows the value found, never more than 40 characters of it nor the repr of a structure."""
+    gathered = {'sockets': [{'protocol': 'tcp', 'family': 'ipv4', 'address': '0.0.0.0', 'port': value, 'v6only': None,
+                             'ephemeral': False, 'processes': []}], 'coverage': {'complete': True, 'errors': []}}
+    result = ev.evaluate_host(gathered, POLICIES[0], 'web-1', [], TODAY)
+    assert result['reasons'] == ['malformed gather result: sockets[0].port: expected a port number 0-65535, got %s' % said]
+
+
+NAMESPACE = {'inode': 4026532001, 'host': False, 'pid': 700,
+             'container': {'kind': 'docker', 'id': 'ab' * 32, 'pod_uid': None, 'name': 'web'}}
+
+
+@pytest.mark.parametrize('namespace, reason', [
+    (dict(NAMESPACE, junk=1), 'sockets[1].namespace: expected only the keys container, host, inode, pid, got also junk'),
+    (dict(NAMESPACE, inode=-1), 'sockets[1].namespace.inode: expected a namespace inode, got -1'),
+    (dict(NAMESPACE, inode=True), 'sockets[1].namespace.inode: expected a namespace inode, got True'),
+    (dict(NAMESPACE, host=0), 'sockets[1].namespace.host: expected true or false, got 0'),
+    (dict(NAMESPACE, pid='700'), "sockets[1].namespace.pid: expected a process id or null, got '700'"),
+    (dict(NAMESPACE, pid=-7), 'sockets[1].namespace.pid: expected a process id or null, got -7'),
+    (dict(NAMESPACE, container=['docker']), 'sockets[1].namespace.container: expected a container mapping or null, got a list'),
+    (dict(NAMESPACE, container=dict(NAMESPACE['container'], image='x')),
+     'sockets[1].namespace.container: expected only the keys id, kind, name, pod_uid, got also image'),
+    (dict(NAMESPACE, container=dict(NAMESPACE['container'], kind='lxc')),
+     "sockets[1].namespace.container.kind: expected one of docker, podman, containerd, crio, kubernetes, got 'lxc'"),
+    (dict(NAMESPACE, container=dict(NAMESPACE['container'], kind=None)),
+     'sockets[1].namespace.container.kind: expected one of docker, podman, containerd, crio, kubernetes, got None'),
+    (dict(NAMESPACE, container=dict(NAMESPACE['container'], id=7)), 'sockets[1].namespace.container.id: expected a string or null, got 7'),
+    (dict(NAMESPACE, container=dict(NAMESPACE['container'], pod_uid=[])),
+     'sockets[1].namespace.container.pod_uid: expected a string or null, got a list'),
+    (dict(NAMESPACE, container=dict(NAMESPACE['container'], name=False)),
+     'sockets[1].namespace.container.name: expected a string or null, got False'),
+    (dict(NAMESPACE, container=dict(NAMESPACE['container'], name='db')),
+     'sockets[1].namespace: expected the namespace 4026532001 as the other sockets there describe it, got another description'),
+    (dict(NAMESPACE, pid=701), 'sockets[1].namespace: expected the namespace 4026532001 as the other sockets there describe it, '
+                               'got another description'),
+    (dict(NAMESPACE, container=None), 'sockets[1].namespace: expected the namespace 4026532001 as the other sockets there '
+                                      'describe it, got another description'),
+])
+@pytest.mark.parametrize('first', ['same-namespace', 'host'])
+def test_a_namespace_of_a_later_socket_is_checked_too(namespace, reason, first):
+    """Rule: every socket's namespace is checked, not only the first socket's (the fast check of the common case lets
+    nothing through that the full one would refuse)."""
+    processes = [{'pid': 9, 'name': 'nginx', 'user': 'www-data', 'uid': 33, 'exe': None, 'unit': None, 'start_time': 1}]
+    base = {'protocol': 'tcp', 'family': 'ipv4', 'address': '0.0.0.0', 'port': 8080, 'v6only': None, 'ephemeral': False,
+            'inode': 1, 'processes': processes}
+    earlier = dict(base, namespace=copy.deepcopy(NAMESPACE)) if first == 'same-namespace' else dict(base)
+    later = dict(base, inode=2, processes=copy.deepcopy(processes), namespace=namespace)
+    if first == 'host' and reason.endswith('got another description'):
+        return  # the first socket says nothing of that namespace: the later one is its first description
+    gathered = {'sockets': [earlier, later], 'coverage': {'complete': True, 'errors': [], 'namespaces': {'mode': 'all'}}}
+    result = ev.evaluate_host(gathered, POLICIES[0], 'web-1', [], TODAY)
+    assert result['reasons'] == ['malformed gather result: ' + reason]
+
+
+@pytest.mark.parametrize('field, value, said', [
+    ('pid', None, 'pid: expected a process id, got None'), ('pid', -1, 'pid: expected a process id, got -1'),
+    ('pid', True, 'pid: expected a process id, got True'),
+    ('uid', -1, 'uid: expected a user id or null, got -1'), ('uid', '0', "uid: expected a user id or null, got '0'"),
+    ('start_time', -5, 'start_time: expected clock ticks (an integer) or null, got -5'),
+    ('start_time', 1.5, 'start_time: expected clock ticks (an integer) or null, got 1.5'),
+    ('name', 7, 'name: expected a string or null, got 7'), ('user', [], 'user: expected a string or null, got a list'),
+    ('exe', {}, 'exe: expected a string or null, got a mapping'), ('unit', False, 'unit: expected a string or null, got False'),
+])
+def test_the_processes_of_a_later_socket_are_checked_too(field, value, said):
+    """Rule: every socket's processes are checked, each field, in whichever socket they come."""
+    good = {'pid': 9, 'name': 'nginx', 'user': 'www-data', 'uid': 33, 'exe': '/usr/sbin/nginx', 'unit': 'nginx.service',
+            'start_time': 1}
+    base = {'protocol': 'tcp', 'family': 'ipv4', 'address': '0.0.0.0', 'port': 8080, 'v6only': None, 'ephemeral': False,
+            'inode': 1, 'processes': [dict(good)]}
+    later = dict(base, inode=2, processes=[dict(good), dict(good, **{field: value})])
+    gathered = {'sockets': [base, later], 'coverage': {'complete': True, 'errors': []}}
+    result = ev.evaluate_host(gathered, POLICIES[0], 'web-1', [], TODAY)
+    assert result['reasons'] == ['malformed gather result: sockets[1].processes[1].' + said]
+    later['processes'] = 'nginx'
+    result = ev.evaluate_host(gathered, POLICIES[0], 'web-1', [], TODAY)
+    assert result['reasons'] == ["malformed gather result: sockets[1].processes: expected a list of processes, got 'nginx'"]

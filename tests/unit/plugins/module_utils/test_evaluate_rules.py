@@ -293,3 +293,47 @@ def test_bind_class(address, bind):
     """Rule: any (unspecified), loopback (127/8, ::1, mapped), else specific, which is also what an unparsable address is."""
     assert ev.bind_class(address) == bind
     assert ev.bind_class(address) == bind  # again, from the cache
+
+
+# ---- the compiled policy ---------------------------------------------------------------------------------
+
+def test_a_compiled_policy_reports_its_name_digest_and_remediation_defaults():
+    """Rule: the compiled policy names itself (empty when unnamed), and tells each rule's remediate and the default's."""
+    plain = ev.compile_policy({'policy_version': 1, 'rules': [CLOSED_856]})
+    assert plain.info() == {'name': '', 'sha256': ev.policy_digest({'policy_version': 1, 'rules': [CLOSED_856]})}
+    assert plain.remediation() == {'iana-unassigned-closed': None, 'default': None}
+    told = ev.compile_policy({'policy_version': 1, 'name': 'fleet', 'default_remediate': 'firewall',
+                              'rules': [dict(CLOSED_856, remediate='kill'), {'id': 'x', 'match': {'ports': [1]}, 'expect': 'closed'}]})
+    assert told.info()['name'] == 'fleet'
+    assert told.remediation() == {'iana-unassigned-closed': 'kill', 'x': None, 'default': 'firewall'}
+
+
+@pytest.mark.parametrize('policy, message', [
+    ({'rules': [{'match': {}}]}, "policy cannot be compiled: 'id'"),
+    ({'rules': [], 'waivers': [{'rule': 'x', 'expires': '2030-01-01'}]}, "policy cannot be compiled: 'reason'"),
+    ([], 'a policy is a mapping'),
+])
+def test_compile_refuses_a_policy_missing_what_it_needs(policy, message):
+    """Rule: what validation should have refused is refused again by compile_policy, never guessed at."""
+    with pytest.raises(ev.PolicyError) as raised:
+        ev.compile_policy(policy)
+    assert str(raised.value) == message
+
+
+def test_the_policy_digest_is_the_sha256_of_its_canonical_json():
+    """Rule: the digest is sha256 of the policy as JSON with sorted keys and no spaces (dates as ISO text): the same for
+    the file and for the dict, so a consumer can recompute it."""
+    import hashlib
+
+    policy = {'name': 'n', 'rules': [{'id': 'a', 'expect': 'closed'}], 'waivers': [{'expires': datetime.date(2030, 1, 2)}]}
+    canonical = b'{"name":"n","rules":[{"expect":"closed","id":"a"}],"waivers":[{"expires":"2030-01-02"}]}'
+    assert ev.policy_digest(policy) == hashlib.sha256(canonical).hexdigest()
+    assert ev.policy_digest({'name': 'ü'}) == hashlib.sha256('{"name":"\\u00fc"}'.encode('ascii')).hexdigest()
+
+
+@pytest.mark.parametrize('port, rules', [(0, ['at-0']), (1, []), (65534, []), (65535, ['at-65535'])])
+def test_the_lowest_and_highest_ports_meet_only_their_rules(port, rules):
+    """Rule: the rule table covers 0-65535 exactly: port 0 and port 65535 meet the rules about them, no others."""
+    policy = [{'id': 'at-0', 'match': {'ports': [0]}, 'expect': 'closed'},
+              {'id': 'at-65535', 'match': {'ports': [65535]}, 'expect': 'closed'}]
+    assert [f['rule'] for f in evaluate(policy, sock(port))['findings']] == rules

@@ -116,7 +116,7 @@ def test_host_patterns_that_name_nothing(patterns, index):
         (['waivers', 0, 'hosts', index], '%r names no host or group' % patterns[index])]
 
 
-@pytest.mark.parametrize('patterns', [['group:web'], ['!web-1'], ['g'], 'group:', None, [None, 7]])
+@pytest.mark.parametrize('patterns', [['group:web'], ['!web-1'], ['g'], ['X'], ['!Xgroup:'], 'group:', None, [None, 7]])
 def test_host_patterns_that_name_something(patterns):
     """Rule: any non-empty name or group is a pattern; a value that is not a list of strings is the schema's."""
     assert problems([rule(hosts=patterns)]) == []
@@ -156,15 +156,17 @@ def test_waiver_ports():
 
 
 def test_every_problem_of_every_rule_and_waiver_sorted_by_path():
-    """Rule: checking goes on past a problem: all of them come back, in path order (rules[2] before rules[10])."""
+    """Rule: checking goes on past a problem and past what is not a rule: all problems come back, in path order
+    (rules[3] before rules[11])."""
     rules = [rule('r%d' % index) for index in range(12)]
-    rules[10] = rule('r1')
-    rules[2] = rule('r2', match={'ports': ['5-4']}, hosts=[''], namespaces=['vm'])
-    found = problems(rules + ['not a rule'], [waiver('r2', ports=['3-2'], expires='nope', hosts=['!'], namespaces=['x']),
-                                              'not a waiver', waiver('zz')])
+    rules[1] = 'not a rule'  # skipped, not the end of the checking
+    rules[3] = rule('r3', match={'ports': ['5-4']}, hosts=[''], namespaces=['vm'])
+    rules[11] = rule('r2')
+    found = problems(rules, ['not a waiver', waiver('r3', ports=['3-2'], expires='nope', hosts=['!'], namespaces=['x']),
+                             waiver('zz')])
     assert [pc.format_path(path) for path, _message in found] == [
-        'rules[2].hosts[0]', 'rules[2].match.ports[0]', 'rules[2].namespaces[0]', 'rules[10].id',
-        'waivers[0].expires', 'waivers[0].hosts[0]', 'waivers[0].namespaces[0]', 'waivers[0].ports[0]', 'waivers[2].rule']
+        'rules[3].hosts[0]', 'rules[3].match.ports[0]', 'rules[3].namespaces[0]', 'rules[11].id',
+        'waivers[1].expires', 'waivers[1].hosts[0]', 'waivers[1].namespaces[0]', 'waivers[1].ports[0]', 'waivers[2].rule']
 
 
 @pytest.mark.parametrize('policy', [None, [], 'x', {'rules': 'x', 'waivers': 3}, {'rules': [None, 3], 'waivers': [None]},
