@@ -445,7 +445,8 @@ def _check_coverage(coverage):
     errors = coverage['errors']
     _check_strings(errors, ['coverage', 'errors'])
     if complete and errors:
-        raise _Malformed(['coverage', 'errors'], 'no errors when coverage.complete is true', got='%d' % len(errors))
+        raise _Malformed(['coverage', 'errors'], 'no errors when coverage.complete is true',
+                         got='%d error%s' % (len(errors), '' if len(errors) == 1 else 's'))
     if 'notes' in coverage:
         _check_strings(coverage['notes'], ['coverage', 'notes'])
     if 'namespaces' in coverage and type(coverage['namespaces']) is not dict:

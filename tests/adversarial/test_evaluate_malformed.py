@@ -154,6 +154,54 @@ CASES = [
     ('coverage-namespaces-list', 'quiet', _set(['coverage', 'namespaces'], ['all']), 'coverage.namespaces'),
 ]
 
+# What each reason says, whole: the place, what was expected there and what was found.
+REASONS = {
+    'no-sockets-key': 'sockets: expected a list of sockets, got nothing',
+    'sockets-null': 'sockets: expected a list of sockets, got None',
+    'sockets-mapping': 'sockets: expected a list of sockets, got a mapping',
+    'sockets-string': "sockets: expected a list of sockets, got 'tcp 0.0.0.0:856'",
+    'sockets-nested-deep': 'sockets[0]: expected a socket mapping, got a list',
+    'complete-string-false': "coverage.complete: expected true or false, got 'false'",
+    'complete-int': 'coverage.complete: expected true or false, got 1',
+    'complete-with-errors': 'coverage.errors: expected no errors when coverage.complete is true, got 1 error',
+    'errors-not-a-list': "coverage.errors: expected a list of strings, got 'a table could not be read'",
+    'errors-not-strings': 'coverage.errors[0]: expected a string, got a mapping',
+    'coverage-count-lies': 'coverage.sockets: expected the number of sockets, 2, got 7',
+    'coverage-count-bool': 'coverage.sockets: expected the number of sockets, 1, got True',
+    'ephemeral-string-no': "sockets[1].ephemeral: expected true or false, got 'no'",
+    'ephemeral-int': 'sockets[1].ephemeral: expected true or false, got 1',
+    'ephemeral-missing': 'sockets[1].ephemeral: expected true or false, got nothing',
+    'port-string': "sockets[1].port: expected a port number 0-65535, got '856'",
+    'port-bool': 'sockets[0].port: expected a port number 0-65535, got True',
+    'port-negative': 'sockets[1].port: expected a port number 0-65535, got -856',
+    'port-too-large': 'sockets[1].port: expected a port number 0-65535, got 66392',
+    'port-nan': 'sockets[1].port: expected a port number 0-65535, got nan',
+    'port-float': 'sockets[1].port: expected a port number 0-65535, got 856.0',
+    'port-huge-int': 'sockets[1].port: expected a port number 0-65535, got an integer of 16610 bits',
+    'protocol-upper': "sockets[1].protocol: expected tcp or udp, got 'TCP'",
+    'protocol-list': 'sockets[1].protocol: expected tcp or udp, got a list',
+    'family-junk': "sockets[1].family: expected ipv4 or ipv6, got 'inet'",
+    'family-mismatch': "sockets[1].address: expected an IPv6 address, got '0.0.0.0'",
+    'address-junk': "sockets[1].address: expected an IPv4 address, got 'everywhere'",
+    'v6only-string': "sockets[1].v6only: expected true, false or null, got 'true'",
+    'inode-string': "sockets[1].inode: expected a socket inode or null, got '10856'",
+    'processes-missing': 'sockets[0].processes: expected a list of processes, got nothing',
+    'processes-mapping': 'sockets[0].processes: expected a list of processes, got a mapping',
+    'processes-string': "sockets[0].processes: expected a list of processes, got 'sshd'",
+    'process-not-mapping': "sockets[0].processes[0]: expected a mapping, got 'sshd'",
+    'process-pid-string': "sockets[0].processes[0].pid: expected a process id, got '812'",
+    'process-name-list': 'sockets[0].processes[0].name: expected a string or null, got a list',
+    'process-start-nan': 'sockets[0].processes[0].start_time: expected clock ticks (an integer) or null, got nan',
+    'namespace-string': "sockets[1].namespace: expected a namespace mapping or null, got 'host'",
+    'namespace-junk-key': 'sockets[0].namespace: expected only the keys container, host, inode, pid, got also x',
+    'namespace-inode-string': "sockets[0].namespace.inode: expected a namespace inode, got '4026531840'",
+    'namespace-host-string': "sockets[0].namespace.host: expected true or false, got 'yes'",
+    'container-not-mapping': "sockets[0].namespace.container: expected a container mapping or null, got 'docker'",
+    'socket-not-mapping': "sockets[0]: expected a socket mapping, got 'tcp 0.0.0.0:22'",
+    'duplicate-socket': 'sockets[2]: expected each socket once, got a repeat of an earlier socket',
+    'coverage-namespaces-list': 'coverage.namespaces: expected a mapping, got a list',
+}
+
 
 def start(name):
     return copy.deepcopy(_start(name))  # the damage never reaches the shared process lists
@@ -186,6 +234,7 @@ def test_a_malformed_gather_result_is_unknown(case, base, damage, path):
     assert len(result['reasons']) == 1
     reason = result['reasons'][0]
     assert reason.startswith('malformed gather result: %s: expected ' % path), reason
+    assert reason == 'malformed gather result: ' + REASONS[case]
     assert len(reason) < 300 and '\n' not in reason, reason
 
 

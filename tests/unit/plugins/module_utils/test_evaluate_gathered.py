@@ -242,6 +242,8 @@ def test_every_damage_after_a_json_round_trip_is_unknown_where_it_was_done(seed)
 
 @pytest.mark.parametrize('value, said', [
     (True, 'True'), (None, 'None'), (-3, '-3'), (2 ** 70, 'an integer of 71 bits'), (-(10 ** 18), 'an integer of 60 bits'),
+    (10 ** 18, 'an integer of 60 bits'), (10 ** 18 - 1, repr(10 ** 18 - 1)), (-(10 ** 18) + 1, repr(-(10 ** 18) + 1)),
+    (5 * 10 ** 18, 'an integer of 63 bits'), (70000, '70000'), (-856, '-856'),
     (1.5, '1.5'), (float('nan'), 'nan'), ('x' * 41, repr('x' * 40) + '...'), ('x' * 40, repr('x' * 40)),
     ({'port': 1}, 'a mapping'), ([1], 'a list'), ((1,), 'a tuple'),
 ])
@@ -259,6 +261,10 @@ NAMESPACE = {'inode': 4026532001, 'host': False, 'pid': 700,
 
 @pytest.mark.parametrize('namespace, reason', [
     (dict(NAMESPACE, junk=1), 'sockets[1].namespace: expected only the keys container, host, inode, pid, got also junk'),
+    (dict(NAMESPACE, **{'k' * 100: 1}), 'sockets[1].namespace: expected only the keys container, host, inode, pid, got also '
+                                        + 'k' * 80),
+    (dict(NAMESPACE, container=dict(NAMESPACE['container'], **{'c' * 100: 1})),
+     'sockets[1].namespace.container: expected only the keys id, kind, name, pod_uid, got also ' + 'c' * 80),
     (dict(NAMESPACE, inode=-1), 'sockets[1].namespace.inode: expected a namespace inode, got -1'),
     (dict(NAMESPACE, inode=True), 'sockets[1].namespace.inode: expected a namespace inode, got True'),
     (dict(NAMESPACE, host=0), 'sockets[1].namespace.host: expected true or false, got 0'),
@@ -321,3 +327,61 @@ def test_the_processes_of_a_later_socket_are_checked_too(field, value, said):
     later['processes'] = 'nginx'
     result = ev.evaluate_host(gathered, POLICIES[0], 'web-1', [], TODAY)
     assert result['reasons'] == ["malformed gather result: sockets[1].processes: expected a list of processes, got 'nginx'"]
+
+
+def _fast_path_gather():
+    """Sockets on one endpoint whose processes and namespaces take every well-formed shape (each nullable field null
+    and set, zero where zero is allowed), as JSON gives them: every socket its own copies."""
+    processes = [
+        [{'pid': 0, 'name': None, 'user': None, 'uid': None, 'exe': None, 'unit': None, 'start_time': None}],
+        [{'pid': 7, 'name': 'nginx', 'user': 'www-data', 'uid': 0, 'exe': '/usr/sbin/nginx', 'unit': 'nginx.service',
+          'start_time': 0}],
+        [],
+        [{'pid': 8}],  # the optional fields may be missing
+    ]
+    namespaces = [
+        None,
+        {'inode': 4026531840, 'host': True, 'pid': 1, 'container': None},
+        {'inode': 0, 'host': False, 'pid': None, 'container': None},
+        {'inode': 4026532001, 'host': False, 'pid': 0,
+         'container': {'kind': 'kubernetes', 'id': 'ab' * 32, 'pod_uid': 'f00d', 'name': 'kube-system/dns'}},
+        {'inode': 4026532002, 'host': False, 'pid': 9, 'container': {'kind': 'docker', 'id': None, 'pod_uid': None,
+                                                                     'name': None}},
+        {'inode': 4026532003, 'host': False},  # pid and container may be missing
+    ]
+    sockets = []
+    for index in range(2 * len(processes) * len(namespaces)):
+        entry = {'protocol': 'tcp', 'family': 'ipv4', 'address': '0.0.0.0', 'port': index, 'v6only': [None, False][index % 2],
+                 'ephemeral': index % 3 == 0, 'inode': [None, 0, 5000 + index][index % 3],
+                 'processes': processes[index % len(processes)]}
+        namespace = namespaces[(index // 2) % len(namespaces)]
+        if namespace is not None:
+            entry['namespace'] = namespace
+        sockets.append(entry)
+    return json.loads(json.dumps({'sockets': sockets, 'coverage': {'complete': True, 'errors': [], 'sockets': len(sockets),
+                                                                   'notes': [], 'namespaces': {'mode': 'all'}}}))
+
+
+def test_the_common_socket_takes_the_fast_check(monkeypatch):
+    """Rule: validation stays fast (the fleet evaluates thousands of sockets per host): after the first socket of an
+    endpoint, a well-formed socket passes the one-expression check, whatever the shape of its processes and namespace,
+    and only what that check does not pass is looked at field by field."""
+    gathered = _fast_path_gather()
+    detailed = []
+    check = ev._check_socket
+
+    def counted(entry, index, checked, seen):
+        detailed.append(index)
+        return check(entry, index, checked, seen)
+
+    monkeypatch.setattr(ev, '_check_socket', counted)
+    ev._ENDPOINTS.clear()
+    assert ev.gather_problem(gathered) is None
+    assert detailed == [0]
+    detailed[:] = []
+    assert ev.gather_problem(gathered) is None
+    assert detailed == []  # the endpoint is known from the last result
+    gathered['sockets'].append(dict(gathered['sockets'][1], inode=99999, address='10.0.0.1'))
+    gathered['coverage']['sockets'] += 1
+    assert ev.gather_problem(gathered) is None
+    assert detailed == [len(gathered['sockets']) - 1]  # a new endpoint is checked in full once

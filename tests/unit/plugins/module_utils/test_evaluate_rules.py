@@ -337,3 +337,40 @@ def test_the_lowest_and_highest_ports_meet_only_their_rules(port, rules):
     policy = [{'id': 'at-0', 'match': {'ports': [0]}, 'expect': 'closed'},
               {'id': 'at-65535', 'match': {'ports': [65535]}, 'expect': 'closed'}]
     assert [f['rule'] for f in evaluate(policy, sock(port))['findings']] == rules
+
+
+@pytest.mark.parametrize('count, who', [
+    (3, 'p0[1], p1[2], p2[3] as u0, u1, u2'),
+    (4, 'p0[1], p1[2], p2[3] and 1 more as u0, u1, u2, u3'),
+    (6, 'p0[1], p1[2], p2[3] and 3 more as u0, u1, u2, u3, u4, u5'),
+])
+def test_a_finding_names_at_most_three_holders(count, who):
+    """Rule: a finding's message names the first three holders and counts the rest; it lists every user."""
+    holders = [dict(proc('p%d' % index, 'u%d' % index, 1000 + index), pid=index + 1) for index in range(count)]
+    [finding] = evaluate([CLOSED_856], sock(856, processes=holders))['findings']
+    assert finding['message'] == ('tcp 0.0.0.0:856 (not an IANA-assigned service) must be closed but is listening (%s); '
+                                  'rule iana-unassigned-closed' % who)
+    assert [p['pid'] for p in finding['processes']] == list(range(1, count + 1))
+    assert finding['processes'][0] == {'pid': 1, 'name': 'p0', 'user': 'u0', 'uid': 1000, 'exe': '/usr/bin/p0', 'unit': None,
+                                       'start_time': 1}
+
+
+def test_an_ipv6_finding_writes_its_address_in_brackets():
+    """Rule: a finding's label writes an IPv6 address in brackets ([::]:856), an IPv4 one bare."""
+    [finding] = evaluate([CLOSED_856], sock(856, address='::', v6only=False))['findings']
+    assert finding['message'].startswith('tcp [::]:856 (not an IANA-assigned service) must be closed')
+
+
+def test_a_filtered_rule_leaves_ephemeral_sockets_out_too():
+    """Rule: a rule with filters (families, bind, namespaces) leaves ephemeral sockets out unless it asks for them."""
+    v4 = {'id': 'v4-udp', 'match': {'ports': [50001], 'families': ['ipv4'], 'protocols': ['udp']}, 'expect': 'closed'}
+    assert evaluate([v4], sock(50001, 'udp', ephemeral=True))['findings'] == []
+    asking = dict(v4, match=dict(v4['match'], include_ephemeral=True))
+    assert len(evaluate([asking], sock(50001, 'udp', ephemeral=True))['findings']) == 1
+
+
+def test_a_user_rule_does_not_match_the_text_none_for_an_unknown_uid():
+    """Rule: an unknown uid is no uid: a users pattern matching the text 'None' does not allow an owner with neither."""
+    rule = {'id': 'u', 'match': {'ports': [5432]}, 'expect': {'users': ['N*']}}
+    result = evaluate([rule], sock(5432, processes=[proc('pg', None, None)]))
+    assert [f['status'] for f in result['findings']] == ['drift']
