@@ -26,9 +26,10 @@ import json
 import operator
 
 from ansible_collections.portwarden.compliance.plugins.module_utils import registry
-from ansible_collections.portwarden.compliance.plugins.module_utils.policy_check import parse_date
+from ansible_collections.portwarden.compliance.plugins.module_utils.policy_check import format_path, parse_date
 from ansible_collections.portwarden.compliance.plugins.module_utils.policy_ports import MAX_PORT, PortSpecError, port_set
 from ansible_collections.portwarden.compliance.plugins.module_utils.policy_schema import (
+    CONTAINER_KINDS,
     DEFAULT_RULE_ID,
     PROTOCOLS,
     SEVERITIES,
@@ -42,6 +43,7 @@ FINDING_STATUSES = ('drift', 'waived', 'unknown', 'remediated')
 PROCESS_FIELDS = ('pid', 'name', 'user', 'uid', 'exe', 'unit', 'start_time')  # never the command line: it carries secrets
 _FINDING_ORDER = operator.itemgetter('rule', 'protocol', 'port', 'address')  # then gather order: by namespace
 _NO_PROCESSES = ()
+_CACHE_LIMIT = 1 << 16  # distinct addresses remembered; a hostile gather cannot grow the caches without bound
 
 
 class PolicyError(ValueError):
@@ -156,6 +158,8 @@ def bind_class(address):
             if mapped is not None:
                 ip = mapped
             found = 'any' if ip.is_unspecified else 'loopback' if ip.is_loopback else 'specific'
+        if len(_BIND_CACHE) >= _CACHE_LIMIT:
+            _BIND_CACHE.clear()
         _BIND_CACHE[address] = found
     return found
 
@@ -370,6 +374,293 @@ def _segments(rule_ports):
     return starts, [interned.setdefault(tuple(rules), tuple(rules)) for rules in members]
 
 
+# ---- the gather result's shape ---------------------------------------------------------------------
+
+class _Malformed(Exception):
+    """Where a gather result leaves the shape the gather writes, and what was expected there."""
+
+    def __init__(self, path, expected, value=None, got=None):
+        super(_Malformed, self).__init__('%s: expected %s, got %s' % (format_path(path), expected,
+                                                                      got if got is not None else _brief(value)))
+
+
+def _brief(value):
+    """A short description of a value: never the repr of a large or deeply nested structure."""
+    if isinstance(value, bool) or value is None:
+        return repr(value)
+    if isinstance(value, int):
+        return repr(value) if -10 ** 18 < value < 10 ** 18 else 'an integer of %d bits' % value.bit_length()
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, str):
+        return repr(value) if len(value) <= 40 else repr(value[:40]) + '...'
+    if isinstance(value, dict):
+        return 'a mapping'
+    if isinstance(value, list):
+        return 'a list'
+    return 'a %s' % type(value).__name__
+
+
+_FAMILY_OF = {}  # address -> 'ipv4', 'ipv6' or '' (not an address)
+_ENDPOINTS = set()  # (protocol, family, address) found valid, for the fast check of the next sockets
+_SOCKET_PROTOCOLS = frozenset(PROTOCOLS)
+_SOCKET_FAMILIES = frozenset(('ipv4', 'ipv6'))
+_PROCESS_TEXT = ('name', 'user', 'exe', 'unit')
+_NAMESPACE_KEYS = frozenset(('inode', 'host', 'pid', 'container'))
+_CONTAINER_KEYS = frozenset(('kind', 'id', 'pod_uid', 'name'))
+_CONTAINER_KINDS = frozenset(CONTAINER_KINDS)
+
+
+def _family_of(address):
+    found = _FAMILY_OF.get(address)
+    if found is None:
+        try:
+            found = 'ipv%d' % ipaddress.ip_address(address).version
+        except ValueError:
+            found = ''
+        if len(_FAMILY_OF) >= _CACHE_LIMIT:
+            _FAMILY_OF.clear()
+        _FAMILY_OF[address] = found
+    return found
+
+
+def _is_count(value):
+    return type(value) is int and value >= 0  # bool is an int, and True is no count
+
+
+def _check_strings(value, path):
+    if type(value) is not list:
+        raise _Malformed(path, 'a list of strings', value)
+    for index, item in enumerate(value):
+        if type(item) is not str:
+            raise _Malformed(path + [index], 'a string', item)
+
+
+def _check_coverage(coverage):
+    complete = coverage.get('complete')
+    if type(complete) is not bool:  # "false" and 0 are no answer
+        raise _Malformed(['coverage', 'complete'], 'true or false', complete, got=None if 'complete' in coverage else 'nothing')
+    if 'errors' not in coverage:
+        raise _Malformed(['coverage', 'errors'], 'a list of strings', got='nothing')
+    errors = coverage['errors']
+    _check_strings(errors, ['coverage', 'errors'])
+    if complete and errors:
+        raise _Malformed(['coverage', 'errors'], 'no errors when coverage.complete is true',
+                         got='%d error%s' % (len(errors), '' if len(errors) == 1 else 's'))
+    if 'notes' in coverage:
+        _check_strings(coverage['notes'], ['coverage', 'notes'])
+    if 'namespaces' in coverage and type(coverage['namespaces']) is not dict:
+        raise _Malformed(['coverage', 'namespaces'], 'a mapping', coverage['namespaces'])
+
+
+def _check_processes(processes, path):
+    if type(processes) is not list:
+        raise _Malformed(path, 'a list of processes', processes, got=None if processes is not None else 'nothing')
+    for index, proc in enumerate(processes):
+        if type(proc) is not dict:
+            raise _Malformed(path + [index], 'a mapping', proc)
+        pid = proc.get('pid')
+        if not _is_count(pid):
+            raise _Malformed(path + [index, 'pid'], 'a process id', pid)
+        for field in _PROCESS_TEXT:
+            value = proc.get(field)
+            if value is not None and type(value) is not str:
+                raise _Malformed(path + [index, field], 'a string or null', value)
+        uid = proc.get('uid')
+        if uid is not None and not _is_count(uid):
+            raise _Malformed(path + [index, 'uid'], 'a user id or null', uid)
+        started = proc.get('start_time')  # clock ticks after boot, as the report schema has it
+        if started is not None and not _is_count(started):
+            raise _Malformed(path + [index, 'start_time'], 'clock ticks (an integer) or null', started)
+
+
+def _check_namespace(namespace, path, described):
+    if type(namespace) is not dict:
+        raise _Malformed(path, 'a namespace mapping or null', namespace)
+    extra = sorted(str(key) for key in namespace if key not in _NAMESPACE_KEYS)  # only when it has something else
+    if extra:
+        raise _Malformed(path, 'only the keys %s' % ', '.join(sorted(_NAMESPACE_KEYS)), got='also %s' % ', '.join(extra)[:80])
+    if not _is_count(namespace.get('inode')):
+        raise _Malformed(path + ['inode'], 'a namespace inode', namespace.get('inode'))
+    if type(namespace.get('host')) is not bool:
+        raise _Malformed(path + ['host'], 'true or false', namespace.get('host'))
+    pid = namespace.get('pid')
+    if pid is not None and not _is_count(pid):
+        raise _Malformed(path + ['pid'], 'a process id or null', pid)
+    container = namespace.get('container')
+    if container is None:
+        _check_same_namespace(namespace, path, described)
+        return
+    if type(container) is not dict:
+        raise _Malformed(path + ['container'], 'a container mapping or null', container)
+    extra = sorted(str(key) for key in container if key not in _CONTAINER_KEYS)
+    if extra:
+        raise _Malformed(path + ['container'], 'only the keys %s' % ', '.join(sorted(_CONTAINER_KEYS)),
+                         got='also %s' % ', '.join(extra)[:80])
+    kind = container.get('kind')
+    if type(kind) is not str or kind not in _CONTAINER_KINDS:
+        raise _Malformed(path + ['container', 'kind'], 'one of %s' % ', '.join(CONTAINER_KINDS), kind)
+    for field in ('id', 'pod_uid', 'name'):
+        value = container.get(field)
+        if value is not None and type(value) is not str:
+            raise _Malformed(path + ['container', field], 'a string or null', value)
+    _check_same_namespace(namespace, path, described)
+
+
+def _check_same_namespace(namespace, path, described):
+    # The verdicts of namespace selectors are cached per inode: one inode described two ways (the host's
+    # namespace once, a container's the next) would be judged by whichever came first.
+    first = described.setdefault(namespace['inode'], namespace)
+    if first is not namespace and first != namespace:
+        raise _Malformed(path, 'the namespace %d as the other sockets there describe it' % namespace['inode'],
+                         got='another description')
+
+
+def _processes_ok(processes):
+    """_check_processes' common case in one pass, without a message: whether every process is well formed."""
+    if type(processes) is not list:
+        return False
+    for proc in processes:
+        if type(proc) is not dict:
+            return False
+        get = proc.get
+        pid, uid, started, name, user, exe, unit = (get('pid'), get('uid'), get('start_time'), get('name'), get('user'),
+                                                    get('exe'), get('unit'))
+        if not (type(pid) is int and pid >= 0 and (uid is None or (type(uid) is int and uid >= 0))
+                and (started is None or (type(started) is int and started >= 0))
+                and (name is None or type(name) is str) and (user is None or type(user) is str)
+                and (exe is None or type(exe) is str) and (unit is None or type(unit) is str)):
+            return False
+    return True
+
+
+def _namespace_ok(namespace, described):
+    """_check_namespace's common case, without a message: whether the namespace is well formed and agrees."""
+    if type(namespace) is not dict or not namespace.keys() <= _NAMESPACE_KEYS:
+        return False
+    get = namespace.get
+    inode, host, pid, container = get('inode'), get('host'), get('pid'), get('container')
+    if not (type(inode) is int and inode >= 0 and type(host) is bool and (pid is None or (type(pid) is int and pid >= 0))):
+        return False
+    if container is not None:
+        if type(container) is not dict or not container.keys() <= _CONTAINER_KEYS:
+            return False
+        get = container.get
+        kind, cid, pod, name = get('kind'), get('id'), get('pod_uid'), get('name')
+        if not (type(kind) is str and kind in _CONTAINER_KINDS and (cid is None or type(cid) is str)
+                and (pod is None or type(pod) is str) and (name is None or type(name) is str)):
+            return False
+    first = described.setdefault(inode, namespace)
+    return first is namespace or first == namespace
+
+
+def _check_socket(entry, index, checked, seen):
+    """One socket, field by field: raise _Malformed where it is wrong; else note what it showed valid."""
+    if type(entry) is not dict:
+        raise _Malformed(['sockets', index], 'a socket mapping', entry)
+    protocol = entry.get('protocol')
+    if type(protocol) is not str or protocol not in _SOCKET_PROTOCOLS:
+        raise _Malformed(['sockets', index, 'protocol'], 'tcp or udp', protocol)
+    family = entry.get('family')
+    if type(family) is not str or family not in _SOCKET_FAMILIES:
+        raise _Malformed(['sockets', index, 'family'], 'ipv4 or ipv6', family)
+    address = entry.get('address')
+    if type(address) is not str or _family_of(address) != family:
+        raise _Malformed(['sockets', index, 'address'], 'an %s address' % family.replace('ipv', 'IPv'), address)
+    port = entry.get('port')
+    if type(port) is not int or not 0 <= port <= MAX_PORT:
+        raise _Malformed(['sockets', index, 'port'], 'a port number 0-%d' % MAX_PORT, port)
+    if type(entry.get('ephemeral')) is not bool:
+        raise _Malformed(['sockets', index, 'ephemeral'], 'true or false', entry.get('ephemeral'),
+                         got=None if 'ephemeral' in entry else 'nothing')
+    v6only = entry.get('v6only', 0)
+    if v6only is not None and type(v6only) is not bool:
+        raise _Malformed(['sockets', index, 'v6only'], 'true, false or null', v6only,
+                         got=None if 'v6only' in entry else 'nothing')
+    inode = entry.get('inode')  # the verdict does not read it; only the check for repeats does
+    if inode is not None and not _is_count(inode):
+        raise _Malformed(['sockets', index, 'inode'], 'a socket inode or null', inode)
+    listed, placed, described = checked
+    processes = entry.get('processes')
+    if id(processes) not in listed:
+        _check_processes(processes, ['sockets', index, 'processes'])
+        listed.add(id(processes))
+    namespace = entry.get('namespace')
+    if namespace is not None and id(namespace) not in placed:
+        _check_namespace(namespace, ['sockets', index, 'namespace'], described)
+        placed.add(id(namespace))
+    key = (protocol, family, address, port, inode, None if namespace is None else namespace['inode'])
+    if key in seen:
+        raise _Malformed(['sockets', index], 'each socket once', got='a repeat of an earlier socket')
+    seen.add(key)
+    if len(_ENDPOINTS) >= _CACHE_LIMIT:
+        _ENDPOINTS.clear()
+    _ENDPOINTS.add((protocol, family, address))
+
+
+def _check_gathered(gathered):
+    """Raise _Malformed at the first place ``gathered`` leaves the shape gather_listening_sockets writes.
+
+    Strict where the verdict reads (exact types: a bool is no port, "false" is no boolean), tolerant of
+    keys it does not read. Process lists and namespaces shared by many sockets are checked once.
+    """
+    if type(gathered) is not dict:
+        raise _Malformed([], 'a mapping with sockets and coverage', gathered)
+    coverage = gathered['coverage']
+    if type(coverage) is not dict:
+        raise _Malformed(['coverage'], 'a mapping', coverage)
+    if 'sockets' not in gathered:
+        raise _Malformed(['sockets'], 'a list of sockets', got='nothing')
+    sockets = gathered['sockets']
+    if type(sockets) is not list:
+        raise _Malformed(['sockets'], 'a list of sockets', sockets)
+    _check_coverage(coverage)
+    described = {}  # namespace inode -> its first description: every socket there must agree
+    checked = (set(), set(), described)  # ids of the process lists, and of the namespaces, already checked
+    listed, placed, _described = checked
+    seen = set()
+    endpoints = _ENDPOINTS
+    for index, entry in enumerate(sockets):
+        # The common case in one expression (a few type checks per socket: thousands per host); anything it
+        # does not pass, _check_socket looks at field by field, to accept it or to say what is wrong.
+        try:
+            port = entry['port']
+            v6only = entry['v6only']
+            inode = entry.get('inode')
+            namespace = entry.get('namespace')
+            processes = entry['processes']
+            if (type(port) is int and 0 <= port <= MAX_PORT and type(entry['ephemeral']) is bool
+                    and (v6only is None or v6only is True or v6only is False)
+                    and (entry['protocol'], entry['family'], entry['address']) in endpoints
+                    and (inode is None or (type(inode) is int and inode >= 0))
+                    # Shared lists and namespaces (in-process) are checked once; copies (from JSON) each time.
+                    and (id(processes) in listed or _processes_ok(processes))
+                    and (namespace is None or id(namespace) in placed or _namespace_ok(namespace, described))):
+                listed.add(id(processes))
+                if namespace is not None:
+                    placed.add(id(namespace))
+                key = (entry['protocol'], entry['family'], entry['address'], port, inode,
+                       None if namespace is None else namespace['inode'])
+                if key not in seen:
+                    seen.add(key)
+                    continue
+        except (KeyError, TypeError, AttributeError):  # not a mapping, a key missing, a list where a string belongs
+            pass
+        _check_socket(entry, index, checked, seen)
+    # The gather counts what it sent: a list cut short (or padded) on the way no longer matches.
+    if 'sockets' in coverage and (not _is_count(coverage['sockets']) or coverage['sockets'] != len(sockets)):
+        raise _Malformed(['coverage', 'sockets'], 'the number of sockets, %d' % len(sockets), coverage['sockets'])
+
+
+def gather_problem(gathered):
+    """Why ``gathered`` (a dict with ``coverage``) is not a gather result the verdict can trust, or None."""
+    try:
+        _check_gathered(gathered)
+    except _Malformed as exc:
+        return str(exc)
+    return None
+
+
 # ---- evaluation --------------------------------------------------------------------------------
 
 class _Findings(object):
@@ -413,6 +704,7 @@ class _Findings(object):
         self.items.append({
             'rule': rule_id, 'severity': severity, 'status': status,
             'protocol': protocol, 'family': family, 'address': address, 'port': port,
+            'v6only': entry.get('v6only'),  # False on [::]: dual-stack, reachable over IPv4 too; None: not known
             'service': service, 'processes': described[0], 'waived': False, 'waiver': None,
             'where': where, 'namespace': namespace,
             'message': label + before + (after if status == 'unknown' else described[1] + after),
@@ -486,10 +778,15 @@ def _evaluate_host(gathered, compiled, host, groups, today):
     groups = list(groups or ())
     reasons = []
     warnings = []
-    coverage = gathered.get('coverage') if isinstance(gathered, dict) else None
-    if not isinstance(coverage, dict):
+    if gathered is None or (isinstance(gathered, dict) and gathered.get('coverage') is None):
         reasons.append('no gather result: the listening sockets of this host were not seen')
         return _result(host, compiled, 'unknown', [], reasons, warnings, None, today)
+    problem = gather_problem(gathered)
+    if problem is not None:
+        # What is not the shape the gather writes cannot support a verdict, not even drift.
+        reasons.append('malformed gather result: %s' % problem)
+        return _result(host, compiled, 'unknown', [], reasons, warnings, None, today)
+    coverage = gathered['coverage']
     if not coverage.get('complete'):
         errors = coverage.get('errors') or ['the gather reported partial coverage']
         reasons.extend('partial gather: %s' % error for error in errors)

@@ -24,8 +24,8 @@ from ansible_collections.portwarden.compliance.plugins.module_utils.policy_schem
 from ansible_collections.portwarden.compliance.plugins.module_utils.report_sockets import HOST_WHERE, printable
 
 REPORT_SCHEMA_VERSION = 1
-FINDING_FIELDS = ('rule', 'severity', 'status', 'protocol', 'family', 'address', 'port', 'where', 'namespace', 'service',
-                  'processes', 'waived', 'waiver', 'message')
+FINDING_FIELDS = ('rule', 'severity', 'status', 'protocol', 'family', 'address', 'port', 'v6only', 'where', 'namespace',
+                  'service', 'processes', 'waived', 'waiver', 'message')
 REMEDIATION_FIELDS = ('strategy', 'status', 'target', 'reason')
 ACTION_FIELDS = ('strategy', 'target', 'rules', 'outcome', 'detail')
 EXIT_COMPLIANT = 0

@@ -89,6 +89,9 @@ REPORT_SCHEMA = {
                 'status': {'enum': list(FINDING_STATUSES)}, 'protocol': {'type': 'string'},
                 'family': {'type': 'string'}, 'address': {'type': 'string'},
                 'port': {'type': 'integer', 'minimum': 0, 'maximum': 65535},
+                'v6only': {'type': ['boolean', 'null'],
+                           'description': 'IPv6 sockets: true when IPv6 only, false when dual-stack (reachable over IPv4 too); '
+                                          'null for IPv4 or when the gather could not tell.'},
                 'where': {'type': 'string', 'description': 'The socket\'s network namespace: "host", "KIND:NAME" for a '
                                                            'container (docker:web), "netns:INODE" for any other.'},
                 'namespace': {'oneOf': [

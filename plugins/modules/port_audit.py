@@ -20,7 +20,8 @@ description:
   - Returns the host's RV(status) (V(compliant), V(drift) or V(unknown)), its RV(findings), the gather
     RV(coverage) and a RV(summary). Waivers that expire soon come back as warnings.
   - V(unknown) whenever the gather cannot support a verdict, because it failed, its coverage is
-    partial, or a rule constrains processes the gather could not see. An unknown host is never
+    partial, its result is malformed (not the shape the gather writes, checked on the controller before
+    judging), or a rule constrains processes the gather could not see. An unknown host is never
     reported compliant.
   - Changes nothing on the host. It fails the task only when told to gate, with O(fail_on) or
     O(fail_on_unknown).
@@ -111,7 +112,9 @@ status:
   type: str
   sample: drift
 reasons:
-  description: Why the verdict is or may be incomplete (failed or partial gather, unknown findings). Empty when complete.
+  description:
+    - Why the verdict is or may be incomplete (failed, partial or malformed gather, unknown findings). Empty when complete.
+    - A malformed gather result gives one reason, C(malformed gather result: PATH: expected ..., got ...), and no findings.
   returned: always
   type: list
   elements: str
@@ -152,6 +155,14 @@ findings:
       type: str
       returned: always
       sample: 0.0.0.0
+    v6only:
+      description:
+        - For an IPv6 socket, whether it accepts IPv6 only (V(true)) or IPv4 too (V(false), dual-stack, the usual
+          C([::]) listener); V(null) for IPv4 and when the gather could not tell (procfs, psutil), which rules read
+          as dual-stack.
+      type: bool
+      returned: always
+      sample: false
     port:
       description: Local port.
       type: int

@@ -25,6 +25,7 @@ from ansible_collections.portwarden.compliance.plugins.plugin_utils.policy_load 
 from ansible_collections.portwarden.compliance.plugins.plugin_utils.policy_resolve import resolve_policy
 
 GATHER_MODULE = 'portwarden.compliance.listening_sockets_info'
+_CAUSE_CHARS = 600  # of the module's output kept in the reason: the end, where a failure says what went wrong
 
 # The options port_audit and port_remediate share.
 AUDIT_ARGUMENT_SPEC = {
@@ -78,7 +79,7 @@ def prepare_audit(action, args):
 def audit_host(action, task_vars, args, compiled, today):
     """Gather on the host (one module round trip) and evaluate on the controller: ``(audit, gathered)``.
 
-    ``gathered`` is None when the gather failed; the audit is then unknown with the reason.
+    ``gathered`` is None when the gather failed or its result is malformed; the audit is then unknown with the reason.
     """
     gathered = action._execute_module(module_name=GATHER_MODULE,
                                       module_args={'backend': args['backend'], 'protocols': args['protocols'],
@@ -88,6 +89,34 @@ def audit_host(action, task_vars, args, compiled, today):
     groups = args['groups'] if args['groups'] is not None else task_vars.get('group_names', [])
     if gathered.get('failed'):
         audit = evaluate_host(None, compiled, host, groups, today)
-        audit['reasons'] = ['gather failed: %s' % gathered.get('msg', 'no message')]
+        audit['reasons'] = [gather_failure(gathered)]
         return audit, None
-    return evaluate_host(gathered, compiled, host, groups, today), gathered
+    audit = evaluate_host(gathered, compiled, host, groups, today)
+    if audit['coverage'] is None:
+        # Malformed: what the verdict refused to read, remediation (protected holders, namespaces) must not read either.
+        return audit, None
+    return audit, gathered
+
+
+def _one_line(text, limit):
+    """The end of ``text`` (its last lines, where an error says what went wrong) as one line of at most ``limit``."""
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    joined = ' | '.join(lines)
+    return joined if len(joined) <= limit else '...' + joined[-limit:]
+
+
+def gather_failure(gathered):
+    """The reason of a failed gather: Ansible's message, and what the module printed when it printed no result.
+
+    When the module's output is not a result ("Module result deserialization failed", a broken interpreter),
+    Ansible keeps it in ``module_stderr``, ``module_stdout`` and ``rc``: the cause is there.
+    """
+    reason = 'gather failed: %s' % _one_line(gathered.get('msg') or 'no message', _CAUSE_CHARS)
+    details = []
+    if gathered.get('rc') is not None:
+        details.append('rc %s' % _one_line(gathered['rc'], 20))
+    for key in ('module_stderr', 'module_stdout'):
+        if gathered.get(key) and str(gathered[key]).strip():
+            details.append('%s: %s' % (key.replace('module_', ''), _one_line(gathered[key], _CAUSE_CHARS)))
+            break  # stderr says why; stdout only when stderr is silent
+    return reason + (' (%s)' % '; '.join(details) if details else '')

@@ -223,7 +223,8 @@ def test_waiver_warning_days_is_configurable():
     ([], {'complete': False, 'errors': ['tcp/ipv6: netlink backend: refused']}, 'unknown', 'tcp/ipv6'),
     # drift is certain even on a partial gather, but the verdict stays incomplete
     ([sock(856)], {'complete': False, 'errors': ['3 processes could not be inspected']}, 'drift', 'inspected'),
-    ([], {'sockets': 0}, 'unknown', 'partial coverage'),  # no "complete" key: never assume complete
+    # no "complete" key: never assume complete
+    ([], {'sockets': 0}, 'unknown', 'malformed gather result: coverage.complete: expected true or false, got nothing'),
 ], ids=['gather-failed', 'partial-empty', 'partial-with-drift', 'coverage-without-complete'])
 def test_coverage_decides_unknown(sockets, coverage, status, reason):
     data = policy(UNASSIGNED_CLOSED)
@@ -290,4 +291,28 @@ def test_policy_digest_does_not_depend_on_key_order():
 def test_malformed_socket_entries_make_the_host_unknown_not_crash():
     result = evaluate(policy(UNASSIGNED_CLOSED), [{'protocol': 'tcp'}, sock(22)])
     assert result['status'] == 'unknown'
-    assert any('could not be evaluated' in reason for reason in result['reasons'])
+    assert result['reasons'] == ['malformed gather result: sockets[0].family: expected ipv4 or ipv6, got None']
+
+
+@pytest.mark.parametrize('address, family, v6only', [
+    ('::', 'ipv6', False),  # dual-stack: reachable over IPv4 too
+    ('::', 'ipv6', True),   # IPv6 only
+    ('::', 'ipv6', None),   # unknown (procfs, psutil): read as dual-stack
+    ('0.0.0.0', 'ipv4', None),
+])
+def test_findings_say_whether_a_listener_is_dual_stack(address, family, v6only):
+    """Rule: a finding carries the socket's v6only, so the report tells a dual-stack [::] listener from an IPv6-only one."""
+    from jsonschema import Draft202012Validator
+
+    from ansible_collections.portwarden.compliance.plugins.module_utils import report_build as rb
+    from ansible_collections.portwarden.compliance.plugins.module_utils.report_schema import REPORT_SCHEMA
+
+    result = evaluate(policy(UNASSIGNED_CLOSED), [sock(856, address=address, family=family, v6only=v6only)])
+    [finding] = result['findings']
+    assert 'v6only' in finding and finding['v6only'] is v6only
+    entry = rb.host_entry('web-1', result)
+    [clean] = entry['findings']
+    assert 'v6only' in clean and clean['v6only'] is v6only
+    report = rb.build_report([entry], dict(result['policy'], rules=[]), result['registry'])
+    Draft202012Validator(REPORT_SCHEMA).validate(report)
+    assert REPORT_SCHEMA['$defs']['finding']['properties']['v6only']['type'] == ['boolean', 'null']

@@ -373,7 +373,9 @@ coverages = _mostly(_COVERAGES, st.builds(lambda errors: {'complete': False, 'er
                                           st.lists(st.text(min_size=1, max_size=8), max_size=2)))
 
 
-_SOCKET_LISTS = st.lists(sockets, max_size=6)
+# One socket is listed once (a repeat is a malformed gather result, test_evaluate_gathered.py).
+_SOCKET_LISTS = st.lists(sockets, max_size=6, unique_by=lambda entry: (entry['protocol'], entry['family'], entry['address'],
+                                                                       entry['port'], entry['inode']))
 
 
 @st.composite
@@ -387,9 +389,16 @@ def gather_results(draw):
     return {'sockets': socket_list, 'coverage': draw(coverages)}
 
 
-def complete_gather(gathered):
+def well_formed_coverage(gathered):
+    """The coverage the gather writes: ``complete`` a real boolean, ``errors`` a list of strings, none when complete.
+    Any other is a malformed gather result: unknown, with no findings."""
     coverage = gathered.get('coverage') if isinstance(gathered, dict) else None
-    return isinstance(coverage, dict) and bool(coverage.get('complete'))
+    return (isinstance(coverage, dict) and type(coverage.get('complete')) is bool and isinstance(coverage.get('errors'), list)
+            and all(isinstance(error, str) for error in coverage['errors']) and not (coverage['complete'] and coverage['errors']))
+
+
+def complete_gather(gathered):
+    return well_formed_coverage(gathered) and gathered['coverage']['complete']
 
 
 def check_result(policy, gathered, result, host):
@@ -494,8 +503,7 @@ def _owner_problems(expect, processes):
 
 def reference_findings(policy, gathered, host, groups, today):
     """``(rule, protocol, address, port, status)`` of every finding evaluate_host should report."""
-    coverage = gathered.get('coverage') if isinstance(gathered, dict) else None
-    if not isinstance(coverage, dict):
+    if not well_formed_coverage(gathered):
         return []
     rules = [rule for rule in policy.get('rules') or [] if _applies(rule.get('hosts'), host, groups)]
     findings = []
