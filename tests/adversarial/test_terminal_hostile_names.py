@@ -109,7 +109,9 @@ def rendered(gathered, tmp_path_factory):
     # Markdown details a host by its first drift: one host per hostile process.
     hosts = []
     for name, port in (('ns-01', PORTS[CLEAR]), (HOSTILE_HOST, PORTS[MENTION]), ('link-01', PORTS[LINK])):
-        own = dict(gathered, sockets=[entry for entry in gathered['sockets'] if entry['port'] == port])
+        mine = [entry for entry in gathered['sockets'] if entry['port'] == port]
+        # The result must stay well-formed: its coverage counts the sockets it carries.
+        own = dict(gathered, sockets=mine, coverage=dict(gathered['coverage'], sockets=len(mine)))
         hosts.append(host_entry(name, ev.evaluate_host(own, compiled, name, today=TODAY)))
     report = build_report(hosts, compiled.info(), registry.registry_info(), tool_version='0.1.0')
     assert [entry['status'] for entry in report['hosts']] == ['drift'] * 3

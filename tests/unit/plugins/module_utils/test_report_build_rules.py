@@ -57,7 +57,7 @@ def test_an_audited_host_keeps_only_the_documented_fields():
         'host': 'h', 'status': 'drift', 'reasons': [], 'errors': [], 'warnings': ['w'],
         'coverage': {'complete': True}, 'evaluated_on': 'd', 'changes': None,
         'findings': [
-            dict((key, raw[key]) for key in rb.FINDING_FIELDS if key not in ('processes',)) | {
+            dict((key, raw.get(key)) for key in rb.FINDING_FIELDS if key not in ('processes',)) | {
                 'processes': [clean_proc], 'waiver_expired': {'expires': '2026-01-01'},
                 'remediation': {'strategy': 'kill', 'status': 'applied', 'target': 'pid 7', 'reason': 'r'}},
             dict((key, finding(857).get(key)) for key in rb.FINDING_FIELDS) | {'processes': [], 'where': 'host'},
