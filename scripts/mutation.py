@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Mutation testing of the verdict code with mutmut 3 (run through scripts/mutation.sh).
 
 mutmut 3 copies the sources into ``mutants/`` and imports them from there, by the module path their
@@ -150,8 +149,8 @@ def run_mutmut(max_children, property_scale):
     env.pop('PYTHONPATH', None)  # nothing of the checkout, only what mutmut puts on sys.path
     mutmut = os.path.join(os.path.dirname(sys.executable), 'mutmut')
     command = [mutmut, 'run', '--max-children', str(max_children)]
-    print('[mutation] %s (in %s, PORTWARDEN_PROPERTY_SCALE=%s)' % (' '.join(command), STAGE,
-                                                                    env['PORTWARDEN_PROPERTY_SCALE']), flush=True)
+    print('[mutation] %s (in %s, PORTWARDEN_PROPERTY_SCALE=%s)'
+          % (' '.join(command), STAGE, env['PORTWARDEN_PROPERTY_SCALE']), flush=True)
     # mutmut redraws a spinner on one line: its output goes to a log, and only its end is shown.
     log = os.path.join(STAGE, 'mutmut.log')
     with open(log, 'w') as handle:
@@ -235,8 +234,10 @@ def classify(name):
     functions = _functions(os.path.join(STAGE, 'mutants', relative))
     equivalent = load_equivalent()
     mutants = []
-    for key, code in sorted(codes.items(), key=lambda item: (item[0].partition('__mutmut_')[0],
-                                                              int(item[0].rpartition('_')[2]))):
+    def order(item):
+        return item[0].partition('__mutmut_')[0], int(item[0].rpartition('_')[2])
+
+    for key, code in sorted(codes.items(), key=order):
         local = key.rpartition('.')[2]
         orig = functions.get(local.partition('__mutmut_')[0] + '__mutmut_orig')
         node = functions.get(local)
@@ -261,8 +262,8 @@ def _killed(mutant):
 
 def score(survivors_dir):
     by_file = dict((name, classify(name)) for name in TARGETS)
-    print('\n%-30s %7s %7s %7s %7s %7s %9s %9s' % ('file', 'mutants', 'killed', 'message', 'equiv', 'behav',
-                                                  'all %', 'behav %'))
+    columns = ('file', 'mutants', 'killed', 'message', 'equiv', 'behav', 'all %', 'behav %')
+    print('\n%-30s %7s %7s %7s %7s %7s %9s %9s' % columns)
     failing = []
     for label, name, functions in SCOPES:
         mutants = by_file[name]
@@ -292,8 +293,9 @@ def score(survivors_dir):
                          '# mutant  STATUS  KIND  function  digest, then the changed lines\n'
                          % (TARGETS[name], len(survivors), len(mutants)))
             for mutant in sorted(survivors, key=lambda m: (m['kind'] != 'behaviour', m['function'], m['name'])):
+                reason = '  # ' + mutant['reason'] if mutant['reason'] else ''
                 handle.write('%s  %s  %s  %s  %s%s\n' % (mutant['name'], mutant['status'], mutant['kind'], mutant['function'],
-                                                        mutant['digest'], '  # ' + mutant['reason'] if mutant['reason'] else ''))
+                                                        mutant['digest'], reason))
                 for line in mutant['changed']:
                     handle.write('    %s\n' % line)
         print('[mutation] %s: %d survivors (%d behaviour-changing) -> %s' % (
