@@ -234,6 +234,7 @@ def classify(name):
     functions = _functions(os.path.join(STAGE, 'mutants', relative))
     equivalent = load_equivalent()
     mutants = []
+
     def order(item):
         return item[0].partition('__mutmut_')[0], int(item[0].rpartition('_')[2])
 
@@ -294,8 +295,8 @@ def score(survivors_dir):
                          % (TARGETS[name], len(survivors), len(mutants)))
             for mutant in sorted(survivors, key=lambda m: (m['kind'] != 'behaviour', m['function'], m['name'])):
                 reason = '  # ' + mutant['reason'] if mutant['reason'] else ''
-                handle.write('%s  %s  %s  %s  %s%s\n' % (mutant['name'], mutant['status'], mutant['kind'], mutant['function'],
-                                                        mutant['digest'], reason))
+                fields = (mutant['name'], mutant['status'], mutant['kind'], mutant['function'], mutant['digest'], reason)
+                handle.write('%s  %s  %s  %s  %s%s\n' % fields)
                 for line in mutant['changed']:
                     handle.write('    %s\n' % line)
         print('[mutation] %s: %d survivors (%d behaviour-changing) -> %s' % (
@@ -304,7 +305,7 @@ def score(survivors_dir):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n', maxsplit=1)[0])
     parser.add_argument('--files', nargs='+', choices=sorted(TARGETS), default=sorted(TARGETS),
                         help='which target files to mutate (default: all four)')
     parser.add_argument('--tests', nargs='+', default=DEFAULT_TESTS, help='pytest paths, relative to the repository '
