@@ -234,6 +234,7 @@ def classify(name):
     functions = _functions(os.path.join(STAGE, 'mutants', relative))
     equivalent = load_equivalent()
     mutants = []
+
     def order(item):
         return item[0].partition('__mutmut_')[0], int(item[0].rpartition('_')[2])
 
@@ -262,8 +263,8 @@ def _killed(mutant):
 
 def score(survivors_dir):
     by_file = dict((name, classify(name)) for name in TARGETS)
-    header = ('file', 'mutants', 'killed', 'message', 'equiv', 'behav', 'all %', 'behav %')
-    print('\n%-30s %7s %7s %7s %7s %7s %9s %9s' % header)
+    columns = ('file', 'mutants', 'killed', 'message', 'equiv', 'behav', 'all %', 'behav %')
+    print('\n%-30s %7s %7s %7s %7s %7s %9s %9s' % columns)
     failing = []
     for label, name, functions in SCOPES:
         mutants = by_file[name]
@@ -294,8 +295,8 @@ def score(survivors_dir):
                          % (TARGETS[name], len(survivors), len(mutants)))
             for mutant in sorted(survivors, key=lambda m: (m['kind'] != 'behaviour', m['function'], m['name'])):
                 reason = '  # ' + mutant['reason'] if mutant['reason'] else ''
-                handle.write('%s  %s  %s  %s  %s%s\n' % (mutant['name'], mutant['status'], mutant['kind'], mutant['function'],
-                                                        mutant['digest'], reason))
+                fields = (mutant['name'], mutant['status'], mutant['kind'], mutant['function'], mutant['digest'], reason)
+                handle.write('%s  %s  %s  %s  %s%s\n' % fields)
                 for line in mutant['changed']:
                     handle.write('    %s\n' % line)
         print('[mutation] %s: %d survivors (%d behaviour-changing) -> %s' % (

@@ -425,20 +425,20 @@ def _family_of(address):
 
 
 def _is_count(value):
-    return type(value) is int and value >= 0  # bool is an int, and True is no count
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0  # bool is an int, and True is no count
 
 
 def _check_strings(value, path):
-    if type(value) is not list:
+    if not isinstance(value, list):
         raise _Malformed(path, 'a list of strings', value)
     for index, item in enumerate(value):
-        if type(item) is not str:
+        if not isinstance(item, str):
             raise _Malformed(path + [index], 'a string', item)
 
 
 def _check_coverage(coverage):
     complete = coverage.get('complete')
-    if type(complete) is not bool:  # "false" and 0 are no answer
+    if not isinstance(complete, bool):  # "false" and 0 are no answer
         raise _Malformed(['coverage', 'complete'], 'true or false', complete, got=None if 'complete' in coverage else 'nothing')
     if 'errors' not in coverage:
         raise _Malformed(['coverage', 'errors'], 'a list of strings', got='nothing')
@@ -449,22 +449,22 @@ def _check_coverage(coverage):
                          got='%d error%s' % (len(errors), '' if len(errors) == 1 else 's'))
     if 'notes' in coverage:
         _check_strings(coverage['notes'], ['coverage', 'notes'])
-    if 'namespaces' in coverage and type(coverage['namespaces']) is not dict:
+    if 'namespaces' in coverage and not isinstance(coverage['namespaces'], dict):
         raise _Malformed(['coverage', 'namespaces'], 'a mapping', coverage['namespaces'])
 
 
 def _check_processes(processes, path):
-    if type(processes) is not list:
+    if not isinstance(processes, list):
         raise _Malformed(path, 'a list of processes', processes, got=None if processes is not None else 'nothing')
     for index, proc in enumerate(processes):
-        if type(proc) is not dict:
+        if not isinstance(proc, dict):
             raise _Malformed(path + [index], 'a mapping', proc)
         pid = proc.get('pid')
         if not _is_count(pid):
             raise _Malformed(path + [index, 'pid'], 'a process id', pid)
         for field in _PROCESS_TEXT:
             value = proc.get(field)
-            if value is not None and type(value) is not str:
+            if value is not None and not isinstance(value, str):
                 raise _Malformed(path + [index, field], 'a string or null', value)
         uid = proc.get('uid')
         if uid is not None and not _is_count(uid):
@@ -475,14 +475,14 @@ def _check_processes(processes, path):
 
 
 def _check_namespace(namespace, path, described):
-    if type(namespace) is not dict:
+    if not isinstance(namespace, dict):
         raise _Malformed(path, 'a namespace mapping or null', namespace)
     extra = sorted(str(key) for key in namespace if key not in _NAMESPACE_KEYS)  # only when it has something else
     if extra:
         raise _Malformed(path, 'only the keys %s' % ', '.join(sorted(_NAMESPACE_KEYS)), got='also %s' % ', '.join(extra)[:80])
     if not _is_count(namespace.get('inode')):
         raise _Malformed(path + ['inode'], 'a namespace inode', namespace.get('inode'))
-    if type(namespace.get('host')) is not bool:
+    if not isinstance(namespace.get('host'), bool):
         raise _Malformed(path + ['host'], 'true or false', namespace.get('host'))
     pid = namespace.get('pid')
     if pid is not None and not _is_count(pid):
@@ -491,18 +491,18 @@ def _check_namespace(namespace, path, described):
     if container is None:
         _check_same_namespace(namespace, path, described)
         return
-    if type(container) is not dict:
+    if not isinstance(container, dict):
         raise _Malformed(path + ['container'], 'a container mapping or null', container)
     extra = sorted(str(key) for key in container if key not in _CONTAINER_KEYS)
     if extra:
         raise _Malformed(path + ['container'], 'only the keys %s' % ', '.join(sorted(_CONTAINER_KEYS)),
                          got='also %s' % ', '.join(extra)[:80])
     kind = container.get('kind')
-    if type(kind) is not str or kind not in _CONTAINER_KINDS:
+    if not isinstance(kind, str) or kind not in _CONTAINER_KINDS:
         raise _Malformed(path + ['container', 'kind'], 'one of %s' % ', '.join(CONTAINER_KINDS), kind)
     for field in ('id', 'pod_uid', 'name'):
         value = container.get(field)
-        if value is not None and type(value) is not str:
+        if value is not None and not isinstance(value, str):
             raise _Malformed(path + ['container', field], 'a string or null', value)
     _check_same_namespace(namespace, path, described)
 
@@ -518,37 +518,36 @@ def _check_same_namespace(namespace, path, described):
 
 def _processes_ok(processes):
     """_check_processes' common case in one pass, without a message: whether every process is well formed."""
-    if type(processes) is not list:
+    if not isinstance(processes, list):
         return False
     for proc in processes:
-        if type(proc) is not dict:
+        if not isinstance(proc, dict):
             return False
         get = proc.get
         pid, uid, started, name, user, exe, unit = (get('pid'), get('uid'), get('start_time'), get('name'), get('user'),
                                                     get('exe'), get('unit'))
-        if not (type(pid) is int and pid >= 0 and (uid is None or (type(uid) is int and uid >= 0))
-                and (started is None or (type(started) is int and started >= 0))
-                and (name is None or type(name) is str) and (user is None or type(user) is str)
-                and (exe is None or type(exe) is str) and (unit is None or type(unit) is str)):
+        if not (_is_count(pid) and (uid is None or _is_count(uid)) and (started is None or _is_count(started))
+                and (name is None or isinstance(name, str)) and (user is None or isinstance(user, str))
+                and (exe is None or isinstance(exe, str)) and (unit is None or isinstance(unit, str))):
             return False
     return True
 
 
 def _namespace_ok(namespace, described):
     """_check_namespace's common case, without a message: whether the namespace is well formed and agrees."""
-    if type(namespace) is not dict or not namespace.keys() <= _NAMESPACE_KEYS:
+    if not isinstance(namespace, dict) or not namespace.keys() <= _NAMESPACE_KEYS:
         return False
     get = namespace.get
     inode, host, pid, container = get('inode'), get('host'), get('pid'), get('container')
-    if not (type(inode) is int and inode >= 0 and type(host) is bool and (pid is None or (type(pid) is int and pid >= 0))):
+    if not (_is_count(inode) and isinstance(host, bool) and (pid is None or _is_count(pid))):
         return False
     if container is not None:
-        if type(container) is not dict or not container.keys() <= _CONTAINER_KEYS:
+        if not isinstance(container, dict) or not container.keys() <= _CONTAINER_KEYS:
             return False
         get = container.get
         kind, cid, pod, name = get('kind'), get('id'), get('pod_uid'), get('name')
-        if not (type(kind) is str and kind in _CONTAINER_KINDS and (cid is None or type(cid) is str)
-                and (pod is None or type(pod) is str) and (name is None or type(name) is str)):
+        if not (isinstance(kind, str) and kind in _CONTAINER_KINDS and (cid is None or isinstance(cid, str))
+                and (pod is None or isinstance(pod, str)) and (name is None or isinstance(name, str))):
             return False
     first = described.setdefault(inode, namespace)
     return first is namespace or first == namespace
@@ -556,25 +555,25 @@ def _namespace_ok(namespace, described):
 
 def _check_socket(entry, index, checked, seen):
     """One socket, field by field: raise _Malformed where it is wrong; else note what it showed valid."""
-    if type(entry) is not dict:
+    if not isinstance(entry, dict):
         raise _Malformed(['sockets', index], 'a socket mapping', entry)
     protocol = entry.get('protocol')
-    if type(protocol) is not str or protocol not in _SOCKET_PROTOCOLS:
+    if not isinstance(protocol, str) or protocol not in _SOCKET_PROTOCOLS:
         raise _Malformed(['sockets', index, 'protocol'], 'tcp or udp', protocol)
     family = entry.get('family')
-    if type(family) is not str or family not in _SOCKET_FAMILIES:
+    if not isinstance(family, str) or family not in _SOCKET_FAMILIES:
         raise _Malformed(['sockets', index, 'family'], 'ipv4 or ipv6', family)
     address = entry.get('address')
-    if type(address) is not str or _family_of(address) != family:
+    if not isinstance(address, str) or _family_of(address) != family:
         raise _Malformed(['sockets', index, 'address'], 'an %s address' % family.replace('ipv', 'IPv'), address)
     port = entry.get('port')
-    if type(port) is not int or not 0 <= port <= MAX_PORT:
+    if not (isinstance(port, int) and not isinstance(port, bool)) or not 0 <= port <= MAX_PORT:
         raise _Malformed(['sockets', index, 'port'], 'a port number 0-%d' % MAX_PORT, port)
-    if type(entry.get('ephemeral')) is not bool:
+    if not isinstance(entry.get('ephemeral'), bool):
         raise _Malformed(['sockets', index, 'ephemeral'], 'true or false', entry.get('ephemeral'),
                          got=None if 'ephemeral' in entry else 'nothing')
     v6only = entry.get('v6only', 0)
-    if v6only is not None and type(v6only) is not bool:
+    if v6only is not None and not isinstance(v6only, bool):
         raise _Malformed(['sockets', index, 'v6only'], 'true, false or null', v6only,
                          got=None if 'v6only' in entry else 'nothing')
     inode = entry.get('inode')  # the verdict does not read it; only the check for repeats does
@@ -604,15 +603,15 @@ def _check_gathered(gathered):
     Strict where the verdict reads (exact types: a bool is no port, "false" is no boolean), tolerant of
     keys it does not read. Process lists and namespaces shared by many sockets are checked once.
     """
-    if type(gathered) is not dict:
+    if not isinstance(gathered, dict):
         raise _Malformed([], 'a mapping with sockets and coverage', gathered)
     coverage = gathered['coverage']
-    if type(coverage) is not dict:
+    if not isinstance(coverage, dict):
         raise _Malformed(['coverage'], 'a mapping', coverage)
     if 'sockets' not in gathered:
         raise _Malformed(['sockets'], 'a list of sockets', got='nothing')
     sockets = gathered['sockets']
-    if type(sockets) is not list:
+    if not isinstance(sockets, list):
         raise _Malformed(['sockets'], 'a list of sockets', sockets)
     _check_coverage(coverage)
     described = {}  # namespace inode -> its first description: every socket there must agree
@@ -629,10 +628,11 @@ def _check_gathered(gathered):
             inode = entry.get('inode')
             namespace = entry.get('namespace')
             processes = entry['processes']
-            if (type(port) is int and 0 <= port <= MAX_PORT and type(entry['ephemeral']) is bool
-                    and (v6only is None or v6only is True or v6only is False)
+            # A bool is an int: True and False are the only bools, so "is not" tells them apart quickly.
+            if (isinstance(port, int) and port is not True and port is not False and 0 <= port <= MAX_PORT
+                    and isinstance(entry['ephemeral'], bool) and (v6only is None or v6only is True or v6only is False)
                     and (entry['protocol'], entry['family'], entry['address']) in endpoints
-                    and (inode is None or (type(inode) is int and inode >= 0))
+                    and (inode is None or (isinstance(inode, int) and inode is not True and inode is not False and inode >= 0))
                     # Shared lists and namespaces (in-process) are checked once; copies (from JSON) each time.
                     and (id(processes) in listed or _processes_ok(processes))
                     and (namespace is None or id(namespace) in placed or _namespace_ok(namespace, described))):

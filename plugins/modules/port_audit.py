@@ -114,7 +114,7 @@ status:
 reasons:
   description:
     - Why the verdict is or may be incomplete (failed, partial or malformed gather, unknown findings). Empty when complete.
-    - A malformed gather result gives one reason, C(malformed gather result: PATH: expected ..., got ...), and no findings.
+    - "A malformed gather result gives one reason, C(malformed gather result: PATH: expected ..., got ...), and no findings."
   returned: always
   type: list
   elements: str

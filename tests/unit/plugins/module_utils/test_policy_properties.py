@@ -393,7 +393,7 @@ def well_formed_coverage(gathered):
     """The coverage the gather writes: ``complete`` a real boolean, ``errors`` a list of strings, none when complete.
     Any other is a malformed gather result: unknown, with no findings."""
     coverage = gathered.get('coverage') if isinstance(gathered, dict) else None
-    return (isinstance(coverage, dict) and type(coverage.get('complete')) is bool and isinstance(coverage.get('errors'), list)
+    return (isinstance(coverage, dict) and isinstance(coverage.get('complete'), bool) and isinstance(coverage.get('errors'), list)
             and all(isinstance(error, str) for error in coverage['errors']) and not (coverage['complete'] and coverage['errors']))
 
 
