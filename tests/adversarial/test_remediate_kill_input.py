@@ -4,24 +4,16 @@ Each bad value must fail the module with a clear message naming ``processes[N].p
 was expected, never a traceback, and nothing may be signalled (a valid target listed beside a bad one survives).
 """
 
-import json
 import subprocess
 import sys
 
 import pytest
 
 from ansible_collections.portwarden.compliance.plugins.module_utils.gather_owners import ProcessDescriber
+from tests.helpers.kill_module import run_kill
 
-MODULE = 'ansible_collections.portwarden.compliance.plugins.modules.port_kill'
 pytestmark = pytest.mark.skipif(not sys.platform.startswith('linux'), reason='needs /proc')
 
-
-def run_kill(tmp_path, processes):
-    path = tmp_path / 'args.json'
-    path.write_text(json.dumps({'ANSIBLE_MODULE_ARGS': {'processes': processes, 'timeout': 1}}))
-    proc = subprocess.run([sys.executable, '-m', MODULE, str(path)], capture_output=True, text=True, check=False, timeout=60)
-    assert 'Traceback' not in proc.stderr + proc.stdout, proc.stderr + proc.stdout
-    return json.loads(proc.stdout)
 
 
 @pytest.fixture
@@ -53,7 +45,7 @@ def test_a_bad_pid_or_start_time_fails_clearly_and_signals_nothing(tmp_path, bys
     child, good = bystander
     bad = {'pid': 4242, 'start_time': 1000}
     bad[field] = value
-    done = run_kill(tmp_path, [good, bad])
+    done = run_kill(tmp_path, [good, bad], timeout=1)
     assert done.get('failed') is True, done
     assert 'processes[1].%s' % field in done['msg'] and words in done['msg'], done['msg']
     assert child.poll() is None  # the valid entry before the bad one was not signalled either

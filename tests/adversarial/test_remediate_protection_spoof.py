@@ -5,7 +5,6 @@ executable: a process called ``sshd`` that runs /tmp/.../x is not protected (and
 name), one that runs the system's /usr/sbin/sshd is. Real processes, the real port_kill module.
 """
 
-import json
 import os
 import shutil
 import subprocess
@@ -15,9 +14,9 @@ import pytest
 
 from ansible_collections.portwarden.compliance.plugins.module_utils import remediate_plan as rp
 from ansible_collections.portwarden.compliance.plugins.module_utils.gather_owners import ProcessDescriber
+from tests.helpers.kill_module import run_kill
 from tests.helpers.netns import Namespace, have_netns
 
-MODULE = 'ansible_collections.portwarden.compliance.plugins.modules.port_kill'
 SSHD = '/usr/sbin/sshd'
 pytestmark = pytest.mark.skipif(not sys.platform.startswith('linux'), reason='needs /proc')
 
@@ -27,14 +26,6 @@ LISTENER = ('import ctypes, signal, socket\n'
             's = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen()\n'
             'print("ready", flush=True); signal.pause()\n')
 
-
-def run_kill(tmp_path, processes, check_mode=False):
-    path = tmp_path / 'args.json'
-    path.write_text(json.dumps({'ANSIBLE_MODULE_ARGS': {'processes': processes, 'timeout': 3,
-                                                        '_ansible_check_mode': check_mode, '_ansible_diff': True}}))
-    proc = subprocess.run([sys.executable, '-m', MODULE, str(path)], capture_output=True, text=True, check=False, timeout=60)
-    assert 'Traceback' not in proc.stderr + proc.stdout, proc.stderr
-    return json.loads(proc.stdout)
 
 
 def identity(pid):

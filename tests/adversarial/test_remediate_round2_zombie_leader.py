@@ -16,20 +16,12 @@ import time
 
 import pytest
 
+from tests.helpers.kill_module import run_kill
 from tests.helpers.netns import HELPERS, Namespace, have_netns
 
-MODULE = 'ansible_collections.portwarden.compliance.plugins.modules.port_kill'
 ZOMBIE_LEADER = os.path.join(HELPERS, 'zombie_leader.py')
 pytestmark = [pytest.mark.netns, pytest.mark.skipif(not have_netns(), reason='needs root and ip netns')]
 
-
-def run_kill(tmp_path, processes, check_mode=False):
-    path = tmp_path / 'args.json'
-    path.write_text(json.dumps({'ANSIBLE_MODULE_ARGS': {'processes': processes, 'timeout': 3,
-                                                        '_ansible_check_mode': check_mode, '_ansible_diff': True}}))
-    proc = subprocess.run([sys.executable, '-m', MODULE, str(path)], capture_output=True, text=True, check=False, timeout=60)
-    assert 'Traceback' not in proc.stderr + proc.stdout, proc.stderr
-    return json.loads(proc.stdout)
 
 
 @pytest.fixture
