@@ -374,3 +374,10 @@ def test_a_user_rule_does_not_match_the_text_none_for_an_unknown_uid():
     rule = {'id': 'u', 'match': {'ports': [5432]}, 'expect': {'users': ['N*']}}
     result = evaluate([rule], sock(5432, processes=[proc('pg', None, None)]))
     assert [f['status'] for f in result['findings']] == ['drift']
+
+
+def test_port_0_meets_no_rule_about_the_top_of_the_range():
+    """Rule: the rule table starts at port 0 even when no rule does: port 0 never meets the rules of the last segment."""
+    top = {'id': 'at-65535', 'match': {'ports': ['65000-65535']}, 'expect': 'closed'}
+    assert evaluate([top], sock(0), sock(1))['findings'] == []
+    assert [f['port'] for f in evaluate([top], sock(65535))['findings']] == [65535]
