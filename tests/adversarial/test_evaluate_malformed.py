@@ -14,6 +14,12 @@ import pytest
 from ansible_collections.portwarden.compliance.plugins.module_utils import evaluate_policy as ev
 
 TODAY = datetime.date(2027, 1, 20)
+
+
+@pytest.fixture(autouse=True)
+def _no_known_endpoints():
+    """Each test starts with no endpoint known valid, so its first socket of each takes the full check."""
+    ev._ENDPOINTS.clear()
 # 856 is IANA-unassigned: the listener below is drift whenever the result is read as the gather meant it.
 POLICY = ev.compile_policy({'policy_version': 1, 'name': 'baseline', 'rules': [
     {'id': 'iana-unassigned-closed', 'match': {'ports': 'iana:unassigned'}, 'expect': 'closed', 'severity': 'high'},
@@ -86,6 +92,12 @@ def _nested(depth):
     return value
 
 
+def _duplicate_first(gathered):
+    gathered['sockets'].append(copy.deepcopy(gathered['sockets'][0]))
+    gathered['coverage']['sockets'] = len(gathered['sockets'])
+    return gathered
+
+
 def _duplicate(gathered):
     gathered['sockets'].append(copy.deepcopy(gathered['sockets'][-1]))
     gathered['coverage']['sockets'] = len(gathered['sockets'])
@@ -151,6 +163,8 @@ CASES = [
      'sockets[0].namespace.container'),
     ('socket-not-mapping', 'quiet', _set(['sockets', 0], 'tcp 0.0.0.0:22'), 'sockets[0]'),
     ('duplicate-socket', 'backdoor', _duplicate, 'sockets[2]'),
+    ('duplicate-first-socket', 'backdoor', _duplicate_first, 'sockets[2]'),
+    ('v6only-missing', 'dual-stack', _delete(['sockets', 1, 'v6only']), 'sockets[1].v6only'),
     ('coverage-namespaces-list', 'quiet', _set(['coverage', 'namespaces'], ['all']), 'coverage.namespaces'),
 ]
 
@@ -199,6 +213,8 @@ REASONS = {
     'container-not-mapping': "sockets[0].namespace.container: expected a container mapping or null, got 'docker'",
     'socket-not-mapping': "sockets[0]: expected a socket mapping, got 'tcp 0.0.0.0:22'",
     'duplicate-socket': 'sockets[2]: expected each socket once, got a repeat of an earlier socket',
+    'duplicate-first-socket': 'sockets[2]: expected each socket once, got a repeat of an earlier socket',
+    'v6only-missing': 'sockets[1].v6only: expected true, false or null, got nothing',
     'coverage-namespaces-list': 'coverage.namespaces: expected a mapping, got a list',
 }
 

@@ -14,6 +14,12 @@ from ansible_collections.portwarden.compliance.plugins.module_utils import evalu
 from ansible_collections.portwarden.compliance.plugins.module_utils import report_build as rb
 
 TODAY = datetime.date(2027, 1, 20)
+
+
+@pytest.fixture(autouse=True)
+def _no_known_endpoints():
+    """Each test starts with no endpoint known valid, so its first socket of each takes the full check."""
+    ev._ENDPOINTS.clear()
 AGENT = [{'pid': 100, 'name': 'agent', 'user': 'nobody', 'uid': 65534, 'exe': '/opt/agent', 'unit': None,
           'start_time': 5000}]
 CLOSED_856 = {'id': 'iana-unassigned-closed', 'match': {'ports': 'iana:unassigned'}, 'expect': 'closed', 'severity': 'high'}
@@ -374,3 +380,38 @@ def test_a_user_rule_does_not_match_the_text_none_for_an_unknown_uid():
     rule = {'id': 'u', 'match': {'ports': [5432]}, 'expect': {'users': ['N*']}}
     result = evaluate([rule], sock(5432, processes=[proc('pg', None, None)]))
     assert [f['status'] for f in result['findings']] == ['drift']
+
+
+def test_port_0_meets_no_rule_about_the_top_of_the_range():
+    """Rule: the rule table starts at port 0 even when no rule does: port 0 never meets the rules of the last segment."""
+    top = {'id': 'at-65535', 'match': {'ports': ['65000-65535']}, 'expect': 'closed'}
+    assert evaluate([top], sock(0), sock(1))['findings'] == []
+    assert [f['port'] for f in evaluate([top], sock(65535))['findings']] == [65535]
+
+
+@pytest.mark.parametrize('expires, ticket, message, warning', [
+    ('2027-01-01', None, '; waiver expired 2027-01-01', None),
+    ('2027-01-01', 'CHG-7', '; waiver (CHG-7) expired 2027-01-01', None),
+    ('2027-01-21', None, '', 'waiver for iana-unassigned-closed on web-1 tcp 0.0.0.0:856 expires 2027-01-21, in 1 day'),
+    ('2027-01-22', 'CHG-7', '', 'waiver (CHG-7) for iana-unassigned-closed on web-1 tcp 0.0.0.0:856 expires 2027-01-22, in 2 days'),
+    ('2027-01-20', None, '', 'waiver for iana-unassigned-closed on web-1 tcp 0.0.0.0:856 expires 2027-01-20, in 0 days'),
+])
+def test_what_an_expired_or_expiring_waiver_says(expires, ticket, message, warning):
+    """Rule: an expired waiver is said at the end of the finding's message (its ticket when it has one); one expiring
+    within waiver_warning_days is a warning naming the ticket, rule, host, socket, date and days left."""
+    result = evaluate([CLOSED_856], sock(856), waivers=[waiver(expires=expires, ticket=ticket)])
+    [finding] = result['findings']
+    assert finding['message'] == ('tcp 0.0.0.0:856 (not an IANA-assigned service) must be closed but is listening '
+                                  '(agent[100] as nobody); rule iana-unassigned-closed' + message)
+    assert result['warnings'] == ([warning] if warning else [])
+
+
+def test_one_compiled_policy_judges_each_host_by_its_own_rules():
+    """Rule: a compiled policy serves many hosts: each is judged by the rules in its scope, even when another host's
+    rules in scope are as many (the rule tables are cached per set of rules, not per count)."""
+    web = {'id': 'web-no-856', 'hosts': ['web-*'], 'match': {'ports': [856]}, 'expect': 'closed'}
+    db = {'id': 'db-no-857', 'hosts': ['db-*'], 'match': {'ports': [857]}, 'expect': 'closed'}
+    compiled = ev.compile_policy({'policy_version': 1, 'name': 't', 'rules': [web, db]})
+    gathered = gather(sock(856), sock(857))
+    assert hits(ev.evaluate_host(copy.deepcopy(gathered), compiled, 'web-1', [], TODAY)) == [('web-no-856', 'drift', 'tcp', 856)]
+    assert hits(ev.evaluate_host(copy.deepcopy(gathered), compiled, 'db-1', [], TODAY)) == [('db-no-857', 'drift', 'tcp', 857)]
