@@ -15,7 +15,6 @@ from tests.helpers.kill_module import run_kill
 pytestmark = pytest.mark.skipif(not sys.platform.startswith('linux'), reason='needs /proc')
 
 
-
 @pytest.fixture
 def bystander():
     """A real process listed first, with its true identity: it must survive a call that has a bad entry."""

@@ -27,7 +27,6 @@ LISTENER = ('import ctypes, signal, socket\n'
             'print("ready", flush=True); signal.pause()\n')
 
 
-
 def identity(pid):
     info = ProcessDescriber().describe(pid)
     return {'pid': pid, 'start_time': info['start_time'], 'exe': info['exe'], 'name': info['name'], 'rule': 'closed'}

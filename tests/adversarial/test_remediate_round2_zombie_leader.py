@@ -23,7 +23,6 @@ ZOMBIE_LEADER = os.path.join(HELPERS, 'zombie_leader.py')
 pytestmark = [pytest.mark.netns, pytest.mark.skipif(not have_netns(), reason='needs root and ip netns')]
 
 
-
 @pytest.fixture
 def rogue():
     with Namespace() as ns:
