@@ -20,6 +20,8 @@ TODAY = datetime.date(2027, 1, 20)
 def _no_known_endpoints():
     """Each test starts with no endpoint known valid, so its first socket of each takes the full check."""
     ev._ENDPOINTS.clear()
+
+
 # 856 is IANA-unassigned: the listener below is drift whenever the result is read as the gather meant it.
 POLICY = ev.compile_policy({'policy_version': 1, 'name': 'baseline', 'rules': [
     {'id': 'iana-unassigned-closed', 'match': {'ports': 'iana:unassigned'}, 'expect': 'closed', 'severity': 'high'},

@@ -27,6 +27,8 @@ TODAY = datetime.date(2027, 1, 20)
 def _no_known_endpoints():
     """Each test starts with no endpoint known valid, so its first socket of each takes the full check."""
     ev._ENDPOINTS.clear()
+
+
 _SCALE = float(os.environ.get('PORTWARDEN_PROPERTY_SCALE', '1'))
 EXAMPLES = max(20, int(1500 * _SCALE))
 

@@ -20,6 +20,8 @@ TODAY = datetime.date(2027, 1, 20)
 def _no_known_endpoints():
     """Each test starts with no endpoint known valid, so its first socket of each takes the full check."""
     ev._ENDPOINTS.clear()
+
+
 AGENT = [{'pid': 100, 'name': 'agent', 'user': 'nobody', 'uid': 65534, 'exe': '/opt/agent', 'unit': None,
           'start_time': 5000}]
 CLOSED_856 = {'id': 'iana-unassigned-closed', 'match': {'ports': 'iana:unassigned'}, 'expect': 'closed', 'severity': 'high'}
