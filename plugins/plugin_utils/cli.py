@@ -142,15 +142,6 @@ def _no_constants(name):
     raise ValueError('%s is not JSON (a report never holds NaN or Infinity)' % name)
 
 
-def _unique_keys(pairs):
-    report = {}
-    for key, value in pairs:
-        if key in report:
-            raise ValueError('key %r appears twice in one object (readers would disagree on which counts)' % key)
-        report[key] = value
-    return report
-
-
 def _read_regular(path, limit=MAX_REPORT_BYTES):
     """The bytes of a regular file, never blocking on a FIFO or reading a device; OSError or ValueError say why not."""
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, 'O_CLOEXEC', 0))
@@ -176,6 +167,7 @@ def load_report(path):
         REPORT_SCHEMA_VERSION,
         ReportError,
     )
+    from ansible_collections.portwarden.compliance.plugins.plugin_utils.policy_load import refuse_duplicate_keys
 
     try:
         raw = _read_regular(path)
@@ -186,7 +178,7 @@ def load_report(path):
     if raw.startswith(b'\xef\xbb\xbf'):
         raise ReportError('%s: starts with a byte order mark: not a report as portwarden writes it (re-encoded?)' % path)
     try:
-        report = json.loads(raw.decode('utf-8'), parse_constant=_no_constants, object_pairs_hook=_unique_keys)
+        report = json.loads(raw.decode('utf-8'), parse_constant=_no_constants, object_pairs_hook=refuse_duplicate_keys)
     except UnicodeDecodeError as exc:
         raise ReportError('%s: not UTF-8 (%s); a report is never trusted re-encoded or corrupted' % (path, exc)) from None
     except RecursionError:

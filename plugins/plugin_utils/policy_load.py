@@ -115,11 +115,13 @@ def _check_shape(value, source):
             stack.extend((child, inner, path + (key,)) for key, child in children)
 
 
-def _no_duplicate_keys(pairs):
+def refuse_duplicate_keys(pairs):
+    """``object_pairs_hook`` for json.loads: a key twice in one object is an error (readers would disagree
+    on which counts). Shared by policy loading and the gate's report loading."""
     mapping = {}
     for key, value in pairs:
         if key in mapping:
-            raise ValueError('duplicate key %r' % key)
+            raise ValueError('duplicate key %r: it appears twice in one object' % key)
         mapping[key] = value
     return mapping
 
@@ -133,7 +135,7 @@ def parse_policy_text(text, source):
     if text.lstrip().startswith('{'):
         # JSON first: its escapes (surrogate pairs, control characters) are not YAML's.
         try:
-            policy = json.loads(text, object_pairs_hook=_no_duplicate_keys)
+            policy = json.loads(text, object_pairs_hook=refuse_duplicate_keys)
         except ValueError as exc:
             if 'duplicate key' in str(exc):
                 raise PolicyInvalid(['%s: (top level): not valid JSON: %s' % (source, exc)]) from None
