@@ -13,9 +13,9 @@ import threading
 
 import pytest
 
+from ansible_collections.portwarden.compliance.plugins.module_utils.report_formats import FILE_NAMES
+from ansible_collections.portwarden.compliance.plugins.module_utils.report_write import PartDir, ReportWriteError
 from tests.helpers.report_run import audit_result, drift_finding, run_port_report
-
-pytestmark = pytest.mark.xfail(strict=True, reason='port_report writes the fleet report names whatever the run covers (issue 11)')
 
 GATE = [sys.executable, '-m', 'ansible_collections.portwarden.compliance.plugins.plugin_utils.cli', 'gate']
 
@@ -59,7 +59,7 @@ def test_slices_started_together_write_parts_and_no_fleet_report(tmp_path):
     run_ids = sorted(result['run_id'] for _proc, result in outcomes)
     assert len(set(run_ids)) == 3
     assert sorted(os.listdir(report_dir / 'parts')) == run_ids
-    for (proc, result), hosts in zip(outcomes, [calm, drifting, calm[:3] + drifting[:3]]):
+    for (_proc, result), hosts in zip(outcomes, [calm, drifting, calm[:3] + drifting[:3]]):
         path = report_dir / 'parts' / result['run_id'] / 'portwarden-report.json'
         with open(path) as handle:
             written = json.load(handle)
@@ -67,9 +67,7 @@ def test_slices_started_together_write_parts_and_no_fleet_report(tmp_path):
         assert sorted(entry['host'] for entry in written['hosts']) == sorted(hosts)
         assert written['previous'] is None  # never a sibling as previous
         assert result['paths']['json'] == str(path)
-        assert sorted(os.listdir(path.parent)) == sorted(
-            ['portwarden-report.json', 'portwarden-report.xml', 'portwarden-report.md', 'portwarden-report.html',
-             'portwarden-report.prom'])
+        assert sorted(os.listdir(path.parent)) == sorted(FILE_NAMES.values())
         gated = subprocess.run(GATE + [str(path)], capture_output=True, text=True, check=False)
         assert gated.returncode == (0 if hosts == calm else 1), gated.stdout
 
@@ -89,7 +87,6 @@ def test_a_part_never_overwrites_another_part(tmp_path):
     # A second run that claims the same run id (a forged or replayed AWX job id) cannot replace it.
     planted = report_dir / 'parts' / first['run_id'] / 'portwarden-report.json'
     before = planted.read_bytes()
-    from ansible_collections.portwarden.compliance.plugins.module_utils.report_write import PartDir, ReportWriteError
     with pytest.raises(ReportWriteError) as refused:
         with PartDir(str(report_dir), first['run_id']):
             pass

@@ -12,8 +12,6 @@ OTHER_POLICY = {'name': 'other', 'sha256': 'c' * 64, 'rules': [{'id': 'iana-unas
 REGISTRY = {'date': '2026-08-17', 'sha256': 'b' * 64, 'records': 14533}
 NOW = datetime.datetime(2026, 11, 26, 12, 0, 0, tzinfo=datetime.timezone.utc)
 
-pytestmark = pytest.mark.xfail(strict=True, reason='no merge of part reports yet (issue 11)')
-
 
 def rm():
     from ansible_collections.portwarden.compliance.plugins.module_utils import report_merge
@@ -77,7 +75,7 @@ def test_two_parts_merge_to_what_one_report_of_the_same_hosts_says():
 
 def test_a_host_no_part_covers_is_unknown_no_report():
     merged = merge([part(['web-1'])], expected=['web-1', 'db-1'])
-    db = [entry for entry in merged['hosts'] if entry['host'] == 'db-1'][0]
+    db = next(entry for entry in merged['hosts'] if entry['host'] == 'db-1')
     assert db['status'] == 'unknown'
     assert db['reasons'] == ['no report: no part covers this host']
     assert db['part'] is None
