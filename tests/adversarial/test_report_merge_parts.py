@@ -87,9 +87,8 @@ def test_a_part_never_overwrites_another_part(tmp_path):
     # A second run that claims the same run id (a forged or replayed AWX job id) cannot replace it.
     planted = report_dir / 'parts' / first['run_id'] / 'portwarden-report.json'
     before = planted.read_bytes()
-    with pytest.raises(ReportWriteError) as refused:
-        with PartDir(str(report_dir), first['run_id']):
-            pass
+    with pytest.raises(ReportWriteError) as refused, PartDir(str(report_dir), first['run_id']):
+        pass
     assert 'already exists' in str(refused.value)
     assert planted.read_bytes() == before
 
