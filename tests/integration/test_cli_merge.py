@@ -11,8 +11,6 @@ from ansible_collections.portwarden.compliance.plugins.module_utils.report_forma
 from ansible_collections.portwarden.compliance.plugins.module_utils.report_write import ReportDir, render_set
 from tests.helpers.parts import POLICY, audit, drift, gate_cli, merge_cli, whole_report, write_part
 
-pytestmark = pytest.mark.xfail(strict=True, reason="no portwarden merge command yet (issue 11)")
-
 FLEET = {'web-1': audit(), 'web-2': drift(856), 'web-3': audit(), 'db-1': drift(857, 'medium'), 'db-2': audit(),
          'db-3': None}
 WEB = dict((host, FLEET[host]) for host in ('web-1', 'web-2', 'web-3'))
