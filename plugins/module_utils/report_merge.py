@@ -254,9 +254,14 @@ def merge_parts(parts, expected=None, expected_source=None, now=None, max_age=No
         for host in expected:
             if host not in hosts:
                 hosts[host] = _unknown(host, why_missing)
+        # The fleet is the expected set: a host only parts name (decommissioned, another fleet's) is left out, said.
         extra = sorted(set(hosts) - set(expected))
+        for host in extra:
+            del hosts[host]
+            for group in groups.values():
+                group['hosts'].discard(host)
         if extra:
-            warnings.append('%d host%s in the parts but not among the expected hosts, reported as audited: %s' % (
+            warnings.append('%d host%s in the parts but not among the expected hosts, left out of the report: %s' % (
                 len(extra), '' if len(extra) == 1 else 's', ', '.join(extra[:20]) + (' ...' if len(extra) > 20 else '')))
 
     if len(groups) == 1:

@@ -9,14 +9,10 @@ import os
 import subprocess
 import sys
 
-import pytest
 import yaml
 
 from ansible_collections.portwarden.compliance.plugins.module_utils.report_formats import FILE_NAMES
 from tests.helpers.parts import audit, drift, write_part
-
-
-pytestmark = pytest.mark.xfail(strict=True, reason="no port_report_merge action nor merge entry point yet (issue 11)")
 
 
 def playbook(workdir, tasks, hosts=('web-1', 'web-2', 'db-1'), check=False, extra_vars=None):

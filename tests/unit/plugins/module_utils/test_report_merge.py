@@ -206,3 +206,9 @@ def test_run_ids_from_awx_are_unique_and_fit_the_schema():
     assert first != second and first.startswith('awx-1234-')
     assert rm().RUN_ID.match(first) and rm().RUN_ID.match(rm().make_run_id(None))
     assert rm().make_run_id('12; rm -rf /').startswith('awx-') is False
+
+
+def test_hosts_only_the_parts_name_are_left_out_of_the_expected_fleet_and_said():
+    merged = merge([part(['web-1', 'db-1'])], expected=['web-1'])
+    assert [entry['host'] for entry in merged['hosts']] == ['web-1']
+    assert any('left out of the report: db-1' in warning for warning in merged['scope']['warnings'])
