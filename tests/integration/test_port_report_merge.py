@@ -63,7 +63,7 @@ def test_the_action_merges_gates_and_writes_nothing_in_check_mode(tmp_path):
         'parts_dir': str(slices / 'parts'), 'report_dir': str(out), 'hosts': ['web-1', 'web-2', 'db-1'],
         'max_age': '2h'}, 'ignore_errors': True}
     for check in (True, False, True, False):
-        proc, output = playbook(tmp_path, [task], check=check)
+        _proc, output = playbook(tmp_path, [task], check=check)
         result = task_result(output)
         assert result['gate']['exit_code'] == 2 and result['failed'], result
         assert result['changed'] is False
@@ -85,7 +85,7 @@ def test_the_action_refuses_a_bad_part_and_says_which(tmp_path):
     path = write_part(slices, {'web-1': audit()})
     with open(path, 'rb+') as handle:
         handle.truncate(100)
-    proc, output = playbook(tmp_path, [{'name': 'merge', 'portwarden.compliance.port_report_merge': {
+    _proc, output = playbook(tmp_path, [{'name': 'merge', 'portwarden.compliance.port_report_merge': {
         'parts': [str(slices)], 'report_dir': str(tmp_path / 'out'), 'hosts': ['web-1']}, 'ignore_errors': True}])
     result = task_result(output)
     assert result['failed'] and path in result['msg'] and 'truncated' in result['msg'], result
