@@ -49,13 +49,13 @@ def load(path):
 
 @pytest.fixture(scope='module')
 def site(module_fleet_factory):
-    fleet = module_fleet_factory(6, prefix='pwm')
+    fleet = module_fleet_factory(6, prefix='pwq')
     hosts = fleet.hosts
     holders = [
-        fleet.listen(hosts[0], {'name': 'pwm-h1-agent', 'sockets': [_tcp('0.0.0.0', 856)]}),  # drift, high
-        fleet.listen(hosts[3], {'name': 'pwm-h4-udp', 'sockets': [{'protocol': 'udp', 'address': '0.0.0.0',
+        fleet.listen(hosts[0], {'name': 'pwq-h1-agent', 'sockets': [_tcp('0.0.0.0', 856)]}),  # drift, high
+        fleet.listen(hosts[3], {'name': 'pwq-h4-udp', 'sockets': [{'protocol': 'udp', 'address': '0.0.0.0',
                                                                    'port': 857}]}),  # drift, high
-        fleet.listen(hosts[4], {'name': 'pwm-h5-rogue', 'sockets': [_tcp('0.0.0.0', 8080)]}),  # drift, medium
+        fleet.listen(hosts[4], {'name': 'pwq-h5-rogue', 'sockets': [_tcp('0.0.0.0', 8080)]}),  # drift, medium
     ]
     yield fleet
     for holder in holders:
