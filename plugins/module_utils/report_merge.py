@@ -215,7 +215,7 @@ def merge_parts(parts, expected=None, expected_source=None, now=None, max_age=No
         found.sort(key=lambda cand: (cand[0], _STATUS_RANK[cand[1]['status']] + (1 if cand[1]['reasons'] else 0),
                                      str(cand[3])), reverse=True)
         stamp, entry, item, source_run, audited_at = found[0]
-        source = {'run_id': source_run, 'file': item['file'], 'generated_at': audited_at,
+        source = {'run_id': source_run, 'generated_at': audited_at,
                   'covered_by': sorted(set(str(cand[3]) for cand in found))}
         if stamp is _NEVER:
             hosts[host] = _unknown(host, 'part %s gives no audit time for this host' % source_run, source)

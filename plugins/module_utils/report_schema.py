@@ -174,10 +174,11 @@ REPORT_SCHEMA = {
                 'part': {'oneOf': [
                     {'type': 'null'},
                     {'type': 'object', 'required': ['run_id', 'generated_at', 'covered_by'],
-                     'properties': {'run_id': {'type': ['string', 'null']}, 'file': {'type': 'string'},
-                                    'generated_at': {'type': 'string'}, 'covered_by': _STRINGS}},
-                ], 'description': 'Merged reports: the part whose audit of this host won (the newest), when it was '
-                                  'audited, and every part that covered the host; null when no part did.'},
+                     'properties': {'run_id': {'type': ['string', 'null']}, 'generated_at': {'type': 'string'},
+                                    'covered_by': _STRINGS}},
+                ], 'description': 'Merged reports: the run id of the part whose audit of this host won (the newest; '
+                                  'scope.parts names its file), when it was audited, and every part that covered the '
+                                  'host; null when no part did.'},
                 'remediation': {'oneOf': [
                     {'type': 'null'},
                     {'type': 'object', 'required': ['actions', 'skipped', 'verified'], 'additionalProperties': False,
