@@ -109,16 +109,14 @@ def test_a_planted_parts_link_or_a_parts_dir_others_may_write_is_refused(tmp_pat
     elsewhere = tmp_path / 'elsewhere'
     elsewhere.mkdir()
     os.symlink(str(elsewhere), str(report_dir / 'parts'))
-    with pytest.raises(ReportWriteError) as refused:
-        with PartDir(str(report_dir), 'a' * 32):
-            pass
+    with pytest.raises(ReportWriteError) as refused, PartDir(str(report_dir), 'a' * 32):
+        pass
     assert 'symbolic link' in str(refused.value) and os.listdir(str(elsewhere)) == []
     os.unlink(str(report_dir / 'parts'))
     (report_dir / 'parts').mkdir()
     os.chmod(str(report_dir / 'parts'), 0o777)
-    with pytest.raises(ReportWriteError) as refused:
-        with PartDir(str(report_dir), 'b' * 32):
-            pass
+    with pytest.raises(ReportWriteError) as refused, PartDir(str(report_dir), 'b' * 32):
+        pass
     assert 'writable by other users' in str(refused.value)
     # And through the action: the task fails saying so, and writes nothing anywhere.
     proc, result = run_port_report(report_dir, fleet(), tmp_path, hosts=['calm-00'])
@@ -133,7 +131,6 @@ def test_a_run_id_from_a_hostile_awx_job_id_names_no_other_path(tmp_path):
     for hostile in ('../../etc', '12/../../x', '1' * 30):
         run_id = make_run_id(hostile)
         assert RUN_ID.match(run_id) and '/' not in run_id and not run_id.startswith('awx-')
-    with pytest.raises(ReportWriteError):
-        with PartDir(str(report_dir), '../escape'):
-            pass
+    with pytest.raises(ReportWriteError), PartDir(str(report_dir), '../escape'):
+        pass
     assert not (tmp_path / 'escape').exists()
