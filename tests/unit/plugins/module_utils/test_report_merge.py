@@ -37,8 +37,9 @@ ENTRIES = {
 }
 
 
-def part(hosts, minutes_ago=10, policy=POLICY, run_id=None, entries=None):
+def part(hosts, minutes_ago=10, policy=None, run_id=None, entries=None):
     """A part report as port_report writes it with scope part."""
+    policy = policy or POLICY
     entries = entries or [ENTRIES[host]() for host in hosts]
     built = rb.build_report(entries, policy, REGISTRY, generated_at=NOW - datetime.timedelta(minutes=minutes_ago),
                             run_id=run_id)
@@ -132,8 +133,8 @@ def test_mixed_policies_are_refused_naming_files_and_digests():
 def test_mixed_policies_allowed_list_each_policy_and_its_hosts():
     merged = merge([part(['web-1']), part(['db-1'], policy=OTHER_POLICY)], allow_mixed=True)
     policies = merged['scope']['policies']
-    assert sorted((item['policy_sha256'], item['hosts']) for item in policies) == [('a' * 64, ['web-1']),
-                                                                                  ('c' * 64, ['db-1'])]
+    judged = sorted((item['policy_sha256'], item['hosts']) for item in policies)
+    assert judged == [('a' * 64, ['web-1']), ('c' * 64, ['db-1'])]
     assert rb.report_contradictions(merged, now=NOW) == []
 
 
