@@ -213,3 +213,15 @@ def test_hosts_only_the_parts_name_are_left_out_of_the_expected_fleet_and_said()
     merged = merge([part(['web-1', 'db-1'])], expected=['web-1'])
     assert [entry['host'] for entry in merged['hosts']] == ['web-1']
     assert any('left out of the report: db-1' in warning for warning in merged['scope']['warnings'])
+
+
+def test_a_report_of_an_older_portwarden_without_scope_merges_as_a_fleet_report():
+    old = rb.build_report([ENTRIES['web-1'](), ENTRIES['db-1']()], POLICY, REGISTRY,
+                          generated_at=NOW - datetime.timedelta(minutes=30))
+    assert 'scope' not in old and rm().part_problems(old, now=NOW) == []
+    newer = part(['db-1'], minutes_ago=5, entries=[rb.host_entry('db-1', audit('drift', [finding(856)]))])
+    merged = merge([old, newer], expected=['web-1', 'db-1'])
+    by_host = dict((entry['host'], entry) for entry in merged['hosts'])
+    assert by_host['web-1']['status'] == 'compliant' and by_host['web-1']['part']['run_id'] == old['run_id']
+    assert by_host['db-1']['status'] == 'drift'
+    assert merged['scope']['parts'][0]['kind'] == 'fleet'
