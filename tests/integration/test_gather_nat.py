@@ -9,8 +9,7 @@ import pytest
 from tests.helpers import nat
 from tests.helpers.netns import Namespace, have_netns
 
-pytestmark = [pytest.mark.netns, pytest.mark.skipif(not have_netns(), reason='needs root and ip netns'),
-              pytest.mark.xfail(strict=True, reason='the gather does not read NAT yet: no exposures')]
+pytestmark = [pytest.mark.netns, pytest.mark.skipif(not have_netns(), reason='needs root and ip netns')]
 
 
 def _one(result, port, **expected):
@@ -74,6 +73,7 @@ def test_redirect_to_a_local_listener_names_its_process():
         nat.apply(host, [['iptables-nft', '-t', 'nat', '-A', 'PREROUTING', '-p', 'tcp', '--dport', '856', '-j', 'REDIRECT',
                           '--to-ports', '8856']])
         rc, result = nat.gather(host)
+    assert rc == 0
     exposure = _one(result, 856)
     assert exposure['action'] == 'redirect' and exposure['target'] == {'address': None, 'port': 8856, 'port_end': 8856}
     assert exposure['owner']['kind'] == 'local'
@@ -144,6 +144,6 @@ def test_a_host_with_no_nat_table_is_complete_says_why_and_creates_none():
 def test_nat_off_reads_nothing_and_says_so():
     with Namespace() as host:
         nat.apply(host, nat.docker_rules(856, '172.17.0.2:80'))
-        rc, result = nat.gather(host, '--nat', 'off')
+        _rc, result = nat.gather(host, '--nat', 'off')
     assert result['exposures'] == [] and result['coverage']['nat']['mode'] == 'off'
     assert any('nat: not read' in note for note in result['coverage']['notes'])
