@@ -271,7 +271,8 @@ def _target(strategy, finding, procs):
 
 
 def _finding_key(finding):
-    return (finding['rule'], finding['protocol'], finding['address'], finding['port'], finding.get('where') or HOST_WHERE)
+    key = (finding['rule'], finding['protocol'], finding['address'], finding['port'], finding.get('where') or HOST_WHERE)
+    return key + ('nat',) if finding.get('via') == 'nat' else key
 
 
 def apply_outcomes(audit, outcomes):

@@ -89,12 +89,17 @@ def host_entry(host, audit=None, error=None):
 
 def finding_key(finding):
     """What makes a finding the same finding from one run to the next: the rule, the socket and where it lives
-    (a report from before namespaces were gathered has no ``where``: all its findings were the host's)."""
-    return (finding['rule'], finding['protocol'], finding['address'], finding['port'], finding.get('where') or HOST_WHERE)
+    (a report from before namespaces were gathered has no ``where``: all its findings were the host's). A port
+    published by NAT (``via: nat``) is another finding than a socket on the same port: its key ends in ``nat``."""
+    key = (finding['rule'], finding['protocol'], finding['address'], finding['port'], finding.get('where') or HOST_WHERE)
+    return key + ('nat',) if finding.get('via') == 'nat' else key
 
 
 def _key_dict(key):
-    return {'rule': key[0], 'protocol': key[1], 'address': key[2], 'port': key[3], 'where': key[4]}
+    found = {'rule': key[0], 'protocol': key[1], 'address': key[2], 'port': key[3], 'where': key[4]}
+    if len(key) > 5:
+        found['via'] = key[5]
+    return found
 
 
 def diff_hosts(previous, current):
