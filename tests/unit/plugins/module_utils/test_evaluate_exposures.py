@@ -87,7 +87,7 @@ def test_a_published_range_is_judged_at_the_first_port_each_rule_covers():
     found = dict((finding['rule'], (finding['port'], finding['port_end'])) for finding in result['findings'])
     assert found['no-9000'] == (9000, 9005)
     assert found['iana-unassigned-closed'][1] == 9005 and found['iana-unassigned-closed'][0] >= 800
-    assert ', port 9000 ' in [f for f in result['findings'] if f['rule'] == 'no-9000'][0]['message']
+    assert ', port 9000 ' in next(f for f in result['findings'] if f['rule'] == 'no-9000')['message']
 
 
 def test_default_deny_flags_a_published_port_no_rule_allows():
