@@ -8,7 +8,6 @@ import pytest
 from ansible_collections.portwarden.compliance.plugins.module_utils import evaluate_policy as ev
 from ansible_collections.portwarden.compliance.plugins.module_utils import remediate_plan as rp
 
-pytestmark = pytest.mark.xfail(strict=True, reason='remediation treats a published port as a listener')
 NGINX = {'pid': 2001, 'name': 'nginx', 'user': 'root', 'uid': 0, 'exe': '/usr/sbin/nginx', 'unit': 'docker.service',
          'start_time': 5}
 
