@@ -16,7 +16,7 @@ from ansible.plugins.action import ActionBase
 from ansible_collections.portwarden.compliance.plugins.module_utils import registry
 from ansible_collections.portwarden.compliance.plugins.module_utils.policy_schema import SEVERITIES
 from ansible_collections.portwarden.compliance.plugins.module_utils.report_build import (
-    REPORT_SCHEMA_VERSION,
+    READABLE_SCHEMA_VERSIONS,
     build_report,
     gate_report,
     host_entry,
@@ -60,7 +60,8 @@ def _parse_previous(raw, path):
         previous = json.loads(raw.decode('utf-8'))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         return None, 'previous report %s is unreadable (%s); new and resolved findings are not listed' % (path, exc)
-    if not isinstance(previous, dict) or previous.get('schema_version') != REPORT_SCHEMA_VERSION:
+    if not isinstance(previous, dict) or previous.get('schema_version') not in READABLE_SCHEMA_VERSIONS \
+            or isinstance(previous.get('schema_version'), bool):
         return None, 'previous report %s has another schema version; new and resolved findings are not listed' % path
     if not _comparable(previous):
         return None, 'previous report %s is not a report portwarden wrote (hosts or findings malformed); new and ' \

@@ -23,9 +23,12 @@ from ansible_collections.portwarden.compliance.plugins.module_utils.evaluate_pol
 from ansible_collections.portwarden.compliance.plugins.module_utils.policy_schema import SEVERITIES
 from ansible_collections.portwarden.compliance.plugins.module_utils.report_sockets import HOST_WHERE, printable
 
-REPORT_SCHEMA_VERSION = 1
+REPORT_SCHEMA_VERSION = 2  # 2: findings of ports published by NAT (via, port_end, exposure), host notes
+READABLE_SCHEMA_VERSIONS = (1, 2)  # a version 1 report (no NAT) still gates, merges and diffs
 FINDING_FIELDS = ('rule', 'severity', 'status', 'protocol', 'family', 'address', 'port', 'v6only', 'where', 'namespace',
                   'service', 'processes', 'waived', 'waiver', 'message')
+NAT_FINDING_FIELDS = ('via', 'port_end', 'exposure')  # only on the finding of a port published by NAT
+EXPOSURE_FIELDS = ('action', 'hooks', 'interface', 'target', 'source', 'table', 'chain', 'rule', 'owner')
 REMEDIATION_FIELDS = ('strategy', 'status', 'target', 'reason')
 ACTION_FIELDS = ('strategy', 'target', 'rules', 'outcome', 'detail')
 EXIT_COMPLIANT = 0
@@ -46,6 +49,10 @@ def _clean_finding(finding):
     clean['where'] = finding.get('where') or HOST_WHERE
     clean['processes'] = [dict((field, proc.get(field)) for field in PROCESS_FIELDS)
                           for proc in finding.get('processes') or []]
+    if finding.get('via') == 'nat':
+        clean.update((field, finding.get(field)) for field in NAT_FINDING_FIELDS)
+        exposure = finding.get('exposure') if isinstance(finding.get('exposure'), dict) else {}
+        clean['exposure'] = dict((field, exposure.get(field)) for field in EXPOSURE_FIELDS)
     if finding.get('waiver_expired'):
         clean['waiver_expired'] = finding['waiver_expired']
     if finding.get('remediation'):
@@ -73,7 +80,7 @@ def host_entry(host, audit=None, error=None):
     status = audit['status']
     if error and status == 'compliant':
         status = 'unknown'
-    return {
+    entry = {
         'host': host,
         'status': status,
         'reasons': reasons + errors,
@@ -85,6 +92,9 @@ def host_entry(host, audit=None, error=None):
         'changes': None,
         'remediation': _clean_remediation(audit.get('remediation')),
     }
+    if audit.get('notes'):  # what the verdict did not judge (a gather that did not read the NAT)
+        entry['notes'] = list(audit['notes'])
+    return entry
 
 
 def finding_key(finding):

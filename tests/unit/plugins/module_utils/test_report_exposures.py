@@ -4,7 +4,6 @@ import copy
 import datetime
 import json
 
-import pytest
 from jsonschema import Draft202012Validator
 
 from ansible_collections.portwarden.compliance.plugins.module_utils import evaluate_policy as ev
@@ -13,7 +12,6 @@ from ansible_collections.portwarden.compliance.plugins.module_utils import repor
 from ansible_collections.portwarden.compliance.plugins.module_utils import report_schema
 from ansible_collections.portwarden.compliance.plugins.plugin_utils import cli
 
-pytestmark = pytest.mark.xfail(strict=True, reason='reports drop how a port is reached (via nat) and read schema version 1 only')
 TODAY = datetime.date(2027, 1, 20)
 GENERATED = datetime.datetime(2027, 1, 20, 12, 0, 0, tzinfo=datetime.timezone.utc)
 REGISTRY = {'date': '2026-08-17', 'sha256': '4b' * 32, 'records': 14533}
