@@ -725,13 +725,15 @@ def read_nat(search_path=SEARCH_PATH, timeout=TIMEOUT, proc_net='/proc/net', nft
             continue
         if find_tool(tool, search_path) is None and nft_tables is not None:
             continue  # nft reads it below, or says what it could not
-        if _read_iptables(tool, family, 'iptables-nft', search_path, timeout, exposures, unreachable, sources, errors):
+        if _read_iptables(tool, family, 'iptables-nft', search_path, timeout, exposures, unreachable, sources, errors, notes):
             skip.add(tuple(table.split()))
     if nft_tables is None or nft_tables:
         nft = find_tool('nft', search_path)
         left = [name for name in nft_tables or [] if tuple(name.split()) not in skip]
         if nft is None:
-            named = [name for name in left if not (name.split()[1] in IPTABLES_TABLE_NAMES and name.split()[0] in ('ip', 'ip6')
+            # iptables-nft's other tables (filter, mangle, raw, security) hold no nat chain; any other table may.
+            named = [name for name in left if not (name.split()[1] in IPTABLES_TABLE_NAMES - {'nat'}
+                                                   and name.split()[0] in ('ip', 'ip6')
                                                    and find_tool('iptables-nft-save', search_path))]
             if named:
                 errors.append('nat: nftables tables %s exist but nft is not installed (searched %s), so their NAT '
@@ -741,11 +743,16 @@ def read_nat(search_path=SEARCH_PATH, timeout=TIMEOUT, proc_net='/proc/net', nft
                               % search_path)
         elif left or nft_tables is None:
             try:
-                found, lost, _tables, compat = parse_nft_ruleset(run_tool(nft, ['-j', 'list', 'ruleset'], search_path,
-                                                                          timeout), skip)
+                found, lost, listed, compat = parse_nft_ruleset(run_tool(nft, ['-j', 'list', 'ruleset'], search_path,
+                                                                         timeout), skip)
             except (ToolFailed, NatParseError) as exc:
                 errors.append('nat: nft -j list ruleset: %s' % exc)
             else:
+                # The kernel's list is the check: a table nft left out (too old for it, or lying) is not a quiet one.
+                missing = sorted(set(left) - set(listed))
+                if missing:
+                    errors.append('nat: nftables tables %s are listed by the kernel but not in its output (nft -j list '
+                                  'ruleset), so their NAT rules were not read' % ', '.join(missing))
                 exposures.extend(found)
                 unreachable.extend(lost)
                 sources['nft'] = 'read'
@@ -763,7 +770,8 @@ def read_nat(search_path=SEARCH_PATH, timeout=TIMEOUT, proc_net='/proc/net', nft
     return exposures, summary, errors, notes
 
 
-def _read_iptables(tool, family, source, search_path, timeout, exposures, unreachable, sources, errors):
+def _read_iptables(tool, family, source, search_path, timeout, exposures, unreachable, sources, errors, notes=None):
+    """Read one nat table with an iptables-save; True when it was read (nft then leaves that table to it)."""
     path = find_tool(tool, search_path)
     label = '%s/%s' % (source, family)
     if path is None:
@@ -771,14 +779,25 @@ def _read_iptables(tool, family, source, search_path, timeout, exposures, unreac
                       % (label, tool, search_path))
         return False
     try:
-        found, lost, _present = parse_iptables_save(run_tool(path, ['-t', 'nat'], search_path, timeout), family, source)
+        text = run_tool(path, ['-t', 'nat'], search_path, timeout)
+        found, lost, present = parse_iptables_save(text, family, source)
     except (ToolFailed, NatParseError) as exc:
         errors.append('nat: %s -t nat: %s' % (tool, exc))
+        return False
+    if not present:
+        if source == 'iptables-nft' and 'incompatible' in text and notes is not None:
+            # Rules nft wrote into iptables-nft's table: iptables-nft-save refuses the table (exit 0), nft reads it.
+            notes.append('nat: %s calls the %s nat table incompatible (rules written by nft); nft reads it instead'
+                         % (tool, 'ip' if family == 'ipv4' else 'ip6'))
+            return False
+        errors.append('nat: %s -t nat printed no nat table though the kernel lists one: %s'
+                      % (tool, _clean(text.strip()[:120]) or 'nothing'))
         return False
     exposures.extend(found)
     unreachable.extend(lost)
     sources[label] = 'read'
     return True
+
 
 
 # ---- who answers behind a published port ------------------------------------------------------------------

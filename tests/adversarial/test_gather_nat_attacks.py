@@ -234,7 +234,6 @@ def test_reading_twice_at_the_same_moment_gives_the_same_answer_and_changes_noth
     assert all(answer == answers[0] for answer in answers) and len(answers[0]['exposures']) == 1
 
 
-@pytest.mark.xfail(strict=True, reason='an nft answer without a table the kernel lists is taken as the whole ruleset')
 def test_an_nft_answer_missing_a_table_the_kernel_lists_is_an_error(tmp_path):
     fake_tool(tmp_path, 'nft', 'echo \'{"nftables": [{"metainfo": {"json_schema_version": 1}}]}\'')
     with Namespace() as host:
@@ -243,7 +242,6 @@ def test_an_nft_answer_missing_a_table_the_kernel_lists_is_an_error(tmp_path):
     assert any('inet netavark' in error and 'not in its output' in error for error in answer['errors']), answer['errors']
 
 
-@pytest.mark.xfail(strict=True, reason="iptables-nft-save's 'incompatible table' answer is taken as an empty nat table")
 def test_a_nat_table_iptables_nft_calls_incompatible_is_read_by_nft():
     with Namespace() as host:
         nat.apply(host, [['iptables-nft', '-t', 'nat', '-A', 'PREROUTING', '-p', 'tcp', '--dport', '855', '-j', 'DNAT',
