@@ -222,7 +222,10 @@ def _ipt_target(text, family):
         address, _sep, ports = text.partition(':')
     first = address.split('-')[0]
     if first:
-        ipaddress.ip_address(first)
+        try:
+            ipaddress.ip_address(first)
+        except ValueError:
+            raise ValueError('--to-destination %s is not ADDRESS[-ADDRESS][:PORT[-PORT]]' % text) from None
     target = {'address': first or None, 'family': family}
     if '-' in address:
         target['address_end'] = address.split('-', 1)[1]
@@ -389,6 +392,12 @@ def _nft_match(expr, match, sets):
     payload = left.get('payload') if isinstance(left.get('payload'), dict) else None
     meta = left.get('meta') if isinstance(left.get('meta'), dict) else None
     try:
+        if payload is not None and payload.get('field') == 'dport' and payload.get('protocol') in PROTOCOLS and op == '!=':
+            # ``tcp dport != 22`` still matches tcp only (nft adds the l4proto dependency); every other port stays in.
+            match.protocols = frozenset((payload['protocol'],)) if match.protocols is None else \
+                match.protocols & {payload['protocol']}
+            match.conditions.append(text)
+            return
         if op in ('==', 'in') and payload is not None and payload.get('field') == 'dport':
             protocol = payload.get('protocol')
             if protocol in PROTOCOLS:
