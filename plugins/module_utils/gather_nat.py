@@ -30,6 +30,7 @@ import shlex
 import socket
 import struct
 import subprocess
+import time
 
 PROTOCOLS = ('tcp', 'udp')
 FAMILIES = ('ipv4', 'ipv6')
@@ -99,6 +100,8 @@ class _Path(object):
 
 def _clean(text):
     """A rule's text as it is kept in the result: controls escaped, cut to MAX_RULE_TEXT."""
+    if text.isprintable():  # the common case, in one C call
+        return text if len(text) <= MAX_RULE_TEXT else text[:MAX_RULE_TEXT] + '...'
     text = ''.join(ch if ch.isprintable() else '\\x%02x' % ord(ch) if ord(ch) < 0x100 else '\\u%04x' % (ord(ch) & 0xffff)
                    for ch in text)
     return text if len(text) <= MAX_RULE_TEXT else text[:MAX_RULE_TEXT] + '...'
@@ -172,7 +175,7 @@ def _walk(chains, bases, families, where_of):
                     later.extend((target, narrowed) for target in value)
                     continue
                 key = (name, index)
-                if key in found:
+                if key in found:  # reached from another hook too (Docker: PREROUTING and OUTPUT)
                     for item in found[key]:
                         if hook not in item['hooks']:
                             item['hooks'].append(hook)
@@ -223,8 +226,8 @@ def _ipt_target(text, family):
     first = address.split('-')[0]
     if first:
         try:
-            ipaddress.ip_address(first)
-        except ValueError:
+            socket.inet_pton(socket.AF_INET6 if family == 'ipv6' else socket.AF_INET, first)  # C: ipaddress is 10x slower
+        except OSError:
             raise ValueError('--to-destination %s is not ADDRESS[-ADDRESS][:PORT[-PORT]]' % text) from None
     target = {'address': first or None, 'family': family}
     if '-' in address:
@@ -239,6 +242,16 @@ def _ipt_target(text, family):
 _IPT_TERMINAL = frozenset(('ACCEPT', 'RETURN', 'DROP', 'MASQUERADE', 'SNAT', 'MARK', 'LOG', 'CONNMARK', 'TRACE', 'CT'))
 
 
+_IPT_OPTIONS = {
+    '-p': 'protocol', '--protocol': 'protocol',
+    '--dport': 'ports', '--destination-port': 'ports', '--dports': 'ports', '--destination-ports': 'ports',
+    '-d': 'address', '--destination': 'address', '-i': 'interface', '--in-interface': 'interface',
+    '-j': 'target', '--jump': 'target', '-g': 'target', '--goto': 'target',
+    '--to-destination': 'dnat', '--to-ports': 'redirect', '--dst-type': 'dst-type',
+    '-m': None, '--match': None, '--comment': None,
+}
+
+
 def _ipt_rule(tokens, family):
     """One ``-A`` line's tokens (without ``-A CHAIN``): ``(match, verdict)``."""
     match = _Match()
@@ -246,51 +259,48 @@ def _ipt_rule(tokens, family):
     target_name = None
     negate = False
     index = 0
-    while index < len(tokens):
+    count = len(tokens)
+    options = _IPT_OPTIONS
+    while index < count:
         token = tokens[index]
         index += 1
         if token == '!':
             negate = True
             continue
-        value = tokens[index] if index < len(tokens) else None
-        takes = value is not None and value != '!' and not value.startswith('-')
-        if takes and token.startswith('-'):
+        value = tokens[index] if index < count else None
+        takes = value is not None and value != '!' and value[:1] != '-'
+        if takes and token[:1] == '-':
             index += 1
-        shown = ('! ' if negate else '') + token + (' ' + value if takes else '')
-        if token in ('-p', '--protocol') and takes:
-            if negate:
-                match.conditions.append(shown)
-            elif value in PROTOCOLS:
+        kind = options.get(token, 'other') if takes else 'other'
+        if kind is None:
+            pass
+        elif negate and kind in ('protocol', 'ports', 'address'):
+            match.conditions.append('! %s %s' % (token, value))  # a negation never narrows what is published
+        elif kind == 'protocol':
+            if value in PROTOCOLS:
                 match.protocols = frozenset((value,))
-            elif value in ('all', '0'):
-                pass
-            else:
+            elif value not in ('all', '0'):
                 match.protocols = frozenset()  # sctp, icmp...: no tcp or udp port is published
-        elif token in ('--dport', '--destination-port', '--dports', '--destination-ports') and takes:
-            if negate:
-                match.conditions.append(shown)
+        elif kind == 'ports':
+            if value.isdigit() and int(value) <= 65535:  # one port: the common case
+                match.ports = [(int(value), int(value))]
             else:
                 match.ports = sorted(set(_port_range(item) for item in value.split(',')))
-        elif token in ('-d', '--destination') and takes:
-            if negate:
-                match.conditions.append(shown)
-            else:
-                _family, match.address = _address_of(value, family)
-        elif token in ('-i', '--in-interface') and takes:
+        elif kind == 'address':
+            _family, match.address = _address_of(value, family)
+        elif kind == 'interface':
             match.interface = ('!' if negate else '') + value
-        elif token in ('-j', '--jump', '-g', '--goto') and takes:
+        elif kind == 'target':
             target_name = value
-        elif token == '--to-destination' and takes:
+        elif kind == 'dnat':
             verdict = ('dnat', _ipt_target(value, family))
-        elif token == '--to-ports' and takes:
+        elif kind == 'redirect':
             low, high = _port_range(value, '-')
             verdict = ('redirect', {'address': None, 'port': low, 'port_end': high, 'family': family})
-        elif token in ('-m', '--match', '--comment', '-c', '--set-counters') or token.startswith('--to'):
-            pass
-        elif token == '--dst-type' and takes:
-            match.conditions.append(shown.replace('--dst-type', 'dst-type'))
-        elif token.startswith('-'):
-            match.conditions.append(shown)
+        elif kind == 'dst-type':
+            match.conditions.append('%sdst-type %s' % ('! ' if negate else '', value))
+        elif token[:1] == '-' and not token.startswith('--to'):
+            match.conditions.append(('! ' if negate else '') + token + (' ' + value if takes else ''))
         negate = False
     if target_name == 'DNAT':
         if verdict is None or verdict[0] != 'dnat':
@@ -330,7 +340,8 @@ def parse_iptables_save(text, family, source):
             if line.startswith(':'):
                 chains.setdefault(line[1:].split()[0], [])
                 continue
-            tokens = shlex.split(line)
+            # shlex is slow (a 5,000-rule table: 1 s); iptables-save quotes only where a value needs it.
+            tokens = shlex.split(line) if '"' in line or "'" in line or '\\' in line else line.split()
             if len(tokens) < 2 or tokens[0] not in ('-A', '--append'):
                 raise ValueError('expected -A CHAIN or :CHAIN')
             match, verdict = _ipt_rule(tokens[2:], family)
@@ -678,21 +689,31 @@ class ToolFailed(Exception):
     """A NAT tool that ran and gave no usable answer."""
 
 
-def run_tool(path, args, search_path=SEARCH_PATH, timeout=TIMEOUT):
-    """Run one tool with an empty environment (PATH ``search_path``, LC_ALL=C) and a timeout; its stdout."""
+def start_tool(path, args, search_path=SEARCH_PATH):
+    """Start one tool with an empty environment (PATH ``search_path``, LC_ALL=C) in a process group of its own."""
     try:
-        proc = subprocess.Popen([path] + list(args), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        return subprocess.Popen([path] + list(args), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, env={'PATH': search_path, 'LC_ALL': 'C'}, close_fds=True,
                                 start_new_session=True)
     except OSError as exc:
         raise ToolFailed('cannot run %s: %s' % (path, exc)) from exc
+
+
+def _kill(proc):
     try:
-        out, err = proc.communicate(timeout=timeout)
+        os.killpg(proc.pid, 9)  # the tool and anything it started
+    except OSError:
+        proc.kill()
+
+
+def finish_tool(proc, path, args, timeout, deadline=None):
+    """The stdout of a started tool that exits 0 by ``deadline`` (monotonic; default: ``timeout`` seconds from now);
+    else ToolFailed, the tool and its process group killed."""
+    deadline = time.monotonic() + timeout if deadline is None else deadline
+    try:
+        out, err = proc.communicate(timeout=max(deadline - time.monotonic(), 0.01))
     except subprocess.TimeoutExpired:
-        try:
-            os.killpg(proc.pid, 9)
-        except OSError:
-            proc.kill()
+        _kill(proc)
         proc.communicate()
         raise ToolFailed('%s %s did not finish within %g s' % (path, ' '.join(args), timeout)) from None
     if proc.returncode != 0:
@@ -701,103 +722,170 @@ def run_tool(path, args, search_path=SEARCH_PATH, timeout=TIMEOUT):
     return out.decode('utf-8', 'replace')
 
 
-def read_nat(search_path=SEARCH_PATH, timeout=TIMEOUT, proc_net='/proc/net', nft_tables=None):
-    """Read this network namespace's NAT: ``(exposures, summary, errors, notes)``.
+def run_tool(path, args, search_path=SEARCH_PATH, timeout=TIMEOUT):
+    """Run one tool (see start_tool) with a timeout; its stdout."""
+    return finish_tool(start_tool(path, args, search_path), path, args, timeout)
 
-    ``summary`` becomes ``coverage['nat']``: ``sources`` (each read source: what it read), ``tables`` (the
-    nftables tables the kernel lists), ``unreachable`` (chains with a DNAT no hook reaches). ``nft_tables``:
-    the kernel's list, given by a caller that has it (tests); else asked over netlink."""
-    errors = []
-    notes = []
-    exposures = []
-    unreachable = []
-    sources = {}
-    summary = {'mode': 'auto', 'sources': sources, 'tables': [], 'unreachable': unreachable, 'exposures': 0}
-    if nft_tables is None:
-        try:
-            nft_tables = list_nft_tables()
-        except OSError as exc:
-            nft_tables = None
-            errors.append('nat: cannot list the nftables tables of this host (netlink: %s)%s'
-                          % (exc.strerror or exc, '; not running as root' if os.geteuid() != 0 else ''))
-    summary['tables'] = list(nft_tables or [])
-    skip = set()
-    # Legacy x_tables: read only a nat table the kernel lists (iptables-legacy-save would create one).
-    for family, tool in (('ipv4', 'iptables-legacy-save'), ('ipv6', 'ip6tables-legacy-save')):
-        names = legacy_tables(family, proc_net)
-        if names is None or 'nat' not in names:
-            continue
-        _read_iptables(tool, family, 'iptables-legacy', search_path, timeout, exposures, unreachable, sources, errors)
-    # iptables-nft: its nat tables, read through iptables-nft-save (nft shows them without their targets).
-    for family, tool, table in (('ipv4', 'iptables-nft-save', 'ip nat'), ('ipv6', 'ip6tables-nft-save', 'ip6 nat')):
-        if nft_tables is not None and table not in nft_tables:
-            continue
-        if find_tool(tool, search_path) is None and nft_tables is not None:
-            continue  # nft reads it below, or says what it could not
-        if _read_iptables(tool, family, 'iptables-nft', search_path, timeout, exposures, unreachable, sources, errors, notes):
-            skip.add(tuple(table.split()))
-    if nft_tables is None or nft_tables:
-        nft = find_tool('nft', search_path)
-        left = [name for name in nft_tables or [] if tuple(name.split()) not in skip]
-        if nft is None:
-            # iptables-nft's other tables (filter, mangle, raw, security) hold no nat chain; any other table may.
-            named = [name for name in left if not (name.split()[1] in IPTABLES_TABLE_NAMES - {'nat'}
-                                                   and name.split()[0] in ('ip', 'ip6')
-                                                   and find_tool('iptables-nft-save', search_path))]
-            if named:
-                errors.append('nat: nftables tables %s exist but nft is not installed (searched %s), so their NAT '
-                              'rules cannot be read' % (', '.join(named), search_path))
-            elif nft_tables is None:
-                errors.append('nat: nft is not installed (searched %s) and the nftables tables cannot be listed'
-                              % search_path)
-        elif left or nft_tables is None:
+
+class NatRead(object):
+    """A read of this network namespace's NAT, started early: the tools it will need run while the caller gathers
+    the sockets (on a host with thousands of rules they take as long as the socket gather), and ``finish`` collects
+    them. ``nft_tables``: the kernel's table list, given by a caller that has it (tests); else asked over netlink."""
+
+    def __init__(self, search_path=SEARCH_PATH, timeout=TIMEOUT, proc_net='/proc/net', nft_tables=None):
+        self.search_path = search_path
+        self.timeout = timeout
+        self.proc_net = proc_net
+        self.errors = []
+        self.notes = []
+        self.jobs = {}
+        if nft_tables is None:
             try:
-                found, lost, listed, compat = parse_nft_ruleset(run_tool(nft, ['-j', 'list', 'ruleset'], search_path,
-                                                                         timeout), skip)
-            except (ToolFailed, NatParseError) as exc:
-                errors.append('nat: nft -j list ruleset: %s' % exc)
-            else:
-                # The kernel's list is the check: a table nft left out (too old for it, or lying) is not a quiet one.
-                missing = sorted(set(left) - set(listed))
-                if missing:
-                    errors.append('nat: nftables tables %s are listed by the kernel but not in its output (nft -j list '
-                                  'ruleset), so their NAT rules were not read' % ', '.join(missing))
-                exposures.extend(found)
-                unreachable.extend(lost)
-                sources['nft'] = 'read'
-                for table in compat:
-                    errors.append('nat: nftables table %s holds DNAT rules written by iptables-nft, whose targets nft '
-                                  'cannot show, and iptables-nft-save could not read them' % table)
-    if not sources and not errors:
-        notes.append('nat: no NAT table exists on this host: /proc/net/ip_tables_names and ip6_tables_names list no '
-                     'legacy nat table%s' % (' and the kernel lists no nftables table (netlink)' if not nft_tables
-                                             else ' and only nftables tables iptables-nft read'))
-    if unreachable:
-        notes.append('nat: %d chains hold DNAT or REDIRECT rules that no nat hook reaches, so they publish nothing: %s'
-                     % (len(unreachable), ', '.join(unreachable[:10])))
-    summary['exposures'] = len(exposures)
-    return exposures, summary, errors, notes
+                nft_tables = list_nft_tables()
+            except OSError as exc:
+                nft_tables = None
+                self.errors.append('nat: cannot list the nftables tables of this host (netlink: %s)%s'
+                                   % (exc.strerror or exc, '; not running as root' if os.geteuid() != 0 else ''))
+        self.nft_tables = nft_tables
+        self.legacy = dict((family, legacy_tables(family, proc_net)) for family in FAMILIES)
+        for tool, args in self._planned():
+            path = find_tool(tool, search_path)
+            if path is not None:
+                try:
+                    self.jobs[tool] = (path, start_tool(path, args, search_path), time.monotonic() + timeout)
+                except ToolFailed as exc:
+                    self.jobs[tool] = (path, exc, None)
+
+    def _planned(self):
+        """The tools the kernel's tables call for (nft also when a table iptables-nft does not own is listed)."""
+        tables = self.nft_tables
+        for family, tool in (('ipv4', 'iptables-legacy-save'), ('ipv6', 'ip6tables-legacy-save')):
+            if 'nat' in (self.legacy.get(family) or ()):
+                yield tool, ['-t', 'nat']
+        for tool, table in (('iptables-nft-save', 'ip nat'), ('ip6tables-nft-save', 'ip6 nat')):
+            if tables is None or table in tables:
+                yield tool, ['-t', 'nat']
+        if tables is None or [name for name in tables if name not in ('ip nat', 'ip6 nat')]:
+            yield 'nft', ['-j', 'list', 'ruleset']
+
+    def output(self, tool, path, args):
+        """A tool's stdout: the one started early, or run now. Raises ToolFailed."""
+        job = self.jobs.pop(tool, None)
+        if job is None:
+            return run_tool(path, args, self.search_path, self.timeout)
+        path, proc, deadline = job
+        if isinstance(proc, ToolFailed):
+            raise proc
+        return finish_tool(proc, path, args, self.timeout, deadline)
+
+    def abort(self):
+        for _path, proc, _deadline in self.jobs.values():
+            if not isinstance(proc, ToolFailed) and proc.poll() is None:
+                _kill(proc)
+                proc.communicate()
+        self.jobs.clear()
+
+    def __del__(self):  # a gather that failed before finish(): no tool outlives it
+        try:
+            self.abort()
+        except Exception:  # pylint: disable=broad-except  # interpreter shutdown: nothing left to clean
+            pass
+
+    def finish(self):
+        """``(exposures, summary, errors, notes)``; ``summary`` becomes ``coverage['nat']``: ``sources`` (each source
+        read), ``tables`` (the nftables tables the kernel lists), ``unreachable`` (chains with a DNAT no hook reaches)."""
+        try:
+            return self._finish()
+        finally:
+            self.abort()
+
+    def _finish(self):
+        search_path, nft_tables, errors, notes = self.search_path, self.nft_tables, self.errors, self.notes
+        exposures = []
+        unreachable = []
+        sources = {}
+        summary = {'mode': 'auto', 'sources': sources, 'tables': list(nft_tables or []), 'unreachable': unreachable,
+                   'exposures': 0}
+        skip = set()
+        # Legacy x_tables: read only a nat table the kernel lists (iptables-legacy-save would create one).
+        for family, tool in (('ipv4', 'iptables-legacy-save'), ('ipv6', 'ip6tables-legacy-save')):
+            if 'nat' in (self.legacy.get(family) or ()):
+                _read_iptables(self, tool, family, 'iptables-legacy', exposures, unreachable, sources)
+        # iptables-nft: its nat tables, read through iptables-nft-save (nft shows them without their targets).
+        for family, tool, table in (('ipv4', 'iptables-nft-save', 'ip nat'), ('ipv6', 'ip6tables-nft-save', 'ip6 nat')):
+            if nft_tables is not None and table not in nft_tables:
+                continue
+            if find_tool(tool, search_path) is None and nft_tables is not None:
+                continue  # nft reads it below, or says what it could not
+            if _read_iptables(self, tool, family, 'iptables-nft', exposures, unreachable, sources):
+                skip.add(tuple(table.split()))
+        if nft_tables is None or nft_tables:
+            nft = find_tool('nft', search_path)
+            left = [name for name in nft_tables or [] if tuple(name.split()) not in skip]
+            if nft is None:
+                # iptables-nft's other tables (filter, mangle, raw, security) hold no nat chain; any other table may.
+                named = [name for name in left if not (name.split()[1] in IPTABLES_TABLE_NAMES - {'nat'}
+                                                       and name.split()[0] in ('ip', 'ip6')
+                                                       and find_tool('iptables-nft-save', search_path))]
+                if named:
+                    errors.append('nat: nftables tables %s exist but nft is not installed (searched %s), so their NAT '
+                                  'rules cannot be read' % (', '.join(named), search_path))
+                elif nft_tables is None:
+                    errors.append('nat: nft is not installed (searched %s) and the nftables tables cannot be listed'
+                                  % search_path)
+            elif left or nft_tables is None:
+                try:
+                    found, lost, listed, compat = parse_nft_ruleset(self.output('nft', nft, ['-j', 'list', 'ruleset']), skip)
+                except (ToolFailed, NatParseError) as exc:
+                    errors.append('nat: nft -j list ruleset: %s' % exc)
+                else:
+                    # The kernel's list is the check: a table nft left out (too old for it, or lying) is not a quiet one.
+                    missing = sorted(set(left) - set(listed))
+                    if missing:
+                        errors.append('nat: nftables tables %s are listed by the kernel but not in its output (nft -j '
+                                      'list ruleset), so their NAT rules were not read' % ', '.join(missing))
+                    exposures.extend(found)
+                    unreachable.extend(lost)
+                    sources['nft'] = 'read'
+                    for table in compat:
+                        errors.append('nat: nftables table %s holds DNAT rules written by iptables-nft, whose targets nft '
+                                      'cannot show, and iptables-nft-save could not read them' % table)
+        if not sources and not errors:
+            notes.append('nat: no NAT table exists on this host: /proc/net/ip_tables_names and ip6_tables_names list no '
+                         'legacy nat table%s' % (' and the kernel lists no nftables table (netlink)' if not nft_tables
+                                                 else ' and only nftables tables iptables-nft read'))
+        if unreachable:
+            notes.append('nat: %d chains hold DNAT or REDIRECT rules that no nat hook reaches, so they publish nothing: %s'
+                         % (len(unreachable), ', '.join(unreachable[:10])))
+        summary['exposures'] = len(exposures)
+        return exposures, summary, errors, notes
 
 
-def _read_iptables(tool, family, source, search_path, timeout, exposures, unreachable, sources, errors, notes=None):
+def read_nat(search_path=SEARCH_PATH, timeout=TIMEOUT, proc_net='/proc/net', nft_tables=None):
+    """Read this network namespace's NAT now: ``(exposures, summary, errors, notes)`` (see NatRead.finish)."""
+    return NatRead(search_path, timeout, proc_net, nft_tables).finish()
+
+
+def _read_iptables(reader, tool, family, source, exposures, unreachable, sources):
     """Read one nat table with an iptables-save; True when it was read (nft then leaves that table to it)."""
-    path = find_tool(tool, search_path)
+    errors = reader.errors
+    path = find_tool(tool, reader.search_path)
     label = '%s/%s' % (source, family)
     if path is None:
         errors.append('nat: the %s nat table exists but %s is not installed (searched %s)'
-                      % (label, tool, search_path))
+                      % (label, tool, reader.search_path))
         return False
     try:
-        text = run_tool(path, ['-t', 'nat'], search_path, timeout)
+        text = reader.output(tool, path, ['-t', 'nat'])
         found, lost, present = parse_iptables_save(text, family, source)
     except (ToolFailed, NatParseError) as exc:
         errors.append('nat: %s -t nat: %s' % (tool, exc))
         return False
     if not present:
-        if source == 'iptables-nft' and 'incompatible' in text and notes is not None:
+        if source == 'iptables-nft' and 'incompatible' in text:
             # Rules nft wrote into iptables-nft's table: iptables-nft-save refuses the table (exit 0), nft reads it.
-            notes.append('nat: %s calls the %s nat table incompatible (rules written by nft); nft reads it instead'
-                         % (tool, 'ip' if family == 'ipv4' else 'ip6'))
+            reader.notes.append('nat: %s calls the %s nat table incompatible (rules written by nft); nft reads it instead'
+                                % (tool, 'ip' if family == 'ipv4' else 'ip6'))
             return False
         errors.append('nat: %s -t nat printed no nat table though the kernel lists one: %s'
                       % (tool, _clean(text.strip()[:120]) or 'nothing'))
@@ -806,7 +894,6 @@ def _read_iptables(tool, family, source, search_path, timeout, exposures, unreac
     unreachable.extend(lost)
     sources[label] = 'read'
     return True
-
 
 
 # ---- who answers behind a published port ------------------------------------------------------------------
@@ -845,11 +932,8 @@ class OwnerFinder(object):
 
     def __init__(self, sockets, namespaces, proc='/proc'):
         self.proc = proc
-        self.by_port = {}
-        for entry in sockets:
-            namespace = entry.get('namespace')
-            inode = None if not namespace or namespace.get('host') else namespace.get('inode')
-            self.by_port.setdefault((inode, entry['protocol'], entry['port']), []).append(entry)
+        self.sockets = sockets
+        self._by_port = None  # built at the first target that needs it: most DNATs go to other namespaces
         self.host_addresses = read_local_addresses(os.path.join(proc, 'self', 'net'))
         self.namespaces = [item for item in (namespaces or {}).get('scanned') or [] if not item.get('host')]
         self.mode = (namespaces or {}).get('mode', 'host')
@@ -863,6 +947,16 @@ class OwnerFinder(object):
                 found = read_local_addresses(os.path.join(self.proc, str(item['pid']), 'net'))
             self._addresses[item['inode']] = found
         return found
+
+    @property
+    def by_port(self):
+        if self._by_port is None:
+            self._by_port = {}
+            for entry in self.sockets:
+                namespace = entry.get('namespace')
+                inode = None if not namespace or namespace.get('host') else namespace.get('inode')
+                self._by_port.setdefault((inode, entry['protocol'], entry['port']), []).append(entry)
+        return self._by_port
 
     def _listeners(self, inode, protocol, port, address):
         wanted = (address, '0.0.0.0', '::') if address else ('0.0.0.0', '::', '127.0.0.1', '::1')
@@ -902,10 +996,11 @@ class OwnerFinder(object):
 
 
 def _is_loopback(address):
-    try:
-        return ipaddress.ip_address(address).is_loopback
-    except ValueError:
+    if address.startswith('127.') or address == '::1':  # the common answers without ipaddress (thousands of rules)
+        return True
+    if ':' not in address or not address.startswith('::ffff:'):
         return False
+    return address[7:].startswith('127.')
 
 
 def _processes(sockets):
@@ -923,16 +1018,22 @@ def _owner(kind, namespace, processes, reason):
     return {'kind': kind, 'namespace': namespace, 'processes': processes, 'reason': reason}
 
 
-def add_exposures(result, nat='auto', search_path=SEARCH_PATH, timeout=TIMEOUT):
-    """Add ``exposures`` and ``coverage['nat']`` to a gather result (gather_listening_sockets' last step); an
-    unreadable NAT table is an error in the coverage, which is then partial."""
+def start_read(nat='auto'):
+    """A NatRead started now (its tools run while the sockets are gathered), or None with ``nat='off'``."""
+    return NatRead() if nat != 'off' else None
+
+
+def add_exposures(result, started=None):
+    """Add ``exposures`` and ``coverage['nat']`` to a gather result (gather_listening_sockets' last step), from a
+    read ``started`` by start_read (None: not read, nat: off); an unreadable NAT table is an error in the
+    coverage, which is then partial."""
     coverage = result['coverage']
-    if nat == 'off':
+    if started is None:
         result['exposures'] = []
         coverage['nat'] = {'mode': 'off', 'sources': {}, 'tables': [], 'unreachable': [], 'exposures': 0}
         coverage['notes'].append('nat: not read (nat: off, or not Linux): ports published by DNAT or REDIRECT are not seen')
         return result
-    exposures, summary, errors, notes = read_nat(search_path, timeout)
+    exposures, summary, errors, notes = started.finish()
     finder = OwnerFinder(result['sockets'], coverage.get('namespaces'))
     for exposure in exposures:
         exposure['owner'] = finder.owner(exposure)
@@ -942,5 +1043,8 @@ def add_exposures(result, nat='auto', search_path=SEARCH_PATH, timeout=TIMEOUT):
     coverage['nat'] = summary
     coverage['errors'].extend(errors)
     coverage['notes'].extend(notes)
+    if (coverage.get('namespaces') or {}).get('mode') == 'all':
+        coverage['notes'].append('nat: the NAT of the namespace the gather runs in was read, not that of the other '
+                                 'namespaces (their DNAT rules publish ports on their own addresses only)')
     coverage['complete'] = coverage['complete'] and not errors
     return result

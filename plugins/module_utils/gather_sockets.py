@@ -558,6 +558,7 @@ def gather_listening_sockets(backend='auto', protocols=PROTOCOLS, namespaces='ho
         'sockets': 0, 'unowned_sockets': [], 'processes_scanned': 0, 'processes_unreadable': 0,
         'ephemeral_port_range': None, 'errors': [], 'notes': [],
     }
+    nat_read = gather_nat.start_read(nat if linux else 'off')  # its tools run while the sockets are read
     scans = None
     view = gather_owners.read_proc_view() if linux else None
     if backend == 'psutil':
@@ -613,7 +614,7 @@ def gather_listening_sockets(backend='auto', protocols=PROTOCOLS, namespaces='ho
     coverage['unowned_sockets'].sort()
     coverage['sockets'] = len(sockets)
     finish_coverage(coverage, view, walk_ok)
-    return gather_nat.add_exposures({'sockets': sockets, 'coverage': coverage}, nat if linux else 'off')
+    return gather_nat.add_exposures({'sockets': sockets, 'coverage': coverage}, nat_read)
 
 
 def _record_sort_key(record):
