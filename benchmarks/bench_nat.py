@@ -65,7 +65,7 @@ def timed(argv, env):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n', maxsplit=1)[0])
     parser.add_argument('--rules', type=int, default=5000)
     parser.add_argument('--listeners', type=int, default=10000)
     parser.add_argument('--runs', type=int, default=7)

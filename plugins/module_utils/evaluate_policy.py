@@ -822,7 +822,6 @@ class _Findings(object):
             'message': label + before + (after if status == 'unknown' else described[1] + after),
         })
 
-
     PUBLISHED_DEFAULT_TEXT = (' is published (', ') and no rule allows it; policy default: deny')
 
     def add_exposure(self, rule_id, severity, entry, text, status='drift'):

@@ -108,8 +108,8 @@ def test_nft_rules(expr, expected):
 
 
 def test_nft_tables_without_nat_chains_publish_nothing_and_skipped_tables_are_left_alone():
-    text = nft({'table': {'family': 'inet', 'name': 'filter'}}, {'chain': {'family': 'inet', 'table': 'filter', 'name': 'in',
-                                                                          'type': 'filter', 'hook': 'input'}},
+    filter_chain = {'chain': {'family': 'inet', 'table': 'filter', 'name': 'in', 'type': 'filter', 'hook': 'input'}}
+    text = nft({'table': {'family': 'inet', 'name': 'filter'}}, filter_chain,
                rule('in', dport(856), {'dnat': {'addr': '10.0.0.1'}}, table='filter'),
                {'table': {'family': 'ip', 'name': 'nat'}}, chain('PREROUTING', 'prerouting', 'ip', 'nat'),
                rule('PREROUTING', dport(857), {'xt': {'type': 'target', 'name': 'DNAT'}}, family='ip', table='nat'))
