@@ -666,12 +666,13 @@ def list_nft_tables():
 
 
 def legacy_tables(family, proc_net='/proc/net'):
-    """The legacy x_tables of this namespace for one family (``/proc/net/ip_tables_names``); None: not loaded."""
+    """The legacy x_tables of this namespace for one family (``/proc/net/ip_tables_names``); None when the file does
+    not exist (x_tables not loaded: no legacy table). Raises OSError when it exists and cannot be read (0440 root)."""
     name = 'ip_tables_names' if family == 'ipv4' else 'ip6_tables_names'
     try:
         with open(os.path.join(proc_net, name)) as handle:
             return set(handle.read().split())
-    except OSError:
+    except FileNotFoundError:
         return None
 
 
@@ -747,7 +748,15 @@ class NatRead(object):
                 self.errors.append('nat: cannot list the nftables tables of this host (netlink: %s)%s'
                                    % (exc.strerror or exc, '; not running as root' if os.geteuid() != 0 else ''))
         self.nft_tables = nft_tables
-        self.legacy = dict((family, legacy_tables(family, proc_net)) for family in FAMILIES)
+        self.legacy = {}
+        for family in FAMILIES:
+            try:
+                self.legacy[family] = legacy_tables(family, proc_net)
+            except OSError as exc:
+                self.legacy[family] = None
+                self.errors.append('nat: cannot read %s/%s (%s), so whether a legacy %s nat table exists is unknown'
+                                   % (proc_net, 'ip_tables_names' if family == 'ipv4' else 'ip6_tables_names',
+                                      exc.strerror or exc, 'iptables' if family == 'ipv4' else 'ip6tables'))
         for tool, args in self._planned():
             path = find_tool(tool, search_path)
             if path is not None:

@@ -255,7 +255,6 @@ def test_a_nat_table_iptables_nft_calls_incompatible_is_read_by_nft():
     assert any('incompatible' in note for note in answer['notes']), answer['notes']
 
 
-@pytest.mark.xfail(strict=True, reason='an unreadable ip_tables_names is taken as no legacy table')
 def test_an_unreadable_legacy_table_list_is_an_error_not_no_table():
     with Namespace() as host:
         nat.apply(host, [['iptables-legacy', '-t', 'nat', '-A', 'PREROUTING', '-p', 'tcp', '--dport', '856', '-j', 'DNAT',
