@@ -154,3 +154,30 @@ def test_the_addresses_of_a_namespace_come_from_fib_trie_and_if_inet6(tmp_path):
     (tmp_path / 'if_inet6').write_text('fd000000000000000000000000000002 02 40 00 80 eth0\n')
     assert gn.read_local_addresses(str(tmp_path)) == {'172.17.0.2', 'fd00::2'}
     assert gn.read_local_addresses(str(tmp_path / 'missing')) == set()
+
+
+def _exposure(address='172.17.0.2', port=80):
+    return {'protocol': 'tcp', 'family': 'ipv4', 'address': '0.0.0.0', 'port': 856, 'port_end': 856,
+            'target': {'address': address, 'port': port, 'port_end': port}}
+
+
+@pytest.mark.xfail(strict=True, reason="a namespace's addresses are read through a pid that may have left it")
+def test_a_namespace_owner_is_told_only_through_a_pid_still_in_that_namespace(tmp_path):
+    proc = tmp_path / 'proc'
+    net = proc / '2001' / 'net'
+    net.mkdir(parents=True)
+    (proc / 'self' / 'net').mkdir(parents=True)
+    (net / 'fib_trie').write_text('Main:\n     |-- 172.17.0.2\n        /32 host LOCAL\n')
+    (proc / '2001' / 'ns').mkdir()
+    (proc / '2001' / 'ns' / 'net').write_text('')
+    inode = (proc / '2001' / 'ns' / 'net').stat().st_ino
+    socket_ns = {'inode': inode, 'host': False, 'pid': 2001, 'container': None}
+    sockets = [{'protocol': 'tcp', 'family': 'ipv4', 'address': '0.0.0.0', 'port': 80, 'namespace': socket_ns,
+                'processes': [{'pid': 2001}]}]
+    scanned = {'mode': 'all', 'scanned': [dict(socket_ns, sockets=1)]}
+    assert gn.OwnerFinder(sockets, scanned, proc=str(proc)).owner(_exposure())['kind'] == 'namespace'
+    # pid 2001 is now some other namespace's process: its addresses say nothing about namespace ``inode``.
+    moved = dict(socket_ns, inode=inode + 1)
+    sockets[0]['namespace'] = moved
+    owner = gn.OwnerFinder(sockets, {'mode': 'all', 'scanned': [dict(moved, sockets=1)]}, proc=str(proc)).owner(_exposure())
+    assert owner['kind'] == 'unknown'
