@@ -952,8 +952,12 @@ class OwnerFinder(object):
         found = self._addresses.get(item['inode'])
         if found is None:
             found = set()
-            if item.get('pid') is not None:
-                found = read_local_addresses(os.path.join(self.proc, str(item['pid']), 'net'))
+            pid = item.get('pid')
+            # The pid must still be in the namespace: a recycled pid's addresses are another namespace's.
+            if pid is not None and _namespace_inode(os.path.join(self.proc, str(pid))) == item['inode']:
+                found = read_local_addresses(os.path.join(self.proc, str(pid), 'net'))
+                if _namespace_inode(os.path.join(self.proc, str(pid))) != item['inode']:
+                    found = set()  # it left while its addresses were read
             self._addresses[item['inode']] = found
         return found
 
@@ -1002,6 +1006,13 @@ class OwnerFinder(object):
                           'to find the namespace behind it' % address)
         return _owner('unknown', None, [], 'no network namespace of this host holds %s (a stale rule, or a target on '
                       'another machine)' % address)
+
+
+def _namespace_inode(proc_pid):
+    try:
+        return os.stat(os.path.join(proc_pid, 'ns', 'net')).st_ino
+    except OSError:
+        return None
 
 
 def _is_loopback(address):

@@ -161,7 +161,6 @@ def _exposure(address='172.17.0.2', port=80):
             'target': {'address': address, 'port': port, 'port_end': port}}
 
 
-@pytest.mark.xfail(strict=True, reason="a namespace's addresses are read through a pid that may have left it")
 def test_a_namespace_owner_is_told_only_through_a_pid_still_in_that_namespace(tmp_path):
     proc = tmp_path / 'proc'
     net = proc / '2001' / 'net'
