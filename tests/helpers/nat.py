@@ -7,9 +7,9 @@ import sys
 import time
 
 from tests.helpers.gather import CLI_MODULE
-from tests.helpers.netns import LISTENERS, Namespace
+from tests.helpers.netns import HELPERS, LISTENERS, Namespace
 
-COLLECTIONS = os.environ.get('PYTHONPATH', '')
+PROBE = os.path.join(HELPERS, 'probe.py')
 
 
 def docker_rules(host_port=856, target='172.17.0.2:80', bridge='docker0'):
@@ -159,3 +159,32 @@ def gather_all_with_listener(host, container, spec, *args):
     if proc.returncode:
         raise AssertionError('gather (namespaces=all) failed: %s' % proc.stderr)
     return json.loads(proc.stdout)
+
+
+class Peer(object):
+    """A machine beside ``host``: a namespace on a veth to it (host 192.0.2.1, peer 192.0.2.2), the host forwarding,
+    so published traffic goes through the host's prerouting as a real peer's would."""
+
+    HOST_ADDRESS = '192.0.2.1'
+
+    def __init__(self, host):
+        self.host = host
+        self.namespace = Namespace()
+
+    def __enter__(self):
+        self.namespace.__enter__()
+        self.host.run(['ip', 'link', 'add', 'peer-pw', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', self.namespace.name],
+                      check=True)
+        self.host.run(['ip', 'addr', 'add', self.HOST_ADDRESS + '/24', 'dev', 'peer-pw'], check=True)
+        self.host.run(['ip', 'link', 'set', 'peer-pw', 'up'], check=True)
+        self.host.run(['sysctl', '-qw', 'net.ipv4.ip_forward=1'], check=True)
+        self.namespace.run(['ip', 'addr', 'add', '192.0.2.2/24', 'dev', 'eth0'], check=True)
+        self.namespace.run(['ip', 'link', 'set', 'eth0', 'up'], check=True)
+        return self
+
+    def probe(self, protocol, port, address=HOST_ADDRESS):
+        """``open``, ``blocked`` or ``refused`` (tests/helpers/probe.py), from the peer."""
+        return self.namespace.run([sys.executable, PROBE, protocol, str(port), address], check=True).stdout.strip()
+
+    def __exit__(self, *exc):
+        self.namespace.__exit__(*exc)

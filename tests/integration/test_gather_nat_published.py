@@ -147,3 +147,16 @@ def test_nat_off_reads_nothing_and_says_so():
         _rc, result = nat.gather(host, '--nat', 'off')
     assert result['exposures'] == [] and result['coverage']['nat']['mode'] == 'off'
     assert any('nat: not read' in note for note in result['coverage']['notes'])
+
+
+def test_a_peer_reaches_the_container_through_the_published_port_that_no_host_socket_holds():
+    """The fixture is real: the port the gather reports is open to a peer, and the stale one answers nothing."""
+    with Namespace() as host, nat.Container(host) as container, nat.Peer(host) as peer:
+        container.namespace.listen([{'protocol': 'tcp', 'address': '0.0.0.0', 'port': 80}])
+        nat.apply(host, nat.docker_rules(856, '172.17.0.2:80'))
+        nat.apply(host, [['iptables-nft', '-t', 'nat', '-A', 'DOCKER', '!', '-i', 'docker0', '-p', 'tcp', '-m', 'tcp',
+                          '--dport', '857', '-j', 'DNAT', '--to-destination', '172.17.0.99:80']])
+        rc, result = nat.gather(host)
+        assert (peer.probe('tcp', 856), peer.probe('tcp', 857), peer.probe('tcp', 858)) == ('open', 'blocked', 'refused')
+    assert rc == 0 and not [entry for entry in result['sockets'] if entry['port'] in (856, 857)]
+    assert sorted(item['port'] for item in result['exposures']) == [856, 857]
