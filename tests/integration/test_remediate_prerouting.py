@@ -15,6 +15,7 @@ from tests.helpers.netns import Namespace, have_netns
 
 pytestmark = [pytest.mark.netns, pytest.mark.skipif(not have_netns(), reason='needs root and ip netns')]
 
+
 def nat_rules(namespace):
     return [line for line in namespace.run(['iptables-nft-save', '-t', 'nat']).stdout.splitlines() if not line.startswith('#')]
 
