@@ -67,4 +67,15 @@ options:
     type: str
     choices: [host, all]
     default: host
+  nat:
+    description:
+      - Passed to M(portwarden.compliance.listening_sockets_info). V(auto) also reads the host's NAT rules, so a port that
+        a DNAT or REDIRECT publishes with no socket on the host (Docker without its proxy, netavark, kube-proxy) is
+        judged by the same rules as a listener (C(findings[].via=nat)); a nat table that cannot be read makes the verdict
+        V(unknown). V(off) judges listeners only, and the result's C(notes) say that the NAT was not read.
+      - Published ports are not remediated yet (closing them takes a block before NAT, at prerouting); their findings
+        stay drift with C(remediation.status=unavailable).
+    type: str
+    choices: [auto, 'off']
+    default: auto
 '''

@@ -33,8 +33,14 @@ from ansible_collections.portwarden.compliance.plugins.module_utils.policy_schem
     DEFAULT_RULE_ID,
     PROTOCOLS,
     SEVERITIES,
+    VIA,
 )
-from ansible_collections.portwarden.compliance.plugins.module_utils.report_sockets import HOST_WHERE, namespace_where, socket_label
+from ansible_collections.portwarden.compliance.plugins.module_utils.report_sockets import (
+    HOST_WHERE,
+    exposure_label,
+    namespace_where,
+    socket_label,
+)
 
 SEVERITY_RANK = dict((name, rank) for rank, name in enumerate(SEVERITIES))
 STATUSES = ('compliant', 'drift', 'unknown')
@@ -191,7 +197,8 @@ class Rule(object):
     """One compiled rule: port sets per protocol, optional filters, the expectation."""
 
     __slots__ = ('bind', 'closed', 'closed_text', 'description', 'families', 'id', 'include_ephemeral', 'namespaces',
-                 'plain', 'ports', 'processes', 'remediate', 'scope', 'severity', 'suffix', 'units', 'users', 'want_bind')
+                 'plain', 'ports', 'processes', 'published_text', 'remediate', 'scope', 'severity', 'suffix', 'units', 'users',
+                 'via', 'want_bind')
 
     def __init__(self, data):
         self.id = data['id']
@@ -208,6 +215,7 @@ class Rule(object):
         self.families = frozenset(match['families']) if match.get('families') else None
         self.bind = frozenset(match['bind']) if match.get('bind') else None
         self.include_ephemeral = bool(match.get('include_ephemeral'))
+        self.via = frozenset(match['via']) if match.get('via') and set(match['via']) != set(VIA) else None
         self.scope = HostScope(data.get('hosts'))
         self.namespaces = _namespace_scope(data.get('namespaces'))
         self.remediate = data.get('remediate')  # None: the rule leaves it to the role's default
@@ -222,10 +230,11 @@ class Rule(object):
         want_bind = _as_list(expect.get('bind'))
         self.want_bind = frozenset(want_bind) if want_bind else None
         # Matched on protocol and port alone (the common case): the per-socket check is one flag.
-        self.plain = self.families is None and self.bind is None and self.namespaces is None
+        self.plain = self.families is None and self.bind is None and self.namespaces is None and self.via is None
         # Message pieces, made once; a finding's message is label + before + who + after.
         self.suffix = '; rule %s%s' % (self.id, self.description and ': %s' % self.description)
         self.closed_text = (' must be closed but is listening (', ')' + self.suffix)
+        self.published_text = (' must be closed but is published (', ')' + self.suffix)
 
     def matches(self, entry):
         """Whether the socket falls under this rule (protocol and ports already checked by the caller)."""
@@ -233,9 +242,11 @@ class Rule(object):
             return False
         if self.families is not None and not self.families.intersection(reachable_families(entry)):
             return False
+        if self.via is not None and entry.get('via', 'listen') not in self.via:
+            return False
         if self.namespaces is not None and not self.namespaces.applies(entry.get('namespace')):
             return False
-        return self.bind is None or bind_class(entry['address']) in self.bind
+        return self.bind is None or (entry.get('bind') or bind_class(entry['address'])) in self.bind
 
     @property
     def needs_processes(self):
@@ -248,7 +259,7 @@ class Rule(object):
         problems = []
         unknown = []
         if self.want_bind is not None:
-            actual = bind_class(entry['address'])
+            actual = entry.get('bind') or bind_class(entry['address'])
             if actual not in self.want_bind:
                 problems.append('is bound to %s addresses; allowed: %s' % (actual, ', '.join(sorted(self.want_bind))))
         if self.needs_processes:
@@ -451,6 +462,8 @@ def _check_coverage(coverage):
         _check_strings(coverage['notes'], ['coverage', 'notes'])
     if 'namespaces' in coverage and not isinstance(coverage['namespaces'], dict):
         raise _Malformed(['coverage', 'namespaces'], 'a mapping', coverage['namespaces'])
+    if 'nat' in coverage and not isinstance(coverage['nat'], dict):
+        raise _Malformed(['coverage', 'nat'], 'a mapping', coverage['nat'])
 
 
 def _check_processes(processes, path):
@@ -650,6 +663,105 @@ def _check_gathered(gathered):
     # The gather counts what it sent: a list cut short (or padded) on the way no longer matches.
     if 'sockets' in coverage and (not _is_count(coverage['sockets']) or coverage['sockets'] != len(sockets)):
         raise _Malformed(['coverage', 'sockets'], 'the number of sockets, %d' % len(sockets), coverage['sockets'])
+    _check_nat(gathered, coverage, described)
+
+
+_NAT_MODES = ('auto', 'off')
+_EXPOSURE_ACTIONS = ('dnat', 'redirect')
+_EXPOSURE_HOOKS = frozenset(('prerouting', 'output'))
+_OWNER_KINDS = ('namespace', 'local', 'unknown')
+_EXPOSURE_TEXT = ('source', 'table', 'chain', 'rule')
+
+
+def _network_family(address):
+    try:
+        return 'ipv%d' % ipaddress.ip_network(address, strict=False).version
+    except ValueError:
+        return ''
+
+
+def _check_port(value, path, nullable=False):
+    if nullable and value is None:
+        return
+    if not (isinstance(value, int) and not isinstance(value, bool)) or not 0 <= value <= MAX_PORT:
+        raise _Malformed(path, 'a port number 0-%d%s' % (MAX_PORT, ' or null' if nullable else ''), value)
+
+
+def _check_nat(gathered, coverage, described):
+    """``exposures`` and ``coverage.nat`` (gathers from before NAT was read have neither: judged as before)."""
+    if 'exposures' not in gathered and 'nat' not in coverage:
+        return
+    nat = coverage.get('nat')
+    if not isinstance(nat, dict):
+        raise _Malformed(['coverage', 'nat'], 'a mapping (the gather returned exposures)', nat,
+                         got=None if 'nat' in coverage else 'nothing')
+    if nat.get('mode') not in _NAT_MODES:
+        raise _Malformed(['coverage', 'nat', 'mode'], 'auto or off', nat.get('mode'))
+    if not isinstance(nat.get('sources'), dict):
+        raise _Malformed(['coverage', 'nat', 'sources'], 'a mapping', nat.get('sources'))
+    exposures = gathered.get('exposures')
+    if not isinstance(exposures, list):
+        raise _Malformed(['exposures'], 'a list of exposures', exposures, got=None if 'exposures' in gathered else 'nothing')
+    if not _is_count(nat.get('exposures')) or nat['exposures'] != len(exposures):
+        raise _Malformed(['coverage', 'nat', 'exposures'], 'the number of exposures, %d' % len(exposures), nat.get('exposures'))
+    if nat['mode'] == 'off' and exposures:
+        raise _Malformed(['exposures'], 'none when coverage.nat.mode is off', got='%d' % len(exposures))
+    listed = set()
+    for index, exposure in enumerate(exposures):
+        _check_exposure(exposure, ['exposures', index], described, listed)
+
+
+def _check_exposure(exposure, path, described, listed):
+    if not isinstance(exposure, dict):
+        raise _Malformed(path, 'an exposure mapping', exposure)
+    protocol = exposure.get('protocol')
+    if not isinstance(protocol, str) or protocol not in _SOCKET_PROTOCOLS:
+        raise _Malformed(path + ['protocol'], 'tcp or udp', protocol)
+    family = exposure.get('family')
+    if not isinstance(family, str) or family not in _SOCKET_FAMILIES:
+        raise _Malformed(path + ['family'], 'ipv4 or ipv6', family)
+    address = exposure.get('address')
+    if not isinstance(address, str) or _network_family(address) != family:
+        raise _Malformed(path + ['address'], 'an %s address or network' % family.replace('ipv', 'IPv'), address)
+    _check_port(exposure.get('port'), path + ['port'])
+    _check_port(exposure.get('port_end'), path + ['port_end'])
+    if exposure['port_end'] < exposure['port']:
+        raise _Malformed(path + ['port_end'], 'a port at or above port %d' % exposure['port'], exposure['port_end'])
+    if exposure.get('action') not in _EXPOSURE_ACTIONS:
+        raise _Malformed(path + ['action'], 'dnat or redirect', exposure.get('action'))
+    hooks = exposure.get('hooks')
+    if not isinstance(hooks, list) or not hooks or not all(isinstance(hook, str) and hook in _EXPOSURE_HOOKS for hook in hooks):
+        raise _Malformed(path + ['hooks'], 'a list of prerouting and output', hooks)
+    if exposure.get('interface') is not None and not isinstance(exposure.get('interface'), str):
+        raise _Malformed(path + ['interface'], 'a string or null', exposure.get('interface'))
+    for field in _EXPOSURE_TEXT:
+        if not isinstance(exposure.get(field), str):
+            raise _Malformed(path + [field], 'a string', exposure.get(field))
+    _check_strings(exposure.get('conditions'), path + ['conditions'])
+    target = exposure.get('target')
+    if not isinstance(target, dict):
+        raise _Malformed(path + ['target'], 'a target mapping', target)
+    if target.get('address') is not None and not isinstance(target.get('address'), str):
+        raise _Malformed(path + ['target', 'address'], 'an address, "?" or null', target.get('address'))
+    _check_port(target.get('port'), path + ['target', 'port'], nullable=True)
+    _check_port(target.get('port_end'), path + ['target', 'port_end'], nullable=True)
+    owner = exposure.get('owner')
+    if not isinstance(owner, dict):
+        raise _Malformed(path + ['owner'], 'an owner mapping', owner)
+    if owner.get('kind') not in _OWNER_KINDS:
+        raise _Malformed(path + ['owner', 'kind'], 'one of %s' % ', '.join(_OWNER_KINDS), owner.get('kind'))
+    if owner.get('reason') is not None and not isinstance(owner.get('reason'), str):
+        raise _Malformed(path + ['owner', 'reason'], 'a string or null', owner.get('reason'))
+    if owner.get('namespace') is not None:
+        _check_namespace(owner['namespace'], path + ['owner', 'namespace'], described)
+    elif owner['kind'] == 'namespace':
+        raise _Malformed(path + ['owner', 'namespace'], 'the namespace of a namespace owner', got='nothing')
+    _check_processes(owner.get('processes'), path + ['owner', 'processes'])
+    key = (protocol, family, address, exposure['port'], exposure['port_end'], exposure['source'], exposure['table'],
+           exposure['chain'], exposure['rule'])
+    if key in listed:
+        raise _Malformed(path, 'each exposure once', got='a repeat of an earlier exposure')
+    listed.add(key)
 
 
 def gather_problem(gathered):
@@ -709,6 +821,89 @@ class _Findings(object):
             'where': where, 'namespace': namespace,
             'message': label + before + (after if status == 'unknown' else described[1] + after),
         })
+
+    PUBLISHED_DEFAULT_TEXT = (' is published (', ') and no rule allows it; policy default: deny')
+
+    def add_exposure(self, rule_id, severity, entry, text, status='drift'):
+        """A finding about a port a DNAT or REDIRECT publishes (``entry`` from _exposure_entry, ``port`` set to the
+        first port of the exposure the rule is about); its message says how the port is reached."""
+        exposure = entry['exposure']
+        protocol = entry['protocol']
+        port = entry['port']
+        service = self._names[protocol].get(port)
+        processes = entry['processes'] or _NO_PROCESSES
+        described = self._processes.get(id(processes)) or self._describe(processes)
+        owner = exposure['owner']
+        label = '%s%s (%s)' % (exposure_label(exposure), '' if exposure['port'] == exposure['port_end'] else ', port %d' % port,
+                               'IANA: ' + service if service else 'not an IANA-assigned service')
+        before, after = text
+        self.items.append({
+            'rule': rule_id, 'severity': severity, 'status': status,
+            'protocol': protocol, 'family': entry['family'], 'address': entry['address'], 'port': port,
+            'v6only': None, 'service': service, 'processes': described[0], 'waived': False, 'waiver': None,
+            'where': HOST_WHERE, 'namespace': None, 'via': 'nat', 'port_end': exposure['port_end'],
+            'exposure': {
+                'action': exposure['action'], 'hooks': list(exposure['hooks']), 'interface': exposure.get('interface'),
+                'target': dict(exposure['target']), 'source': exposure['source'], 'table': exposure['table'],
+                'chain': exposure['chain'], 'rule': exposure['rule'],
+                'owner': {'kind': owner['kind'], 'reason': owner.get('reason'),
+                          'where': namespace_where(owner['namespace']) if owner.get('namespace') else None},
+            },
+            'message': label + before + (after if status == 'unknown' else described[1] + after),
+        })
+
+
+def _exposure_entry(exposure):
+    """An exposure as the rules read a socket: reached ``via`` nat, on the host, never ephemeral; one reached only
+    from the output hook takes only the host's own traffic, so it is bound to loopback as far as rules go."""
+    return {'protocol': exposure['protocol'], 'family': exposure['family'], 'address': exposure['address'], 'port': None,
+            'v6only': True, 'ephemeral': False, 'processes': exposure['owner']['processes'], 'via': 'nat',
+            'bind': 'loopback' if exposure['hooks'] == ['output'] else None, 'exposure': exposure}
+
+
+def _judge_exposure(exposure, tables, deny, builder, default_severity):
+    """Findings of one exposure: every rule about a port of its range judges it once, at the first such port;
+    under default: deny, a port of the range no rule matches is a default finding."""
+    entry = _exposure_entry(exposure)
+    starts, members = tables[exposure['protocol']]
+    low, high = exposure['port'], exposure['port_end']
+    index = bisect.bisect_right(starts, low) - 1
+    matches = {}
+    judged = set()
+    uncovered = None
+    while index < len(starts) and starts[index] <= high:
+        port = max(starts[index], low)
+        matched = False
+        for rule in members[index]:
+            found = matches.get(id(rule))
+            if found is None:
+                found = matches[id(rule)] = rule.matches(entry)
+            if not found:
+                continue
+            matched = True
+            if id(rule) in judged:
+                continue
+            judged.add(id(rule))
+            entry['port'] = port
+            if rule.closed:
+                builder.add_exposure(rule.id, rule.severity, entry, rule.published_text)
+                continue
+            problems, unknown = rule.violations(entry)
+            if problems:
+                builder.add_exposure(rule.id, rule.severity, entry, (' %s (' % '; '.join(problems), ')' + rule.suffix))
+            elif unknown:
+                builder.add_exposure(rule.id, rule.severity, entry, (': ', '; '.join(unknown) + rule.suffix),
+                                     status='unknown')
+        if deny and not matched and uncovered is None:
+            uncovered = port
+        index += 1
+    if uncovered is not None:
+        entry['port'] = uncovered
+        builder.add_exposure(DEFAULT_RULE_ID, default_severity, entry, builder.PUBLISHED_DEFAULT_TEXT)
+
+
+NAT_NOT_READ = ('this gather did not read the NAT (%s), so ports that DNAT or REDIRECT rules publish with no socket on '
+                'the host were not judged')
 
 
 def _who(processes):
@@ -832,11 +1027,24 @@ def _evaluate_host(gathered, compiled, host, groups, today):
                 builder.add(DEFAULT_RULE_ID, compiled.default_severity, entry, builder.DEFAULT_TEXT)
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             reasons.append('a gathered socket could not be evaluated (%s): %r' % (exc, entry))
+    exposures = gathered.get('exposures')
+    notes = []
+    if exposures is None:
+        notes.append(NAT_NOT_READ % 'gathered before NAT was read, or by an older collection')
+    elif coverage['nat']['mode'] == 'off':
+        notes.append(NAT_NOT_READ % 'nat: off')
+    for exposure in exposures or ():
+        try:
+            _judge_exposure(exposure, tables, deny, builder, compiled.default_severity)
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            reasons.append('a gathered exposure could not be evaluated (%s): %s' % (exc, _brief(exposure)))
     findings = builder.items
     _apply_waivers(findings, compiled, host, groups, today, warnings)
     if any(finding['status'] == 'unknown' for finding in findings):
         reasons.append('some rules need process facts the gather could not give (run with become)')
-    return _result(host, compiled, None, findings, reasons, warnings, coverage, today)
+    result = _result(host, compiled, None, findings, reasons, warnings, coverage, today)
+    result['notes'] = notes
+    return result
 
 
 def _result(host, compiled, status, findings, reasons, warnings, coverage, today):
@@ -846,6 +1054,7 @@ def _result(host, compiled, status, findings, reasons, warnings, coverage, today
         'reasons': reasons,
         'findings': findings,
         'warnings': warnings,
+        'notes': [],  # what the verdict did not judge without making it unknown (a gather that did not read the NAT)
         'summary': None,
         'coverage': coverage,
         'policy': compiled.info(),

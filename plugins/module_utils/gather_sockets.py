@@ -25,7 +25,7 @@ import os
 import socket
 import sys
 
-from ansible_collections.portwarden.compliance.plugins.module_utils import gather_netlink, gather_owners, gather_procfs
+from ansible_collections.portwarden.compliance.plugins.module_utils import gather_nat, gather_netlink, gather_owners, gather_procfs
 from ansible_collections.portwarden.compliance.plugins.module_utils.report_sockets import socket_label
 
 BACKENDS = ('auto', 'netlink', 'procfs', 'psutil')
@@ -524,12 +524,13 @@ def account_visit(visit, coverage, entry_for):
     return entry, port_range, records
 
 
-def gather_listening_sockets(backend='auto', protocols=PROTOCOLS, namespaces='host'):
+def gather_listening_sockets(backend='auto', protocols=PROTOCOLS, namespaces='host', nat='auto'):
     """Gather the listening sockets of this host's (current network namespace's) kernel.
 
     With ``namespaces='all'`` (Linux), those of every network namespace a process is in, each socket
     tagged with its ``namespace`` and the namespaces listed in ``coverage['namespaces']``; ``host``
     there is the namespace the gather runs in. With ``'host'`` (the default) nothing of that appears.
+    ``nat='auto'`` (Linux) also reads the NAT rules into ``exposures`` and ``coverage['nat']`` (gather_nat).
 
     Returns ``{'sockets': [...], 'coverage': {...}}``. Raises GatherError when
     nothing could be read and PsutilMissing when psutil was needed but absent.
@@ -538,6 +539,8 @@ def gather_listening_sockets(backend='auto', protocols=PROTOCOLS, namespaces='ho
         raise GatherError('unknown backend %r; expected one of %s' % (backend, ', '.join(BACKENDS)))
     if namespaces not in NAMESPACE_MODES:
         raise GatherError('unknown namespaces %r; expected one of %s' % (namespaces, ', '.join(NAMESPACE_MODES)))
+    if nat not in gather_nat.NAT_MODES:
+        raise GatherError('unknown nat %r; expected one of %s' % (nat, ', '.join(gather_nat.NAT_MODES)))
     protocols = tuple(p for p in PROTOCOLS if p in protocols)
     if not protocols:
         raise GatherError('no protocol to gather; expected some of %s' % ', '.join(PROTOCOLS))
@@ -555,6 +558,7 @@ def gather_listening_sockets(backend='auto', protocols=PROTOCOLS, namespaces='ho
         'sockets': 0, 'unowned_sockets': [], 'processes_scanned': 0, 'processes_unreadable': 0,
         'ephemeral_port_range': None, 'errors': [], 'notes': [],
     }
+    nat_read = gather_nat.start_read(nat if linux else 'off')  # its tools run while the sockets are read
     scans = None
     view = gather_owners.read_proc_view() if linux else None
     if backend == 'psutil':
@@ -610,7 +614,7 @@ def gather_listening_sockets(backend='auto', protocols=PROTOCOLS, namespaces='ho
     coverage['unowned_sockets'].sort()
     coverage['sockets'] = len(sockets)
     finish_coverage(coverage, view, walk_ok)
-    return {'sockets': sockets, 'coverage': coverage}
+    return gather_nat.add_exposures({'sockets': sockets, 'coverage': coverage}, nat_read)
 
 
 def _record_sort_key(record):

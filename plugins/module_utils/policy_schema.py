@@ -19,6 +19,7 @@ SEVERITIES = ('info', 'low', 'medium', 'high', 'critical')
 PROTOCOLS = ('tcp', 'udp')
 FAMILIES = ('ipv4', 'ipv6')
 BIND_CLASSES = ('loopback', 'any', 'specific')
+VIA = ('listen', 'nat')  # how a port is reached: a listening socket, or a DNAT/REDIRECT that publishes it
 DEFAULT_RULE_ID = 'default'  # the id findings of ``default: deny`` carry; waivers may name it
 REMEDIATE_STRATEGIES = ('none', 'firewall', 'service', 'kill')
 # Namespace selectors of rules and waivers (``namespaces``): the host's own network namespace, any container
@@ -106,6 +107,9 @@ POLICY_SCHEMA = {
                 'protocols': {'type': 'array', 'items': {'$ref': '#/$defs/protocol'}, 'minItems': 1},
                 'families': {'type': 'array', 'items': {'$ref': '#/$defs/family'}, 'minItems': 1},
                 'bind': {'type': 'array', 'items': {'$ref': '#/$defs/bind_class'}, 'minItems': 1},
+                'via': {'type': 'array', 'items': {'enum': list(VIA)}, 'minItems': 1, 'uniqueItems': True,
+                        'description': 'How the port is reached: "listen" (a listening socket), "nat" (a port a DNAT or '
+                                       'REDIRECT rule publishes, gathered with nat: auto). Unset: both.'},
                 'include_ephemeral': {'type': 'boolean', 'default': False,
                                       'description': 'Also match UDP sockets in the ephemeral port range '
                                                      '(ignored otherwise: they are most likely clients).'},

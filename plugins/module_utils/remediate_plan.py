@@ -37,6 +37,13 @@ NOT_VERIFIED = 'not_verified'  # the change was made but the socket still listen
 REMEDIATION_STATUSES = (PLANNED, PROTECTED, UNAVAILABLE, APPLIED, FAILED, VERIFIED, NOT_VERIFIED)
 
 
+# Published traffic is rewritten in prerouting and forwarded: a block at input, or ending the process behind the target,
+# leaves the port published. Closing it before NAT is not done yet, so such a finding stays drift, said why.
+NAT_UNAVAILABLE = ('the port is published by NAT (DNAT/REDIRECT): a block at input does not close forwarded traffic, and '
+                   'closing it before NAT (prerouting) is not done yet; remove the publishing rule (docker run -p, podman '
+                   '-p, the Service) or block the port at prerouting')
+
+
 def strategy_of(value, fallback='none'):
     """A rule's ``remediate`` value (None, a bool or a strategy name) as a strategy name."""
     if value is None:
@@ -191,6 +198,9 @@ def plan_remediation(audit, strategies, default_strategy='none', protection=None
         procs = finding.get('processes') or []
         note = {'strategy': strategy, 'status': PLANNED, 'reason': None, 'target': _target(strategy, finding, procs)}
         finding['remediation'] = note
+        if finding.get('via') == 'nat':
+            note.update(status=UNAVAILABLE, reason=NAT_UNAVAILABLE)
+            continue
         if finding['protocol'] == 'tcp' and finding['port'] in protection.tcp_ports:
             note.update(status=PROTECTED, reason=protection.port_reason(finding['port']))
             continue
@@ -271,7 +281,8 @@ def _target(strategy, finding, procs):
 
 
 def _finding_key(finding):
-    return (finding['rule'], finding['protocol'], finding['address'], finding['port'], finding.get('where') or HOST_WHERE)
+    key = (finding['rule'], finding['protocol'], finding['address'], finding['port'], finding.get('where') or HOST_WHERE)
+    return key + ('nat',) if finding.get('via') == 'nat' else key
 
 
 def apply_outcomes(audit, outcomes):
@@ -319,7 +330,7 @@ def verify_remediation(before, after, live_blocks, actions):
         key = _finding_key(finding)
         seen.add(key)
         note = dict(notes[key]) if key in notes else None
-        if finding.get('status') == 'drift':
+        if finding.get('status') == 'drift' and finding.get('via') != 'nat':  # an input block leaves a published port open
             cover = next((block for block in live_blocks if block_covers(block, finding)), None)
             if cover is not None:
                 finding['status'] = 'remediated'

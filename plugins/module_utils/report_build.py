@@ -24,9 +24,12 @@ from ansible_collections.portwarden.compliance.plugins.module_utils.evaluate_pol
 from ansible_collections.portwarden.compliance.plugins.module_utils.policy_schema import SEVERITIES
 from ansible_collections.portwarden.compliance.plugins.module_utils.report_sockets import HOST_WHERE, printable
 
-REPORT_SCHEMA_VERSION = 1
+REPORT_SCHEMA_VERSION = 2  # 2: findings of ports published by NAT (via, port_end, exposure), host notes
+READABLE_SCHEMA_VERSIONS = (1, 2)  # a version 1 report (no NAT) still gates, merges and diffs
 FINDING_FIELDS = ('rule', 'severity', 'status', 'protocol', 'family', 'address', 'port', 'v6only', 'where', 'namespace',
                   'service', 'processes', 'waived', 'waiver', 'message')
+NAT_FINDING_FIELDS = ('via', 'port_end', 'exposure')  # only on the finding of a port published by NAT
+EXPOSURE_FIELDS = ('action', 'hooks', 'interface', 'target', 'source', 'table', 'chain', 'rule', 'owner')
 REMEDIATION_FIELDS = ('strategy', 'status', 'target', 'reason')
 ACTION_FIELDS = ('strategy', 'target', 'rules', 'outcome', 'detail')
 EXIT_COMPLIANT = 0
@@ -47,6 +50,10 @@ def _clean_finding(finding):
     clean['where'] = finding.get('where') or HOST_WHERE
     clean['processes'] = [dict((field, proc.get(field)) for field in PROCESS_FIELDS)
                           for proc in finding.get('processes') or []]
+    if finding.get('via') == 'nat':
+        clean.update((field, finding.get(field)) for field in NAT_FINDING_FIELDS)
+        exposure = finding.get('exposure') if isinstance(finding.get('exposure'), dict) else {}
+        clean['exposure'] = dict((field, exposure.get(field)) for field in EXPOSURE_FIELDS)
     if finding.get('waiver_expired'):
         clean['waiver_expired'] = finding['waiver_expired']
     if finding.get('remediation'):
@@ -74,7 +81,7 @@ def host_entry(host, audit=None, error=None):
     status = audit['status']
     if error and status == 'compliant':
         status = 'unknown'
-    return {
+    entry = {
         'host': host,
         'status': status,
         'reasons': reasons + errors,
@@ -86,16 +93,24 @@ def host_entry(host, audit=None, error=None):
         'changes': None,
         'remediation': _clean_remediation(audit.get('remediation')),
     }
+    if audit.get('notes'):  # what the verdict did not judge (a gather that did not read the NAT)
+        entry['notes'] = list(audit['notes'])
+    return entry
 
 
 def finding_key(finding):
     """What makes a finding the same finding from one run to the next: the rule, the socket and where it lives
-    (a report from before namespaces were gathered has no ``where``: all its findings were the host's)."""
-    return (finding['rule'], finding['protocol'], finding['address'], finding['port'], finding.get('where') or HOST_WHERE)
+    (a report from before namespaces were gathered has no ``where``: all its findings were the host's). A port
+    published by NAT (``via: nat``) is another finding than a socket on the same port: its key ends in ``nat``."""
+    key = (finding['rule'], finding['protocol'], finding['address'], finding['port'], finding.get('where') or HOST_WHERE)
+    return key + ('nat',) if finding.get('via') == 'nat' else key
 
 
 def _key_dict(key):
-    return {'rule': key[0], 'protocol': key[1], 'address': key[2], 'port': key[3], 'where': key[4]}
+    found = {'rule': key[0], 'protocol': key[1], 'address': key[2], 'port': key[3], 'where': key[4]}
+    if len(key) > 5:
+        found['via'] = key[5]
+    return found
 
 
 def diff_hosts(previous, current):
@@ -308,7 +323,8 @@ def parse_previous(raw, path):
         previous = json.loads(raw.decode('utf-8'))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         return None, 'previous report %s is unreadable (%s); new and resolved findings are not listed' % (path, exc)
-    if not isinstance(previous, dict) or previous.get('schema_version') != REPORT_SCHEMA_VERSION:
+    if not isinstance(previous, dict) or previous.get('schema_version') not in READABLE_SCHEMA_VERSIONS \
+            or isinstance(previous.get('schema_version'), bool):
         return None, 'previous report %s has another schema version; new and resolved findings are not listed' % path
     if not comparable_previous(previous):
         return None, 'previous report %s is not a report portwarden wrote (hosts or findings malformed); new and ' \

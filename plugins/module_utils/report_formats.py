@@ -107,7 +107,11 @@ def _socket_text(finding):
     if finding.get('family') == 'ipv6' or ':' in address:
         address = '[%s]' % address
     where = finding.get('where') or HOST_WHERE
-    return '%s %s:%s%s' % (finding.get('protocol'), address, finding.get('port'), '' if where == HOST_WHERE else ' in ' + where)
+    port = finding.get('port')
+    if finding.get('via') == 'nat':  # a port a DNAT or REDIRECT publishes: said so, with its range
+        end = finding.get('port_end')
+        return '%s %s:%s published by NAT' % (finding.get('protocol'), address, port if end in (None, port) else '%s-%s' % (port, end))
+    return '%s %s:%s%s' % (finding.get('protocol'), address, port, '' if where == HOST_WHERE else ' in ' + where)
 
 
 def _process_text(proc):
@@ -538,7 +542,10 @@ def _md_row(cells):
 def _md_detail(entry):
     for finding in entry['findings']:
         if finding['status'] == 'drift':
-            return finding['message']
+            # Ports published by NAT have no socket to find on the host: a row that shows another finding counts them.
+            published = sum(1 for other in entry['findings']
+                            if other is not finding and other['status'] == 'drift' and other.get('via') == 'nat')
+            return ('(and %d drift published by NAT) ' % published if published else '') + finding['message']
     if entry['reasons']:
         return entry['reasons'][0]
     for finding in entry['findings']:

@@ -15,6 +15,8 @@ from ansible_collections.portwarden.compliance.plugins.module_utils.policy_schem
 from ansible_collections.portwarden.compliance.plugins.module_utils.remediate_plan import REMEDIATION_STATUSES
 from ansible_collections.portwarden.compliance.plugins.module_utils.report_build import (
     ACTION_FIELDS,
+    EXPOSURE_FIELDS,
+    READABLE_SCHEMA_VERSIONS,
     REMEDIATION_FIELDS,
     REPORT_SCHEMA_VERSION,
     STATUSES,
@@ -26,7 +28,8 @@ _STRINGS = {'type': 'array', 'items': {'type': 'string'}}
 _FINDING_KEY = {'type': 'object', 'required': ['rule', 'protocol', 'address', 'port'],
                 'properties': {'rule': {'type': 'string'}, 'protocol': {'type': 'string'},
                                'address': {'type': 'string'}, 'port': {'type': 'integer'},
-                               'where': {'type': 'string', 'description': 'As the finding\'s where.'}}}
+                               'where': {'type': 'string', 'description': 'As the finding\'s where.'},
+                               'via': {'const': 'nat', 'description': 'A port published by NAT (schema version 2).'}}}
 
 REPORT_SCHEMA = {
     '$schema': 'https://json-schema.org/draft/2020-12/schema',
@@ -35,7 +38,9 @@ REPORT_SCHEMA = {
     'type': 'object',
     'required': ['schema_version', 'generated_at', 'policy', 'registry', 'summary', 'hosts'],
     'properties': {
-        'schema_version': {'const': REPORT_SCHEMA_VERSION},
+        'schema_version': {'enum': list(READABLE_SCHEMA_VERSIONS),
+                           'description': 'Written as %d; version 1 (before ports published by NAT) is still read.'
+                                          % REPORT_SCHEMA_VERSION},
         'run_id': {'type': 'string', 'pattern': RUN_ID_PATTERN,
                    'description': 'Names the run that wrote this report and the files of its set: 32 hex digits, or '
                                   'awx-JOB_ID-SUFFIX for an AWX job.'},
@@ -147,6 +152,28 @@ REPORT_SCHEMA = {
                 'processes': {'type': 'array', 'items': {'$ref': '#/$defs/process'}},
                 'waived': {'type': 'boolean'}, 'waiver': {'type': ['object', 'null']},
                 'waiver_expired': {'type': 'object'}, 'message': {'type': 'string'},
+                'via': {'enum': ['listen', 'nat'],
+                        'description': '"nat": a port a DNAT or REDIRECT rule publishes (no "via": a listening socket).'},
+                'port_end': {'type': 'integer', 'minimum': 0, 'maximum': 65535,
+                             'description': 'The last port of the published range; port is the first the rule is about.'},
+                'exposure': {
+                    'type': 'object', 'required': list(EXPOSURE_FIELDS), 'additionalProperties': False,
+                    'description': 'How the port is published and who answers behind it.',
+                    'properties': {
+                        'action': {'enum': ['dnat', 'redirect']},
+                        'hooks': {'type': 'array', 'items': {'enum': ['prerouting', 'output']}, 'minItems': 1},
+                        'interface': {'type': ['string', 'null']},
+                        'target': {'type': 'object', 'properties': {'address': {'type': ['string', 'null']},
+                                                                    'port': {'type': ['integer', 'null']},
+                                                                    'port_end': {'type': ['integer', 'null']}}},
+                        'source': {'type': 'string'}, 'table': {'type': 'string'}, 'chain': {'type': 'string'},
+                        'rule': {'type': 'string'},
+                        'owner': {'type': 'object', 'required': ['kind'],
+                                  'properties': {'kind': {'enum': ['namespace', 'local', 'unknown']},
+                                                 'where': {'type': ['string', 'null']},
+                                                 'reason': {'type': ['string', 'null']}}},
+                    },
+                },
                 'remediation': {
                     'type': 'object', 'required': list(REMEDIATION_FIELDS), 'additionalProperties': False,
                     'properties': {'strategy': {'enum': ['firewall', 'service', 'kill']},
@@ -167,7 +194,7 @@ REPORT_SCHEMA = {
             'required': ['host', 'status', 'reasons', 'errors', 'findings', 'coverage'],
             'properties': {
                 'host': {'type': 'string'}, 'status': {'enum': list(STATUSES)},
-                'reasons': _STRINGS, 'errors': _STRINGS, 'warnings': _STRINGS,
+                'reasons': _STRINGS, 'errors': _STRINGS, 'warnings': _STRINGS, 'notes': _STRINGS,
                 'findings': {'type': 'array', 'items': {'$ref': '#/$defs/finding'}},
                 'coverage': {'type': ['object', 'null']},
                 'evaluated_on': {'type': ['string', 'null']},
@@ -252,7 +279,7 @@ class SchemaNotCompiled(ValueError):
 
 
 _KNOWN = frozenset(('$ref', 'type', 'enum', 'const', 'minimum', 'maximum', 'pattern', 'required', 'properties',
-                    'additionalProperties', 'items', 'oneOf'))
+                    'additionalProperties', 'items', 'oneOf', 'minItems'))
 _TYPE_TESTS = {
     'object': 'isinstance({v}, dict)', 'array': 'isinstance({v}, list)', 'string': 'isinstance({v}, str)',
     'boolean': 'isinstance({v}, bool)', 'null': '{v} is None', 'integer': '_is_integer({v})',
@@ -314,6 +341,8 @@ class _Compiler(object):
         for key, test in (('minimum', '<'), ('maximum', '>')):
             if key in schema:
                 lines.append('%sif _is_number(%s) and %s %s %r: return False' % (pad, v, v, test, schema[key]))
+        if 'minItems' in schema:
+            lines.append('%sif isinstance(%s, list) and len(%s) < %d: return False' % (pad, v, v, schema['minItems']))
         if 'pattern' in schema:
             lines.append('%sif isinstance(%s, str) and %s(%s) is None: return False'
                          % (pad, v, self.constant(re.compile(schema['pattern']).search), v))

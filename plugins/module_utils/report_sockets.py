@@ -123,3 +123,50 @@ def render_socket_table(result):
     lines.extend('error: %s' % printable(error) for error in coverage.get('errors') or [])
     lines.extend('note: %s' % printable(note) for note in coverage.get('notes') or [])
     return lines
+
+
+def _ports(low, high):
+    return '%d' % low if high in (None, low) else '%d-%d' % (low, high)
+
+
+def exposure_target(exposure):
+    """``docker:web 172.17.0.2:80``, ``this host:53`` (REDIRECT), ``172.17.0.9:80 (owner unknown)``: who answers."""
+    target = exposure.get('target') or {}
+    address = target.get('address')
+    port = target.get('port')
+    shown = 'this host' if address is None else ('[%s]' % address if ':' in address else address)
+    shown += ':%s' % (_ports(port, target.get('port_end')) if port is not None else 'same port')
+    owner = exposure.get('owner') or {}
+    kind = owner.get('kind')
+    if kind == 'namespace':
+        return '%s %s' % (namespace_where(owner.get('namespace')), shown)
+    if kind == 'local':
+        names = ','.join('%s[%s]' % (proc.get('name'), proc.get('pid')) for proc in (owner.get('processes') or [])[:3])
+        return '%s (%s)' % (shown, names or 'local listener')
+    return '%s (owner unknown)' % shown
+
+
+def exposure_label(exposure):
+    """``tcp 0.0.0.0:856 published by DNAT to docker:web 172.17.0.2:80``: how an exposure is named in messages."""
+    address = exposure['address']
+    if exposure['family'] == 'ipv6':
+        address = '[%s]' % address
+    how = 'DNAT' if exposure.get('action') == 'dnat' else 'REDIRECT'
+    local = ' (local traffic only: OUTPUT)' if exposure.get('hooks') == ['output'] else ''
+    return '%s %s:%s published by %s to %s%s' % (exposure['protocol'], address,
+                                                 _ports(exposure['port'], exposure.get('port_end')), how,
+                                                 exposure_target(exposure), local)
+
+
+def exposure_lines(result):
+    """The exposures of a gather result (NAT), one line each with the rule that makes it, after the socket table."""
+    exposures = result.get('exposures')
+    nat = (result.get('coverage') or {}).get('nat')
+    if exposures is None or not isinstance(nat, dict):
+        return []
+    lines = ['', 'nat: mode=%s sources=%s exposures=%d' % (nat.get('mode'), ','.join(sorted(nat.get('sources') or {})) or '-',
+                                                           len(exposures))]
+    for exposure in exposures:
+        lines.append(printable('%s  [%s %s chain %s]' % (exposure_label(exposure), exposure.get('source'),
+                                                         exposure.get('table'), exposure.get('chain'))))
+    return lines

@@ -77,6 +77,21 @@ options:
     type: str
     choices: [host, all]
     default: host
+  nat:
+    description:
+      - Whether to read the NAT rules too, for the host ports that DNAT and REDIRECT rules publish with no socket on the
+        host (Docker without its userland proxy, netavark, kube-proxy NodePorts).
+      - V(auto) (Linux) reads C(nft -j list ruleset), C(iptables-nft-save -t nat), C(ip6tables-nft-save -t nat) and,
+        only where the kernel lists a legacy nat table, C(iptables-legacy-save -t nat) and C(ip6tables-legacy-save -t nat),
+        each run from C(/usr/sbin:/usr/bin:/sbin:/bin) with an empty environment and a 10 second timeout, and returns
+        RV(exposures) and RV(coverage.nat). A nat table that exists but cannot be read (its tool missing, failing, timing
+        out, refused without root, or giving output that cannot be read) is an error, so the coverage is partial.
+      - Which tables exist is known without the tools, from C(/proc/net/ip_tables_names) and C(ip6_tables_names) (legacy)
+        and a netlink dump of the nftables tables; a host with no table at all is complete for NAT, and a note says so.
+      - V(off) reads no NAT; RV(exposures) is empty and RV(coverage.notes) says that NAT was not read.
+    type: str
+    choices: [auto, 'off']
+    default: auto
 requirements:
   - Linux for the V(netlink) and V(procfs) backends (Python standard library only).
   - psutil on the managed host for the V(psutil) backend (the default on non-Linux hosts).
@@ -130,6 +145,82 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+exposures:
+  description:
+    - One entry per host port (or port range) that a DNAT or REDIRECT rule reached from the nat C(prerouting) or C(output)
+      hook publishes, per protocol and family, sorted by protocol, port, family and address.
+    - Reading is conservative, never narrower than the kernel. A match it cannot read, and a RETURN or ACCEPT before the
+      rule, do not narrow it. Rules in chains no hook reaches publish nothing; RV(coverage.nat.unreachable) lists them.
+  type: list
+  elements: dict
+  returned: always
+  contains:
+    protocol:
+      description: V(tcp) or V(udp) (a rule without a protocol match publishes both).
+      type: str
+      returned: always
+    family:
+      description: V(ipv4) or V(ipv6).
+      type: str
+      returned: always
+    address:
+      description: The destination the rule matches, V(0.0.0.0) or V(::) when any (a network such as V(10.0.0.0/24) when a prefix).
+      type: str
+      returned: always
+    port:
+      description: The first published port.
+      type: int
+      returned: always
+    port_end:
+      description: The last published port (the same as RV(exposures[].port) for one port).
+      type: int
+      returned: always
+    action:
+      description: V(dnat) or V(redirect) (to this host).
+      type: str
+      returned: always
+    hooks:
+      description: The nat hooks the rule is reached from; V([output]) alone means only the host's own traffic.
+      type: list
+      elements: str
+      returned: always
+    interface:
+      description: The in-interface match along the way (V(!docker0) for a negated one), or V(null).
+      type: str
+      returned: always
+    target:
+      description: Where the traffic goes, C(address) (V(null) for REDIRECT, V(?) when not one address), C(port) and C(port_end) (V(null) keeps the port).
+      type: dict
+      returned: always
+    source:
+      description: V(nft), V(iptables-nft) or V(iptables-legacy).
+      type: str
+      returned: always
+    table:
+      description: The table, as C(family name) (V(ip nat), V(inet netavark)).
+      type: str
+      returned: always
+    chain:
+      description: The chain of the DNAT or REDIRECT rule.
+      type: str
+      returned: always
+    rule:
+      description: The rule's text (controls escaped, at most 300 characters).
+      type: str
+      returned: always
+    conditions:
+      description: Other matches along the way, as text (they may narrow what is published; they are not relied on).
+      type: list
+      elements: str
+      returned: always
+    owner:
+      description:
+        - Who answers behind the target. C(kind) V(namespace) (the network namespace holding the target address and a
+          listener on its port, with O(namespaces=all)), V(local) (a listener of this host's namespace), or V(unknown)
+          with C(reason) (a stale rule, a target on another machine, or namespaces not gathered).
+        - C(namespace) as RV(sockets[].namespace), C(processes) as RV(sockets[].processes).
+      type: dict
+      returned: always
 sockets:
   description:
     - One entry per listening socket, sorted by protocol, port, family and address (then namespace, with O(namespaces=all)).
@@ -388,6 +479,34 @@ coverage:
       elements: str
       returned: always
       sample: []
+    nat:
+      description: What of the NAT was read (see O(nat)).
+      type: dict
+      returned: always
+      contains:
+        mode:
+          description: The O(nat) asked for (V(off) also off Linux).
+          type: str
+          returned: always
+        sources:
+          description: Each source read (V(nft), V(iptables-nft/ipv4), V(iptables-legacy/ipv6)...), mapped to V(read).
+          type: dict
+          returned: always
+          sample: {"iptables-nft/ipv4": "read", "nft": "read"}
+        tables:
+          description: The nftables tables the kernel lists, as C(family name).
+          type: list
+          elements: str
+          returned: always
+        unreachable:
+          description: Chains holding a DNAT or REDIRECT that no nat hook reaches (they publish nothing).
+          type: list
+          elements: str
+          returned: always
+        exposures:
+          description: The number of RV(exposures).
+          type: int
+          returned: always
     namespaces:
       description: The network namespaces read, and those that could not be.
       type: dict
@@ -494,12 +613,13 @@ def main():
             backend=dict(type='str', default='auto', choices=list(BACKENDS)),
             protocols=dict(type='list', elements='str', default=list(PROTOCOLS), choices=list(PROTOCOLS)),
             namespaces=dict(type='str', default='host', choices=list(NAMESPACE_MODES)),
+            nat=dict(type='str', default='auto', choices=['auto', 'off']),
         ),
         supports_check_mode=True,
     )
     try:
         result = gather_listening_sockets(backend=module.params['backend'], protocols=module.params['protocols'],
-                                          namespaces=module.params['namespaces'])
+                                          namespaces=module.params['namespaces'], nat=module.params['nat'])
     except PsutilMissing:
         module.fail_json(msg=missing_required_lib('psutil', reason='for the psutil backend (the default off Linux)'))
     except GatherError as exc:

@@ -206,6 +206,30 @@ findings:
       description: An expired waiver that would have covered the finding.
       type: dict
       returned: when a waiver matched but has expired
+    via:
+      description:
+        - V(nat) for a port a DNAT or REDIRECT rule publishes (gathered with O(nat=auto)); absent for a listening socket.
+        - Its RV(findings[].address) is the destination the rule matches (V(0.0.0.0) for any), RV(findings[].where) is
+          V(host) (where the port is published) and RV(findings[].processes) are those of the target's owner.
+      type: str
+      returned: for a published port
+      sample: nat
+    port_end:
+      description: The last port of the published range (RV(findings[].port) is the first port of it the rule is about).
+      type: int
+      returned: for a published port
+      sample: 856
+    exposure:
+      description:
+        - How the port is published, from the gather's C(exposures)
+          (action, hooks, interface, target, source, table, chain, rule), and who answers behind it
+          (C(owner.kind) V(namespace), V(local) or V(unknown), C(owner.where) as RV(findings[].where), C(owner.reason)).
+      type: dict
+      returned: for a published port
+      sample: {"action": "dnat", "hooks": ["prerouting", "output"], "interface": "!docker0",
+               "target": {"address": "172.17.0.2", "port": 80, "port_end": 80}, "source": "iptables-nft",
+               "table": "ip nat", "chain": "DOCKER", "rule": "-A DOCKER ! -i docker0 -p tcp -m tcp --dport 856 -j DNAT ...",
+               "owner": {"kind": "namespace", "where": "docker:web", "reason": null}}
     message:
       description: One line a person can act on.
       type: str
@@ -214,6 +238,14 @@ findings:
         tcp 0.0.0.0:856 (not an IANA-assigned service) must be closed but is listening (agent[4242] as nobody);
         rule iana-unassigned-closed: Ports IANA has not assigned must stay closed (outside the host's namespace the
         socket reads C(tcp 0.0.0.0:856 in podman:web))
+notes:
+  description:
+    - What the verdict did not judge without making it unknown. A gather that did not read the NAT (from before NAT was read,
+      or O(nat=off)) is judged as before, on its sockets alone, and says so here.
+  returned: always
+  type: list
+  elements: str
+  sample: []
 summary:
   description: Counts of findings.
   returned: always

@@ -33,6 +33,7 @@ AUDIT_ARGUMENT_SPEC = {
     'backend': {'type': 'str', 'default': 'auto', 'choices': ['auto', 'netlink', 'procfs', 'psutil']},
     'protocols': {'type': 'list', 'elements': 'str', 'default': ['tcp', 'udp'], 'choices': ['tcp', 'udp']},
     'namespaces': {'type': 'str', 'default': 'host', 'choices': ['host', 'all']},
+    'nat': {'type': 'str', 'default': 'auto', 'choices': ['auto', 'off']},
     'as_of': {'type': 'str'},
     'groups': {'type': 'list', 'elements': 'str'},
     'policy_sha256': {'type': 'str'},
@@ -83,7 +84,7 @@ def audit_host(action, task_vars, args, compiled, today):
     """
     gathered = action._execute_module(module_name=GATHER_MODULE,
                                       module_args={'backend': args['backend'], 'protocols': args['protocols'],
-                                                   'namespaces': args['namespaces']},
+                                                   'namespaces': args['namespaces'], 'nat': args['nat']},
                                       task_vars=task_vars)
     host = task_vars.get('inventory_hostname', action._play_context.remote_addr)
     groups = args['groups'] if args['groups'] is not None else task_vars.get('group_names', [])

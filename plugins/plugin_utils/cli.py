@@ -29,8 +29,8 @@ import json
 import os
 import sys
 
-from ansible_collections.portwarden.compliance.plugins.module_utils import gather_sockets
-from ansible_collections.portwarden.compliance.plugins.module_utils.report_sockets import printable, render_socket_table, socket_label
+from ansible_collections.portwarden.compliance.plugins.module_utils import gather_nat, gather_sockets
+from ansible_collections.portwarden.compliance.plugins.module_utils.report_sockets import exposure_lines, printable, render_socket_table, socket_label
 
 EXIT_OK = 0
 EXIT_PARTIAL = 1
@@ -41,7 +41,7 @@ def command_gather(args):
     try:
         result = gather_sockets.gather_listening_sockets(backend=args.backend,
                                                          protocols=args.protocol or gather_sockets.PROTOCOLS,
-                                                         namespaces=args.namespaces)
+                                                         namespaces=args.namespaces, nat=args.nat)
     except gather_sockets.GatherError as exc:
         sys.stderr.write('portwarden gather: %s\n' % printable(exc))
         return EXIT_ERROR
@@ -56,6 +56,7 @@ def command_gather(args):
         lines = render_socket_table(result)
         if 'namespaces' in result['coverage']:
             lines.extend(_namespace_lines(result))
+        lines.extend(exposure_lines(result))
         sys.stdout.write('\n'.join(lines) + '\n')
     return EXIT_OK if result['coverage']['complete'] else EXIT_PARTIAL
 
@@ -246,6 +247,9 @@ def build_parser():
     gather.add_argument('--namespaces', choices=gather_sockets.NAMESPACE_MODES, default='host',
                         help='host: the network namespace the command runs in (default); all: every network namespace '
                              'of the host (containers, pods), each socket tagged with its namespace (needs root)')
+    gather.add_argument('--nat', choices=gather_nat.NAT_MODES, default='auto',
+                        help='auto: also read the NAT rules (nft, iptables-nft, iptables-legacy) for ports published by '
+                             'DNAT or REDIRECT (default); off: sockets only')
     gather.add_argument('--protocol', action='append', choices=gather_sockets.PROTOCOLS,
                         help='limit to a protocol (repeatable; default: tcp and udp)')
     gather.add_argument('--format', choices=('table', 'json'), default='table')

@@ -63,7 +63,7 @@ def read_regular(path, limit=MAX_REPORT_BYTES, nofollow=False):
 def load_report(path, nofollow=False):
     """A saved fleet report, checked against its schema; ReportError says why it cannot be used."""
     from ansible_collections.portwarden.compliance.plugins.module_utils.report_build import (
-        REPORT_SCHEMA_VERSION,
+        READABLE_SCHEMA_VERSIONS,
         ReportError,
     )
     from ansible_collections.portwarden.compliance.plugins.plugin_utils.policy_load import refuse_duplicate_keys
@@ -88,11 +88,11 @@ def load_report(path, nofollow=False):
     except ValueError as exc:
         raise ReportError('%s: not a complete JSON report (%s); a truncated report is never trusted' % (path, exc)) \
             from None
-    if not isinstance(report, dict) or report.get('schema_version') != REPORT_SCHEMA_VERSION \
+    if not isinstance(report, dict) or report.get('schema_version') not in READABLE_SCHEMA_VERSIONS \
             or isinstance(report.get('schema_version'), bool):
         version = report.get('schema_version') if isinstance(report, dict) else None
-        raise ReportError('%s: report schema version %r; this portwarden reads version %d'
-                          % (path, version, REPORT_SCHEMA_VERSION))
+        raise ReportError('%s: report schema version %r; this portwarden reads versions %s'
+                          % (path, version, ', '.join(str(item) for item in READABLE_SCHEMA_VERSIONS)))
     from ansible_collections.portwarden.compliance.plugins.module_utils.report_schema import REPORT_SCHEMA, report_valid
 
     try:

@@ -76,7 +76,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 def main():
     module = AnsibleModule(argument_spec=dict(backend=dict(type='str'), protocols=dict(type='list', elements='str'),
-                                              namespaces=dict(type='str')), supports_check_mode=True)
+                                              namespaces=dict(type='str'), nat=dict(type='str')), supports_check_mode=True)
     module.exit_json(changed=False, sockets='tcp 0.0.0.0:856', coverage={'complete': True, 'errors': [], 'sockets': 1})
 
 

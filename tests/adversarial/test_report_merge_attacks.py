@@ -8,6 +8,7 @@ import json
 import os
 import threading
 
+from ansible_collections.portwarden.compliance.plugins.module_utils.report_build import REPORT_SCHEMA_VERSION
 from ansible_collections.portwarden.compliance.plugins.module_utils.report_formats import FILE_NAMES
 from tests.helpers.parts import audit, build_part, drift, gate_cli, merge_cli, write_part
 
@@ -71,11 +72,11 @@ def test_foreign_and_other_version_parts(tmp_path):
     # Its hosts cannot be read and every expected host is covered: skipped, said, and the fleet passes.
     refused_then_skipped(tmp_path, slices, foreign, 'schema version', [], skipped_code=0)
     foreign.unlink()
-    future = slices / 'v2.json'
+    future = slices / 'v-next.json'
     report = build_part({'db-1': audit()})
-    report['schema_version'] = 2
+    report['schema_version'] = REPORT_SCHEMA_VERSION + 1
     future.write_text(json.dumps(report))
-    refused_then_skipped(tmp_path, slices, future, 'schema version 2', ['db-1'])
+    refused_then_skipped(tmp_path, slices, future, 'schema version %d' % (REPORT_SCHEMA_VERSION + 1), ['db-1'])
 
 
 def test_part_whose_hosts_list_disagrees_with_its_entries(tmp_path):

@@ -101,7 +101,7 @@ def test_the_report_has_every_top_level_field():
     built = report([rb.host_entry('a', audit('compliant'))], tool_version='1.2.3', run_id='f' * 32)
     assert set(built) == {'schema_version', 'run_id', 'generated_at', 'tool', 'policy', 'registry', 'summary',
                           'hosts', 'previous'}
-    assert (built['schema_version'], built['run_id'], built['generated_at']) == (1, 'f' * 32, '2026-11-26T12:00:00Z')
+    assert (built['schema_version'], built['run_id'], built['generated_at']) == (rb.REPORT_SCHEMA_VERSION, 'f' * 32, '2026-11-26T12:00:00Z')
     assert built['tool'] == {'name': 'portwarden.compliance', 'version': '1.2.3'}
     assert (built['policy'], built['registry'], built['previous']) == (POLICY, REGISTRY, None)
     assert re.match('^[0-9a-f]{32}$', report([])['run_id']) and report([])['run_id'] != report([])['run_id']

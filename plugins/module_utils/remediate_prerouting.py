@@ -1,0 +1,77 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) portwarden contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Remediate step, firewall strategy for ports published by NAT: drop them in prerouting, before DNAT.
+
+Pure logic (standard library only), the counterpart of remediate_firewall for exposures. A published port is
+rewritten by DNAT in the nat prerouting hook (priority dstnat, -100) and then forwarded: the ``input`` table of
+remediate_firewall never sees it. This table drops the port's packets addressed to the host itself before DNAT::
+
+    table inet portwarden_published {
+        (the sets of remediate_firewall: tcp_ports, tcp_ports_v4, tcp_ports_v6, tcp_addr_v4, tcp_addr_v6, udp_...)
+        chain prerouting {
+            type filter hook prerouting priority -150; policy accept;
+            fib daddr type local tcp dport @tcp_ports drop
+            ...
+        }
+    }
+
+``fib daddr type local`` keeps the drop to traffic for the host's own addresses (what Docker's and netavark's
+PREROUTING jumps match): a packet routed through the host to another machine's port 856 is not touched. Its own
+table, so the input table and everything reading it stay as they are; lifting deletes only this table.
+
+Not wired into remediation yet: a published port's finding stays ``unavailable`` until verification probes the
+port from outside the target (a block present is not a port closed).
+"""
+
+from __future__ import annotations
+
+from ansible_collections.portwarden.compliance.plugins.module_utils.remediate_firewall import (
+    SETS,
+    element_text,
+    set_for,
+    sort_blocks,
+)
+
+TABLE_FAMILY = 'inet'
+TABLE_NAME = 'portwarden_published'
+TABLE_REF = '%s %s' % (TABLE_FAMILY, TABLE_NAME)
+CHAIN_NAME = 'prerouting'
+CHAIN_PRIORITY = -150  # before the nat prerouting hook (dstnat, -100): the port is seen as published, not as rewritten
+RESET = 'table %s\ndelete table %s\n' % (TABLE_REF, TABLE_REF)
+
+
+def render_table(blocks):
+    """The table with ``blocks`` (normalised, remediate_firewall.normalise_blocks) as nft text, in a fixed order."""
+    by_set = {}
+    for block in sort_blocks(blocks):
+        by_set.setdefault(set_for(block).name, []).append(block)
+    lines = ['table %s {' % TABLE_REF]
+    for spec in SETS:
+        lines.append('\tset %s {' % spec.name)
+        lines.append('\t\ttype %s' % spec.type_text())
+        members = by_set.get(spec.name)
+        if members:
+            lines.append('\t\telements = {')
+            lines.extend('\t\t\t%s,' % element_text(block) for block in members)
+            lines.append('\t\t}')
+        lines.append('\t}')
+        lines.append('')
+    lines.append('\tchain %s {' % CHAIN_NAME)
+    lines.append('\t\ttype filter hook prerouting priority %d; policy accept;' % CHAIN_PRIORITY)
+    lines.extend('\t\tfib daddr type local %s' % spec.rule_text() for spec in SETS)
+    lines.append('\t}')
+    lines.append('}')
+    return '\n'.join(lines) + '\n'
+
+
+def nft_script(blocks):
+    """The ``nft -f`` script that replaces the table with one holding exactly ``blocks``, in one transaction."""
+    return RESET + render_table(blocks)
+
+
+def lift_script():
+    """The ``nft -f`` script that removes the table, whether or not it exists."""
+    return RESET

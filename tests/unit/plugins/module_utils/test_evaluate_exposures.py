@@ -1,0 +1,167 @@
+"""Table-driven tests: ports published by NAT (gather ``exposures``) judged with the same rules as listeners."""
+
+import copy
+import datetime
+
+import pytest
+
+from ansible_collections.portwarden.compliance.plugins.module_utils import evaluate_policy as ev
+from ansible_collections.portwarden.compliance.plugins.module_utils import report_build as rb
+
+TODAY = datetime.date(2027, 1, 20)
+WEB = {'inode': 4026532001, 'host': False, 'pid': 2001,
+       'container': {'kind': 'docker', 'id': 'ab' * 32, 'pod_uid': None, 'name': 'web'}}
+NGINX = [{'pid': 2001, 'name': 'nginx', 'user': 'root', 'uid': 0, 'exe': '/usr/sbin/nginx', 'unit': None, 'start_time': 5}]
+UNASSIGNED_CLOSED = {'id': 'iana-unassigned-closed', 'match': {'ports': ['iana:unassigned']}, 'expect': 'closed',
+                     'severity': 'high'}
+
+
+def exposure(port=856, port_end=None, owner='namespace', hooks=('prerouting', 'output'), address='0.0.0.0',
+             family='ipv4', protocol='tcp', target='172.17.0.2', chain='DOCKER'):
+    owners = {
+        'namespace': {'kind': 'namespace', 'namespace': WEB, 'processes': NGINX, 'reason': None},
+        'unknown': {'kind': 'unknown', 'namespace': None, 'processes': [],
+                    'reason': 'no network namespace of this host holds 172.17.0.2'},
+    }
+    return {'protocol': protocol, 'family': family, 'address': address, 'port': port,
+            'port_end': port if port_end is None else port_end, 'action': 'dnat', 'hooks': list(hooks),
+            'interface': '!docker0', 'target': {'address': target, 'port': 80, 'port_end': 80},
+            'source': 'iptables-nft', 'table': 'ip nat', 'chain': chain,
+            'rule': '-A DOCKER ! -i docker0 -p tcp -m tcp --dport %d -j DNAT --to-destination 172.17.0.2:80' % port,
+            'conditions': ['dst-type LOCAL'], 'owner': owners[owner]}
+
+
+def sock(port):
+    return {'protocol': 'tcp', 'family': 'ipv4', 'address': '0.0.0.0', 'port': port, 'v6only': None, 'ephemeral': False,
+            'inode': port, 'processes': NGINX}
+
+
+def gathered(exposures=(), sockets=(), nat=True, mode='auto'):
+    result = {'sockets': list(sockets), 'coverage': {'complete': True, 'errors': [], 'notes': []}}
+    if nat:
+        result['exposures'] = list(exposures)
+        result['coverage']['nat'] = {'mode': mode, 'sources': {'iptables-nft/ipv4': 'read'}, 'tables': ['ip nat'],
+                                     'unreachable': [], 'exposures': len(exposures)}
+    return result
+
+
+def evaluate(rules, data, default='allow', waivers=()):
+    policy = {'policy_version': 1, 'name': 'nat', 'default': default, 'rules': list(rules), 'waivers': list(waivers)}
+    return ev.evaluate_host(data, ev.compile_policy(policy), 'docker-1', [], TODAY)
+
+
+def test_a_published_856_is_drift_under_the_baseline_and_says_how_it_is_reached():
+    result = evaluate([UNASSIGNED_CLOSED], gathered([exposure()]))
+    assert result['status'] == 'drift' and result['reasons'] == []
+    [finding] = result['findings']
+    assert finding['message'].startswith('tcp 0.0.0.0:856 published by DNAT to docker:web 172.17.0.2:80 '
+                                         '(not an IANA-assigned service) must be closed but is published (nginx[2001] as root)')
+    assert (finding['via'], finding['port'], finding['port_end'], finding['where']) == ('nat', 856, 856, 'host')
+    assert finding['exposure']['owner'] == {'kind': 'namespace', 'reason': None, 'where': 'docker:web'}
+    assert finding['exposure']['chain'] == 'DOCKER' and finding['processes'][0]['pid'] == 2001
+
+
+def test_a_stale_target_is_still_drift_with_no_known_process():
+    [finding] = evaluate([UNASSIGNED_CLOSED], gathered([exposure(owner='unknown', target='172.17.0.99')]))['findings']
+    assert finding['status'] == 'drift'
+    assert '172.17.0.99:80 (owner unknown)' in finding['message'] and '(no known process)' in finding['message']
+
+
+@pytest.mark.parametrize('via, judged', [
+    (None, {'listen', 'nat'}),
+    (['listen', 'nat'], {'listen', 'nat'}),
+    (['listen'], {'listen'}),
+    (['nat'], {'nat'}),
+])
+def test_via_tells_listeners_and_exposures_apart(via, judged):
+    rule = {'id': 'closed-856', 'match': {'ports': [856]}, 'expect': 'closed'}
+    if via is not None:
+        rule['match']['via'] = via
+    result = evaluate([rule], gathered([exposure()], [sock(856)]))
+    assert set(finding.get('via', 'listen') for finding in result['findings']) == judged
+
+
+def test_a_published_range_is_judged_at_the_first_port_each_rule_covers():
+    rules = [UNASSIGNED_CLOSED, {'id': 'no-9000', 'match': {'ports': ['9000-9010']}, 'expect': 'closed'}]
+    result = evaluate(rules, gathered([exposure(800, 9005)]))
+    found = dict((finding['rule'], (finding['port'], finding['port_end'])) for finding in result['findings'])
+    assert found['no-9000'] == (9000, 9005)
+    assert found['iana-unassigned-closed'][1] == 9005 and found['iana-unassigned-closed'][0] >= 800
+    assert ', port 9000 ' in next(f for f in result['findings'] if f['rule'] == 'no-9000')['message']
+
+
+def test_default_deny_flags_a_published_port_no_rule_allows():
+    allow_80 = {'id': 'web', 'match': {'ports': [80]}, 'expect': {'processes': ['nginx']}}
+    result = evaluate([allow_80], gathered([exposure(80), exposure(856)]), default='deny')
+    assert [(finding['rule'], finding['port']) for finding in result['findings']] == [('default', 856)]
+    assert 'is published (nginx[2001] as root) and no rule allows it; policy default: deny' in result['findings'][0]['message']
+
+
+def test_a_process_rule_on_a_target_with_no_known_owner_is_unknown():
+    allow = {'id': 'web', 'match': {'ports': [856]}, 'expect': {'processes': ['nginx']}}
+    assert evaluate([allow], gathered([exposure()]))['status'] == 'compliant'
+    result = evaluate([allow], gathered([exposure(owner='unknown')]))
+    assert result['status'] == 'unknown' and result['findings'][0]['status'] == 'unknown'
+
+
+def test_an_output_only_exposure_is_local_traffic_for_bind_rules():
+    rule = {'id': 'exposed-856', 'match': {'ports': [856], 'bind': ['any', 'specific']}, 'expect': 'closed'}
+    assert evaluate([rule], gathered([exposure(hooks=('output',))]))['findings'] == []
+    assert len(evaluate([rule], gathered([exposure(hooks=('prerouting',))]))['findings']) == 1
+    [finding] = evaluate([UNASSIGNED_CLOSED], gathered([exposure(hooks=('output',))]))['findings']
+    assert 'local traffic only' in finding['message']
+
+
+def test_a_waiver_waives_the_exposure_finding_like_a_socket_finding():
+    waiver = {'rule': 'iana-unassigned-closed', 'ports': [856], 'reason': 'migration', 'expires': '2027-12-31'}
+    result = evaluate([UNASSIGNED_CLOSED], gathered([exposure()]), waivers=[waiver])
+    assert result['status'] == 'compliant' and result['findings'][0]['status'] == 'waived'
+
+
+def test_the_finding_key_of_a_socket_is_unchanged_and_an_exposure_of_the_same_port_differs():
+    result = evaluate([UNASSIGNED_CLOSED], gathered([exposure()], [sock(856)]))
+    by_via = dict((finding.get('via', 'listen'), finding) for finding in result['findings'])
+    assert rb.finding_key(by_via['listen']) == ('iana-unassigned-closed', 'tcp', '0.0.0.0', 856, 'host')
+    assert rb.finding_key(by_via['nat']) != rb.finding_key(by_via['listen'])
+
+
+def test_an_old_gather_without_exposures_is_judged_as_before_with_a_note():
+    old = evaluate([UNASSIGNED_CLOSED], gathered(sockets=[sock(856)], nat=False))
+    assert old['status'] == 'drift' and old['warnings'] == [] and old['reasons'] == []
+    assert old['notes'] and 'did not read the NAT' in old['notes'][0]
+    off = evaluate([UNASSIGNED_CLOSED], gathered(mode='off'))
+    assert off['status'] == 'compliant' and 'nat: off' in off['notes'][0]
+    assert evaluate([UNASSIGNED_CLOSED], gathered([exposure(80)]))['notes'] == []
+
+
+def _broken(change):
+    data = gathered([exposure()])
+    change(data)
+    return data
+
+
+@pytest.mark.parametrize('change, reason', [
+    (lambda d: d['coverage'].pop('nat'), 'coverage.nat: expected a mapping (the gather returned exposures), got nothing'),
+    (lambda d: d.pop('exposures'), 'exposures: expected a list of exposures, got nothing'),
+    (lambda d: d['coverage']['nat'].update(exposures=2), 'coverage.nat.exposures: expected the number of exposures, 1, got 2'),
+    (lambda d: d['exposures'][0].update(port='856'), "exposures[0].port: expected a port number 0-65535, got '856'"),
+    (lambda d: d['exposures'][0].update(port_end=855), 'exposures[0].port_end: expected a port at or above port 856, got 855'),
+    (lambda d: d['exposures'][0].update(address='::'), "exposures[0].address: expected an IPv4 address or network, got '::'"),
+    (lambda d: d['exposures'][0].update(hooks=[]), 'exposures[0].hooks: expected a list of prerouting and output, got a list'),
+    (lambda d: d['exposures'][0]['owner'].update(kind='container'),
+     "exposures[0].owner.kind: expected one of namespace, local, unknown, got 'container'"),
+    (lambda d: d['exposures'][0]['owner'].update(processes=None), 'exposures[0].owner.processes: expected a list of processes, got nothing'),
+    (lambda d: d['exposures'].append(copy.deepcopy(d['exposures'][0])) or d['coverage']['nat'].update(exposures=2),
+     'exposures[1]: expected each exposure once, got a repeat of an earlier exposure'),
+    (lambda d: d['coverage']['nat'].update(mode='on'), "coverage.nat.mode: expected auto or off, got 'on'"),
+])
+def test_a_malformed_exposure_makes_the_host_unknown_saying_where(change, reason):
+    result = evaluate([UNASSIGNED_CLOSED], _broken(change))
+    assert result['status'] == 'unknown' and result['findings'] == []
+    assert result['reasons'] == ['malformed gather result: %s' % reason]
+
+
+def test_a_namespace_owner_must_agree_with_the_sockets_description_of_it():
+    data = gathered([exposure()], [dict(sock(80), namespace=dict(WEB, pid=9))])
+    result = evaluate([UNASSIGNED_CLOSED], data)
+    assert result['status'] == 'unknown' and 'owner.namespace' in result['reasons'][0]
