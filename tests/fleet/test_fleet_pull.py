@@ -24,8 +24,8 @@ import yaml
 from tests.conftest import COLLECTIONS_ROOT, REPO
 from tests.helpers.systemd_unit import service_command
 
-pytestmark = [pytest.mark.netns, pytest.mark.slow,
-              pytest.mark.xfail(strict=True, reason='issue 11: no self-audit playbook, no systemd units, no parts or merge yet')]
+pytestmark = [pytest.mark.netns, pytest.mark.slow]
+NEEDS_MERGE = pytest.mark.xfail(strict=True, reason='issue 11: no parts and no portwarden merge yet (branch merge)')
 
 N_HOSTS = 5
 UNITS = os.path.join(REPO, 'roles', 'port_compliance', 'files', 'systemd')
@@ -215,6 +215,7 @@ def test_the_units_pass_systemd_analyze_verify():
         assert '\n' + setting in timer, setting
 
 
+@NEEDS_MERGE
 def test_the_drops_merge_to_the_pushed_audit(fleet, pushed, tmp_path):
     reference_dir, reference = pushed
     statuses = dict((entry['host'], entry['status']) for entry in reference['hosts'])
@@ -239,6 +240,7 @@ def test_the_drops_merge_to_the_pushed_audit(fleet, pushed, tmp_path):
     assert merged_gate.returncode == 1  # host01's drift
 
 
+@NEEDS_MERGE
 def test_a_stale_or_missing_drop_is_unknown(fleet, tmp_path):
     drop = tmp_path / 'drop'
     stale, missing = fleet.hosts[1], fleet.hosts[4]
