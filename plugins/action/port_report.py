@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 
 from ansible.errors import AnsibleActionFail
@@ -16,14 +15,22 @@ from ansible.plugins.action import ActionBase
 from ansible_collections.portwarden.compliance.plugins.module_utils import registry
 from ansible_collections.portwarden.compliance.plugins.module_utils.policy_schema import SEVERITIES
 from ansible_collections.portwarden.compliance.plugins.module_utils.report_build import (
-    REPORT_SCHEMA_VERSION,
     build_report,
     gate_report,
     host_entry,
+    parse_previous,
+    report_stats,
 )
 from ansible_collections.portwarden.compliance.plugins.module_utils.report_formats import FILE_NAMES
+from ansible_collections.portwarden.compliance.plugins.module_utils.report_merge import (
+    awx_info,
+    make_run_id,
+    report_scope,
+    slice_count,
+)
 from ansible_collections.portwarden.compliance.plugins.module_utils.report_write import (
     HISTORY_KEEP,
+    PartDir,
     ReportDir,
     ReportWriteError,
     render_set,
@@ -39,7 +46,19 @@ ARGUMENT_SPEC = {
     'fail_on': {'type': 'str', 'default': 'never', 'choices': ['never'] + list(SEVERITIES)},
     'fail_on_unknown': {'type': 'bool', 'default': True},
     'history_keep': {'type': 'int', 'default': HISTORY_KEEP},
+    'scope': {'type': 'str', 'default': 'auto', 'choices': ['auto', 'fleet', 'part']},
 }
+
+
+def scope_kind(asked, hosts, task_vars):
+    """``fleet`` or ``part``: with ``auto``, a part when the report's hosts are not every host of the inventory
+    (``--limit``, a play over a group) or when AWX's vars say the job is one slice of several."""
+    if asked != 'auto':
+        return asked
+    inventory = set((task_vars.get('groups') or {}).get('all') or [])
+    if slice_count(task_vars) > 1 or not inventory or set(hosts) != inventory:
+        return 'part'
+    return 'fleet'
 
 
 def _host_from_result(host, result):
@@ -52,38 +71,6 @@ def _host_from_result(host, result):
     if result.get('failed') and result.get('status') is None:
         return host_entry(host, None, 'audit failed: %s' % (result.get('msg') or 'no message'))
     return host_entry(host, result)
-
-
-def _parse_previous(raw, path):
-    """The previous report for drift over time, or ``(None, why not)``."""
-    try:
-        previous = json.loads(raw.decode('utf-8'))
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        return None, 'previous report %s is unreadable (%s); new and resolved findings are not listed' % (path, exc)
-    if not isinstance(previous, dict) or previous.get('schema_version') != REPORT_SCHEMA_VERSION:
-        return None, 'previous report %s has another schema version; new and resolved findings are not listed' % path
-    if not _comparable(previous):
-        return None, 'previous report %s is not a report portwarden wrote (hosts or findings malformed); new and ' \
-                     'resolved findings are not listed' % path
-    return previous, None
-
-
-def _comparable(previous):
-    """Whether every host and finding of a previous report has what drift over time compares."""
-    hosts = previous.get('hosts')
-    if not isinstance(hosts, list):
-        return False
-    for entry in hosts:
-        if not isinstance(entry, dict) or not isinstance(entry.get('host'), str) \
-                or not isinstance(entry.get('findings') or [], list):
-            return False
-        for finding in entry.get('findings') or []:
-            if not isinstance(finding, dict) or any(not isinstance(finding.get(key), kind) for key, kind in (
-                    ('rule', str), ('protocol', str), ('address', str), ('port', int), ('status', str))):
-                return False
-            if not isinstance(finding.get('where') or '', str):
-                return False
-    return True
 
 
 class ActionModule(ActionBase):
@@ -118,30 +105,47 @@ class ActionModule(ActionBase):
         if args['history_keep'] < 0:
             raise AnsibleActionFail('port_report: history_keep must be 0 or more, not %d' % args['history_keep'])
         report_dir = os.path.abspath(args['report_dir'])
-        json_path = os.path.join(report_dir, FILE_NAMES['json'])
+        kind = scope_kind(args['scope'], hosts, task_vars)
+        awx = awx_info(task_vars)
+        run_id = make_run_id((awx or {}).get('job_id'))
+        registry_info = registry.registry_info()
         warnings = []
+        written = {'kept': None, 'pruned': []}
         try:
-            # One run at a time in a directory, from reading the previous report to the last rename.
-            with ReportDir(report_dir) as target:
-                raw, warning = target.read_previous()
-                previous = None
-                if raw is not None:
-                    previous, warning = _parse_previous(raw, json_path)
-                if warning:
-                    warnings.append(warning + ('' if 'findings are not listed' in warning
-                                               else '; new and resolved findings are not listed'))
-                report = build_report([_host_from_result(host, results[host]) for host in hosts], policy_info,
-                                      registry.registry_info(), previous=previous, tool_version=collection_version())
-                # Render everything first: a failure here leaves every file of the last run untouched.
-                files = render_set(report, args['formats'])
-                written = target.write_set(files, keep=raw if previous is not None and 'json' in args['formats'] else None,
-                                           keep_as=(previous or {}).get('generated_at'),
-                                           history_keep=args['history_keep'])
+            if kind == 'part':
+                # A part: its own new directory, never the fleet report's names, no previous, no history.
+                with PartDir(report_dir, run_id) as target:
+                    report = build_report([_host_from_result(host, results[host]) for host in hosts], policy_info,
+                                          registry_info, tool_version=collection_version(), run_id=run_id)
+                    report['scope'] = report_scope(kind, run_id, hosts, policy_info, registry_info, awx)
+                    target.write_set(render_set(report, args['formats']))
+                    out_dir = target.path
+            else:
+                json_path = os.path.join(report_dir, FILE_NAMES['json'])
+                # One run at a time in a directory, from reading the previous report to the last rename.
+                with ReportDir(report_dir) as target:
+                    raw, warning = target.read_previous()
+                    previous = None
+                    if raw is not None:
+                        previous, warning = parse_previous(raw, json_path)
+                    if warning:
+                        warnings.append(warning + ('' if 'findings are not listed' in warning
+                                                   else '; new and resolved findings are not listed'))
+                    report = build_report([_host_from_result(host, results[host]) for host in hosts], policy_info,
+                                          registry_info, previous=previous, tool_version=collection_version(),
+                                          run_id=run_id)
+                    report['scope'] = report_scope(kind, run_id, hosts, policy_info, registry_info, awx)
+                    # Render everything first: a failure here leaves every file of the last run untouched.
+                    files = render_set(report, args['formats'])
+                    written = target.write_set(files, keep=raw if previous is not None and 'json' in args['formats']
+                                               else None, keep_as=(previous or {}).get('generated_at'),
+                                               history_keep=args['history_keep'])
+                out_dir = report_dir
         except ReportWriteError as exc:
             raise AnsibleActionFail(str(exc)) from None
         if warnings:
             result.setdefault('warnings', []).extend(warnings)
-        paths = dict((name, os.path.join(report_dir, FILE_NAMES[name])) for name in args['formats'])
+        paths = dict((name, os.path.join(out_dir, FILE_NAMES[name])) for name in args['formats'])
 
         fail_on = args['fail_on']
         code, failing, lines = gate_report(report, fail_on if fail_on != 'never' else 'never',
@@ -155,8 +159,14 @@ class ActionModule(ActionBase):
             'generated_at': report['generated_at'],
             'run_id': report['run_id'],
             'history': {'kept': written['kept'], 'pruned': written['pruned']},
+            'scope': report['scope'],
+            'stats': report_stats(report, code, paths.get('json')),
         })
         where = ', '.join(paths[name] for name in sorted(paths))
+        if kind == 'part':
+            lines = list(lines)
+            lines[0] = 'part %s of %d host%s (portwarden merge makes the fleet report): %s' % (
+                run_id, len(hosts), '' if len(hosts) == 1 else 's', lines[0])
         if code:
             result['failed'] = True
             result['msg'] = 'port compliance gate failed: %s. Reports: %s' % ('; '.join(lines[1:]), where)

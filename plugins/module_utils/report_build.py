@@ -13,6 +13,7 @@ never reached) is ``unknown`` with the reason, never compliant.
 from __future__ import annotations
 
 import datetime
+import json
 import uuid
 
 from ansible_collections.portwarden.compliance.plugins.module_utils.evaluate_policy import (
@@ -299,3 +300,49 @@ def report_contradictions(report, now=None, max_age=None):
         if key in summary and summary[key] != value:
             problems.append('summary.%s says %s but its hosts give %s' % (key, summary[key], value))
     return problems
+
+
+def parse_previous(raw, path):
+    """The previous report for drift over time, or ``(None, why not)``."""
+    try:
+        previous = json.loads(raw.decode('utf-8'))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        return None, 'previous report %s is unreadable (%s); new and resolved findings are not listed' % (path, exc)
+    if not isinstance(previous, dict) or previous.get('schema_version') != REPORT_SCHEMA_VERSION:
+        return None, 'previous report %s has another schema version; new and resolved findings are not listed' % path
+    if not comparable_previous(previous):
+        return None, 'previous report %s is not a report portwarden wrote (hosts or findings malformed); new and ' \
+                     'resolved findings are not listed' % path
+    return previous, None
+
+
+def comparable_previous(previous):
+    """Whether every host and finding of a previous report has what drift over time compares."""
+    hosts = previous.get('hosts')
+    if not isinstance(hosts, list):
+        return False
+    for entry in hosts:
+        if not isinstance(entry, dict) or not isinstance(entry.get('host'), str) \
+                or not isinstance(entry.get('findings') or [], list):
+            return False
+        for finding in entry.get('findings') or []:
+            if not isinstance(finding, dict) or any(not isinstance(finding.get(key), kind) for key, kind in (
+                    ('rule', str), ('protocol', str), ('address', str), ('port', int), ('status', str))):
+                return False
+            if not isinstance(finding.get('where') or '', str):
+                return False
+    return True
+
+
+def report_stats(report, code, json_path=None):
+    """The small summary a later AWX workflow node gates on (published with set_stats as ``portwarden``)."""
+    worst = None
+    for entry in report['hosts']:
+        severity = worst_severity(entry)
+        if severity is not None and (worst is None or SEVERITY_RANK[severity] > SEVERITY_RANK[worst]):
+            worst = severity
+    scope = report.get('scope') or {}
+    summary = report['summary']
+    return {'scope': scope.get('kind', 'fleet'), 'run_id': report.get('run_id'), 'hosts': summary['hosts'],
+            'compliant': summary['compliant'], 'drift': summary['drift'], 'unknown': summary['unknown'],
+            'worst_severity': worst, 'gate_exit_code': code, 'report_json_path': json_path}

@@ -19,6 +19,7 @@ from ansible_collections.portwarden.compliance.plugins.module_utils.report_build
     STATUSES,
 )
 from ansible_collections.portwarden.compliance.plugins.module_utils.report_formats import FILE_NAMES
+from ansible_collections.portwarden.compliance.plugins.module_utils.report_merge import RUN_ID_PATTERN, SCOPE_KINDS
 
 _STRINGS = {'type': 'array', 'items': {'type': 'string'}}
 _FINDING_KEY = {'type': 'object', 'required': ['rule', 'protocol', 'address', 'port'],
@@ -34,8 +35,44 @@ REPORT_SCHEMA = {
     'required': ['schema_version', 'generated_at', 'policy', 'registry', 'summary', 'hosts'],
     'properties': {
         'schema_version': {'const': REPORT_SCHEMA_VERSION},
-        'run_id': {'type': 'string', 'pattern': '^[0-9a-f]{32}$',
-                   'description': 'Names the run that wrote this report and the files of its set.'},
+        'run_id': {'type': 'string', 'pattern': RUN_ID_PATTERN,
+                   'description': 'Names the run that wrote this report and the files of its set: 32 hex digits, or '
+                                  'awx-JOB_ID-SUFFIX for an AWX job.'},
+        'scope': {
+            'type': 'object', 'required': ['kind', 'run_id', 'hosts', 'policy_sha256', 'registry_digest'],
+            'description': 'What the report covers. A part (a run over part of the inventory, a slice of a job) is '
+                           'written under parts/RUN_ID/ and never gated as the fleet: portwarden merge makes the fleet '
+                           'report of parts. A report without scope is a fleet report of an older portwarden.',
+            'properties': {
+                'kind': {'enum': list(SCOPE_KINDS)},
+                'run_id': {'type': 'string', 'pattern': RUN_ID_PATTERN},
+                'hosts': _STRINGS,
+                'policy_sha256': {'type': ['string', 'null']},
+                'registry_digest': {'type': ['string', 'null']},
+                'awx': {'type': ['object', 'null'], 'description': 'AWX job id, workflow job id, template name, '
+                                                                   'slice number and count, from its extra vars.'},
+                'parts': {'type': 'array', 'description': 'Merged reports: each part merged.',
+                          'items': {'type': 'object', 'required': ['run_id', 'file', 'generated_at', 'hosts'],
+                                    'properties': {'run_id': {'type': ['string', 'null']}, 'file': {'type': 'string'},
+                                                   'generated_at': {'type': 'string'}, 'kind': {'enum': list(SCOPE_KINDS)},
+                                                   'hosts': _STRINGS}}},
+                'expected': {'type': ['string', 'null'],
+                             'description': 'Merged reports: where the expected hosts came from (null: not given).'},
+                'skipped': {'type': 'array', 'description': 'Merged reports: bad parts skipped (--skip-bad), whose '
+                                                            'hosts are unknown.',
+                            'items': {'type': 'object', 'required': ['file', 'reason'],
+                                      'properties': {'file': {'type': 'string'}, 'reason': {'type': 'string'},
+                                                     'hosts': {'type': ['array', 'null'], 'items': {'type': 'string'}}}}},
+                'warnings': _STRINGS,
+                'policies': {'type': 'array', 'description': 'Merged with --allow-mixed-policies: each policy, '
+                                                             'and the hosts it judged.',
+                             'items': {'type': 'object', 'required': ['policy_sha256', 'registry_digest', 'hosts'],
+                                       'properties': {'name': {'type': ['string', 'null']},
+                                                      'policy_sha256': {'type': ['string', 'null']},
+                                                      'registry_digest': {'type': ['string', 'null']},
+                                                      'files': _STRINGS, 'hosts': _STRINGS}}},
+            },
+        },
         'files': {
             'type': 'object', 'additionalProperties': False,
             'description': 'The other files of this report\'s set, written by the same run: their size and sha256. A '
@@ -133,6 +170,13 @@ REPORT_SCHEMA = {
                 'findings': {'type': 'array', 'items': {'$ref': '#/$defs/finding'}},
                 'coverage': {'type': ['object', 'null']},
                 'evaluated_on': {'type': ['string', 'null']},
+                'part': {'oneOf': [
+                    {'type': 'null'},
+                    {'type': 'object', 'required': ['run_id', 'generated_at', 'covered_by'],
+                     'properties': {'run_id': {'type': ['string', 'null']}, 'file': {'type': 'string'},
+                                    'generated_at': {'type': 'string'}, 'covered_by': _STRINGS}},
+                ], 'description': 'Merged reports: the part whose audit of this host won (the newest), when it was '
+                                  'audited, and every part that covered the host; null when no part did.'},
                 'remediation': {'oneOf': [
                     {'type': 'null'},
                     {'type': 'object', 'required': ['actions', 'skipped', 'verified'], 'additionalProperties': False,

@@ -305,6 +305,67 @@ class ReportDir:
                 os.close(history_fd)
 
 
+PARTS_DIR = 'parts'
+
+
+class PartDir(ReportDir):
+    """``REPORT_DIR/parts/RUN_ID/``, made new for one part run: never another run's, never through a link.
+
+    The report directory itself is neither locked nor cleaned: a fleet run or a merge may hold it, and a part
+    never touches the fleet report. ``parts/`` and the run's directory are checked as the report directory is.
+    """
+
+    def __init__(self, path, run_id, lock_timeout=300):
+        super(PartDir, self).__init__(path, lock_timeout=lock_timeout)
+        self.run_id = run_id
+        self.report_dir = self.path
+        self.path = os.path.join(self.report_dir, PARTS_DIR, run_id)
+
+    def __enter__(self):
+        if '/' in self.run_id or self.run_id in ('', '.', '..'):
+            raise ReportWriteError('refusing to write a part: run id %r cannot name a directory' % self.run_id)
+        top = parts = None
+        try:
+            try:
+                os.makedirs(self.report_dir, mode=0o755, exist_ok=True)
+                top = os.open(self.report_dir, _DIR_FLAGS)
+            except OSError as exc:
+                raise ReportWriteError('cannot open the report directory %s: %s' % (self.report_dir, _why(exc))) from None
+            problem = check_directory(os.fstat(top), 'the report directory %s' % self.report_dir)
+            if problem:
+                raise ReportWriteError('refusing to write a part: %s' % problem)
+            parts = self._subdirectory(top, PARTS_DIR, os.path.join(self.report_dir, PARTS_DIR), exclusive=False)
+            self.fd = self._subdirectory(parts, self.run_id, self.path, exclusive=True)
+            return self
+        finally:
+            for fd in (top, parts):
+                if fd is not None:
+                    os.close(fd)
+
+    @staticmethod
+    def _subdirectory(parent_fd, name, where, exclusive):
+        try:
+            os.mkdir(name, 0o755, dir_fd=parent_fd)
+        except FileExistsError:
+            if exclusive:
+                raise ReportWriteError('refusing to write a part: %s already exists: another run wrote it (a run id '
+                                       'used twice, or forged); a part never overwrites another' % where) from None
+        except OSError as exc:
+            raise ReportWriteError('cannot create %s: %s' % (where, _why(exc))) from None
+        try:
+            fd = os.open(name, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=parent_fd)
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise ReportWriteError('refusing to write a part: %s is not a directory (a symbolic link is never '
+                                       'followed)' % where) from None
+            raise ReportWriteError('cannot open %s: %s' % (where, _why(exc))) from None
+        problem = check_directory(os.fstat(fd), where)
+        if problem:
+            os.close(fd)
+            raise ReportWriteError('refusing to write a part: %s' % problem)
+        return fd
+
+
 def _why(exc):
     return '%s%s' % (exc.strerror or exc, ' (%s)' % exc.filename if getattr(exc, 'filename', None) else '')
 

@@ -86,8 +86,26 @@ options:
     description: Fail when a host is unknown or its verdict is incomplete (partial gather).
     type: bool
     default: true
+  scope:
+    description:
+      - Whether this run writes the fleet report or a part of it.
+      - V(fleet) writes the fleet report's files in O(report_dir), with the previous report's diff and history.
+      - V(part) writes one set under C(parts/RUN_ID/) in O(report_dir). It never reads or touches the fleet
+        report, never reads another part as previous, and never overwrites another part. The
+        C(portwarden merge) command or M(portwarden.compliance.port_report_merge) makes the fleet report of parts.
+      - V(auto) is V(part) when the report's hosts are not every host of the inventory (C(groups['all']), for
+        example with C(--limit)) or when C(awx_job_slice_count) (or C(tower_job_slice_count)) is more than 1,
+        else V(fleet). AWX gives each slice of a sliced job a pared-down inventory and no slice variable of its
+        own, so set V(part) in a sliced job template (or pass C(awx_job_slice_count)).
+      - The run id is C(awx-JOB_ID-SUFFIX) when AWX's C(awx_job_id) (or C(tower_job_id)) is set (a random suffix
+        keeps a relaunch apart), else 32 random hex digits. The JSON report's C(scope) names the kind, the run id,
+        the hosts covered, the policy sha256, the registry digest and the AWX job.
+    type: str
+    choices: [auto, fleet, part]
+    default: auto
 seealso:
   - module: portwarden.compliance.port_audit
+  - module: portwarden.compliance.port_report_merge
 '''
 
 EXAMPLES = r'''
@@ -129,6 +147,22 @@ history:
   returned: when written
   type: dict
   sample: {"kept": "portwarden-report-20261126T224000Z.json", "pruned": ["portwarden-report-20261020T224000Z.json"]}
+scope:
+  description: What the report covers (the JSON report's C(scope)).
+  returned: when written
+  type: dict
+  sample: {"kind": "part", "run_id": "awx-4711-0f4c2a9e8b7d4c1f", "hosts": ["web-1", "web-2"],
+           "policy_sha256": "9f2c...", "registry_digest": "1be0...", "awx": {"job_id": 4711}}
+stats:
+  description:
+    - The summary the role publishes with M(ansible.builtin.set_stats) as C(portwarden), for a later AWX workflow node.
+    - C(hosts) is a count. C(gate_exit_code) is 0 compliant, 1 drift, 2 unknown. C(report_json_path) is null without
+      the JSON format.
+  returned: when written
+  type: dict
+  sample: {"scope": "fleet", "run_id": "0f4c2a9e8b7d4c1f9a3e6b5d2c8f7a10", "hosts": 12, "compliant": 9, "drift": 2,
+           "unknown": 1, "worst_severity": "high", "gate_exit_code": 2,
+           "report_json_path": "/srv/reports/portwarden-report.json"}
 pending:
   description: Hosts of later C(serial) batches; the report waits for them.
   returned: when deferred

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import stat
 import sys
 
 from ansible_collections.portwarden.compliance.plugins.module_utils import gather_sockets
@@ -134,115 +133,14 @@ def command_registry_info(_args):
     return EXIT_OK
 
 
-MAX_REPORT_BYTES = 1 << 30
-_MAX_AGE_UNITS = {'s': 1, 'm': 60, 'h': 3600, 'd': 86400}
-
-
-def _no_constants(name):
-    raise ValueError('%s is not JSON (a report never holds NaN or Infinity)' % name)
-
-
-def _read_regular(path, limit=MAX_REPORT_BYTES):
-    """The bytes of a regular file, never blocking on a FIFO or reading a device; OSError or ValueError say why not."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, 'O_CLOEXEC', 0))
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise ValueError('not a regular file')
-        if info.st_size > limit:
-            raise ValueError('larger than %d bytes' % limit)
-        chunks = []
-        while True:
-            chunk = os.read(fd, 1 << 20)
-            if not chunk:
-                return b''.join(chunks)
-            chunks.append(chunk)
-    finally:
-        os.close(fd)
-
-
-def load_report(path):
-    """A saved fleet report, checked against its schema; ReportError says why it cannot be used."""
-    from ansible_collections.portwarden.compliance.plugins.module_utils.report_build import (
-        REPORT_SCHEMA_VERSION,
-        ReportError,
-    )
-    from ansible_collections.portwarden.compliance.plugins.plugin_utils.policy_load import refuse_duplicate_keys
-
-    try:
-        raw = _read_regular(path)
-    except OSError as exc:
-        raise ReportError('%s: cannot read the report: %s' % (path, exc.strerror or exc)) from None
-    except ValueError as exc:
-        raise ReportError('%s: cannot read the report: %s' % (path, exc)) from None
-    if raw.startswith(b'\xef\xbb\xbf'):
-        raise ReportError('%s: starts with a byte order mark: not a report as portwarden writes it (re-encoded?)' % path)
-    try:
-        report = json.loads(raw.decode('utf-8'), parse_constant=_no_constants, object_pairs_hook=refuse_duplicate_keys)
-    except UnicodeDecodeError as exc:
-        raise ReportError('%s: not UTF-8 (%s); a report is never trusted re-encoded or corrupted' % (path, exc)) from None
-    except RecursionError:
-        raise ReportError('%s: not a report: JSON nested too deeply to be one' % path) from None
-    except ValueError as exc:
-        raise ReportError('%s: not a complete JSON report (%s); a truncated report is never trusted' % (path, exc)) \
-            from None
-    if not isinstance(report, dict) or report.get('schema_version') != REPORT_SCHEMA_VERSION \
-            or isinstance(report.get('schema_version'), bool):
-        version = report.get('schema_version') if isinstance(report, dict) else None
-        raise ReportError('%s: report schema version %r; this portwarden reads version %d'
-                          % (path, version, REPORT_SCHEMA_VERSION))
-    from jsonschema import Draft202012Validator  # the controller-side dependency, needed here only
-
-    from ansible_collections.portwarden.compliance.plugins.module_utils.report_schema import REPORT_SCHEMA
-
-    try:
-        errors = sorted(Draft202012Validator(REPORT_SCHEMA).iter_errors(report), key=lambda error: list(error.path))
-    except RecursionError:
-        raise ReportError('%s: not a report: nested too deeply to be one' % path) from None
-    if errors:
-        first = errors[0]
-        where = '.'.join(str(part) for part in first.absolute_path) or '(top level)'
-        more = ' (and %d more)' % (len(errors) - 1) if len(errors) > 1 else ''
-        message = first.message if len(first.message) <= 300 else first.message[:300] + '...'
-        raise ReportError('%s: not a valid report: %s: %s%s' % (path, where, message, more))
-    return report
-
-
-def set_problems(path, report):
-    """Files of the report's set, beside it, that are not the ones its JSON names (a mixed set: a crash between
-    two renames or another writer). A file that is absent is no problem: the JSON may have been copied alone."""
-    import hashlib
-
-    problems = []
-    directory = os.path.dirname(os.path.abspath(path))
-    for name, expected in sorted((report.get('files') or {}).items()):
-        beside = os.path.join(directory, name)
-        try:
-            data = _read_regular(beside)
-        except FileNotFoundError:
-            continue
-        except (OSError, ValueError) as exc:
-            problems.append('%s: cannot be checked against the JSON of its set: %s' % (beside, getattr(exc, 'strerror', None)
-                                                                                       or exc))
-            continue
-        if len(data) != expected['bytes'] or hashlib.sha256(data).hexdigest() != expected['sha256']:
-            problems.append('%s is not of this run (%s): its size or sha256 differs from what the JSON names, so the '
-                            'set is mixed (a crash between two renames, or another writer); run the report again'
-                            % (beside, report.get('run_id')))
-    return problems
-
-
 def max_age_seconds(text):
     """``--max-age``: seconds, or a number with s, m, h or d."""
-    unit = text[-1:].lower()
-    number = text[:-1] if unit in _MAX_AGE_UNITS else text
+    from ansible_collections.portwarden.compliance.plugins.plugin_utils.report_load import parse_age
+
     try:
-        value = int(number) * _MAX_AGE_UNITS.get(unit, 1)
-    except ValueError:
-        raise argparse.ArgumentTypeError('%r is not an age (like 3600, 90m, 24h or 7d)' % text) from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError('%r: the age must be more than 0' % text)
-    return value
+        return parse_age(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def command_gate(args):
@@ -252,6 +150,7 @@ def command_gate(args):
         gate_report,
         report_contradictions,
     )
+    from ansible_collections.portwarden.compliance.plugins.plugin_utils.report_load import load_report, set_problems
 
     try:
         report = load_report(args.report)
@@ -271,6 +170,45 @@ def command_gate(args):
         printable(report['registry'].get('date'))))
     sys.stdout.write(''.join('  %s\n' % line for line in lines))
     return code
+
+
+def _formats(text):
+    from ansible_collections.portwarden.compliance.plugins.module_utils.report_formats import FILE_NAMES
+
+    names = [name.strip() for name in text.split(',') if name.strip()]
+    unknown = [name for name in names if name not in FILE_NAMES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError('%r: formats are a comma-separated list of %s' % (text, ', '.join(FILE_NAMES)))
+    return names
+
+
+def command_merge(args):
+    from ansible_collections.portwarden.compliance.plugins.module_utils.report_build import EXIT_UNKNOWN
+    from ansible_collections.portwarden.compliance.plugins.plugin_utils.collection_version import collection_version
+    from ansible_collections.portwarden.compliance.plugins.plugin_utils.merge_run import MergeError, run_merge
+
+    try:
+        outcome = run_merge(paths=args.parts, parts_dir=args.parts_dir, report_dir=args.report_dir,
+                            inventory=args.inventory, hosts=args.hosts.split(',') if args.hosts is not None else None,
+                            hosts_file=args.hosts_file, max_age=args.max_age, skip_bad=args.skip_bad,
+                            allow_mixed=args.allow_mixed_policies, formats=args.formats, history_keep=args.history_keep,
+                            fail_on=args.fail_on, allow_unknown=args.allow_unknown, tool_version=collection_version())
+    except MergeError as exc:
+        sys.stdout.write('portwarden merge: UNKNOWN: no fleet report was written:\n')
+        sys.stdout.write(''.join('  %s\n' % printable(problem) for problem in exc.problems))
+        return EXIT_UNKNOWN
+    report = outcome['report']
+    for warning in outcome['warnings']:
+        sys.stderr.write('portwarden merge: warning: %s\n' % printable(warning))
+    for item in outcome['skipped']:
+        sys.stderr.write('portwarden merge: skipped bad part %s: %s\n' % (printable(item['file']), printable(item['reason'])))
+    verdict = {0: 'PASS', 1: 'DRIFT', 2: 'UNKNOWN'}[outcome['code']]
+    sys.stdout.write('portwarden merge: %s (%d part%s, policy %s, merged report of %s, IANA registry of %s)\n' % (
+        verdict, len(report['scope']['parts']), '' if len(report['scope']['parts']) == 1 else 's',
+        printable(report['policy'].get('name')), printable(report['generated_at']), printable(report['registry'].get('date'))))
+    sys.stdout.write(''.join('  %s\n' % line for line in outcome['lines']))
+    sys.stdout.write('reports: %s\n' % ', '.join(printable(outcome['paths'][name]) for name in sorted(outcome['paths'])))
+    return outcome['code']
 
 
 def _version_text():
@@ -353,6 +291,48 @@ def build_parser():
     gate.add_argument('--max-age', type=max_age_seconds, metavar='AGE',
                       help='refuse (exit 2) a report generated longer ago than AGE: seconds, or with s, m, h or d')
     gate.set_defaults(handler=command_gate)
+
+    merge = commands.add_parser(
+        'merge', help='merge part reports into one fleet report and gate on it',
+        description='Merge part reports (each run over part of the fleet: an AWX slice, a --limit run, a host auditing '
+                    'itself) and fleet reports into one fleet report in REPORT_DIR, in every format, with the diff '
+                    'against its previous report and history as port_report writes them; then gate on it as '
+                    'portwarden gate does. Every expected host appears: a host no part covers is unknown (no report), '
+                    'a host whose newest audit is older than --max-age is unknown (stale), a host in several parts '
+                    'takes the newest audit. Exit 0 when the fleet passes, 1 on drift at or above --fail-on, 2 when a '
+                    'host is unknown, or when no verdict can be given: a bad part (unreadable, truncated, not a '
+                    'portwarden report, another schema version, stamped in the future, tampered with, contradicting '
+                    'itself) unless --skip-bad, parts of different policies unless --allow-mixed-policies.')
+    merge.add_argument('parts', nargs='*', metavar='PART',
+                       help='a part or fleet JSON report, or a directory: its parts/*/portwarden-report.json and its '
+                            '*.json reports. Nothing found inside a directory is followed if it is a link.')
+    merge.add_argument('--parts-dir', metavar='DIR',
+                       help='a parts/ directory (REPORT_DIR/parts of the runs that wrote parts): its '
+                            '*/portwarden-report.json. REPORT_DIR/parts is NOT read unless given here or as a PART.')
+    merge.add_argument('--report-dir', required=True, metavar='REPORT_DIR',
+                       help='where the merged fleet report is written (created if missing)')
+    expected = merge.add_mutually_exclusive_group()
+    expected.add_argument('--inventory', '-i', action='append', metavar='INVENTORY',
+                          help="the fleet's inventory, read by ansible-core (any source: INI, YAML, a script, a plugin "
+                               "config; repeatable); its hosts (all) are the expected hosts")
+    expected.add_argument('--hosts', metavar='H1,H2', help='the expected hosts, comma-separated')
+    expected.add_argument('--hosts-file', metavar='FILE', help='the expected hosts, one a line (# comments)')
+    merge.add_argument('--max-age', type=max_age_seconds, metavar='AGE',
+                       help="a host whose newest audit is older than AGE is unknown (stale): seconds, or with s, m, h or d")
+    merge.add_argument('--skip-bad', action='store_true',
+                       help='make the hosts of a bad part unknown (with the reason) instead of refusing the merge')
+    merge.add_argument('--allow-mixed-policies', action='store_true',
+                       help='merge parts judged under different policies or registry data; the report lists each '
+                            'policy and the hosts it judged')
+    merge.add_argument('--formats', type=_formats, default=None, metavar='json,junit,...',
+                       help='formats to write (default: all of json, junit, markdown, html, prometheus)')
+    merge.add_argument('--history-keep', type=int, default=30, metavar='N',
+                       help='previous merged reports to keep under REPORT_DIR/history (default 30; 0 keeps none)')
+    merge.add_argument('--fail-on', default='high', choices=('never', 'info', 'low', 'medium', 'high', 'critical'),
+                       help='lowest drift severity that fails the gate (default: high)')
+    merge.add_argument('--allow-unknown', action='store_true',
+                       help='do not fail on unknown hosts (not recommended: unknown fails closed)')
+    merge.set_defaults(handler=command_merge, parser=merge)
     return parser
 
 
@@ -372,6 +352,14 @@ class _PrintableStream(object):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    if args.command == 'merge':
+        from ansible_collections.portwarden.compliance.plugins.module_utils.report_formats import FILE_NAMES
+
+        if args.history_keep < 0:
+            args.parser.error('--history-keep must be 0 or more, not %d' % args.history_keep)
+        if args.hosts is not None and not args.hosts.strip(' ,'):
+            args.parser.error('--hosts names no host')
+        args.formats = args.formats or list(FILE_NAMES)
     streams = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = _PrintableStream(sys.stdout), _PrintableStream(sys.stderr)
     try:

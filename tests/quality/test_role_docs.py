@@ -20,9 +20,20 @@ def _yaml(*parts):
         return yaml.safe_load(handle)
 
 
-SPECS = _yaml('meta', 'argument_specs.yml')['argument_specs']['main']['options']
+ENTRY_POINTS = _yaml('meta', 'argument_specs.yml')['argument_specs']
+SPECS = ENTRY_POINTS['main']['options']
+# Every entry point's variables (an entry point repeats those it shares with main, with the same default).
+ALL_SPECS = dict((name, option) for spec in ENTRY_POINTS.values() for name, option in spec['options'].items())
 DEFAULTS = _yaml('defaults', 'main.yml')
 TASKS = _yaml('tasks', 'main.yml')
+
+
+def _flat(tasks):
+    """Every task, those inside blocks (block, rescue, always) too."""
+    for task in tasks:
+        yield task
+        for key in ('block', 'rescue', 'always'):
+            yield from _flat(task.get(key) or [])
 
 
 def _readme_script(*args):
@@ -57,8 +68,25 @@ def test_readme_documents_every_variable():
 
 
 def test_defaults_and_argument_specs_name_the_same_variables():
-    assert set(DEFAULTS) == set(SPECS), 'only in defaults: %s; only in argument_specs: %s' % (
-        sorted(set(DEFAULTS) - set(SPECS)), sorted(set(SPECS) - set(DEFAULTS)))
+    assert set(DEFAULTS) == set(ALL_SPECS), 'only in defaults: %s; only in argument_specs: %s' % (
+        sorted(set(DEFAULTS) - set(ALL_SPECS)), sorted(set(ALL_SPECS) - set(DEFAULTS)))
+
+
+@pytest.mark.parametrize('entry_point', sorted(ENTRY_POINTS))
+def test_an_entry_point_documents_a_shared_variable_with_the_same_default(entry_point):
+    for name, option in ENTRY_POINTS[entry_point]['options'].items():
+        assert DEFAULTS[name] == option.get('default'), (entry_point, name)
+        if name in SPECS:
+            assert (option['type'], option.get('choices')) == (SPECS[name]['type'], SPECS[name].get('choices')), name
+
+
+def test_the_merge_entry_point_uses_only_its_documented_or_registered_variables():
+    tasks = _yaml('tasks', 'merge.yml')
+    registered = set(task['register'] for task in _flat(tasks) if 'register' in task)
+    used = set(re.findall(r'\bport_compliance_\w+', yaml.safe_dump(tasks)))
+    options = set(ENTRY_POINTS['merge']['options'])
+    assert used - options - registered == set()
+    assert options - used == set()
 
 
 @pytest.mark.parametrize('name', sorted(SPECS))
@@ -75,9 +103,10 @@ def test_each_variable_is_documented_in_full(name):
 
 
 def test_tasks_use_only_documented_or_registered_variables():
-    registered = set(task['register'] for task in TASKS if 'register' in task)
+    registered = set(task['register'] for task in _flat(TASKS) if 'register' in task)
     text = yaml.safe_dump(TASKS)
     used = set(re.findall(r'\bport_compliance_\w+', text))
     assert used - set(SPECS) - registered == set()
     # Every documented variable is used.
     assert set(SPECS) - used == set()
+    assert used & (set(ALL_SPECS) - set(SPECS)) == set()  # and none of another entry point's only
