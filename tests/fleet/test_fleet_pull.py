@@ -14,6 +14,7 @@ import calendar
 import copy
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -150,6 +151,21 @@ def run_cli(*args):
     return proc
 
 
+def differences(left, right, path='report'):
+    """Where two JSON values differ (paths), for a readable assertion."""
+    if isinstance(left, dict) and isinstance(right, dict):
+        return [item for key in sorted(set(left) | set(right))
+                for item in differences(left.get(key, '<missing>'), right.get(key, '<missing>'), '%s.%s' % (path, key))]
+    if isinstance(left, list) and isinstance(right, list) and len(left) == len(right):
+        return [item for index, (one, two) in enumerate(zip(left, right)) for item in differences(one, two, '%s[%d]' % (path, index))]
+    return [] if left == right else ['%s: %r != %r' % (path, left, right)]
+
+
+def gate_lines(proc):
+    """The gate's exit code and lines, its header's report time taken out."""
+    return proc.returncode, re.sub(r'report of [0-9T:Z-]+', 'report of TIME', proc.stdout)
+
+
 def load(path):
     with open(str(path)) as handle:
         return json.load(handle)
@@ -161,6 +177,8 @@ def verdicts(report):
         report.pop(key, None)
     for host in report['hosts']:
         host.pop('part', None)
+        # how many processes the machine had at that moment (the fleet shares one PID space): noise
+        (host.get('coverage') or {}).pop('processes_scanned', None)
     report['hosts'].sort(key=lambda entry: entry['host'])
     return report
 
@@ -215,7 +233,7 @@ def test_the_units_pass_systemd_analyze_verify():
         assert '\n' + setting in timer, setting
 
 
-@NEEDS_MERGE
+
 def test_the_drops_merge_to_the_pushed_audit(fleet, pushed, tmp_path):
     reference_dir, reference = pushed
     statuses = dict((entry['host'], entry['status']) for entry in reference['hosts'])
@@ -233,14 +251,14 @@ def test_the_drops_merge_to_the_pushed_audit(fleet, pushed, tmp_path):
                      '--fail-on', 'never')
     assert merged.returncode == 0, merged.stdout + merged.stderr
     report = load(merged_dir / 'portwarden-report.json')
-    assert verdicts(report) == verdicts(reference)
+    assert differences(verdicts(report), verdicts(reference)) == []
     reference_gate = run_cli('gate', reference_dir / 'portwarden-report.json')
     merged_gate = run_cli('gate', merged_dir / 'portwarden-report.json')
-    assert (merged_gate.returncode, merged_gate.stdout) == (reference_gate.returncode, reference_gate.stdout)
+    assert gate_lines(merged_gate) == gate_lines(reference_gate)
     assert merged_gate.returncode == 1  # host01's drift
 
 
-@NEEDS_MERGE
+
 def test_a_stale_or_missing_drop_is_unknown(fleet, tmp_path):
     drop = tmp_path / 'drop'
     stale, missing = fleet.hosts[1], fleet.hosts[4]
@@ -259,7 +277,7 @@ def test_a_stale_or_missing_drop_is_unknown(fleet, tmp_path):
     merged_dir = tmp_path / 'merged'
     merged = run_cli('merge', drop, '--inventory', fleet.inventory, '--report-dir', merged_dir, '--max-age',
                      '%ds' % max_age, '--fail-on', 'never')
-    assert merged.returncode == 1, merged.stdout + merged.stderr
+    assert merged.returncode == 2, merged.stdout + merged.stderr
     report = load(merged_dir / 'portwarden-report.json')
     by_host = dict((entry['host'], entry) for entry in report['hosts'])
     assert sorted(host for host, entry in by_host.items() if entry['status'] == 'unknown') == sorted([stale, missing])
