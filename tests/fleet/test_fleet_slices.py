@@ -14,6 +14,7 @@ started): its hosts are ``unknown`` in the merge and the gate fails, though ever
 import copy
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -23,7 +24,8 @@ import yaml
 from tests.fleet.awx_runner import RunnerJob, awx_meta_vars, awx_slices, slice_inventory
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow,
-              pytest.mark.xfail(strict=True, reason='issue 11: slices overwrite one fleet report; no parts, no portwarden merge yet')]
+              pytest.mark.xfail(strict=True, reason='scope auto writes the fleet report in an AWX slice: AWX sets no slice var, '
+                                                    'each slice inventory holds only its hosts')]
 
 N_HOSTS = 12
 N_SLICES = 3
@@ -118,6 +120,21 @@ def run_cli(*args):
     return proc
 
 
+def differences(left, right, path='report'):
+    """Where two JSON values differ (paths), for a readable assertion."""
+    if isinstance(left, dict) and isinstance(right, dict):
+        return [item for key in sorted(set(left) | set(right))
+                for item in differences(left.get(key, '<missing>'), right.get(key, '<missing>'), '%s.%s' % (path, key))]
+    if isinstance(left, list) and isinstance(right, list) and len(left) == len(right):
+        return [item for index, (one, two) in enumerate(zip(left, right)) for item in differences(one, two, '%s[%d]' % (path, index))]
+    return [] if left == right else ['%s: %r != %r' % (path, left, right)]
+
+
+def gate_lines(proc):
+    """The gate's exit code and lines, its header's report time taken out."""
+    return proc.returncode, re.sub(r'report of [0-9T:Z-]+', 'report of TIME', proc.stdout)
+
+
 def load(path):
     with open(path) as handle:
         return json.load(handle)
@@ -131,6 +148,8 @@ def verdicts(report):
     for host in report['hosts']:
         for key in HOST_RUN_KEYS:
             host.pop(key, None)
+        # how many processes the machine had at that moment (the fleet shares one PID space): noise
+        (host.get('coverage') or {}).pop('processes_scanned', None)
     report['hosts'].sort(key=lambda entry: entry['host'])
     return report
 
@@ -180,9 +199,9 @@ def test_sliced_job_merges_to_the_unsliced_verdict(fleet, unsliced, tmp_path):
     assert report['scope']['kind'] == 'fleet'
     assert sorted(part['run_id'] for part in report['scope']['parts']) == sorted(
         load(shared / 'parts' / part / 'portwarden-report.json')['run_id'] for part in parts)
-    assert verdicts(report) == verdicts(reference)
+    assert differences(verdicts(report), verdicts(reference)) == []
     merged_gate = run_cli('gate', merged_dir / 'portwarden-report.json')
-    assert (merged_gate.returncode, merged_gate.stdout) == (reference_gate.returncode, reference_gate.stdout)
+    assert gate_lines(merged_gate) == gate_lines(reference_gate)
     # every host says which slice's part judged it
     run_ids = dict((host, load(shared / 'parts' / part / 'portwarden-report.json')['run_id'])
                    for part in parts for host in load(shared / 'parts' / part / 'portwarden-report.json')['scope']['hosts'])
@@ -213,7 +232,7 @@ def test_a_slice_killed_mid_audit_leaves_its_hosts_unknown(fleet, unsliced, tmp_
     merged_dir = tmp_path / 'merged'
     # fail_on never: only the unknown hosts can fail this gate
     merged = run_cli('merge', shared, '--inventory', fleet.inventory, '--report-dir', merged_dir, '--fail-on', 'never')
-    assert merged.returncode == 1, merged.stdout + merged.stderr
+    assert merged.returncode == 2, merged.stdout + merged.stderr
     report = load(merged_dir / 'portwarden-report.json')
     by_host = dict((entry['host'], entry) for entry in report['hosts'])
     assert sorted(by_host) == fleet.hosts
@@ -226,4 +245,4 @@ def test_a_slice_killed_mid_audit_leaves_its_hosts_unknown(fleet, unsliced, tmp_
     assert dict((host, entry) for host, entry in ((entry['host'], entry) for entry in verdicts(report)['hosts'])
                 if host not in victim.hosts) == seen
     gate = run_cli('gate', merged_dir / 'portwarden-report.json', '--fail-on', 'never')
-    assert gate.returncode == 1 and 'unknown' in gate.stdout, gate.stdout
+    assert gate.returncode == 2 and 'unknown' in gate.stdout, gate.stdout
