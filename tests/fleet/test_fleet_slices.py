@@ -23,9 +23,7 @@ import yaml
 
 from tests.fleet.awx_runner import RunnerJob, awx_meta_vars, awx_slices, slice_inventory
 
-pytestmark = [pytest.mark.netns, pytest.mark.slow,
-              pytest.mark.xfail(strict=True, reason='scope auto writes the fleet report in an AWX slice: AWX sets no slice var, '
-                                                    'each slice inventory holds only its hosts')]
+pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
 N_HOSTS = 12
 N_SLICES = 3
