@@ -128,7 +128,6 @@ def merge(fleet, source, out):
     return proc, load(out / 'portwarden-report.json')
 
 
-@pytest.mark.xfail(strict=True, reason='no collect play: a drop is not bound to the host it came from')
 def test_a_host_that_claims_to_be_another(fleet, tmp_path):
     web01, web02, web03 = fleet.hosts
     drop_as(fleet, web01, web01)  # honest: drift on 856
@@ -166,7 +165,6 @@ def test_a_host_that_claims_to_be_another(fleet, tmp_path):
     assert proc.returncode == 2
 
 
-@pytest.mark.xfail(strict=True, reason='no collect play')
 def test_a_drop_whose_run_id_is_a_path(fleet, tmp_path):
     web03 = fleet.hosts[2]
     drop_as(fleet, web03, web03)
