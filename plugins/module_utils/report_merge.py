@@ -203,11 +203,14 @@ def merge_parts(parts, expected=None, expected_source=None, now=None, max_age=No
     warnings = []
     candidates = {}
     part_list = []
+    stamps = {}  # most hosts of a part share its time: parse each text once
     for item in parts:
         report = item['report']
         audited_hosts = []
         for entry, audited_at, source_run in _covered(report):
-            stamp = parse_generated_at(audited_at) or _NEVER
+            stamp = stamps.get(audited_at)
+            if stamp is None:
+                stamp = stamps[audited_at] = parse_generated_at(audited_at) or _NEVER
             candidates.setdefault(entry['host'], []).append((stamp, entry, item, source_run, audited_at))
             audited_hosts.append(entry['host'])
         part_list.append({'run_id': report.get('run_id'), 'file': item['file'], 'generated_at': report['generated_at'],
@@ -218,7 +221,7 @@ def merge_parts(parts, expected=None, expected_source=None, now=None, max_age=No
         found.sort(key=lambda cand: (cand[0], _STATUS_RANK[cand[1]['status']] + (1 if cand[1]['reasons'] else 0),
                                      str(cand[3])), reverse=True)
         stamp, entry, item, source_run, audited_at = found[0]
-        source = {'run_id': source_run, 'file': item['file'], 'generated_at': audited_at,
+        source = {'run_id': source_run, 'generated_at': audited_at,
                   'covered_by': sorted(set(str(cand[3]) for cand in found))}
         if stamp is _NEVER:
             hosts[host] = _unknown(host, 'part %s gives no audit time for this host' % source_run, source)

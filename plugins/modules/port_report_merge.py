@@ -12,10 +12,10 @@ module: port_report_merge
 short_description: Merge part reports of port audits into one fleet report and gate a deployment on it
 version_added: 0.1.0
 description:
-  - Merges part reports (written by M(portwarden.compliance.port_report) with O(portwarden.compliance.port_report#module:scope=part):
-    AWX job slices, C(--limit) runs, hosts auditing themselves) and fleet reports into one fleet report in
-    O(report_dir), in every format, on the controller. It is the C(portwarden merge) command as a task; both share
-    one implementation.
+  - Merges part reports (written by M(portwarden.compliance.port_report) with
+    O(portwarden.compliance.port_report#module:scope=part) by AWX job slices, C(--limit) runs, hosts auditing
+    themselves) and fleet reports into one fleet report in O(report_dir), in every format, on the controller. It is
+    the C(portwarden merge) command as a task; both share one implementation.
   - Every expected host appears (O(inventory), O(hosts) or O(hosts_file); without them the hosts the parts name,
     with a warning). A host no part covers is V(unknown) (C(no report)). A host whose newest audit is older than
     O(max_age) is V(unknown) (C(stale)). A host in several parts takes the newest audit (a tie, the worse verdict),

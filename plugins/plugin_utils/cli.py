@@ -11,6 +11,7 @@
 - ``portwarden registry update --from FILE.xml [--check]``: regenerate the IANA registry data.
 - ``portwarden registry info``: the registry data in use.
 - ``portwarden gate REPORT.json``: gate a pipeline on a saved fleet report (exit 0, 1 drift, 2 unknown/unusable).
+- ``portwarden merge [PART ...] --report-dir OUT [--inventory INV]``: merge part reports into one fleet report, then gate.
 - ``portwarden --version``: the collection's version (MANIFEST.json of an installed tarball, else galaxy.yml).
 
 Commands import what they need when they run, so ``gather`` stays quick.

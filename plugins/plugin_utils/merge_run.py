@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime
 import errno
+import gc
 import json
 import os
 import stat
@@ -271,7 +272,20 @@ def _read_previous_unlocked(report_dir):
         return None, 'the previous report %s is unreadable (%s)' % (path, getattr(exc, 'strerror', None) or exc)
 
 
-def run_merge(paths=(), parts_dir=None, report_dir=None, inventory=None, hosts=None, hosts_file=None, max_age=None,
+def run_merge(*args, **kwargs):
+    """Merge, write (unless ``check_mode``) and gate (see _run_merge), with the cyclic collector paused: parts
+    are trees of fresh objects without cycles, and for 100,000 hosts the collector would only rescan them (it
+    took two thirds of the time spent parsing and merging)."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _run_merge(*args, **kwargs)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _run_merge(paths=(), parts_dir=None, report_dir=None, inventory=None, hosts=None, hosts_file=None, max_age=None,
               skip_bad=False, allow_mixed=False, formats=tuple(FILE_NAMES), history_keep=30, fail_on='high',
               allow_unknown=False, check_mode=False, tool_version=None, now=None):
     """Merge, write (unless ``check_mode``) and gate. Returns ``{'report', 'paths', 'history', 'code', 'failing',

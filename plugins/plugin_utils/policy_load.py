@@ -118,11 +118,13 @@ def _check_shape(value, source):
 def refuse_duplicate_keys(pairs):
     """``object_pairs_hook`` for json.loads: a key twice in one object is an error (readers would disagree
     on which counts). Shared by policy loading and the gate's report loading."""
-    mapping = {}
-    for key, value in pairs:
-        if key in mapping:
-            raise ValueError('duplicate key %r: it appears twice in one object' % key)
-        mapping[key] = value
+    mapping = dict(pairs)
+    if len(mapping) != len(pairs):  # the common case, no duplicate, costs one dict
+        seen = set()
+        for key, _value in pairs:
+            if key in seen:
+                raise ValueError('duplicate key %r: it appears twice in one object' % key)
+            seen.add(key)
     return mapping
 
 

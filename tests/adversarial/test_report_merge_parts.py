@@ -14,6 +14,7 @@ import threading
 import pytest
 
 from ansible_collections.portwarden.compliance.plugins.module_utils.report_formats import FILE_NAMES
+from ansible_collections.portwarden.compliance.plugins.module_utils.report_merge import RUN_ID, make_run_id
 from ansible_collections.portwarden.compliance.plugins.module_utils.report_write import PartDir, ReportWriteError
 from tests.helpers.report_run import audit_result, drift_finding, run_port_report
 
@@ -99,3 +100,37 @@ def test_scope_fleet_forced_over_a_subset_and_scope_part_forced_over_everything(
     proc, result = run_port_report(tmp_path / 'b', fleet(), tmp_path, scope='part')
     assert result is not None and result['scope']['kind'] == 'part', proc.stdout
     assert not (tmp_path / 'b' / 'portwarden-report.json').exists()
+
+
+def test_a_planted_parts_link_or_a_parts_dir_others_may_write_is_refused(tmp_path):
+    """Another user who can plant REPORT_DIR/parts as a link, or write into it, could redirect or replace parts."""
+    report_dir = tmp_path / 'reports'
+    report_dir.mkdir()
+    elsewhere = tmp_path / 'elsewhere'
+    elsewhere.mkdir()
+    os.symlink(str(elsewhere), str(report_dir / 'parts'))
+    with pytest.raises(ReportWriteError) as refused, PartDir(str(report_dir), 'a' * 32):
+        pass
+    assert 'symbolic link' in str(refused.value) and os.listdir(str(elsewhere)) == []
+    os.unlink(str(report_dir / 'parts'))
+    (report_dir / 'parts').mkdir()
+    os.chmod(str(report_dir / 'parts'), 0o777)
+    with pytest.raises(ReportWriteError) as refused, PartDir(str(report_dir), 'b' * 32):
+        pass
+    assert 'writable by other users' in str(refused.value)
+    # And through the action: the task fails saying so, and writes nothing anywhere.
+    proc, result = run_port_report(report_dir, fleet(), tmp_path, hosts=['calm-00'])
+    assert result['failed'] and 'writable by other users' in result['msg'], proc.stdout
+    assert os.listdir(str(report_dir / 'parts')) == []
+
+
+def test_a_run_id_from_a_hostile_awx_job_id_names_no_other_path(tmp_path):
+    report_dir = tmp_path / 'reports'
+    proc, result = run_port_report(report_dir, fleet(), tmp_path, hosts=['calm-00'])
+    assert result is not None, proc.stdout
+    for hostile in ('../../etc', '12/../../x', '1' * 30):
+        run_id = make_run_id(hostile)
+        assert RUN_ID.match(run_id) and '/' not in run_id and not run_id.startswith('awx-')
+    with pytest.raises(ReportWriteError), PartDir(str(report_dir), '../escape'):
+        pass
+    assert not (tmp_path / 'escape').exists()

@@ -62,6 +62,16 @@ def site(module_fleet_factory):
         holder.stop()
 
 
+STATS_ENV = {'ANSIBLE_SHOW_CUSTOM_STATS': '1'}
+
+
+def custom_stats(output):
+    """The ``portwarden`` summary the role published with set_stats, from ansible-playbook's recap."""
+    assert 'CUSTOM STATS:' in output, output[-3000:]
+    text = output.split('CUSTOM STATS:', 1)[1].split('\n', 1)[1].strip()
+    return json.JSONDecoder().raw_decode(text[len('RUN:'):].strip())[0]['portwarden']
+
+
 def role_vars(report_dir, **extra):
     variables = {'port_compliance_report_dir': str(report_dir), 'port_compliance_as_of': AS_OF,
                  'port_compliance_policy': '../policies/role.yml', 'port_compliance_fail_on': 'never',
@@ -79,7 +89,8 @@ def test_two_limited_runs_together_merge_to_the_full_run(site, tmp_path):
 
     def run(index):
         barrier.wait()
-        outcomes[index] = site.playbook(PLAYBOOK, extra_vars=role_vars(shared), limit=halves[index], timeout=600)
+        outcomes[index] = site.playbook(PLAYBOOK, extra_vars=role_vars(shared), limit=halves[index], timeout=600,
+                                        env=STATS_ENV)
 
     threads = [threading.Thread(target=run, args=(index,)) for index in range(2)]
     for thread in threads:
@@ -96,11 +107,19 @@ def test_two_limited_runs_together_merge_to_the_full_run(site, tmp_path):
     assert covered == sorted(tuple(sorted(half)) for half in halves)
     for path in parts:
         assert load(path)['previous'] is None
+    # Each slice published its part's summary for the next workflow node.
+    for proc in outcomes:
+        stats = custom_stats(proc.stdout)
+        assert stats['scope'] == 'part' and stats['hosts'] == 3 and stats['report_json_path'] in parts
 
     full_dir = tmp_path / 'full'
-    full = site.playbook(PLAYBOOK, extra_vars=role_vars(full_dir), timeout=600)
+    full = site.playbook(PLAYBOOK, extra_vars=role_vars(full_dir), timeout=600, env=STATS_ENV)
     assert full.returncode == 0, full.stdout[-4000:]
     whole = load(full_dir / FILE_NAMES['json'])
+    stats = custom_stats(full.stdout)
+    assert (stats['scope'], stats['hosts'], stats['drift'], stats['compliant'], stats['unknown']) == ('fleet', 6, 3, 3, 0)
+    assert stats['worst_severity'] == 'high' and stats['gate_exit_code'] == 0  # fail_on never: the gate passes
+    assert stats['report_json_path'] == str(full_dir / FILE_NAMES['json']) and stats['run_id'] == whole['run_id']
     assert whole['scope']['kind'] == 'fleet'
 
     out = tmp_path / 'merged'
