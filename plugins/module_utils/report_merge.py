@@ -172,6 +172,10 @@ def merge_parts(parts, expected=None, expected_source=None, now=None, max_age=No
     now = now or datetime.datetime.now(datetime.timezone.utc)
     if not parts and not skipped:
         raise MergeRefused(['no part to merge: give part files or directories (OUT/parts is not read unless given)'])
+    if not parts:
+        # Only bad parts (a run killed while writing its part, say): no policy to judge any host under.
+        raise MergeRefused(['no part could be read, so no host can be judged: %s' % '; '.join(
+            '%s: %s' % (item['file'], item['reason']) for item in skipped)])
     problems = []
     by_run = {}
     for item in parts:

@@ -9,14 +9,18 @@ fleet (everything compared but timestamps, run ids and scope), and ``portwarden 
 
 Then the same launch again with one slice SIGKILLed (its ansible-playbook, once the audit task has
 started): its hosts are ``unknown`` in the merge and the gate fails, though every host it did see passes.
+And one slice killed whole (playbook and workers) at several moments of writing its part: the merge never
+takes half a part.
 """
 
 import copy
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import yaml
@@ -244,3 +248,52 @@ def test_a_slice_killed_mid_audit_leaves_its_hosts_unknown(fleet, unsliced, tmp_
                 if host not in victim.hosts) == seen
     gate = run_cli('gate', merged_dir / 'portwarden-report.json', '--fail-on', 'never')
     assert gate.returncode == 2 and 'unknown' in gate.stdout, gate.stdout
+
+
+REPORT_TASK = 'Write the fleet report and gate on it'
+KILL_DELAYS = (0.0, 0.01, 0.02, 0.03, 0.05, 0.08, 0.15, 0.3)
+
+
+def test_a_slice_killed_while_writing_its_part(fleet, unsliced, tmp_path):
+    """One slice's ansible-playbook and its workers SIGKILLed (a container or OOM kill) at several moments
+    after the report step starts: each time its report_dir holds no part, a part directory the merge calls
+    unfinished, or a whole part; the merge never takes half a part, and the slice's hosts are either
+    judged exactly as in the unsliced run or not at all (the merge refuses, exit 2, naming the unfinished part)."""
+    _reference_dir, reference = unsliced
+    expected = dict((entry['host'], entry) for entry in verdicts(reference)['hosts'])
+    seen = set()
+    for index, delay in enumerate(KILL_DELAYS):
+        base = tmp_path / ('kill%d' % index)
+        shared = base / 'reports'
+        job = slice_jobs(fleet, base, shared, workflow_job_id=800 + 10 * index)[2]
+        job.start()
+        job.wait_for_task(REPORT_TASK)
+        time.sleep(delay)
+        _main, pids = job.playbook_pids()
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:  # ended meanwhile
+                pass
+        job.wait()
+        merged_dir = base / 'merged'
+        proc = run_cli('merge', shared, '--hosts', ','.join(job.hosts), '--report-dir', merged_dir, '--fail-on', 'never',
+                       '--skip-bad')
+        written = sorted(os.listdir(str(shared / 'parts'))) if (shared / 'parts').is_dir() else []
+        if not (merged_dir / 'portwarden-report.json').exists():
+            # nothing readable: the merge refuses, naming what it found, and writes no report
+            assert proc.returncode == 2 and 'portwarden merge: ' in proc.stderr + proc.stdout, proc.stdout + proc.stderr
+            assert 'internal error' not in proc.stderr + proc.stdout, proc.stderr
+            if written:
+                seen.add('unfinished part')
+                assert 'has not finished, or was killed' in proc.stderr + proc.stdout, proc.stderr
+            else:
+                seen.add('no part')
+            continue
+        report = load(merged_dir / 'portwarden-report.json')
+        by_host = dict((entry['host'], entry) for entry in verdicts(report)['hosts'])
+        assert sorted(by_host) == sorted(job.hosts)
+        seen.add('whole part')  # the verdicts of the unsliced run, nothing in between
+        assert differences(by_host, dict((host, expected[host]) for host in job.hosts)) == []
+    print('outcomes of the kills: %s' % ', '.join(sorted(seen)))
+    assert seen, 'no kill happened'
