@@ -5,8 +5,8 @@
 - A self-audit that does not say which host it is (``-i localhost,`` alone): refused, nothing written.
 - A host that claims to be another: host02 (root on itself) runs the self-audit under host01's name, so
   its drop calls host01 compliant, newer than host01's own drift. Dropped into one shared directory, the
-  merge takes the newer audit, and the report names the part (its file) that host01's verdict came from
-  and every part that covered it. Collected with collect_drops.yml (each host's drop fetched over SSH),
+  merge takes the newer audit, and the report names the part (its run id, and in scope.parts its file)
+  that host01's verdict came from and every part that covered it. Collected with collect_drops.yml (each host's drop fetched over SSH),
   the forged part is refused because it reports another host: host01 stays drift from its own part,
   host02 has no part of its own and is unknown, the gate fails.
 - A drop whose run id is a path (``../../escape``): collect refuses it, and writes nothing outside its
@@ -146,7 +146,8 @@ def test_a_host_that_claims_to_be_another(fleet, tmp_path):
     forged_run = load(forged)['run_id']
     own_run = load(parts_in(fleet.drops / web01)[0])['run_id']
     assert by_host[web01]['part']['run_id'] == forged_run
-    assert by_host[web01]['part']['file'].endswith(os.path.join(forged_run, 'portwarden-report.json'))
+    files = dict((part['run_id'], part['file']) for part in report['scope']['parts'])
+    assert files[forged_run].endswith(os.path.join(forged_run, 'portwarden-report.json'))
     assert sorted(by_host[web01]['part']['covered_by']) == sorted([forged_run, own_run])
     assert by_host[web02]['status'] == 'unknown' and proc.returncode == 2  # the impersonator has no part of its own
 
