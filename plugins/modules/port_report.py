@@ -98,7 +98,7 @@ options:
         when the job runs in an AWX workflow (C(awx_workflow_job_id) or C(tower_workflow_job_id) is set), else
         V(fleet). AWX gives each slice of a sliced job a pared-down inventory and no slice variable of its own;
         every slice is a workflow node, so V(auto) writes a part there (a plain workflow node writes one too,
-        which fails safe: merge it).
+        which fails safe, and is merged like any part).
       - The run id is C(awx-JOB_ID-SUFFIX) when AWX's C(awx_job_id) (or C(tower_job_id)) is set (a random suffix
         keeps a relaunch apart), else 32 random hex digits. The JSON report's C(scope) names the kind, the run id,
         the hosts covered, the policy sha256, the registry digest and the AWX job.

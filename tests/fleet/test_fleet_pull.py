@@ -233,7 +233,6 @@ def test_the_units_pass_systemd_analyze_verify():
         assert '\n' + setting in timer, setting
 
 
-
 def test_the_drops_merge_to_the_pushed_audit(fleet, pushed, tmp_path):
     reference_dir, reference = pushed
     statuses = dict((entry['host'], entry['status']) for entry in reference['hosts'])
@@ -256,7 +255,6 @@ def test_the_drops_merge_to_the_pushed_audit(fleet, pushed, tmp_path):
     merged_gate = run_cli('gate', merged_dir / 'portwarden-report.json')
     assert gate_lines(merged_gate) == gate_lines(reference_gate)
     assert merged_gate.returncode == 1  # host01's drift
-
 
 
 def test_a_stale_or_missing_drop_is_unknown(fleet, tmp_path):
