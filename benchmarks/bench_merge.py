@@ -124,8 +124,8 @@ def main():
             handle.write(''.join('host%06d\n' % index for index in range(total)))
         size = sum(os.path.getsize(os.path.join(dirpath, name)) for dirpath, _dirs, names in os.walk(parts_dir)
                    for name in names)
-        print('setup: %d parts, %d hosts, %.0f MB on disk, in %.1f s' % (args.parts, total, size / 1e6,
-                                                                        time.perf_counter() - started))
+        print('setup: %d parts, %d hosts, %.0f MB on disk, in %.1f s'
+              % (args.parts, total, size / 1e6, time.perf_counter() - started))
         merge_argv = [sys.executable, '-m', 'ansible_collections.portwarden.compliance.plugins.plugin_utils.cli', 'merge',
                       parts_dir, '--hosts-file', hosts_file, '--fail-on', 'never']
         one_argv = [sys.executable, os.path.abspath(__file__), '--inner-one-process']

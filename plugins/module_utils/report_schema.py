@@ -214,8 +214,7 @@ _IGNORED = frozenset(('$schema', '$id', 'title', 'description', 'format', '$defs
 
 
 def _is_integer(value):
-    return (type(value) is int) or (isinstance(value, int) and not isinstance(value, bool)) \
-        or (isinstance(value, float) and value.is_integer())
+    return (isinstance(value, int) and not isinstance(value, bool)) or (isinstance(value, float) and value.is_integer())
 
 
 def _is_number(value):

@@ -286,8 +286,8 @@ def run_merge(*args, **kwargs):
 
 
 def _run_merge(paths=(), parts_dir=None, report_dir=None, inventory=None, hosts=None, hosts_file=None, max_age=None,
-              skip_bad=False, allow_mixed=False, formats=tuple(FILE_NAMES), history_keep=30, fail_on='high',
-              allow_unknown=False, check_mode=False, tool_version=None, now=None):
+               skip_bad=False, allow_mixed=False, formats=tuple(FILE_NAMES), history_keep=30, fail_on='high',
+               allow_unknown=False, check_mode=False, tool_version=None, now=None):
     """Merge, write (unless ``check_mode``) and gate. Returns ``{'report', 'paths', 'history', 'code', 'failing',
     'lines', 'warnings', 'skipped', 'stats'}``; raises MergeError when no verdict can be given."""
     now = now or datetime.datetime.now(datetime.timezone.utc)

@@ -14,8 +14,6 @@ from tests.helpers.parts import audit, build_part, drift, gate_cli, merge_cli, w
 HOSTS = 'web-1,web-2,db-1'
 
 
-
-
 def load(path):
     with open(path) as handle:
         return json.load(handle)

@@ -39,7 +39,8 @@ def entries(audits):
     return [rb.host_entry(host, result, None if result else 'unreachable: timeout') for host, result in audits.items()]
 
 
-def build_part(audits, minutes_ago=5, policy=POLICY, registry=REGISTRY, run_id=None, now=None):
+def build_part(audits, minutes_ago=5, policy=None, registry=None, run_id=None, now=None):
+    policy, registry = policy or POLICY, registry or REGISTRY
     now = now or datetime.datetime.now(datetime.timezone.utc)
     report = rb.build_report(entries(audits), policy, registry, generated_at=now - datetime.timedelta(minutes=minutes_ago),
                              run_id=run_id or report_merge.make_run_id())
@@ -55,8 +56,8 @@ def write_part(report_dir, audits, formats=tuple(FILE_NAMES), **kwargs):
         return os.path.join(target.path, FILE_NAMES['json'])
 
 
-def whole_report(audits, policy=POLICY, registry=REGISTRY):
-    return rb.build_report(entries(audits), policy, registry)
+def whole_report(audits, policy=None, registry=None):
+    return rb.build_report(entries(audits), policy or POLICY, registry or REGISTRY)
 
 
 def merge_cli(*args, timeout=600):

@@ -37,8 +37,9 @@ ENTRIES = {
 }
 
 
-def part(hosts, minutes_ago=10, policy=POLICY, run_id=None, entries=None):
+def part(hosts, minutes_ago=10, policy=None, run_id=None, entries=None):
     """A part report as port_report writes it with scope part."""
+    policy = policy or POLICY
     entries = entries or [ENTRIES[host]() for host in hosts]
     built = rb.build_report(entries, policy, REGISTRY, generated_at=NOW - datetime.timedelta(minutes=minutes_ago),
                             run_id=run_id)
@@ -132,8 +133,8 @@ def test_mixed_policies_are_refused_naming_files_and_digests():
 def test_mixed_policies_allowed_list_each_policy_and_its_hosts():
     merged = merge([part(['web-1']), part(['db-1'], policy=OTHER_POLICY)], allow_mixed=True)
     policies = merged['scope']['policies']
-    assert sorted((item['policy_sha256'], item['hosts']) for item in policies) == [('a' * 64, ['web-1']),
-                                                                                  ('c' * 64, ['db-1'])]
+    judged = sorted((item['policy_sha256'], item['hosts']) for item in policies)
+    assert judged == [('a' * 64, ['web-1']), ('c' * 64, ['db-1'])]
     assert rb.report_contradictions(merged, now=NOW) == []
 
 
@@ -212,3 +213,15 @@ def test_hosts_only_the_parts_name_are_left_out_of_the_expected_fleet_and_said()
     merged = merge([part(['web-1', 'db-1'])], expected=['web-1'])
     assert [entry['host'] for entry in merged['hosts']] == ['web-1']
     assert any('left out of the report: db-1' in warning for warning in merged['scope']['warnings'])
+
+
+def test_a_report_of_an_older_portwarden_without_scope_merges_as_a_fleet_report():
+    old = rb.build_report([ENTRIES['web-1'](), ENTRIES['db-1']()], POLICY, REGISTRY,
+                          generated_at=NOW - datetime.timedelta(minutes=30))
+    assert 'scope' not in old and rm().part_problems(old, now=NOW) == []
+    newer = part(['db-1'], minutes_ago=5, entries=[rb.host_entry('db-1', audit('drift', [finding(856)]))])
+    merged = merge([old, newer], expected=['web-1', 'db-1'])
+    by_host = dict((entry['host'], entry) for entry in merged['hosts'])
+    assert by_host['web-1']['status'] == 'compliant' and by_host['web-1']['part']['run_id'] == old['run_id']
+    assert by_host['db-1']['status'] == 'drift'
+    assert merged['scope']['parts'][0]['kind'] == 'fleet'
