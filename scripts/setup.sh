@@ -52,7 +52,7 @@ case "${1:-}" in
     ensure_venv .venv "run $(tree_hash)" "$ROOT"
     ;;
   test)
-    ensure_debs iproute2 openssh-server openssh-client nftables iptables util-linux git python3-minimal chromium
+    ensure_debs iproute2 openssh-server openssh-client nftables iptables util-linux git python3-minimal chromium systemd
     mkdir -p -m 0755 /run/sshd
     ensure_venv .venv-test "$(cat tests/requirements.txt)" -r tests/requirements.txt
     ensure_venv .venv-sanity "$(cat tests/requirements-sanity.txt)" -r tests/requirements-sanity.txt

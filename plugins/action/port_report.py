@@ -24,6 +24,7 @@ from ansible_collections.portwarden.compliance.plugins.module_utils.report_build
 from ansible_collections.portwarden.compliance.plugins.module_utils.report_formats import FILE_NAMES
 from ansible_collections.portwarden.compliance.plugins.module_utils.report_merge import (
     awx_info,
+    in_awx_workflow,
     make_run_id,
     report_scope,
     slice_count,
@@ -52,11 +53,13 @@ ARGUMENT_SPEC = {
 
 def scope_kind(asked, hosts, task_vars):
     """``fleet`` or ``part``: with ``auto``, a part when the report's hosts are not every host of the inventory
-    (``--limit``, a play over a group) or when AWX's vars say the job is one slice of several."""
+    (``--limit``, a play over a group), when AWX's vars say the job is one slice of several, or when the job
+    runs inside an AWX workflow: a slice of a sliced job template is a workflow node with only the usual meta
+    vars and an inventory of its own hosts, so nothing else tells it apart (and a part fails safe)."""
     if asked != 'auto':
         return asked
     inventory = set((task_vars.get('groups') or {}).get('all') or [])
-    if slice_count(task_vars) > 1 or not inventory or set(hosts) != inventory:
+    if slice_count(task_vars) > 1 or not inventory or set(hosts) != inventory or in_awx_workflow(task_vars):
         return 'part'
     return 'fleet'
 

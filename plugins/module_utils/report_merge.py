@@ -80,6 +80,12 @@ def slice_count(variables):
     return 1
 
 
+def in_awx_workflow(variables):
+    """Whether AWX runs the job as a node of a workflow (``awx_workflow_job_id`` or ``tower_workflow_job_id``):
+    every slice of a sliced job template is one, and AWX gives it no other sign of being a slice."""
+    return any(variables.get(name) not in (None, '') for name in ('awx_workflow_job_id', 'tower_workflow_job_id'))
+
+
 def report_scope(kind, run_id, hosts, policy, registry, awx=None):
     """The ``scope`` a report carries: what it covers, under which policy and registry data."""
     return {'kind': kind, 'run_id': run_id, 'hosts': sorted(hosts), 'policy_sha256': policy.get('sha256'),
@@ -166,6 +172,10 @@ def merge_parts(parts, expected=None, expected_source=None, now=None, max_age=No
     now = now or datetime.datetime.now(datetime.timezone.utc)
     if not parts and not skipped:
         raise MergeRefused(['no part to merge: give part files or directories (OUT/parts is not read unless given)'])
+    if not parts:
+        # Only bad parts (a run killed while writing its part, say): no policy to judge any host under.
+        raise MergeRefused(['no part could be read, so no host can be judged: %s' % '; '.join(
+            '%s: %s' % (item['file'], item['reason']) for item in skipped)])
     problems = []
     by_run = {}
     for item in parts:

@@ -94,9 +94,11 @@ options:
         report, never reads another part as previous, and never overwrites another part. The
         C(portwarden merge) command or M(portwarden.compliance.port_report_merge) makes the fleet report of parts.
       - V(auto) is V(part) when the report's hosts are not every host of the inventory (C(groups['all']), for
-        example with C(--limit)) or when C(awx_job_slice_count) (or C(tower_job_slice_count)) is more than 1,
-        else V(fleet). AWX gives each slice of a sliced job a pared-down inventory and no slice variable of its
-        own, so set V(part) in a sliced job template (or pass C(awx_job_slice_count)).
+        example with C(--limit)), when C(awx_job_slice_count) (or C(tower_job_slice_count)) is more than 1, or
+        when the job runs in an AWX workflow (C(awx_workflow_job_id) or C(tower_workflow_job_id) is set), else
+        V(fleet). AWX gives each slice of a sliced job a pared-down inventory and no slice variable of its own;
+        every slice is a workflow node, so V(auto) writes a part there (a plain workflow node writes one too,
+        which fails safe, and is merged like any part).
       - The run id is C(awx-JOB_ID-SUFFIX) when AWX's C(awx_job_id) (or C(tower_job_id)) is set (a random suffix
         keeps a relaunch apart), else 32 random hex digits. The JSON report's C(scope) names the kind, the run id,
         the hosts covered, the policy sha256, the registry digest and the AWX job.

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 
 # What a collection tarball holds: the collection, its docs and tests, and the two files galaxy writes.
 SHIPPED = {'MANIFEST.json', 'FILES.json', 'README.md', 'COPYING', 'LICENSES', 'changelogs', 'docs', 'meta', 'playbooks',
-           'plugins', 'roles', 'tests', 'pyproject.toml'}
+           'plugins', 'roles', 'tests', 'pyproject.toml', 'requirements.txt', 'bindep.txt'}
 # Where tools not installed here write (relative to the checkout): laid by hand, one file each.
 OTHER_TOOLS = ('mutants/plugins/module_utils/report_sockets.py', '.mutmut-cache', '.coverage', '.coverage.host.1234',
                'htmlcov/index.html', 'coverage.xml', '.mypy_cache/3.11/cache.db', 'dist/portwarden_compliance-0.1.0.whl',

@@ -42,8 +42,14 @@ def test_pip_install_puts_the_collection_where_ansible_finds_it(tmp_path):
     for name in ('galaxy.yml', 'meta/runtime.yml', 'plugins/modules/listening_sockets_info.py',
                  'plugins/module_utils/gather_sockets.py', 'playbooks/gather.yml'):
         assert os.path.isfile(os.path.join(installed, name)), name
-    # the Python dependencies came along
-    run([str(bin_dir / 'python'), '-c', 'import ansible, psutil, jsonschema'], env)
+    # the Python dependencies came along; psutil only as the extra (the CLI's psutil backend alone needs it)
+    run([str(bin_dir / 'python'), '-c', 'import ansible, jsonschema, yaml'], env)
+    requires = run([str(bin_dir / 'python'), '-c', 'import importlib.metadata as m; print("\\n".join(m.requires("portwarden-compliance")))'],
+                   env).stdout.splitlines()
+    assert [line.replace('"', "'") for line in requires if line.startswith('psutil')] == ["psutil>=5.9; extra == 'psutil'"], requires
+    # the EE metadata comes along too, where ansible-builder looks for it in an installed collection
+    for name in ('meta/execution-environment.yml', 'requirements.txt', 'bindep.txt'):
+        assert os.path.isfile(os.path.join(installed, name)), name
     # Ansible finds it on its own: no ANSIBLE_COLLECTIONS_PATH, a fresh HOME
     listed = run([str(bin_dir / 'ansible-galaxy'), 'collection', 'list', 'portwarden.compliance', '--format', 'json'], env)
     versions = [item for paths in json.loads(listed.stdout).values() for item in paths.values()]
