@@ -174,7 +174,7 @@ INVALID = {
         name: key
         rules:
           - {id: r, match: {portz: [856]}, expect: closed}
-        """, ["rules[0].match: unknown key 'portz'; expected bind, families, include_ephemeral, ports, protocols "
+        """, ["rules[0].match: unknown key 'portz'; expected bind, families, include_ephemeral, ports, protocols, via "
               "(did you mean 'ports'?)"]),
     'several-problems-sorted-by-path': ("""
         policy_version: 2
