@@ -1,0 +1,666 @@
+"""Integration: the gather wired together, each result checked whole on real sockets in real network namespaces.
+
+The unit tests check each coverage rule as a pure function; these check that gather_listening_sockets puts the
+rules together: the exact shape of a real result, this process's own listeners found exactly (inode, v6only,
+ephemeral, owner) by every backend, the namespaces of namespaces=all (one a process is in, one only a bind mount
+keeps, one only an nsfs fd keeps, one only a socket keeps), and what an unprivileged gather must say.
+
+The test process itself moves into a network namespace of its own for the module (and back at the end), so the
+"host" tables hold exactly the sockets made here. Every gather runs in this process: mutmut counts a test for a
+function only when it calls it in the pytest process, and each mutant's run makes these namespaces again, so the
+setup is a few forks, no exec but one ``ip link``.
+"""
+
+import array
+import ctypes
+import json
+import os
+import pwd
+import signal
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from ansible_collections.portwarden.compliance.plugins.module_utils import gather_namespaces, gather_netlink, gather_owners
+from ansible_collections.portwarden.compliance.plugins.module_utils import gather_sockets as gather
+
+pytestmark = [
+    pytest.mark.netns,
+    pytest.mark.skipif(not sys.platform.startswith('linux') or os.geteuid() != 0,
+                       reason='network namespaces and other processes\' fds need root on Linux'),
+]
+
+CLONE_NEWNET = 0x40000000
+CLONE_NEWNS = 0x00020000
+MS_BIND = 4096
+MS_REC = 16384
+MS_PRIVATE = 1 << 18
+PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
+PR_SET_NAME = 15
+LIBC = ctypes.CDLL(None, use_errno=True)
+
+HOST_RANGE = [40000, 50000]  # this module's own namespace: the gather's "host"
+HOST_RESERVED = 45002
+PROCESS_RANGE = [30000, 35000]  # the namespace a process is in
+KERNEL_NOTE = 'sockets have no owning process though every process was looked in'
+NOT_ROOT_NOTE = 'not running as root: processes of other users are not shown; use become: true'
+ALL_TABLES = ('tcp/ipv4', 'tcp/ipv6', 'udp/ipv4', 'udp/ipv6')
+
+RESULT_KEYS = {'sockets', 'coverage'}
+COVERAGE_KEYS = {'backend', 'sources', 'privileged', 'complete', 'sockets', 'unowned_sockets', 'processes_scanned',
+                 'processes_unreadable', 'ephemeral_port_range', 'errors', 'notes', 'owner_search', 'unowned_case'}
+SOCKET_KEYS = {'protocol', 'family', 'address', 'port', 'v6only', 'ephemeral', 'inode', 'processes'}
+PROCESS_KEYS = {'pid', 'name', 'user', 'uid', 'exe', 'unit', 'start_time'}
+NAMESPACE_KEYS = {'inode', 'host', 'pid', 'container'}
+SCANNED_KEYS = NAMESPACE_KEYS | {'sockets', 'sources', 'ephemeral_port_range'}
+
+
+def _check(value):
+    if value != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code))
+
+
+def _setns(fd):
+    _check(LIBC.setns(fd, CLONE_NEWNET))
+
+
+def _set_comm(name):
+    LIBC.prctl(PR_SET_NAME, ctypes.c_char_p(name.encode()), 0, 0, 0)
+
+
+def _port_range():
+    with open('/proc/sys/net/ipv4/ip_local_port_range') as handle:
+        return [int(value) for value in handle.read().split()]
+
+
+def _write(path, text):
+    with open(path, 'w') as handle:
+        handle.write(text)
+
+
+def _listen(protocol, address, port, v6only=None, reuseport=False):
+    family = socket.AF_INET6 if ':' in address else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM if protocol == 'tcp' else socket.SOCK_DGRAM)
+    if reuseport:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    if v6only is not None:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1 if v6only else 0)
+    sock.bind((address, port))
+    if protocol == 'tcp':
+        sock.listen(8)
+    return sock
+
+
+def _inode(sock):
+    return os.fstat(sock.fileno()).st_ino
+
+
+def described(pid):
+    """What the gather must say of process ``pid``, read here from /proc (the unit through unit_from_cgroup)."""
+    base = '/proc/%d' % pid
+    with open(base + '/comm') as handle:
+        name = handle.read().rstrip('\n')
+    with open(base + '/stat') as handle:
+        stat = handle.read()
+    with open(base + '/status') as handle:
+        uid = next(int(line.split()[2]) for line in handle if line.startswith('Uid:'))
+    with open(base + '/cgroup') as handle:
+        unit = gather_owners.unit_from_cgroup(handle.read())
+    return {'pid': pid, 'name': name, 'user': pwd.getpwuid(uid).pw_name, 'uid': uid, 'exe': os.readlink(base + '/exe'),
+            'unit': unit, 'start_time': int(stat[stat.rindex(')') + 2:].split()[19])}
+
+
+class Holder(object):
+    """A forked child of this process that made a namespace and holds sockets in (or for) it until killed."""
+
+    def __init__(self, pid, info):
+        self.pid = pid
+        self.info = info
+
+    def stop(self):
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        os.waitpid(self.pid, 0)
+
+
+def _fork_holder(body):
+    """Fork a child (killed with this process, PR_SET_PDEATHSIG) that runs ``body()``, reports what it returns as
+    a JSON line and waits to be killed. Forked before this process opens its own sockets, so it holds none of them."""
+    ready_r, ready_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(ready_r)
+            LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+            kept = []
+            info = body(kept)
+            os.write(ready_w, (json.dumps(info) + '\n').encode())
+            while True:
+                signal.pause()
+        finally:
+            os._exit(1)
+    os.close(ready_w)
+    line = b''
+    while not line.endswith(b'\n'):
+        chunk = os.read(ready_r, 4096)
+        if not chunk:
+            break
+        line += chunk
+    os.close(ready_r)
+    if not line.endswith(b'\n'):
+        os.waitpid(pid, 0)
+        raise RuntimeError('a namespace holder failed before it was ready')
+    return Holder(pid, json.loads(line))
+
+
+def _in_process_namespace(kept):
+    """A namespace this process is in, with its own ephemeral range: a container's, say."""
+    _set_comm('pwt-wiring-in')
+    _check(LIBC.unshare(CLONE_NEWNET))
+    _write('/proc/sys/net/ipv4/ip_local_port_range', '%d %d' % tuple(PROCESS_RANGE))
+    kept.extend([_listen('tcp', '0.0.0.0', 856), _listen('udp', '0.0.0.0', 31000), _listen('udp', '0.0.0.0', 45010)])
+    return {'netns': os.stat('/proc/self/ns/net').st_ino, 'range': _port_range(),
+            'sockets': [_inode(sock) for sock in kept]}
+
+
+def _held_namespace(how):
+    """A namespace no process is in: this child makes it, opens a listener there and moves back to its own; what
+    else keeps it is ``how``: a bind mount of it (in a mount namespace of the child's own, so it ends with it),
+    an fd open on it, or nothing but the socket."""
+    def body(kept):
+        _set_comm('pwt-wiring-' + how)
+        if how == 'mount':
+            _check(LIBC.unshare(CLONE_NEWNS))
+            _check(LIBC.mount(b'none', b'/', None, MS_REC | MS_PRIVATE, None))
+            _check(LIBC.mount(b'pwt-wiring', b'/mnt', b'tmpfs', 0, None))
+        own = os.open('/proc/self/ns/net', os.O_RDONLY)
+        _check(LIBC.unshare(CLONE_NEWNET))
+        inode = os.stat('/proc/self/ns/net').st_ino
+        port_range = _port_range()
+        kept.append(_listen('tcp', '0.0.0.0', 856))
+        if how == 'mount':
+            open('/mnt/netns', 'w').close()
+            _check(LIBC.mount(b'/proc/self/ns/net', b'/mnt/netns', None, MS_BIND, None))
+        elif how == 'fd':
+            kept.append(os.open('/proc/self/ns/net', os.O_RDONLY))
+        _setns(own)
+        os.close(own)
+        return {'netns': inode, 'range': port_range, 'sockets': [_inode(kept[0])]}
+    return body
+
+
+class World(object):
+    """What the module made: this process's sockets in its own namespace, and the holders of the others."""
+
+
+def _send_away(unix, socks):
+    """Pass ``socks`` into a unix socket queue and close them here: in flight, no process holds them."""
+    fds = [sock.fileno() for sock in socks]
+    unix.sendmsg([b'x'], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array('i', fds).tobytes())])
+    for sock in socks:
+        sock.close()
+
+
+@pytest.fixture(scope='module')
+def world():
+    import psutil  # noqa: F401  imported for the psutil backend before any test changes sys.platform
+
+    made = World()
+    made.holders = {}
+    made.sockets = []
+    home = os.open('/proc/self/ns/net', os.O_RDONLY)
+    try:
+        made.holders['process'] = _fork_holder(_in_process_namespace)
+        for how in ('mount', 'fd', 'socket'):
+            made.holders[how] = _fork_holder(_held_namespace(how))
+        _check(LIBC.unshare(CLONE_NEWNET))
+        made.netns = os.stat('/proc/self/ns/net').st_ino
+        subprocess.run(['ip', 'link', 'set', 'lo', 'up'], check=True)
+        _write('/proc/sys/net/ipv4/ip_local_port_range', '%d %d' % tuple(HOST_RANGE))
+        _write('/proc/sys/net/ipv4/ip_local_reserved_ports', '%d' % HOST_RESERVED)
+        # (protocol, family, address, port, v6only as the kernel has it, ephemeral in HOST_RANGE, socket)
+        spec = [
+            ('tcp', 'ipv4', '0.0.0.0', 856, None, False),
+            ('tcp', 'ipv6', '::', 856, True, False),
+            ('tcp', 'ipv6', '::', 858, False, False),  # dual-stack
+            ('tcp', 'ipv4', '0.0.0.0', 860, None, False),  # two of a SO_REUSEPORT group
+            ('tcp', 'ipv4', '0.0.0.0', 860, None, False),
+            ('udp', 'ipv4', '0.0.0.0', 5353, None, False),  # outside the ephemeral range
+            ('udp', 'ipv4', '127.0.0.1', 45000, None, True),  # inside it: a client's, most likely
+            ('udp', 'ipv6', '::', 45001, True, True),
+            ('udp', 'ipv4', '0.0.0.0', HOST_RESERVED, None, False),  # inside it, but reserved
+        ]
+        made.mine = []
+        for protocol, family, address, port, v6only, ephemeral in spec:
+            sock = _listen(protocol, address, port, v6only if family == 'ipv6' else None, reuseport=port == 860)
+            made.sockets.append(sock)
+            made.mine.append((protocol, family, address, port, v6only, ephemeral, _inode(sock)))
+        made.sockets.append(os.dup(made.sockets[5].fileno()))  # the same socket twice in this process
+        client = socket.create_connection(('127.0.0.1', 856))  # connections are not listening sockets
+        accepted, _peer = made.sockets[0].accept()
+        udp_client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        udp_client.connect(('127.0.0.1', 5353))  # a connected UDP socket is a client
+        made.sockets += [client, accepted, udp_client]
+        # Two listeners no process holds: in flight in a unix socket queue (the kernel's, for the gather).
+        pair = socket.socketpair()
+        made.sockets += list(pair)
+        flying = [_listen('tcp', '0.0.0.0', 900), _listen('udp', '::', 901, v6only=True)]
+        made.flying = [('tcp', 'ipv4', '0.0.0.0', 900, None, False, _inode(flying[0])),
+                       ('udp', 'ipv6', '::', 901, True, False, _inode(flying[1]))]
+        _send_away(pair[0], flying)
+        made.me = described(os.getpid())
+        yield made
+    finally:
+        _setns(home)
+        os.close(home)
+        for sock in made.sockets:
+            if isinstance(sock, int):
+                os.close(sock)
+            else:
+                sock.close()
+        for holder in made.holders.values():
+            holder.stop()
+
+
+# -- what every result must be: the shape, and the coverage consistent with the sockets ---------------------------
+
+def _check_shape(result, mode='host'):
+    """The documented shape of a gather result, with each value's type; returns the coverage."""
+    assert set(result) == RESULT_KEYS
+    coverage = result['coverage']
+    assert set(coverage) == COVERAGE_KEYS | ({'namespaces'} if mode == 'all' else set())
+    for key in ('privileged', 'complete'):
+        assert type(coverage[key]) is bool
+    for key in ('sockets', 'processes_scanned', 'processes_unreadable'):
+        assert type(coverage[key]) is int
+    assert all(type(text) is str for key in ('errors', 'notes', 'unowned_sockets') for text in coverage[key])
+    assert coverage['complete'] is (coverage['errors'] == [])
+    assert coverage['sockets'] == len(result['sockets'])
+    for entry in result['sockets']:
+        assert set(entry) == SOCKET_KEYS | ({'namespace'} if mode == 'all' else set())
+        assert type(entry['port']) is int and type(entry['ephemeral']) is bool
+        assert entry['v6only'] in ((True, False, None) if entry['family'] == 'ipv6' else (None,))
+        for proc in entry['processes']:
+            assert set(proc) == PROCESS_KEYS
+    # The documented order: protocol, port, family, address, then inode.
+    keys = [(e['protocol'], e['port'], e['family'], e['address'], e['inode'] or 0) for e in result['sockets']]
+    assert keys == sorted(keys)
+    # unowned_sockets: sorted, exactly the labels of the sockets no process holds.
+    unowned = [entry for entry in result['sockets'] if not entry['processes']]
+    assert coverage['unowned_sockets'] == sorted(gather.socket_label(entry) for entry in unowned)
+    return coverage
+
+
+def _expected_socket(item, backend, processes, port_range=HOST_RANGE):
+    protocol, family, address, port, v6only, _ephemeral, inode = item
+    if backend in ('procfs', 'psutil') or family == 'ipv4':
+        v6only = None  # /proc/net and psutil cannot tell v6only; IPv4 has none
+    ephemeral = protocol == 'udp' and port_range[0] <= port <= port_range[1] and port != HOST_RESERVED
+    return {'protocol': protocol, 'family': family, 'address': address, 'port': port, 'v6only': v6only,
+            'ephemeral': ephemeral, 'inode': None if backend == 'psutil' else inode, 'processes': processes}
+
+
+def _sorted(entries):
+    return sorted(entries, key=lambda e: (e['protocol'], e['port'], e['family'], e['address'], e['inode'] or 0))
+
+
+def _expected_host_sockets(world, backend, protocols=('tcp', 'udp'), me=None):
+    me = me or world.me
+    items = [item for item in world.mine + world.flying if item[0] in protocols]
+    if backend == 'psutil':  # psutil cannot tell sockets apart by inode: a SO_REUSEPORT group is one
+        merged = {}
+        for item in items:
+            merged.setdefault(item[:4], item)
+        items = list(merged.values())
+    flying = set(item[6] for item in world.flying)
+    return _sorted(_expected_socket(item, backend, [] if item[6] in flying else [me]) for item in items)
+
+
+def _sources(backend, protocols=('tcp', 'udp')):
+    source = 'netlink' if backend == 'auto' else backend
+    return dict((table, source) for table in ALL_TABLES if table.split('/')[0] in protocols)
+
+
+def _unowned_labels(world, protocols=('tcp', 'udp')):
+    return sorted('%s %s:%d' % (item[0], '[%s]' % item[2] if item[1] == 'ipv6' else item[2], item[3])
+                  for item in world.flying if item[0] in protocols)
+
+
+def _kernel_note(labels):
+    return ('%d sockets have no owning process though every process was looked in: kernel sockets, sockets only in '
+            'flight in a unix socket queue (passed, not yet received), or owners that exited during the gather: %s'
+            % (len(labels), ', '.join(labels)))
+
+
+OWNER_SEARCH_ROOT = {'exhaustive': True, 'gaps': [], 'pid_namespace': 'host', 'hidepid': None}
+
+
+# -- rule: every backend finds exactly this process's listeners, with their inode, v6only, range and owner --------
+
+@pytest.mark.parametrize('backend', ['auto', 'netlink', 'procfs', 'psutil'])
+def test_every_backend_finds_exactly_the_listeners_of_its_namespace(world, backend):
+    result = gather.gather_listening_sockets(backend=backend)
+    coverage = _check_shape(result)
+    assert result['sockets'] == _expected_host_sockets(world, backend)
+    labels = _unowned_labels(world)
+    walked = coverage.pop('processes_scanned')
+    assert coverage == {
+        'backend': backend, 'sources': _sources(backend), 'privileged': True, 'complete': True,
+        'sockets': len(result['sockets']), 'unowned_sockets': labels, 'processes_unreadable': 0,
+        'ephemeral_port_range': HOST_RANGE, 'errors': [], 'notes': [_kernel_note(labels)],
+        'owner_search': OWNER_SEARCH_ROOT, 'unowned_case': 'kernel',
+    }
+    # psutil walks no /proc itself; the others walk every process (this one at least).
+    assert walked == 0 if backend == 'psutil' else walked >= len(os.listdir('/proc/self/task'))
+
+
+@pytest.mark.parametrize('backend', ['auto', 'psutil'])
+def test_protocols_udp_gathers_no_tcp_and_reads_only_udp_tables(world, backend):
+    result = gather.gather_listening_sockets(backend=backend, protocols=['udp'])
+    coverage = _check_shape(result)
+    assert result['sockets'] == _expected_host_sockets(world, backend, protocols=('udp',))
+    assert coverage['sources'] == _sources(backend, ('udp',))
+    assert coverage['unowned_sockets'] == _unowned_labels(world, ('udp',))
+    assert coverage['errors'] == [] and coverage['complete'] is True
+
+
+def test_protocols_are_taken_in_their_documented_order_whatever_the_order_asked(world):
+    result = gather.gather_listening_sockets(protocols=['udp', 'tcp', 'udp'])
+    _check_shape(result)
+    assert result['sockets'] == _expected_host_sockets(world, 'auto')
+    assert list(result['coverage']['sources']) == list(ALL_TABLES)
+
+
+# -- rule: namespaces=all reads every namespace, however it is kept alive, and tags each socket with it -----------
+
+def _mine(world):
+    """{netns inode: holder name} of the namespaces this module made (the others are the machine's)."""
+    found = dict((holder.info['netns'], name) for name, holder in world.holders.items())
+    found[world.netns] = 'host'
+    return found
+
+
+def _foreign(text, mine):
+    """Whether a note or error is about a namespace this module did not make (another test's, the machine's)."""
+    words = text.split()
+    for index, word in enumerate(words[:-2]):
+        if word == 'namespace' and words[index + 1].rstrip(':').isdigit():
+            return int(words[index + 1].rstrip(':')) not in mine
+    return False
+
+
+def _gather_all(world, backend='auto', protocols=('tcp', 'udp')):
+    result = gather.gather_listening_sockets(backend=backend, protocols=list(protocols), namespaces='all')
+    coverage = _check_shape(result, mode='all')
+    summary = coverage['namespaces']
+    assert set(summary) == {'mode', 'scanned', 'unreadable', 'vanished'} and summary['mode'] == 'all'
+    scanned = summary['scanned']
+    inodes = [item['inode'] for item in scanned]
+    assert len(inodes) == len(set(inodes))  # each namespace read once
+    assert [item['host'] for item in scanned] == [True] + [False] * (len(scanned) - 1)  # the gather's own first
+    for item in scanned:
+        assert set(item) == SCANNED_KEYS
+        assert type(item['inode']) is int and type(item['sockets']) is int
+        assert item['sockets'] == sum(1 for entry in result['sockets'] if entry['namespace']['inode'] == item['inode'])
+    for item in summary['unreadable']:
+        assert set(item) == {'inode', 'pid', 'reason'}
+    for item in summary['vanished']:
+        assert set(item) == {'inode', 'pid'}
+    by_inode = dict((item['inode'], item) for item in scanned)
+    for entry in result['sockets']:
+        assert entry['namespace'] == dict((key, by_inode[entry['namespace']['inode']][key]) for key in NAMESPACE_KEYS)
+    mine = _mine(world)
+    denied = _netns_denied()
+    assert [error for error in coverage['errors'] if not _foreign(error, mine)] == (
+        ['namespaces=all: the network namespace of %d processes could not be read; a namespace only they are in is '
+         'missing' % denied] if denied else [])
+    return result, coverage, by_inode
+
+
+def _netns_denied():
+    """How many processes even root may not ask their network namespace (a supervisor in a user namespace of its
+    own, say): the gather must count them in an error."""
+    denied = 0
+    for name in os.listdir('/proc'):
+        if name.isdigit():
+            try:
+                os.readlink('/proc/%s/ns/net' % name)
+            except PermissionError:
+                denied += 1
+            except OSError:
+                pass
+    return denied
+
+
+def _in(result, netns):
+    return [dict((key, value) for key, value in entry.items() if key != 'namespace') for entry in result['sockets']
+            if entry['namespace']['inode'] == netns]
+
+
+def _held_items(holder):
+    return [('tcp', 'ipv4', '0.0.0.0', 856, None, False, holder.info['sockets'][0])]
+
+
+@pytest.mark.parametrize('backend', ['auto', 'procfs'])
+def test_all_reads_each_namespace_however_it_is_kept_and_names_the_owners(world, backend):
+    result, coverage, by_inode = _gather_all(world, backend)
+    sources = _sources(backend)
+    container = gather_namespaces.describe_container(os.getpid(), gather_namespaces.ContainerNames())
+    assert coverage['namespaces']['scanned'][0] == {
+        'inode': world.netns, 'host': True, 'pid': os.getpid(), 'container': container,
+        'sockets': len(world.mine) + len(world.flying), 'sources': sources, 'ephemeral_port_range': HOST_RANGE}
+    assert coverage['ephemeral_port_range'] == HOST_RANGE
+    assert _in(result, world.netns) == _expected_host_sockets(world, backend)
+    # A namespace a process is in: found through the process, read in its own ephemeral range.
+    holder = world.holders['process']
+    netns = holder.info['netns']
+    assert holder.info['range'] == PROCESS_RANGE
+    assert by_inode[netns] == {
+        'inode': netns, 'host': False, 'pid': holder.pid,
+        'container': gather_namespaces.describe_container(holder.pid, gather_namespaces.ContainerNames()),
+        'sockets': 3, 'sources': sources, 'ephemeral_port_range': PROCESS_RANGE}
+    items = [('tcp', 'ipv4', '0.0.0.0', 856, None, False), ('udp', 'ipv4', '0.0.0.0', 31000, None, True),
+             ('udp', 'ipv4', '0.0.0.0', 45010, None, False)]
+    assert _in(result, netns) == _sorted(
+        _expected_socket(item + (inode,), backend, [described(holder.pid)], PROCESS_RANGE)
+        for item, inode in zip(items, holder.info['sockets']))
+    # No process in them: kept by a bind mount, an fd on it, or only by the socket a process outside holds.
+    for how in ('mount', 'fd', 'socket'):
+        holder = world.holders[how]
+        netns = holder.info['netns']
+        assert by_inode[netns] == {'inode': netns, 'host': False, 'pid': None, 'container': None, 'sockets': 1,
+                                   'sources': sources, 'ephemeral_port_range': holder.info['range']}, how
+        assert _in(result, netns) == [_expected_socket(_held_items(holder)[0], backend, [described(holder.pid)],
+                                                       holder.info['range'])], how
+    mine = _mine(world)
+    notes = [note for note in coverage['notes'] if not _foreign(note, mine)]
+    assert len(notes) == 1 and KERNEL_NOTE in notes[0]
+    assert set(_unowned_labels(world)) <= set(coverage['unowned_sockets'])
+    assert coverage['privileged'] is True and coverage['backend'] == backend
+
+
+def test_all_with_udp_reads_only_udp_tables_in_every_namespace(world):
+    result, coverage, by_inode = _gather_all(world, protocols=('udp',))
+    assert set(entry['protocol'] for entry in result['sockets']) == {'udp'}
+    for item in coverage['namespaces']['scanned']:
+        assert item['sources'] == _sources('auto', ('udp',))
+    assert by_inode[world.holders['process'].info['netns']]['sockets'] == 2
+    for how in ('mount', 'fd', 'socket'):  # their only socket is TCP: they are still read, and hold nothing
+        assert by_inode[world.holders[how].info['netns']]['sockets'] == 0
+
+
+def test_psutil_cannot_read_other_namespaces_and_says_so(world):
+    with pytest.raises(gather.GatherError) as caught:
+        gather.gather_listening_sockets(backend='psutil', namespaces='all')
+    assert 'psutil sees only its own' in str(caught.value)
+
+
+# -- rule: unprivileged, the gather says what it could not see (and never calls itself complete) -----------------
+
+class _Nobody(object):
+    """This process with effective uid nobody (the real and saved uid stay root, to come back); dumpable, so it can
+    read its own /proc entries as a process of that user can."""
+
+    def __enter__(self):
+        self.uid = pwd.getpwnam('nobody').pw_uid
+        os.setresuid(-1, self.uid, -1)
+        LIBC.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)
+        return self
+
+    def __exit__(self, *exc):
+        os.setresuid(-1, 0, -1)
+        LIBC.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)
+
+
+@pytest.mark.parametrize('backend', ['auto', 'procfs'])
+def test_unprivileged_gather_is_partial_and_says_which_processes_it_could_not_read(world, backend):
+    with _Nobody():
+        me = described(os.getpid())
+        result = gather.gather_listening_sockets(backend=backend)
+    coverage = _check_shape(result)
+    assert me['user'] == 'nobody'
+    assert result['sockets'] == _expected_host_sockets(world, backend, me=me)
+    denied = coverage['processes_unreadable']
+    assert denied > 0 and coverage['processes_scanned'] >= 1  # its own, at least
+    assert coverage['errors'] == ['%d processes could not be inspected (not running as root); their sockets show no '
+                                  'processes' % denied]
+    assert coverage['notes'] == [NOT_ROOT_NOTE]
+    assert coverage['privileged'] is False and coverage['complete'] is False
+    assert coverage['owner_search'] == dict(OWNER_SEARCH_ROOT, exhaustive=False)
+    assert coverage['unowned_case'] == 'not_looked_for'
+    assert coverage['ephemeral_port_range'] == HOST_RANGE and coverage['sources'] == _sources(backend)
+
+
+def test_unprivileged_psutil_says_it_cannot_name_other_users_processes(world):
+    with _Nobody():
+        me = described(os.getpid())
+        result = gather.gather_listening_sockets(backend='psutil')
+    coverage = _check_shape(result)
+    assert result['sockets'] == _expected_host_sockets(world, 'psutil', me=me)
+    assert coverage['errors'] == ['not running as root: psutil cannot name the processes of other users; '
+                                  'their sockets show no processes']
+    assert coverage['notes'] == [NOT_ROOT_NOTE]
+    assert coverage['privileged'] is False and coverage['complete'] is False
+    assert coverage['processes_scanned'] == 0 and coverage['processes_unreadable'] == 0
+    assert coverage['owner_search'] == dict(OWNER_SEARCH_ROOT, exhaustive=False)
+
+
+def test_unprivileged_all_reads_only_its_own_namespace(world):
+    with _Nobody():
+        me = described(os.getpid())
+        result = gather.gather_listening_sockets(namespaces='all')
+    coverage = _check_shape(result, mode='all')
+    host = {'inode': world.netns, 'host': True, 'pid': os.getpid(),
+            'container': gather_namespaces.describe_container(os.getpid(), gather_namespaces.ContainerNames())}
+    assert coverage['namespaces'] == {
+        'mode': 'all', 'unreadable': [], 'vanished': [],
+        'scanned': [dict(host, sockets=len(world.mine) + len(world.flying), sources=_sources('auto'),
+                         ephemeral_port_range=HOST_RANGE)]}
+    assert result['sockets'] == [dict(entry, namespace=host) for entry in _expected_host_sockets(world, 'auto', me=me)]
+    denied = coverage['processes_unreadable']
+    assert coverage['errors'] == [
+        'namespaces=all: not running as root, so only the network namespace the gather runs in was read; other '
+        'namespaces can be neither listed nor entered (use become: true)',
+        '%d processes could not be inspected (not running as root); their sockets show no processes' % denied]
+    assert coverage['notes'] == [NOT_ROOT_NOTE]
+    assert coverage['privileged'] is False
+
+
+# -- rule: a table one backend cannot read falls back (a note); the last backend failing is an error --------------
+
+def _netlink_fails(monkeypatch, tables):
+    real = gather_netlink.dump_listening
+
+    def dump(family, protocol):
+        if '%s/%s' % (protocol, family) in tables:
+            raise gather_netlink.NetlinkError('sock_diag refused')  # a kernel without udp_diag, say
+        return real(family, protocol)
+
+    monkeypatch.setattr(gather_netlink, 'dump_listening', dump)
+
+
+def test_auto_falls_back_to_procfs_for_a_table_netlink_cannot_read(world, monkeypatch):
+    _netlink_fails(monkeypatch, {'udp/ipv6'})
+    result = gather.gather_listening_sockets()
+    coverage = _check_shape(result)
+    assert coverage['sources'] == dict(_sources('auto'), **{'udp/ipv6': 'procfs'})
+    assert coverage['errors'] == [] and coverage['complete'] is True
+    labels = _unowned_labels(world)
+    assert coverage['notes'] == ['udp/ipv6: netlink backend failed (sock_diag refused); fell back', _kernel_note(labels)]
+    expected = _expected_host_sockets(world, 'auto')
+    for entry in expected:
+        if entry['protocol'] == 'udp' and entry['family'] == 'ipv6':
+            entry['v6only'] = None  # read from /proc/net
+    assert result['sockets'] == expected
+
+
+def test_netlink_alone_failing_a_table_is_an_error_and_its_sockets_are_missing(world, monkeypatch):
+    _netlink_fails(monkeypatch, {'tcp/ipv6'})
+    result = gather.gather_listening_sockets(backend='netlink')
+    coverage = _check_shape(result)
+    assert coverage['sources'] == dict((table, 'netlink') for table in ALL_TABLES if table != 'tcp/ipv6')
+    assert coverage['errors'] == ['tcp/ipv6: netlink backend: sock_diag refused']
+    assert coverage['complete'] is False
+    assert result['sockets'] == [entry for entry in _expected_host_sockets(world, 'netlink')
+                                 if (entry['protocol'], entry['family']) != ('tcp', 'ipv6')]
+
+
+def test_no_table_read_at_all_raises_naming_each_failure(world, monkeypatch):
+    _netlink_fails(monkeypatch, set(ALL_TABLES))
+    with pytest.raises(gather.GatherError) as caught:
+        gather.gather_listening_sockets(backend='netlink', protocols=['tcp'])
+    assert str(caught.value) == ('no socket table could be read: tcp/ipv4: netlink backend: sock_diag refused; '
+                                 'tcp/ipv6: netlink backend: sock_diag refused')
+
+
+def test_a_kernel_without_ipv6_reads_only_the_ipv4_tables_and_says_so(world, monkeypatch):
+    monkeypatch.setattr(gather, '_ipv6_available', lambda proc_net='/proc/net': False)  # booted with ipv6.disable=1
+    result = gather.gather_listening_sockets(backend='procfs')
+    coverage = _check_shape(result)
+    assert coverage['sources'] == {'tcp/ipv4': 'procfs', 'udp/ipv4': 'procfs'}
+    assert coverage['notes'][0] == 'IPv6 is not enabled on this host; only IPv4 tables exist'
+    assert coverage['errors'] == []
+    assert result['sockets'] == [entry for entry in _expected_host_sockets(world, 'procfs') if entry['family'] == 'ipv4']
+
+
+# -- rule: where the platform is not Linux, psutil is the only backend and nothing of /proc is read --------------
+
+def test_off_linux_auto_is_psutil_and_the_linux_backends_are_refused(world, monkeypatch):
+    monkeypatch.setattr(gather.sys, 'platform', 'freebsd14')
+    for backend in ('netlink', 'procfs'):
+        with pytest.raises(gather.GatherError) as caught:
+            gather.gather_listening_sockets(backend=backend)
+        assert str(caught.value) == 'the %s backend works only on Linux; use backend=psutil or auto' % backend
+    result = gather.gather_listening_sockets()
+    monkeypatch.undo()
+    coverage = _check_shape(result)
+    me = dict(world.me, unit=None, start_time=None)  # what psutil tells of a process
+    expected = _expected_host_sockets(world, 'psutil', me=me)
+    for entry in expected:
+        entry['ephemeral'] = False  # no range known off Linux: never guessed away
+    assert result['sockets'] == expected
+    assert coverage['sources'] == {'tcp': 'psutil', 'udp': 'psutil'}
+    assert coverage['backend'] == 'psutil' and coverage['ephemeral_port_range'] is None
+    assert coverage['owner_search'] == {'exhaustive': True, 'gaps': [], 'pid_namespace': None, 'hidepid': None}
+
+
+def test_without_geteuid_the_gather_never_assumes_root(world, monkeypatch):
+    monkeypatch.delattr(os, 'geteuid')
+    result = gather.gather_listening_sockets(backend='procfs')
+    monkeypatch.undo()
+    coverage = _check_shape(result)
+    assert coverage['privileged'] is False
+    assert coverage['notes'][0] == NOT_ROOT_NOTE
+
+
+def test_describe_with_psutil_names_this_process_and_none_for_a_gone_one(world):
+    assert gather._describe_with_psutil(os.getpid()) == dict(world.me, unit=None, start_time=None)
+    holder = _fork_holder(lambda kept: {})
+    holder.stop()
+    assert gather._describe_with_psutil(holder.pid) is None
