@@ -395,7 +395,9 @@ def _foreign(text, mine):
     return False
 
 
-def _gather_all(world, backend='auto', protocols=('tcp', 'udp')):
+def _gather_all(world, backend='auto', protocols=('tcp', 'udp'), errors=()):
+    """A namespaces=all gather checked whole where it can be: ``errors`` are those it must add about the namespaces
+    this module made, after the one counting processes whose namespace even root may not ask."""
     result = gather.gather_listening_sockets(backend=backend, protocols=list(protocols), namespaces='all')
     coverage = _check_shape(result, mode='all')
     summary = coverage['namespaces']
@@ -419,7 +421,7 @@ def _gather_all(world, backend='auto', protocols=('tcp', 'udp')):
     denied = _netns_denied()
     assert [error for error in coverage['errors'] if not _foreign(error, mine)] == (
         ['namespaces=all: the network namespace of %d processes could not be read; a namespace only they are in is '
-         'missing' % denied] if denied else [])
+         'missing' % denied] if denied else []) + list(errors)
     return result, coverage, by_inode
 
 
@@ -664,3 +666,116 @@ def test_describe_with_psutil_names_this_process_and_none_for_a_gone_one(world):
     holder = _fork_holder(lambda kept: {})
     holder.stop()
     assert gather._describe_with_psutil(holder.pid) is None
+
+
+# -- rule: the psutil backend fails closed: no psutil, or psutil refused, is an error, never an empty host --------
+
+def test_psutil_missing_is_said_not_an_empty_host(world, monkeypatch):
+    monkeypatch.setitem(sys.modules, 'psutil', None)  # what `import psutil` meets where it is not installed
+    with pytest.raises(gather.PsutilMissing) as caught:
+        gather.gather_listening_sockets(backend='psutil')
+    assert str(caught.value) == 'the psutil backend needs the psutil Python library on the managed host'
+
+
+@pytest.mark.parametrize('error, expected', [
+    ('denied', 'psutil could not list sockets (access denied: (pid=1)); run with become'),
+    ('other', 'psutil could not list sockets: sysctl failed'),
+])
+def test_psutil_refusing_to_list_sockets_is_a_gather_error(world, monkeypatch, error, expected):
+    import psutil
+
+    def refuse(kind='inet'):
+        # What psutil raises where the platform refuses (macOS without root, a BSD sysctl error).
+        raise psutil.AccessDenied(pid=1) if error == 'denied' else RuntimeError('sysctl failed')
+
+    monkeypatch.setattr(psutil, 'net_connections', refuse)
+    with pytest.raises(gather.GatherError) as caught:
+        gather.gather_listening_sockets(backend='psutil')
+    assert str(caught.value) == expected
+
+
+# -- rule: a namespace that cannot be entered is read through /proc/PID/net where a process is in it (a note: its
+#    range unknown), and is an error where none is or with netlink, which can only read from inside ------------------
+
+def _refuse_setns(monkeypatch):
+    def refuse(fd, nstype=gather_namespaces.CLONE_NEWNET):
+        raise PermissionError(1, 'Operation not permitted')  # a seccomp filter or an LSM refusing setns(2)
+
+    monkeypatch.setattr(gather_namespaces, 'setns', refuse)
+
+
+REFUSED = 'cannot enter it: setns: Operation not permitted'
+
+
+@pytest.mark.parametrize('backend', ['auto', 'procfs', 'netlink'])
+def test_refused_setns_reads_proc_pid_net_where_a_process_is_in_the_namespace(world, monkeypatch, backend):
+    _refuse_setns(monkeypatch)
+    holder = world.holders['process']
+    netns = holder.info['netns']
+    # In the order read: the namespaces processes are in or mounts keep (by inode), then those only fds keep.
+    failed = sorted([world.holders['mount']] + ([holder] if backend == 'netlink' else []), key=lambda h: h.info['netns'])
+    failed += [world.holders['fd'], world.holders['socket']]  # one an nsfs fd keeps, then one only a socket keeps
+    pids = dict((other.info['netns'], other.pid if other is holder else None) for other in failed)
+    result, coverage, by_inode = _gather_all(world, backend, errors=[
+        'network namespace %d (pid %s) could not be read: %s' % (other.info['netns'], pids[other.info['netns']], REFUSED)
+        for other in failed])
+    unreadable = dict((item['inode'], item) for item in coverage['namespaces']['unreadable'])
+    for inode, pid in pids.items():
+        assert inode not in by_inode and unreadable[inode] == {'inode': inode, 'pid': pid, 'reason': REFUSED}
+    assert coverage['complete'] is False
+    if backend == 'netlink':
+        return
+    assert netns not in unreadable
+    assert by_inode[netns] == {
+        'inode': netns, 'host': False, 'pid': holder.pid,
+        'container': gather_namespaces.describe_container(holder.pid, gather_namespaces.ContainerNames()),
+        'sockets': 3, 'sources': _sources('procfs'), 'ephemeral_port_range': None}
+    items = [('tcp', 'ipv4', '0.0.0.0', 856), ('udp', 'ipv4', '0.0.0.0', 31000), ('udp', 'ipv4', '0.0.0.0', 45010)]
+    assert _in(result, netns) == _sorted(
+        dict(zip(('protocol', 'family', 'address', 'port'), item), v6only=None, ephemeral=False, inode=inode,
+             processes=[described(holder.pid)]) for item, inode in zip(items, holder.info['sockets']))
+    assert ('network namespace %d: %s; read /proc/%d/net instead, so its ephemeral port range is unknown'
+            % (netns, REFUSED, holder.pid)) in coverage['notes']
+
+
+def _netlink_fails_inside(monkeypatch):
+    """netlink refused in every namespace but the gather's own (read from the calling thread, the others each in
+    the visitor thread): a kernel without sock_diag there."""
+    import threading
+
+    real = gather_netlink.dump_listening
+
+    def dump(family, protocol):
+        if threading.current_thread() is not threading.main_thread():
+            raise gather_netlink.NetlinkError('sock_diag refused')
+        return real(family, protocol)
+
+    monkeypatch.setattr(gather_netlink, 'dump_listening', dump)
+
+
+def test_a_namespace_whose_tables_cannot_be_read_is_unreadable_and_auto_falls_back_inside_it(world, monkeypatch):
+    _netlink_fails_inside(monkeypatch)
+    reason = 'no socket table could be read: ' + '; '.join('%s: netlink backend: sock_diag refused' % table
+                                                            for table in ALL_TABLES)
+    holders = world.holders
+    failed = sorted([holders['process'], holders['mount']], key=lambda h: h.info['netns'])
+    failed += [holders['fd'], holders['socket']]
+    result, coverage, by_inode = _gather_all(world, 'netlink', errors=[
+        'network namespace %d (pid %s) could not be read: %s' % (
+            other.info['netns'], other.pid if other is holders['process'] else None, reason) for other in failed])
+    for holder in world.holders.values():
+        inode = holder.info['netns']
+        assert inode not in by_inode
+        assert {'inode': inode, 'pid': holder.pid if holder is world.holders['process'] else None,
+                'reason': reason} in coverage['namespaces']['unreadable']
+    assert by_inode[world.netns]['sources'] == _sources('netlink')
+    result, coverage, by_inode = _gather_all(world, 'auto')
+    for holder in world.holders.values():
+        inode = holder.info['netns']
+        assert by_inode[inode]['sources'] == _sources('procfs')
+        assert ['network namespace %d: %s: netlink backend failed (sock_diag refused); fell back' % (inode, table)
+                for table in ALL_TABLES] == [note for note in coverage['notes'] if note.startswith(
+                    'network namespace %d:' % inode)]
+    netns = world.holders['process'].info['netns']
+    assert [entry['port'] for entry in _in(result, netns)] == [856, 31000, 45010]
+    assert by_inode[netns]['ephemeral_port_range'] == PROCESS_RANGE
