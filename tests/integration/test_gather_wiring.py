@@ -520,7 +520,7 @@ def test_all_reads_each_namespace_however_it_is_kept_and_names_the_owners(world,
         _expected_socket(item + (inode,), backend, [described(holder.pid)], PROCESS_RANGE)
         for item, inode in zip(items, holder.info['sockets']))
     # No process in them: kept by a bind mount, an fd on it, or only by the socket a process outside holds.
-    for how in ('mount', 'fd', 'socket'):
+    for how in ('mount', 'fd', 'socket', 'zombie'):
         holder = world.holders[how]
         netns = holder.info['netns']
         assert by_inode[netns] == {'inode': netns, 'host': False, 'pid': None, 'container': None, 'sockets': 1,
@@ -534,8 +534,6 @@ def test_all_reads_each_namespace_however_it_is_kept_and_names_the_owners(world,
     assert coverage['privileged'] is True and coverage['backend'] == backend
 
 
-@pytest.mark.xfail(strict=True, reason='pidfd_open of a thread that is not the leader fails with ENOENT (Linux 6.9+), '
-                   'which _socket_namespaces takes for a socket gone: the namespace is silently missed')
 def test_all_reads_a_namespace_only_the_socket_of_a_process_with_a_zombie_leader_keeps(world):
     """A listener in a namespace no process is in, held by a process whose main thread exited: the fd walk meets
     the socket through the live thread; asking the socket's namespace must go through that thread, not miss it."""
@@ -555,7 +553,7 @@ def test_all_with_udp_reads_only_udp_tables_in_every_namespace(world):
     for item in coverage['namespaces']['scanned']:
         assert item['sources'] == _sources('auto', ('udp',))
     assert by_inode[world.holders['process'].info['netns']]['sockets'] == 2
-    for how in ('mount', 'fd', 'socket'):  # their only socket is TCP: they are still read, and hold nothing
+    for how in ('mount', 'fd', 'socket', 'zombie'):  # their only socket is TCP: they are still read, and hold nothing
         assert by_inode[world.holders[how].info['netns']]['sockets'] == 0
 
 
@@ -772,7 +770,7 @@ REFUSED = 'cannot enter it: setns: Operation not permitted'
 def _fd_kept(world):
     """The holders of the namespaces only fds keep, in the order they are read: those an nsfs fd keeps, then those
     only a socket keeps, each by inode."""
-    return [world.holders['fd']] + sorted([world.holders['socket']], key=lambda h: h.info['netns'])
+    return [world.holders['fd']] + sorted([world.holders['socket'], world.holders['zombie']], key=lambda h: h.info['netns'])
 
 
 @pytest.mark.parametrize('backend', ['auto', 'procfs', 'netlink'])
@@ -807,7 +805,7 @@ def test_refused_setns_reads_proc_pid_net_where_a_process_is_in_the_namespace(wo
 
 
 def _read_holders(world):
-    return [world.holders[name] for name in ('process', 'mount', 'fd', 'socket')]
+    return [world.holders[name] for name in ('process', 'mount', 'fd', 'socket', 'zombie')]
 
 
 def _netlink_fails_inside(monkeypatch):
