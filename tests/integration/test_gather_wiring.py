@@ -849,3 +849,65 @@ def test_a_namespace_whose_tables_cannot_be_read_is_unreadable_and_auto_falls_ba
     netns = world.holders['process'].info['netns']
     assert [entry['port'] for entry in _in(result, netns)] == [856, 31000, 45010]
     assert by_inode[netns]['ephemeral_port_range'] == PROCESS_RANGE
+
+
+# -- rule: what namespaces=all could not list is an error; a /proc that lists only a container's processes a note --
+
+def _scan(world, view=None):
+    coverage = {'errors': [], 'notes': [], 'sources': _sources('auto')}
+    scans = gather._scan_namespaces('auto', ('tcp', 'udp'), [], coverage, True, view)
+    mine = _mine(world)
+    return scans, coverage, [note for note in coverage['notes'] if not _foreign(note, mine)]
+
+
+PRIVATE_PID_NOTE = ('namespaces=all: the gather runs in a private PID namespace (or cannot tell which one /proc lists), '
+                    'so only the network namespaces its processes are in, mount or keep open were read; those of '
+                    'processes outside it are not seen')
+
+
+@pytest.mark.parametrize('pid_namespace, noted', [('private', True), ('unknown', True), ('host', False), (None, False)])
+def test_all_notes_when_proc_lists_only_the_processes_of_a_private_pid_namespace(world, pid_namespace, noted):
+    view = None if pid_namespace is None else gather_owners.ProcView(pid_namespace, None, True, False)
+    scans, _coverage, notes = _scan(world, view)
+    assert notes == ([PRIVATE_PID_NOTE] if noted else [])
+    assert scans[0][0] == {'inode': world.netns, 'host': True, 'pid': os.getpid(), 'container': gather_namespaces.
+                           describe_container(os.getpid(), gather_namespaces.ContainerNames())}
+    assert scans[0][1] is None and scans[0][2] == []
+    assert world.holders['process'].info['netns'] in [entry['inode'] for entry, _range, _found in scans]
+
+
+def test_all_that_cannot_list_the_processes_namespaces_reads_only_its_own_and_says_so(world, monkeypatch):
+    def unlistable(proc='/proc'):
+        raise PermissionError(13, 'Permission denied')  # /proc itself unreadable (an LSM, a broken mount)
+
+    monkeypatch.setattr(gather_namespaces, 'discover_namespaces', unlistable)
+    scans, coverage, _notes = _scan(world)
+    assert coverage['errors'] == ['namespaces=all: cannot list the network namespaces of the processes under /proc: '
+                                  '[Errno 13] Permission denied; only the network namespace the gather runs in was read']
+    host = {'inode': world.netns, 'host': True, 'pid': os.getpid(),
+            'container': gather_namespaces.describe_container(os.getpid(), gather_namespaces.ContainerNames())}
+    assert scans == [(host, None, [])]
+    assert coverage['namespaces'] == {'mode': 'all', 'unreadable': [], 'vanished': [],
+                                      'scanned': [dict(host, sockets=0, sources=_sources('auto'), ephemeral_port_range=None)]}
+
+
+def test_all_counts_the_mount_namespaces_whose_mounts_it_could_not_read(world, monkeypatch):
+    real = gather_namespaces.mounted_namespaces
+    monkeypatch.setattr(gather_namespaces, 'mounted_namespaces', lambda discovery: (real(discovery)[0], 2))  # EACCES twice
+    _scans, coverage, _notes = _scan(world)
+    assert ('namespaces=all: the mounts of 2 mount namespaces could not be read; a network namespace only mounted there '
+            '(ip netns, a bind mount) may be missed') in coverage['errors']
+
+
+def test_a_walk_that_cannot_open_proc_is_an_error_and_no_socket_is_owned(world, monkeypatch):
+    def unwalkable(wanted, proc='/proc', workers=None, collect=False):
+        raise FileNotFoundError(2, 'No such file or directory', '/proc')  # /proc not mounted
+
+    monkeypatch.setattr(gather_owners, 'walk_fds', unwalkable)
+    result = gather.gather_listening_sockets()
+    coverage = _check_shape(result)
+    assert coverage['errors'] == ["cannot walk /proc for socket owners: [Errno 2] No such file or directory: '/proc'"]
+    assert all(entry['processes'] == [] for entry in result['sockets'])
+    assert coverage['complete'] is False and coverage['owner_search']['exhaustive'] is False
+    assert coverage['processes_scanned'] == 0 and coverage['unowned_case'] == 'not_looked_for'
+    assert len(coverage['unowned_sockets']) == len(world.mine) + len(world.flying)
