@@ -168,9 +168,36 @@ def _fork_holder(body):
     return Holder(pid, json.loads(line))
 
 
+CGROUP_ROOT = '/sys/fs/cgroup/unified'  # a v2 hierarchy with no controllers beside the v1 ones: moving is free here
+
+
+def _container_cgroup():
+    """A docker-shaped cgroup (system.slice/docker-ID.scope) to place a process in, or None where none can be made."""
+    if not os.access(os.path.join(CGROUP_ROOT, 'cgroup.procs'), os.W_OK):
+        return None
+    path = os.path.join(CGROUP_ROOT, 'system.slice', 'docker-%s.scope' % os.urandom(32).hex())
+    os.makedirs(path)
+    return path
+
+
+def _remove_cgroup(path):
+    import time
+
+    for _attempt in range(50):  # a killed process leaves the cgroup as the kernel reaps it
+        try:
+            os.rmdir(path)
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            time.sleep(0.02)
+
+
 def _in_process_namespace(kept):
-    """A namespace this process is in, with its own ephemeral range: a container's, say."""
+    """A namespace this process is in, with its own ephemeral range, in a docker-shaped cgroup: a container's."""
     _set_comm('pwt-wiring-in')
+    if _cgroups:
+        _write(os.path.join(_cgroups[0], 'cgroup.procs'), str(os.getpid()))
     _check(LIBC.unshare(CLONE_NEWNET))
     _write('/proc/sys/net/ipv4/ip_local_port_range', '%d %d' % tuple(PROCESS_RANGE))
     kept.extend([_listen('tcp', '0.0.0.0', 856), _listen('udp', '0.0.0.0', 31000), _listen('udp', '0.0.0.0', 45010)])
@@ -205,6 +232,7 @@ def _held_namespace(how):
 
 
 _ready_fd = []  # the write end of the ready pipe of the holder being forked
+_cgroups = []  # the container cgroups this module made
 SYS_EXIT = {'x86_64': 60, 'aarch64': 93}
 
 
@@ -261,7 +289,10 @@ def world():
     made.holders = {}
     made.sockets = []
     home = os.open('/proc/self/ns/net', os.O_RDONLY)
+    made.home = home
     try:
+        cgroup = _container_cgroup()
+        _cgroups[:] = [cgroup] if cgroup else []
         made.holders['process'] = _fork_holder(_in_process_namespace)
         for how in ('mount', 'fd', 'socket'):
             made.holders[how] = _fork_holder(_held_namespace(how))
@@ -313,6 +344,8 @@ def world():
                 sock.close()
         for holder in made.holders.values():
             holder.stop()
+        for cgroup in _cgroups:
+            _remove_cgroup(cgroup)
 
 
 # -- what every result must be: the shape, and the coverage consistent with the sockets ---------------------------
@@ -510,6 +543,9 @@ def test_all_reads_each_namespace_however_it_is_kept_and_names_the_owners(world,
     holder = world.holders['process']
     netns = holder.info['netns']
     assert holder.info['range'] == PROCESS_RANGE
+    if _cgroups:  # its container named from its cgroup
+        assert by_inode[netns]['container']['kind'] == 'docker'
+        assert by_inode[netns]['container']['id'] == _cgroups[0].rpartition('docker-')[2][:-len('.scope')]
     assert by_inode[netns] == {
         'inode': netns, 'host': False, 'pid': holder.pid,
         'container': gather_namespaces.describe_container(holder.pid, gather_namespaces.ContainerNames()),
