@@ -315,9 +315,13 @@ def _scan_unlisted_namespaces(backend, protocols, foreign, scans, coverage, lead
     scanned = set(entry['inode'] for entry, _range, _found in scans) | set(
         item['inode'] for key in ('unreadable', 'vanished') for item in coverage['namespaces'][key])
     handles, sockets = unlisted_namespace_candidates(foreign, scanned)
-    held = _socket_namespaces(sockets, scanned | set(handles), coverage)
-    visits = [(inode, [], ['/proc/%d/fd/%d' % holder for holder in holders]) for inode, holders in sorted(handles.items())]
-    visits += [(inode, [], ['/proc/self/fd/%d' % fd]) for inode, fd in sorted(held.items())]
+    held = _socket_namespaces(sockets, scanned, coverage)
+    # Through this process's own fd first where a socket gave one: another process's nsfs fd may be closed before
+    # the visit (another gather's, for a moment), while a socket still keeps the namespace.
+    visits = []
+    for inode in sorted(set(handles) | set(held)):
+        own = ['/proc/self/fd/%d' % held[inode]] if inode in held else []
+        visits.append((inode, [], own + ['/proc/%d/fd/%d' % holder for holder in handles.get(inode, ())]))
     extra = []
     try:
         ipv6 = _ipv6_available()

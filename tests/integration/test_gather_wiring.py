@@ -805,9 +805,8 @@ REFUSED = 'cannot enter it: setns: Operation not permitted'
 
 
 def _fd_kept(world):
-    """The holders of the namespaces only fds keep, in the order they are read: those an nsfs fd keeps, then those
-    only a socket keeps, each by inode."""
-    return [world.holders['fd']] + sorted([world.holders['socket'], world.holders['zombie']], key=lambda h: h.info['netns'])
+    """The holders of the namespaces only fds keep (an nsfs fd, a socket), in the order they are read: by inode."""
+    return sorted([world.holders[name] for name in ('fd', 'socket', 'zombie')], key=lambda h: h.info['netns'])
 
 
 @pytest.mark.parametrize('backend', ['auto', 'procfs', 'netlink'])
@@ -1152,8 +1151,6 @@ def test_psutil_describes_a_process_with_a_zombie_leader_without_its_executable(
 # -- rule: a namespace an nsfs fd of another process shows is also read through its socket: that fd may be closed
 #    before the visit (another gather asking the same socket, say), and the namespace must not read as unreadable ---
 
-@pytest.mark.xfail(strict=True, reason='a namespace met through an nsfs fd is opened only through that fd; its socket '
-                                       'is not asked, so a closed fd makes it unreadable')
 def test_a_namespace_whose_only_nsfs_fd_closes_after_the_walk_is_still_read_through_its_socket(world, monkeypatch):
     holder = world.holders['socket']
     netns = holder.info['netns']
