@@ -1184,3 +1184,26 @@ def _socket_fd(holder):
         if os.readlink('/proc/%d/fd/%s' % (holder.pid, name)) == 'socket:[%d]' % holder.info['sockets'][0]:
             return int(name)
     raise AssertionError('the holder has no socket')
+
+
+def test_a_socket_the_kernel_refuses_to_copy_is_an_error_of_the_gather(world, monkeypatch):
+    """pidfd_getfd refused (an LSM, a seccomp filter) for the socket-only namespace's holder: that namespace is
+    missed, and the gather says which socket it could not ask."""
+    holder = world.holders['socket']
+    real = gather_namespaces.SocketNamespaces.namespace
+
+    def namespace(self, pid, fd):
+        if pid == holder.pid:
+            raise PermissionError(1, 'Operation not permitted')
+        return real(self, pid, fd)
+
+    monkeypatch.setattr(gather_namespaces.SocketNamespaces, 'namespace', namespace)
+    result = gather.gather_listening_sockets(namespaces='all')
+    coverage = _check_shape(result, mode='all')
+    link = 'socket:[%d]' % holder.info['sockets'][0]
+    [error] = [error for error in coverage['errors'] if 'could not be asked' in error]
+    assert error == ('namespaces=all: 1 sockets could not be asked which network namespace they belong to, so a '
+                     'namespace only they keep alive may be missed: %s (pid %d): Operation not permitted'
+                     % (link, holder.pid))
+    assert holder.info['netns'] not in [item['inode'] for item in coverage['namespaces']['scanned']]
+    assert coverage['complete'] is False
