@@ -1207,3 +1207,26 @@ def test_a_socket_the_kernel_refuses_to_copy_is_an_error_of_the_gather(world, mo
                      % (link, holder.pid))
     assert holder.info['netns'] not in [item['inode'] for item in coverage['namespaces']['scanned']]
     assert coverage['complete'] is False
+
+
+def test_refused_setns_and_an_unreadable_proc_pid_net_is_unreadable_saying_both(world, monkeypatch):
+    import threading
+
+    from ansible_collections.portwarden.compliance.plugins.module_utils import gather_procfs
+
+    real = gather_procfs.read_listening
+
+    def read(family, protocol, proc_net='/proc/net'):
+        if threading.current_thread() is not threading.main_thread():
+            raise gather_procfs.ProcfsError('%s: Permission denied' % proc_net)  # /proc/PID/net refused (an LSM)
+        return real(family, protocol, proc_net)
+
+    monkeypatch.setattr(gather_procfs, 'read_listening', read)
+    _refuse_setns(monkeypatch)
+    holder = world.holders['process']
+    result = gather.gather_listening_sockets(backend='procfs', namespaces='all')
+    unreadable = dict((item['inode'], item) for item in result['coverage']['namespaces']['unreadable'])
+    net = '/proc/%d/net' % holder.pid
+    assert unreadable[holder.info['netns']] == {'inode': holder.info['netns'], 'pid': holder.pid, 'reason': (
+        '%s; %s: no socket table could be read: %s' % (REFUSED, net, '; '.join(
+            '%s: procfs backend: %s: Permission denied' % (table, net) for table in ALL_TABLES)))}
