@@ -208,7 +208,7 @@ def _in_process_namespace(kept):
 def _held_namespace(how):
     """A namespace no process is in: this child makes it, opens a listener there and moves back to its own; what
     else keeps it is ``how``: a bind mount of it (in a mount namespace of the child's own, so it ends with it),
-    an fd open on it, or nothing but the socket."""
+    an fd open on it, or nothing but the socket; ``empty``: an fd open on it, and no listener."""
     def body(kept):
         _set_comm('pwt-wiring-' + how)
         if how == 'mount':
@@ -219,15 +219,16 @@ def _held_namespace(how):
         _check(LIBC.unshare(CLONE_NEWNET))
         inode = os.stat('/proc/self/ns/net').st_ino
         port_range = _port_range()
-        kept.append(_listen('tcp', '0.0.0.0', 856))
+        if how != 'empty':
+            kept.append(_listen('tcp', '0.0.0.0', 856))
         if how == 'mount':
             open('/mnt/netns', 'w').close()
             _check(LIBC.mount(b'/proc/self/ns/net', b'/mnt/netns', None, MS_BIND, None))
-        elif how == 'fd':
+        elif how in ('fd', 'empty'):
             kept.append(os.open('/proc/self/ns/net', os.O_RDONLY))
         _setns(own)
         os.close(own)
-        return {'netns': inode, 'range': port_range, 'sockets': [_inode(kept[0])]}
+        return {'netns': inode, 'range': port_range, 'sockets': [_inode(sock) for sock in kept[:1] if how != 'empty']}
     return body
 
 
@@ -294,7 +295,7 @@ def world():
         cgroup = _container_cgroup()
         _cgroups[:] = [cgroup] if cgroup else []
         made.holders['process'] = _fork_holder(_in_process_namespace)
-        for how in ('mount', 'fd', 'socket'):
+        for how in ('mount', 'fd', 'socket', 'empty'):
             made.holders[how] = _fork_holder(_held_namespace(how))
         made.holders['zombie'] = _fork_holder(_zombie_held)
         _check(LIBC.unshare(CLONE_NEWNET))
@@ -564,6 +565,10 @@ def test_all_reads_each_namespace_however_it_is_kept_and_names_the_owners(world,
                                    'sources': sources, 'ephemeral_port_range': holder.info['range']}, how
         assert _in(result, netns) == [_expected_socket(_held_items(holder)[0], backend, [described(holder.pid)],
                                                        holder.info['range'])], how
+    # Kept only by an fd on it, with no socket at all: read (through that fd), and empty.
+    holder = world.holders['empty']
+    assert by_inode[holder.info['netns']] == {'inode': holder.info['netns'], 'host': False, 'pid': None, 'container': None,
+                                              'sockets': 0, 'sources': sources, 'ephemeral_port_range': holder.info['range']}
     mine = _mine(world)
     notes = [note for note in coverage['notes'] if not _foreign(note, mine)]
     assert len(notes) == 1 and KERNEL_NOTE in notes[0]
@@ -806,7 +811,7 @@ REFUSED = 'cannot enter it: setns: Operation not permitted'
 
 def _fd_kept(world):
     """The holders of the namespaces only fds keep (an nsfs fd, a socket), in the order they are read: by inode."""
-    return sorted([world.holders[name] for name in ('fd', 'socket', 'zombie')], key=lambda h: h.info['netns'])
+    return sorted([world.holders[name] for name in ('fd', 'socket', 'zombie', 'empty')], key=lambda h: h.info['netns'])
 
 
 @pytest.mark.parametrize('backend', ['auto', 'procfs', 'netlink'])
@@ -841,7 +846,7 @@ def test_refused_setns_reads_proc_pid_net_where_a_process_is_in_the_namespace(wo
 
 
 def _read_holders(world):
-    return [world.holders[name] for name in ('process', 'mount', 'fd', 'socket', 'zombie')]
+    return [world.holders[name] for name in ('process', 'mount', 'fd', 'socket', 'zombie', 'empty')]
 
 
 def _netlink_fails_inside(monkeypatch):
