@@ -351,21 +351,25 @@ def world():
 
 # -- what every result must be: the shape, and the coverage consistent with the sockets ---------------------------
 
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _check_shape(result, mode='host'):
     """The documented shape of a gather result, with each value's type; returns the coverage."""
     assert set(result) == RESULT_KEYS
     coverage = result['coverage']
     assert set(coverage) == COVERAGE_KEYS | ({'namespaces'} if mode == 'all' else set())
     for key in ('privileged', 'complete'):
-        assert type(coverage[key]) is bool
+        assert isinstance(coverage[key], bool)
     for key in ('sockets', 'processes_scanned', 'processes_unreadable'):
-        assert type(coverage[key]) is int
-    assert all(type(text) is str for key in ('errors', 'notes', 'unowned_sockets') for text in coverage[key])
+        assert _is_int(coverage[key])
+    assert all(isinstance(text, str) for key in ('errors', 'notes', 'unowned_sockets') for text in coverage[key])
     assert coverage['complete'] is (coverage['errors'] == [])
     assert coverage['sockets'] == len(result['sockets'])
     for entry in result['sockets']:
         assert set(entry) == SOCKET_KEYS | ({'namespace'} if mode == 'all' else set())
-        assert type(entry['port']) is int and type(entry['ephemeral']) is bool
+        assert _is_int(entry['port']) and isinstance(entry['ephemeral'], bool)
         assert entry['v6only'] in ((True, False, None) if entry['family'] == 'ipv6' else (None,))
         for proc in entry['processes']:
             assert set(proc) == PROCESS_KEYS
@@ -378,8 +382,9 @@ def _check_shape(result, mode='host'):
     return coverage
 
 
-def _expected_socket(item, backend, processes, port_range=HOST_RANGE):
+def _expected_socket(item, backend, processes, port_range=None):
     protocol, family, address, port, v6only, _ephemeral, inode = item
+    port_range = port_range or HOST_RANGE
     if backend in ('procfs', 'psutil') or family == 'ipv4':
         v6only = None  # /proc/net and psutil cannot tell v6only; IPv4 has none
     ephemeral = protocol == 'udp' and port_range[0] <= port <= port_range[1] and port != HOST_RESERVED
@@ -405,7 +410,7 @@ def _expected_host_sockets(world, backend, protocols=('tcp', 'udp'), me=None):
 
 def _sources(backend, protocols=('tcp', 'udp')):
     source = 'netlink' if backend == 'auto' else backend
-    return dict((table, source) for table in ALL_TABLES if table.split('/')[0] in protocols)
+    return dict((table, source) for table in ALL_TABLES if table.split('/', maxsplit=1)[0] in protocols)
 
 
 def _unowned_labels(world, protocols=('tcp', 'udp')):
@@ -489,7 +494,7 @@ def _gather_all(world, backend='auto', protocols=('tcp', 'udp'), errors=()):
     assert [item['host'] for item in scanned] == [True] + [False] * (len(scanned) - 1)  # the gather's own first
     for item in scanned:
         assert set(item) == SCANNED_KEYS
-        assert type(item['inode']) is int and type(item['sockets']) is int
+        assert _is_int(item['inode']) and _is_int(item['sockets'])
         assert item['sockets'] == sum(1 for entry in result['sockets'] if entry['namespace']['inode'] == item['inode'])
     for item in summary['unreadable']:
         assert set(item) == {'inode', 'pid', 'reason'}
@@ -866,8 +871,8 @@ def _netlink_fails_inside(monkeypatch):
 
 def test_a_namespace_whose_tables_cannot_be_read_is_unreadable_and_auto_falls_back_inside_it(world, monkeypatch):
     _netlink_fails_inside(monkeypatch)
-    reason = 'no socket table could be read: ' + '; '.join('%s: netlink backend: sock_diag refused' % table
-                                                            for table in ALL_TABLES)
+    reason = 'no socket table could be read: ' + '; '.join(
+        '%s: netlink backend: sock_diag refused' % table for table in ALL_TABLES)
     holders = world.holders
     failed = sorted([holders['process'], holders['mount']], key=lambda h: h.info['netns'])
     failed += _fd_kept(world)
@@ -1150,7 +1155,6 @@ def test_psutil_describes_a_process_with_a_zombie_leader_without_its_executable(
     holder = world.holders['zombie']
     described_now = gather._describe_with_psutil(holder.pid)
     assert described_now == dict(described(holder.pid), exe=None, unit=None, start_time=None)
-
 
 
 # -- rule: a namespace an nsfs fd of another process shows is also read through its socket: that fd may be closed
