@@ -59,7 +59,7 @@ COVERAGE_FUNCTIONS = frozenset((
     '_scan_namespaces', 'gather_listening_sockets',
 ))
 SCOPES = [(name, name, None) for name in TARGETS] + [('gather_sockets.py (coverage)', 'gather_sockets.py', COVERAGE_FUNCTIONS)]
-DEFAULT_TESTS = ['tests/unit', 'tests/adversarial/test_evaluate_*.py']
+DEFAULT_TESTS = ['tests/unit', 'tests/adversarial/test_evaluate_*.py', 'tests/integration/test_gather_wiring.py']
 COPIED = ('plugins', 'docs', 'meta', 'galaxy.yml')
 SKIPPED_TESTS = ('fleet', 'quality', 'output')
 

@@ -259,9 +259,10 @@ class SocketNamespaces(object):
             try:
                 pidfd = _syscall(SYS_PIDFD_OPEN, pid, 0)
             except OSError as exc:
-                if exc.errno != errno.EINVAL:
+                # A thread of a process whose leader is a zombie (gather_owners.live_thread): its own fd table. Not a
+                # leader, pidfd_open refuses it with EINVAL before Linux 6.9 and ENOENT since, which is no socket gone.
+                if exc.errno not in (errno.EINVAL, errno.ENOENT):
                     raise
-                # A thread of a process whose leader is a zombie (gather_owners.live_thread): its own fd table.
                 pidfd = _syscall(SYS_PIDFD_OPEN, pid, PIDFD_THREAD)
             self._pidfds[pid] = pidfd
         copy = _syscall(SYS_PIDFD_GETFD, pidfd, fd, 0)

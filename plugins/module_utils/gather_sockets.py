@@ -315,9 +315,13 @@ def _scan_unlisted_namespaces(backend, protocols, foreign, scans, coverage, lead
     scanned = set(entry['inode'] for entry, _range, _found in scans) | set(
         item['inode'] for key in ('unreadable', 'vanished') for item in coverage['namespaces'][key])
     handles, sockets = unlisted_namespace_candidates(foreign, scanned)
-    held = _socket_namespaces(sockets, scanned | set(handles), coverage)
-    visits = [(inode, [], ['/proc/%d/fd/%d' % holder for holder in holders]) for inode, holders in sorted(handles.items())]
-    visits += [(inode, [], ['/proc/self/fd/%d' % fd]) for inode, fd in sorted(held.items())]
+    held = _socket_namespaces(sockets, scanned, coverage)
+    # Through this process's own fd first where a socket gave one: another process's nsfs fd may be closed before
+    # the visit (another gather's, for a moment), while a socket still keeps the namespace.
+    visits = []
+    for inode in sorted(set(handles) | set(held)):
+        own = ['/proc/self/fd/%d' % held[inode]] if inode in held else []
+        visits.append((inode, [], own + ['/proc/%d/fd/%d' % holder for holder in handles.get(inode, ())]))
     extra = []
     try:
         ipv6 = _ipv6_available()
@@ -337,6 +341,22 @@ def _scan_unlisted_namespaces(backend, protocols, foreign, scans, coverage, lead
     return extra, owners
 
 
+def psutil_listening_key(conn, protocols, listen_status):
+    """``(protocol, family, address, port)`` of a psutil connection that is a listening socket of ``protocols``
+    (TCP in ``listen_status``, psutil.CONN_LISTEN; UDP bound and not connected); None for any other."""
+    if conn.type == socket.SOCK_STREAM:
+        protocol = 'tcp'
+        listening = conn.status == listen_status
+    elif conn.type == socket.SOCK_DGRAM:
+        protocol = 'udp'
+        listening = not conn.raddr
+    else:
+        return None
+    if not listening or protocol not in protocols or not conn.laddr:
+        return None
+    return (protocol, 'ipv6' if conn.family == socket.AF_INET6 else 'ipv4', conn.laddr.ip, conn.laddr.port)
+
+
 def _psutil_records(protocols, coverage):
     """psutil backend: (records, owners). psutil cannot tell sockets apart by inode, so
     sockets with the same protocol, address and port (SO_REUSEPORT groups) merge into one."""
@@ -352,23 +372,11 @@ def _psutil_records(protocols, coverage):
     except Exception as exc:  # psutil raises platform-specific errors
         raise GatherError('psutil could not list sockets: %s' % exc) from exc
     for conn in connections:
-        if conn.type == socket.SOCK_STREAM:
-            protocol = 'tcp'
-            if conn.status != psutil.CONN_LISTEN:
-                continue
-        elif conn.type == socket.SOCK_DGRAM:
-            protocol = 'udp'
-            if conn.raddr:
-                continue
-        else:
-            continue
-        if protocol not in protocols or not conn.laddr:
-            continue
-        family = 'ipv6' if conn.family == socket.AF_INET6 else 'ipv4'
-        key = (protocol, family, conn.laddr.ip, conn.laddr.port)
-        pids = grouped.setdefault(key, [])
-        if conn.pid is not None and conn.pid not in pids:
-            pids.append(conn.pid)
+        key = psutil_listening_key(conn, protocols, psutil.CONN_LISTEN)
+        if key is not None:
+            pids = grouped.setdefault(key, [])
+            if conn.pid is not None and conn.pid not in pids:
+                pids.append(conn.pid)
     if sys.platform.startswith('linux'):
         coverage['sources'] = dict(('%s/%s' % table, 'psutil') for table in _tables(protocols, _ipv6_available()))
     else:

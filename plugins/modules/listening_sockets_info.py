@@ -518,7 +518,9 @@ coverage:
           returned: always
           sample: all
         scanned:
-          description: Every namespace read, the module's own first, then by inode.
+          description:
+            - Every namespace read, the module's own first; then those a process is in or a mount keeps, by inode; then
+              those only an fd keeps (an nsfs handle or a socket), by inode.
           type: list
           elements: dict
           returned: always

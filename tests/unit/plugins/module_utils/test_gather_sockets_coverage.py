@@ -296,6 +296,7 @@ def test_every_table_is_read_when_all_exist(tmp_path):
 
 def test_walk_of_this_process_finds_its_socket_and_is_ok():
     sock = socket.socket()
+    other = socket.socket()  # a socket the walk is not asked about
     try:
         inode = os.fstat(sock.fileno()).st_ino
         coverage = {'errors': [], 'processes_scanned': 0, 'processes_unreadable': 0}
@@ -303,10 +304,14 @@ def test_walk_of_this_process_finds_its_socket_and_is_ok():
                                                                         os.geteuid() == 0)
         assert os.getpid() in found[inode]
         assert foreign == {}  # other sockets are collected only when asked (namespaces=all)
+        _found, _ok, foreign, _leaders = gather._owners_from_fd_walk([('tcp', 'ipv4', '0.0.0.0', 0, None, inode)], coverage,
+                                                                     os.geteuid() == 0, collect=True)
+        assert (os.getpid(), other.fileno()) in foreign['socket:[%d]' % os.fstat(other.fileno()).st_ino]
         assert coverage['processes_scanned'] >= 1
         assert walk_ok is (not coverage['errors'])
     finally:
         sock.close()
+        other.close()
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason='as root every process can be looked in')
