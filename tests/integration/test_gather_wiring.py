@@ -58,6 +58,21 @@ NAMESPACE_KEYS = {'inode', 'host', 'pid', 'container'}
 SCANNED_KEYS = NAMESPACE_KEYS | {'sockets', 'sources', 'ephemeral_port_range'}
 
 
+NAT_OFF_NOTE = 'nat: not read (nat: off, or not Linux): ports published by DNAT or REDIRECT are not seen'
+
+
+def gather_sockets_only(**options):
+    """gather_listening_sockets with nat off, its NAT part checked and taken away: these tests check the sockets and
+    their coverage (the NAT reading has suites of its own, test_gather_nat*)."""
+    result = gather.gather_listening_sockets(nat='off', **options)
+    assert result.pop('exposures') == []
+    coverage = result['coverage']
+    assert coverage.pop('nat') == {'mode': 'off', 'sources': {}, 'tables': [], 'unreachable': [], 'exposures': 0}
+    assert coverage['notes'].count(NAT_OFF_NOTE) == 1
+    coverage['notes'].remove(NAT_OFF_NOTE)
+    return result
+
+
 def _check(value):
     if value != 0:
         code = ctypes.get_errno()
@@ -431,7 +446,7 @@ OWNER_SEARCH_ROOT = {'exhaustive': True, 'gaps': [], 'pid_namespace': 'host', 'h
 
 @pytest.mark.parametrize('backend', ['auto', 'netlink', 'procfs', 'psutil'])
 def test_every_backend_finds_exactly_the_listeners_of_its_namespace(world, backend):
-    result = gather.gather_listening_sockets(backend=backend)
+    result = gather_sockets_only(backend=backend)
     coverage = _check_shape(result)
     assert result['sockets'] == _expected_host_sockets(world, backend)
     labels = _unowned_labels(world)
@@ -448,7 +463,7 @@ def test_every_backend_finds_exactly_the_listeners_of_its_namespace(world, backe
 
 @pytest.mark.parametrize('backend', ['auto', 'psutil'])
 def test_protocols_udp_gathers_no_tcp_and_reads_only_udp_tables(world, backend):
-    result = gather.gather_listening_sockets(backend=backend, protocols=['udp'])
+    result = gather_sockets_only(backend=backend, protocols=['udp'])
     coverage = _check_shape(result)
     assert result['sockets'] == _expected_host_sockets(world, backend, protocols=('udp',))
     assert coverage['sources'] == _sources(backend, ('udp',))
@@ -457,7 +472,7 @@ def test_protocols_udp_gathers_no_tcp_and_reads_only_udp_tables(world, backend):
 
 
 def test_protocols_are_taken_in_their_documented_order_whatever_the_order_asked(world):
-    result = gather.gather_listening_sockets(protocols=['udp', 'tcp', 'udp'])
+    result = gather_sockets_only(protocols=['udp', 'tcp', 'udp'])
     _check_shape(result)
     assert result['sockets'] == _expected_host_sockets(world, 'auto')
     assert list(result['coverage']['sources']) == list(ALL_TABLES)
@@ -484,7 +499,7 @@ def _foreign(text, mine):
 def _gather_all(world, backend='auto', protocols=('tcp', 'udp'), errors=()):
     """A namespaces=all gather checked whole where it can be: ``errors`` are those it must add about the namespaces
     this module made, after the one counting processes whose namespace even root may not ask."""
-    result = gather.gather_listening_sockets(backend=backend, protocols=list(protocols), namespaces='all')
+    result = gather_sockets_only(backend=backend, protocols=list(protocols), namespaces='all')
     coverage = _check_shape(result, mode='all')
     summary = coverage['namespaces']
     assert set(summary) == {'mode', 'scanned', 'unreadable', 'vanished'} and summary['mode'] == 'all'
@@ -606,7 +621,7 @@ def test_all_with_udp_reads_only_udp_tables_in_every_namespace(world):
 
 def test_psutil_cannot_read_other_namespaces_and_says_so(world):
     with pytest.raises(gather.GatherError) as caught:
-        gather.gather_listening_sockets(backend='psutil', namespaces='all')
+        gather_sockets_only(backend='psutil', namespaces='all')
     assert 'psutil sees only its own' in str(caught.value)
 
 
@@ -631,7 +646,7 @@ class _Nobody(object):
 def test_unprivileged_gather_is_partial_and_says_which_processes_it_could_not_read(world, backend):
     with _Nobody():
         me = described(os.getpid())
-        result = gather.gather_listening_sockets(backend=backend)
+        result = gather_sockets_only(backend=backend)
     coverage = _check_shape(result)
     assert me['user'] == 'nobody'
     assert result['sockets'] == _expected_host_sockets(world, backend, me=me)
@@ -649,7 +664,7 @@ def test_unprivileged_gather_is_partial_and_says_which_processes_it_could_not_re
 def test_unprivileged_psutil_says_it_cannot_name_other_users_processes(world):
     with _Nobody():
         me = described(os.getpid())
-        result = gather.gather_listening_sockets(backend='psutil')
+        result = gather_sockets_only(backend='psutil')
     coverage = _check_shape(result)
     assert result['sockets'] == _expected_host_sockets(world, 'psutil', me=me)
     assert coverage['errors'] == ['not running as root: psutil cannot name the processes of other users; '
@@ -663,7 +678,7 @@ def test_unprivileged_psutil_says_it_cannot_name_other_users_processes(world):
 def test_unprivileged_all_reads_only_its_own_namespace(world):
     with _Nobody():
         me = described(os.getpid())
-        result = gather.gather_listening_sockets(namespaces='all')
+        result = gather_sockets_only(namespaces='all')
     coverage = _check_shape(result, mode='all')
     host = {'inode': world.netns, 'host': True, 'pid': os.getpid(),
             'container': gather_namespaces.describe_container(os.getpid(), gather_namespaces.ContainerNames())}
@@ -696,7 +711,7 @@ def _netlink_fails(monkeypatch, tables):
 
 def test_auto_falls_back_to_procfs_for_a_table_netlink_cannot_read(world, monkeypatch):
     _netlink_fails(monkeypatch, {'udp/ipv6'})
-    result = gather.gather_listening_sockets()
+    result = gather_sockets_only()
     coverage = _check_shape(result)
     assert coverage['sources'] == dict(_sources('auto'), **{'udp/ipv6': 'procfs'})
     assert coverage['errors'] == [] and coverage['complete'] is True
@@ -711,7 +726,7 @@ def test_auto_falls_back_to_procfs_for_a_table_netlink_cannot_read(world, monkey
 
 def test_netlink_alone_failing_a_table_is_an_error_and_its_sockets_are_missing(world, monkeypatch):
     _netlink_fails(monkeypatch, {'tcp/ipv6'})
-    result = gather.gather_listening_sockets(backend='netlink')
+    result = gather_sockets_only(backend='netlink')
     coverage = _check_shape(result)
     assert coverage['sources'] == dict((table, 'netlink') for table in ALL_TABLES if table != 'tcp/ipv6')
     assert coverage['errors'] == ['tcp/ipv6: netlink backend: sock_diag refused']
@@ -723,14 +738,14 @@ def test_netlink_alone_failing_a_table_is_an_error_and_its_sockets_are_missing(w
 def test_no_table_read_at_all_raises_naming_each_failure(world, monkeypatch):
     _netlink_fails(monkeypatch, set(ALL_TABLES))
     with pytest.raises(gather.GatherError) as caught:
-        gather.gather_listening_sockets(backend='netlink', protocols=['tcp'])
+        gather_sockets_only(backend='netlink', protocols=['tcp'])
     assert str(caught.value) == ('no socket table could be read: tcp/ipv4: netlink backend: sock_diag refused; '
                                  'tcp/ipv6: netlink backend: sock_diag refused')
 
 
 def test_a_kernel_without_ipv6_reads_only_the_ipv4_tables_and_says_so(world, monkeypatch):
     monkeypatch.setattr(gather, '_ipv6_available', lambda proc_net='/proc/net': False)  # booted with ipv6.disable=1
-    result = gather.gather_listening_sockets(backend='procfs')
+    result = gather_sockets_only(backend='procfs')
     coverage = _check_shape(result)
     assert coverage['sources'] == {'tcp/ipv4': 'procfs', 'udp/ipv4': 'procfs'}
     assert coverage['notes'][0] == 'IPv6 is not enabled on this host; only IPv4 tables exist'
@@ -744,9 +759,9 @@ def test_off_linux_auto_is_psutil_and_the_linux_backends_are_refused(world, monk
     monkeypatch.setattr(gather.sys, 'platform', 'freebsd14')
     for backend in ('netlink', 'procfs'):
         with pytest.raises(gather.GatherError) as caught:
-            gather.gather_listening_sockets(backend=backend)
+            gather_sockets_only(backend=backend)
         assert str(caught.value) == 'the %s backend works only on Linux; use backend=psutil or auto' % backend
-    result = gather.gather_listening_sockets()
+    result = gather_sockets_only()
     monkeypatch.undo()
     coverage = _check_shape(result)
     me = dict(world.me, unit=None, start_time=None)  # what psutil tells of a process
@@ -761,7 +776,7 @@ def test_off_linux_auto_is_psutil_and_the_linux_backends_are_refused(world, monk
 
 def test_without_geteuid_the_gather_never_assumes_root(world, monkeypatch):
     monkeypatch.delattr(os, 'geteuid')
-    result = gather.gather_listening_sockets(backend='procfs')
+    result = gather_sockets_only(backend='procfs')
     monkeypatch.undo()
     coverage = _check_shape(result)
     assert coverage['privileged'] is False
@@ -780,7 +795,7 @@ def test_describe_with_psutil_names_this_process_and_none_for_a_gone_one(world):
 def test_psutil_missing_is_said_not_an_empty_host(world, monkeypatch):
     monkeypatch.setitem(sys.modules, 'psutil', None)  # what `import psutil` meets where it is not installed
     with pytest.raises(gather.PsutilMissing) as caught:
-        gather.gather_listening_sockets(backend='psutil')
+        gather_sockets_only(backend='psutil')
     assert str(caught.value) == 'the psutil backend needs the psutil Python library on the managed host'
 
 
@@ -797,7 +812,7 @@ def test_psutil_refusing_to_list_sockets_is_a_gather_error(world, monkeypatch, e
 
     monkeypatch.setattr(psutil, 'net_connections', refuse)
     with pytest.raises(gather.GatherError) as caught:
-        gather.gather_listening_sockets(backend='psutil')
+        gather_sockets_only(backend='psutil')
     assert str(caught.value) == expected
 
 
@@ -950,7 +965,7 @@ def test_a_walk_that_cannot_open_proc_is_an_error_and_no_socket_is_owned(world, 
         raise FileNotFoundError(2, 'No such file or directory', '/proc')  # /proc not mounted
 
     monkeypatch.setattr(gather_owners, 'walk_fds', unwalkable)
-    result = gather.gather_listening_sockets()
+    result = gather_sockets_only()
     coverage = _check_shape(result)
     assert coverage['errors'] == ["cannot walk /proc for socket owners: [Errno 2] No such file or directory: '/proc'"]
     assert all(entry['processes'] == [] for entry in result['sockets'])
@@ -1056,7 +1071,7 @@ def test_processes_denied_to_root_are_an_error_that_does_not_blame_root(world, m
         return walk
 
     monkeypatch.setattr(gather_owners, 'walk_fds', denied)
-    result = gather.gather_listening_sockets()
+    result = gather_sockets_only()
     coverage = _check_shape(result)
     assert coverage['errors'] == ['2 processes could not be inspected (access denied (hidepid, LSM or missing '
                                   'capabilities)); their sockets show no processes']
@@ -1075,7 +1090,7 @@ def test_a_walk_that_could_read_no_process_at_all_says_so(world, monkeypatch):
         return walk
 
     monkeypatch.setattr(gather_owners, 'walk_fds', none_readable)
-    result = gather.gather_listening_sockets(backend='procfs')
+    result = gather_sockets_only(backend='procfs')
     coverage = _check_shape(result)
     assert coverage['errors'] == ['no process file descriptors could be read under /proc']
     assert coverage['processes_scanned'] == 0 and coverage['processes_unreadable'] > 0
@@ -1119,7 +1134,7 @@ def test_all_on_a_kernel_without_ipv6_notes_it_once_and_reads_ipv4_everywhere(wo
 def test_refused_setns_on_a_kernel_without_ipv6_reads_ipv4_through_proc_pid_net(world, monkeypatch, backend):
     monkeypatch.setattr(gather, '_ipv6_available', lambda proc_net='/proc/net': False)
     _refuse_setns(monkeypatch)
-    result = gather.gather_listening_sockets(backend=backend, namespaces='all')
+    result = gather_sockets_only(backend=backend, namespaces='all')
     netns = world.holders['process'].info['netns']
     scanned = dict((item['inode'], item) for item in result['coverage']['namespaces']['scanned'])
     assert scanned[netns]['sources'] == {'tcp/ipv4': 'procfs', 'udp/ipv4': 'procfs'}
@@ -1207,7 +1222,7 @@ def test_a_socket_the_kernel_refuses_to_copy_is_an_error_of_the_gather(world, mo
         return real(self, pid, fd)
 
     monkeypatch.setattr(gather_namespaces.SocketNamespaces, 'namespace', namespace)
-    result = gather.gather_listening_sockets(namespaces='all')
+    result = gather_sockets_only(namespaces='all')
     coverage = _check_shape(result, mode='all')
     link = 'socket:[%d]' % holder.info['sockets'][0]
     [error] = [error for error in coverage['errors'] if 'could not be asked' in error]
@@ -1233,7 +1248,7 @@ def test_refused_setns_and_an_unreadable_proc_pid_net_is_unreadable_saying_both(
     monkeypatch.setattr(gather_procfs, 'read_listening', read)
     _refuse_setns(monkeypatch)
     holder = world.holders['process']
-    result = gather.gather_listening_sockets(backend='procfs', namespaces='all')
+    result = gather_sockets_only(backend='procfs', namespaces='all')
     unreadable = dict((item['inode'], item) for item in result['coverage']['namespaces']['unreadable'])
     net = '/proc/%d/net' % holder.pid
     assert unreadable[holder.info['netns']] == {'inode': holder.info['netns'], 'pid': holder.pid, 'reason': (
