@@ -23,7 +23,6 @@ import time
 
 import yaml
 
-PREFIXES = ('awx', 'tower')
 _EVENT_FILE = re.compile(r'^(\d+)-[0-9a-f-]+\.json$')
 
 
@@ -31,17 +30,6 @@ def awx_slices(hosts, count):
     """The hosts of each slice, as AWX slices an inventory: sorted by name, round-robin."""
     ordered = sorted(hosts)
     return [ordered[index::count] for index in range(count)]
-
-
-def awx_meta_vars(job_id, template='portwarden audit', workflow_job_id=None, inventory='fleet'):
-    """The meta vars AWX adds to a job's extra vars (both prefixes)."""
-    values = {'job_id': job_id, 'job_launch_type': 'workflow' if workflow_job_id else 'manual',
-              'job_template_id': 42, 'job_template_name': template, 'inventory_id': 7, 'inventory_name': inventory,
-              'execution_node': 'awx-task-1', 'project_revision': '0' * 40}
-    if workflow_job_id:
-        values.update({'workflow_job_id': workflow_job_id, 'workflow_job_name': template,
-                       'workflow_job_launch_type': 'manual'})
-    return dict(('%s_%s' % (prefix, key), value) for prefix in PREFIXES for key, value in values.items())
 
 
 def slice_inventory(inventory_path, hosts):

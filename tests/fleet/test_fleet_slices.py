@@ -25,7 +25,8 @@ import time
 import pytest
 import yaml
 
-from tests.fleet.awx_runner import RunnerJob, awx_meta_vars, awx_slices, slice_inventory
+from tests.fleet.awx_runner import RunnerJob, awx_slices, slice_inventory
+from tests.helpers.awx import awx_meta_vars
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 

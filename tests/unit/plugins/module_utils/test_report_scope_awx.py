@@ -5,7 +5,7 @@ import pytest
 
 from ansible_collections.portwarden.compliance.plugins.action.port_report import scope_kind
 from ansible_collections.portwarden.compliance.plugins.module_utils.report_merge import in_awx_workflow
-from tests.fleet.awx_runner import awx_meta_vars
+from tests.helpers.awx import awx_meta_vars
 
 SLICE_HOSTS = ['web01', 'web04']
 
