@@ -419,12 +419,14 @@ def element_text(block):
     return value
 
 
-def render_table(blocks):
-    """The table with ``blocks`` as nft text, in a fixed order, one element per line (``nft -f`` loads it)."""
+def render_nft_table(blocks, table_ref, chain, hook, priority, rule_lead=''):
+    """A portwarden table with ``blocks`` as nft text, in a fixed order, one element per line (``nft -f`` loads it):
+    the sets, and one base chain on ``hook`` at ``priority`` whose rules (each after ``rule_lead``) drop their
+    members. Shared by the input table here and the prerouting one (remediate_prerouting)."""
     by_set = {}
     for block in sort_blocks(blocks):
         by_set.setdefault(set_for(block).name, []).append(block)
-    lines = ['table %s {' % TABLE_REF]
+    lines = ['table %s {' % table_ref]
     for spec in SETS:
         lines.append('\tset %s {' % spec.name)
         lines.append('\t\ttype %s' % spec.type_text())
@@ -435,12 +437,17 @@ def render_table(blocks):
             lines.append('\t\t}')
         lines.append('\t}')
         lines.append('')
-    lines.append('\tchain %s {' % CHAIN_NAME)
-    lines.append('\t\ttype filter hook input priority %d; policy accept;' % CHAIN_PRIORITY)
-    lines.extend('\t\t%s' % spec.rule_text() for spec in SETS)
+    lines.append('\tchain %s {' % chain)
+    lines.append('\t\ttype filter hook %s priority %d; policy accept;' % (hook, priority))
+    lines.extend('\t\t%s%s' % (rule_lead, spec.rule_text()) for spec in SETS)
     lines.append('\t}')
     lines.append('}')
     return '\n'.join(lines) + '\n'
+
+
+def render_table(blocks):
+    """The input table with ``blocks`` as nft text (render_nft_table)."""
+    return render_nft_table(blocks, TABLE_REF, CHAIN_NAME, 'input', CHAIN_PRIORITY)
 
 
 # Declaring the table before deleting it makes the delete succeed whether or not it exists (nft 1.0.6

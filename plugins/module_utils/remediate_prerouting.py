@@ -28,12 +28,7 @@ port from outside the target (a block present is not a port closed).
 
 from __future__ import annotations
 
-from ansible_collections.portwarden.compliance.plugins.module_utils.remediate_firewall import (
-    SETS,
-    element_text,
-    set_for,
-    sort_blocks,
-)
+from ansible_collections.portwarden.compliance.plugins.module_utils.remediate_firewall import render_nft_table
 
 TABLE_FAMILY = 'inet'
 TABLE_NAME = 'portwarden_published'
@@ -44,27 +39,9 @@ RESET = 'table %s\ndelete table %s\n' % (TABLE_REF, TABLE_REF)
 
 
 def render_table(blocks):
-    """The table with ``blocks`` (normalised, remediate_firewall.normalise_blocks) as nft text, in a fixed order."""
-    by_set = {}
-    for block in sort_blocks(blocks):
-        by_set.setdefault(set_for(block).name, []).append(block)
-    lines = ['table %s {' % TABLE_REF]
-    for spec in SETS:
-        lines.append('\tset %s {' % spec.name)
-        lines.append('\t\ttype %s' % spec.type_text())
-        members = by_set.get(spec.name)
-        if members:
-            lines.append('\t\telements = {')
-            lines.extend('\t\t\t%s,' % element_text(block) for block in members)
-            lines.append('\t\t}')
-        lines.append('\t}')
-        lines.append('')
-    lines.append('\tchain %s {' % CHAIN_NAME)
-    lines.append('\t\ttype filter hook prerouting priority %d; policy accept;' % CHAIN_PRIORITY)
-    lines.extend('\t\tfib daddr type local %s' % spec.rule_text() for spec in SETS)
-    lines.append('\t}')
-    lines.append('}')
-    return '\n'.join(lines) + '\n'
+    """The table with ``blocks`` (normalised, remediate_firewall.normalise_blocks) as nft text, in a fixed order:
+    a drop at prerouting of traffic to this host's own addresses (fib daddr type local)."""
+    return render_nft_table(blocks, TABLE_REF, CHAIN_NAME, 'prerouting', CHAIN_PRIORITY, 'fib daddr type local ')
 
 
 def nft_script(blocks):
