@@ -170,6 +170,23 @@ def bind_class(address):
     return found
 
 
+_MAPPED_CACHE = {}
+
+
+def _ipv4_mapped(address):
+    """Whether an IPv6 address is IPv4-mapped, however it is written (``::ffff:10.0.0.1`` or ``::ffff:a00:1``)."""
+    found = _MAPPED_CACHE.get(address)
+    if found is None:
+        try:
+            found = getattr(ipaddress.ip_address(address), 'ipv4_mapped', None) is not None
+        except ValueError:
+            found = False
+        if len(_MAPPED_CACHE) >= _CACHE_LIMIT:
+            _MAPPED_CACHE.clear()
+        _MAPPED_CACHE[address] = found
+    return found
+
+
 def reachable_families(entry):
     """The address families a socket accepts: a dual-stack ``[::]`` socket also takes IPv4.
 
@@ -178,7 +195,7 @@ def reachable_families(entry):
     if entry['family'] == 'ipv4':
         return ('ipv4',)
     address = entry['address']
-    if address.startswith('::ffff:') and '.' in address:
+    if _ipv4_mapped(address):
         return ('ipv4',)
     if bind_class(address) == 'any' and entry.get('v6only') is not True:
         return ('ipv4', 'ipv6')

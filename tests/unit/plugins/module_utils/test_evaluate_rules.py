@@ -285,6 +285,8 @@ def test_compile_refuses_what_it_cannot_compile(bad, message):
     ('::ffff:10.1.2.3', False, ('ipv4',)),
     ('64:ff9b::192.0.2.1', True, ('ipv6',)),  # NAT64: written with a dot, but IPv6 traffic
     ('::192.0.2.1', True, ('ipv6',)),  # IPv4-compatible (deprecated): IPv6
+    ('::ffff:0:0', True, ('ipv4',)),  # mapped, written without a dot (as Python's ipaddress writes ::ffff:0.0.0.0)
+    ('::ffff:a01:203', False, ('ipv4',)),  # mapped 10.1.2.3, hex words
 ])
 def test_reachable_families(address, v6only, families):
     """Rule: a socket accepts the families it can be reached over: [::] dual-stack unless v6only, ::ffff:a.b.c.d IPv4."""
