@@ -14,7 +14,6 @@ import calendar
 import copy
 import json
 import os
-import re
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ import pytest
 import yaml
 
 from tests.conftest import COLLECTIONS_ROOT, REPO
+from tests.helpers.report_compare import differences, gate_lines, run_cli
 from tests.helpers.systemd_unit import service_command
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
@@ -32,7 +32,6 @@ N_HOSTS = 5
 UNITS = os.path.join(REPO, 'roles', 'port_compliance', 'files', 'systemd')
 SERVICE = os.path.join(UNITS, 'portwarden-self-audit.service')
 TIMER = os.path.join(UNITS, 'portwarden-self-audit.timer')
-CLI = [sys.executable, '-m', 'ansible_collections.portwarden.compliance.plugins.plugin_utils.cli']
 PULL_PLAYBOOK = """---
 # The site's pull repository: this playbook and the policy.
 - name: Self-audit
@@ -143,27 +142,6 @@ def self_audit(fleet, hosts, base, drop):
         assert rc in (0, 2), '%s:\n%s' % (host, log[-5000:])  # 2: the host's own gate failed on its drift
         assert 'port compliance gate failed' in log if rc else True, '%s:\n%s' % (host, log[-5000:])
     return results
-
-
-def run_cli(*args):
-    proc = subprocess.run(CLI + [str(arg) for arg in args], capture_output=True, text=True, check=False, timeout=300)
-    assert proc.returncode in (0, 1, 2) and 'Traceback' not in proc.stderr, proc.stdout + proc.stderr
-    return proc
-
-
-def differences(left, right, path='report'):
-    """Where two JSON values differ (paths), for a readable assertion."""
-    if isinstance(left, dict) and isinstance(right, dict):
-        return [item for key in sorted(set(left) | set(right))
-                for item in differences(left.get(key, '<missing>'), right.get(key, '<missing>'), '%s.%s' % (path, key))]
-    if isinstance(left, list) and isinstance(right, list) and len(left) == len(right):
-        return [item for index, (one, two) in enumerate(zip(left, right)) for item in differences(one, two, '%s[%d]' % (path, index))]
-    return [] if left == right else ['%s: %r != %r' % (path, left, right)]
-
-
-def gate_lines(proc):
-    """The gate's exit code and lines, its header's report time taken out."""
-    return proc.returncode, re.sub(r'report of [0-9T:Z-]+', 'report of TIME', proc.stdout)
 
 
 def load(path):

@@ -16,10 +16,7 @@ takes half a part.
 import copy
 import json
 import os
-import re
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
@@ -27,13 +24,13 @@ import yaml
 
 from tests.fleet.awx_runner import RunnerJob, awx_slices, slice_inventory
 from tests.helpers.awx import awx_meta_vars
+from tests.helpers.report_compare import differences, gate_lines, run_cli
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
 N_HOSTS = 12
 N_SLICES = 3
 AS_OF = '2026-12-01'
-CLI = [sys.executable, '-m', 'ansible_collections.portwarden.compliance.plugins.plugin_utils.cli']
 AUDIT_TASK = 'Audit the listening ports (and remediate in remediate mode)'
 PLAYBOOK = """---
 # The job template's playbook, as a project would have it.
@@ -115,27 +112,6 @@ def slice_jobs(fleet, base, report_dir, workflow_job_id):
         jobs[-1].hosts = hosts
     assert full['all']['children']['fleet']['hosts'].keys() == set(fleet.hosts)
     return jobs
-
-
-def run_cli(*args):
-    proc = subprocess.run(CLI + [str(arg) for arg in args], capture_output=True, text=True, check=False, timeout=300)
-    assert proc.returncode in (0, 1, 2) and 'Traceback' not in proc.stderr, proc.stdout + proc.stderr
-    return proc
-
-
-def differences(left, right, path='report'):
-    """Where two JSON values differ (paths), for a readable assertion."""
-    if isinstance(left, dict) and isinstance(right, dict):
-        return [item for key in sorted(set(left) | set(right))
-                for item in differences(left.get(key, '<missing>'), right.get(key, '<missing>'), '%s.%s' % (path, key))]
-    if isinstance(left, list) and isinstance(right, list) and len(left) == len(right):
-        return [item for index, (one, two) in enumerate(zip(left, right)) for item in differences(one, two, '%s[%d]' % (path, index))]
-    return [] if left == right else ['%s: %r != %r' % (path, left, right)]
-
-
-def gate_lines(proc):
-    """The gate's exit code and lines, its header's report time taken out."""
-    return proc.returncode, re.sub(r'report of [0-9T:Z-]+', 'report of TIME', proc.stdout)
 
 
 def load(path):
