@@ -26,10 +26,15 @@ _UNIT_SUFFIXES = ('.service', '.scope', '.socket', '.mount', '.swap')
 
 
 class FdWalk(object):
-    """Result of one walk: ``owners`` maps inode -> sorted pids; counts explain what could not be read."""
+    """Result of one walk: ``owners`` maps inode -> sorted pids; counts explain what could not be read.
+
+    ``refused`` lists the processes whose fd directory could be listed but whose links the kernel refused to read
+    (ptrace access: a caller without CAP_SYS_PTRACE beside a process holding capabilities it lacks, or an LSM): their
+    sockets are unknown, as if they could not be listed at all, though no directory listing failed."""
 
     def __init__(self):
         self.owners = {}
+        self.refused = []
         self.foreign = {}  # walk_fds(collect=True): link text of other sockets and nsfs handles -> [(pid, fd)]
         self.processes_seen = 0
         self.processes_denied = 0
@@ -48,6 +53,7 @@ class FdWalk(object):
         self.processes_seen += other.processes_seen
         self.processes_denied += other.processes_denied
         self.processes_vanished += other.processes_vanished
+        self.refused.extend(other.refused)
         self.leaders.update(other.leaders)
 
 
@@ -79,7 +85,6 @@ def _walk_worker(proc_fd, next_pid, wanted, collect=False):
             except OSError:
                 result.processes_vanished += 1
                 continue
-            result.processes_seen += 1
             pid = holder = int(name)
             if not fds and _threads(name, proc_fd) > 1:  # a zombie leader whose other threads hold the fd table
                 thread = live_thread(pid, proc_fd=proc_fd)
@@ -97,9 +102,13 @@ def _walk_worker(proc_fd, next_pid, wanted, collect=False):
                             fds = []
                         holder = thread
                         result.leaders[thread] = pid
+            refused = False
             for fd in fds:
                 try:
                     link = readlink(fd, dir_fd=fd_dir)
+                except PermissionError:  # listed but not readable: no fd of this process can be read
+                    refused = True
+                    break
                 except OSError:  # the fd was closed while we walked
                     continue
                 inode = wanted.get(link)
@@ -109,6 +118,10 @@ def _walk_worker(proc_fd, next_pid, wanted, collect=False):
                         pids.append(pid)
                 elif foreign is not None and (link.startswith('socket:[') or link.startswith('net:[')):
                     foreign.setdefault(link, []).append((holder, int(fd)))
+            if refused:
+                result.refused.append(pid)
+            else:
+                result.processes_seen += 1
         finally:
             os.close(fd_dir)
 
@@ -214,7 +227,36 @@ def walk_fds(wanted_inodes, proc='/proc', workers=None, collect=False):
         os.close(proc_fd)
     for pids in result.owners.values():
         pids.sort()
+    result.refused.sort()
     return result
+
+
+def fd_links_refused(proc='/proc'):
+    """The pids whose fd directory lists but whose first fd link the kernel refuses to read (see FdWalk.refused).
+
+    For a backend that walks /proc itself and skips what it cannot read without saying so (psutil): one readlink
+    per process tells which processes it could not have looked in."""
+    refused = []
+    proc_fd = os.open(proc, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for name in os.listdir(proc_fd):
+            if not name.isdigit():
+                continue
+            try:
+                fds = os.listdir('%s/%s/fd' % (proc, name))
+            except OSError:  # denied (counted by the caller's own rules) or exited
+                continue
+            for fd in fds:
+                try:
+                    os.readlink('%s/fd/%s' % (name, fd), dir_fd=proc_fd)
+                except PermissionError:
+                    refused.append(int(name))
+                except OSError:  # closed meanwhile: try the next
+                    continue
+                break
+    finally:
+        os.close(proc_fd)
+    return sorted(refused)
 
 
 # -- what the walked /proc can show ----------------------------------------------------------------

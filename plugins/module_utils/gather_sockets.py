@@ -174,10 +174,26 @@ def covered_proc_errors(view):
                 str(pid) for pid in sorted(set(_covered_pids(view.covered)))))]
 
 
-def owner_search(view, walk_ok):
+MAX_NAMED_PIDS = 20  # a gap names at most this many refused processes
+
+
+def refused_gap(refused):
+    """The gap of processes whose fd directory lists but whose links the kernel refused (FdWalk.refused); [] when
+    none was. Their sockets are unknown: one of theirs would otherwise show no owner, as a kernel socket."""
+    if not refused:
+        return []
+    shown = ', '.join(str(pid) for pid in refused[:MAX_NAMED_PIDS])
+    if len(refused) > MAX_NAMED_PIDS:
+        shown += ' and %d more' % (len(refused) - MAX_NAMED_PIDS)
+    return ['the fd links of %d process(es) could not be read (ptrace access refused: the gather lacks '
+            'CAP_SYS_PTRACE or capabilities they hold, or an LSM denies it): pid %s' % (len(refused), shown)]
+
+
+def owner_search(view, walk_ok, refused=()):
     """``coverage['owner_search']``: whether the owners of sockets were looked for in every process
-    (``exhaustive``), what /proc lists and why not (``gaps``). ``walk_ok``: the walk itself reported no error."""
-    gaps = hidden_process_gaps(view)
+    (``exhaustive``), what /proc lists and why not (``gaps``). ``walk_ok``: the walk itself reported no error;
+    ``refused``: the pids whose fd links could not be read (FdWalk.refused)."""
+    gaps = hidden_process_gaps(view) + refused_gap(list(refused))
     search = {'exhaustive': walk_ok and not gaps, 'gaps': gaps, 'pid_namespace': None, 'hidepid': None}
     if view is not None:
         search.update(view.as_dict())
@@ -211,7 +227,7 @@ def unowned_findings(unowned, search):
         if unowned:
             return (['%d sockets show no owning process, and not every process could be looked in (%s): %s'
                      % (len(unowned), '; '.join(search['gaps']), _named(unowned))], [])
-        return [], ['the processes listed for each socket may miss holders that /proc does not list (%s)'
+        return [], ['the processes listed for each socket may miss holders that could not be looked in (%s)'
                     % '; '.join(search['gaps'])]
     if unowned and search['exhaustive']:
         # No process holds a socket passed with SCM_RIGHTS and not yet received, and it still accepts: the kernel
@@ -222,10 +238,10 @@ def unowned_findings(unowned, search):
     return [], []  # a walk that failed or was denied has said so in its own error
 
 
-def finish_coverage(coverage, view, walk_ok):
+def finish_coverage(coverage, view, walk_ok, refused=()):
     """Add ``owner_search`` and ``unowned_case`` to a gather's coverage, the errors and notes they call for,
     and decide ``complete``: true exactly when no error was recorded."""
-    search = owner_search(view, walk_ok)
+    search = owner_search(view, walk_ok, refused)
     errors, notes = unowned_findings(coverage['unowned_sockets'], search)
     coverage['errors'].extend(covered_proc_errors(view))
     coverage['errors'].extend(errors)
@@ -236,20 +252,32 @@ def finish_coverage(coverage, view, walk_ok):
     return coverage
 
 
-def _owners_from_fd_walk(records, coverage, privileged, collect=False):
+def _owners_from_fd_walk(records, coverage, privileged, collect=False, refused=None):
     """``(owners, walk_ok, foreign, leaders)``: the fd walk's owners by inode, whether it read every process it
     listed, (``collect``) the other sockets and nsfs handles it met (gather_owners.FdWalk.foreign), and the
-    process of each thread walked for its zombie leader (FdWalk.leaders)."""
+    process of each thread walked for its zombie leader (FdWalk.leaders). The pids whose fd links were refused
+    (FdWalk.refused) are appended to the list ``refused``."""
     try:
         walk = gather_owners.walk_fds((record[5] for record in records), collect=collect)
     except OSError as exc:
         coverage['errors'].append('cannot walk /proc for socket owners: %s' % exc)
         return {}, False, {}, {}
+    if refused is not None:
+        refused.extend(walk.refused)
     coverage['processes_scanned'] = walk.processes_seen
     coverage['processes_unreadable'] = walk.processes_denied
     errors = walk_errors(walk.processes_seen, walk.processes_denied, privileged)
     coverage['errors'].extend(errors)
     return walk.owners, not errors, walk.foreign, walk.leaders
+
+
+def _refused_fd_links(coverage):
+    """gather_owners.fd_links_refused, or [] with an error when /proc cannot even be listed."""
+    try:
+        return gather_owners.fd_links_refused()
+    except OSError as exc:
+        coverage['errors'].append('cannot check /proc for processes whose fd links psutil may not read: %s' % exc)
+        return []
 
 
 SOCKET_NAMESPACE_BUDGET = 20000  # sockets asked their namespace (~9 us each); past it, said in the coverage
@@ -569,16 +597,20 @@ def gather_listening_sockets(backend='auto', protocols=PROTOCOLS, namespaces='ho
     nat_read = gather_nat.start_read(nat if linux else 'off')  # its tools run while the sockets are read
     scans = None
     view = gather_owners.read_proc_view() if linux else None
+    refused = []
     if backend == 'psutil':
         records, owners = _psutil_records(protocols, coverage)
         walk_ok = privileged
+        if linux and privileged:  # psutil skips, unsaid, the processes whose fd links it may not read
+            refused = _refused_fd_links(coverage)
     else:
         records = _read_tables(backend, protocols, coverage)
         if namespaces == 'all':
             scans = _scan_namespaces(backend, protocols, records, coverage, privileged, view)
             records = [record for _entry, _range, found in scans for record in found]
         owners, walk_ok, foreign, leaders = _owners_from_fd_walk(records, coverage, privileged,
-                                                                 collect=scans is not None and privileged)
+                                                                 collect=scans is not None and privileged,
+                                                                 refused=refused)
         if scans is not None and privileged:
             extra, extra_owners = _scan_unlisted_namespaces(backend, protocols, foreign, scans, coverage, leaders)
             scans.extend(extra)
@@ -621,7 +653,7 @@ def gather_listening_sockets(backend='auto', protocols=PROTOCOLS, namespaces='ho
         sockets.append(entry)
     coverage['unowned_sockets'].sort()
     coverage['sockets'] = len(sockets)
-    finish_coverage(coverage, view, walk_ok)
+    finish_coverage(coverage, view, walk_ok, refused)
     return gather_nat.add_exposures({'sockets': sockets, 'coverage': coverage}, nat_read)
 
 

@@ -416,7 +416,8 @@ coverage:
           unix socket queue (passed with C(SCM_RIGHTS), not yet received; they still accept connections), or their owners
           exited meanwhile; a note in RV(coverage.notes) names them.
         - V(not_looked_for) when some processes could not be looked in (not root, C(hidepid), a private PID
-          namespace); their owners are unknown, not absent, and the coverage is partial.
+          namespace, fd links the kernel refused to read); their owners are unknown, not absent, and the coverage
+          is partial.
       type: str
       returned: always
       choices: [none, kernel, not_looked_for]
@@ -427,14 +428,15 @@ coverage:
       returned: always
       contains:
         exhaustive:
-          description: V(true) when every process was listed by C(/proc) and read.
+          description: V(true) when every process was listed by C(/proc) and its fds read.
           type: bool
           returned: always
           sample: true
         gaps:
           description:
-            - Why C(/proc) did not list every process (or covers some with mounts), V([]) when it did. An unowned
-              socket behind a gap is an error naming it; with no unowned socket a gap is a note.
+            - Why C(/proc) did not list every process (or covers some with mounts), and the processes whose fd links
+              the kernel refused to read (ptrace access), by pid; V([]) when none. An unowned socket behind a gap is
+              an error naming it; with no unowned socket a gap is a note.
           type: list
           elements: str
           returned: always

@@ -1,6 +1,7 @@
 """Run the gather step as a real process inside a namespace, through the portwarden CLI."""
 
 import json
+import os
 import sys
 
 CLI_MODULE = 'ansible_collections.portwarden.compliance.plugins.plugin_utils.cli'
@@ -27,3 +28,37 @@ def socket_keys(result, with_v6only=True, with_pids=True):
             key += (tuple(sorted(proc['pid'] for proc in entry['processes'])),)
         keys.add(key)
     return keys
+
+
+def refused_here():
+    """The pids whose fd directory root may list but whose fd links it may not read on this machine (a sandbox's
+    init holding a capability the tests lack, say), [] when not root: a root gather here must name them as a gap of
+    its owner search, and an unowned socket is then an error, not a kernel socket."""
+    if os.geteuid() != 0:
+        return []
+    refused = []
+    for name in os.listdir('/proc'):
+        if not name.isdigit():
+            continue
+        try:
+            fds = os.listdir('/proc/%s/fd' % name)
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                os.readlink('/proc/%s/fd/%s' % (name, fd))
+            except PermissionError:
+                refused.append(int(name))
+            except OSError:
+                continue
+            break
+    return sorted(refused)
+
+
+def refused_gaps(refused):
+    """The owner-search gap a gather must give for the ``refused`` pids (refused_here), [] for none."""
+    if not refused:
+        return []
+    return ['the fd links of %d process(es) could not be read (ptrace access refused: the gather lacks '
+            'CAP_SYS_PTRACE or capabilities they hold, or an LSM denies it): pid %s'
+            % (len(refused), ', '.join(str(pid) for pid in refused))]

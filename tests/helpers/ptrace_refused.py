@@ -1,7 +1,7 @@
 """A gather as root without CAP_SYS_PTRACE in its effective set, beside a listener of a process with all of root's
 capabilities; prints {"holder": PID, "inode": INODE, "result": <gather result>}.
 
-``python ptrace_refused.py REPO`` (as root, in a network namespace of its own: ``ip netns exec``). Root lists the
+``python ptrace_refused.py REPO [BACKEND]`` (as root, in a network namespace of its own: ``ip netns exec``). Root lists the
 holder's /proc/PID/fd (the directory is root's), but reading its links needs ptrace access, which the kernel refuses
 a caller whose capabilities are not a superset of the target's and who lacks CAP_SYS_PTRACE (docker's default set,
 say). The holder is forked before the capability is dropped, so it keeps it.
@@ -52,7 +52,7 @@ def main():
     drop_effective(CAP_SYS_PTRACE)
     from ansible_collections.portwarden.compliance.plugins.module_utils.gather_sockets import gather_listening_sockets
     try:
-        result = gather_listening_sockets(protocols=['tcp'])
+        result = gather_listening_sockets(protocols=['tcp'], backend=sys.argv[2] if len(sys.argv) > 2 else 'auto')
     finally:
         os.close(stop_w)
         os.waitpid(pid, 0)

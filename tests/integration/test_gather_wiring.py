@@ -25,6 +25,7 @@ import pytest
 
 from ansible_collections.portwarden.compliance.plugins.module_utils import gather_namespaces, gather_netlink, gather_owners
 from ansible_collections.portwarden.compliance.plugins.module_utils import gather_sockets as gather
+from tests.helpers.gather import refused_gaps, refused_here
 
 pytestmark = [
     pytest.mark.netns,
@@ -439,7 +440,23 @@ def _kernel_note(labels):
             % (len(labels), ', '.join(labels)))
 
 
-OWNER_SEARCH_ROOT = {'exhaustive': True, 'gaps': [], 'pid_namespace': 'host', 'hidepid': None}
+REFUSED_GAPS = refused_gaps(refused_here())  # the machine's own: a sandbox's init, say
+OWNER_SEARCH_HOST = {'exhaustive': True, 'gaps': [], 'pid_namespace': 'host', 'hidepid': None}  # nothing unseen
+OWNER_SEARCH_ROOT = dict(OWNER_SEARCH_HOST, exhaustive=not REFUSED_GAPS, gaps=REFUSED_GAPS)  # a root gather here
+
+
+def _unowned_said(labels, gaps=REFUSED_GAPS):
+    """``(errors, notes, unowned_case)`` a gather must give for its unowned sockets ``labels`` given the ``gaps`` of
+    its owner search: kernel sockets (a note) when every process was looked in, else an error naming them."""
+    if not labels:
+        return [], (['the processes listed for each socket may miss holders that could not be looked in (%s)'
+                     % '; '.join(gaps)] if gaps else []), 'none'
+    if gaps:
+        return (['%d sockets show no owning process, and not every process could be looked in (%s): %s'
+                 % (len(labels), '; '.join(gaps), ', '.join(labels[:gather.MAX_NAMED_SOCKETS]) + (
+                     ' and %d more (coverage.unowned_sockets)' % (len(labels) - gather.MAX_NAMED_SOCKETS)
+                     if len(labels) > gather.MAX_NAMED_SOCKETS else ''))], [], 'not_looked_for')
+    return [], [_kernel_note(labels)], 'kernel'
 
 
 # -- rule: every backend finds exactly this process's listeners, with their inode, v6only, range and owner --------
@@ -451,11 +468,12 @@ def test_every_backend_finds_exactly_the_listeners_of_its_namespace(world, backe
     assert result['sockets'] == _expected_host_sockets(world, backend)
     labels = _unowned_labels(world)
     walked = coverage.pop('processes_scanned')
+    errors, notes, case = _unowned_said(labels)
     assert coverage == {
-        'backend': backend, 'sources': _sources(backend), 'privileged': True, 'complete': True,
+        'backend': backend, 'sources': _sources(backend), 'privileged': True, 'complete': not errors,
         'sockets': len(result['sockets']), 'unowned_sockets': labels, 'processes_unreadable': 0,
-        'ephemeral_port_range': HOST_RANGE, 'errors': [], 'notes': [_kernel_note(labels)],
-        'owner_search': OWNER_SEARCH_ROOT, 'unowned_case': 'kernel',
+        'ephemeral_port_range': HOST_RANGE, 'errors': errors, 'notes': notes,
+        'owner_search': OWNER_SEARCH_ROOT, 'unowned_case': case,
     }
     # psutil walks no /proc itself; the others walk every process (this one at least).
     assert walked == 0 if backend == 'psutil' else walked >= len(os.listdir('/proc/self/task'))
@@ -468,7 +486,7 @@ def test_protocols_udp_gathers_no_tcp_and_reads_only_udp_tables(world, backend):
     assert result['sockets'] == _expected_host_sockets(world, backend, protocols=('udp',))
     assert coverage['sources'] == _sources(backend, ('udp',))
     assert coverage['unowned_sockets'] == _unowned_labels(world, ('udp',))
-    assert coverage['errors'] == [] and coverage['complete'] is True
+    assert coverage['errors'] == _unowned_said(_unowned_labels(world, ('udp',)))[0]
 
 
 def test_protocols_are_taken_in_their_documented_order_whatever_the_order_asked(world):
@@ -523,7 +541,7 @@ def _gather_all(world, backend='auto', protocols=('tcp', 'udp'), errors=()):
     if errors is not None:
         assert [error for error in coverage['errors'] if not _foreign(error, mine)] == (
             ['namespaces=all: the network namespace of %d processes could not be read; a namespace only they are in is '
-             'missing' % denied] if denied else []) + list(errors)
+             'missing' % denied] if denied else []) + list(errors) + _unowned_said(coverage['unowned_sockets'])[0]
     return result, coverage, by_inode
 
 
@@ -591,7 +609,7 @@ def test_all_reads_each_namespace_however_it_is_kept_and_names_the_owners(world,
                                               'sockets': 0, 'sources': sources, 'ephemeral_port_range': holder.info['range']}
     mine = _mine(world)
     notes = [note for note in coverage['notes'] if not _foreign(note, mine)]
-    assert len(notes) == 1 and KERNEL_NOTE in notes[0]
+    assert notes == _unowned_said(coverage['unowned_sockets'])[1]
     assert set(_unowned_labels(world)) <= set(coverage['unowned_sockets'])
     assert coverage['privileged'] is True and coverage['backend'] == backend
 
@@ -656,7 +674,7 @@ def test_unprivileged_gather_is_partial_and_says_which_processes_it_could_not_re
                                   'processes' % denied]
     assert coverage['notes'] == [NOT_ROOT_NOTE]
     assert coverage['privileged'] is False and coverage['complete'] is False
-    assert coverage['owner_search'] == dict(OWNER_SEARCH_ROOT, exhaustive=False)
+    assert coverage['owner_search'] == dict(OWNER_SEARCH_HOST, exhaustive=False)
     assert coverage['unowned_case'] == 'not_looked_for'
     assert coverage['ephemeral_port_range'] == HOST_RANGE and coverage['sources'] == _sources(backend)
 
@@ -672,7 +690,7 @@ def test_unprivileged_psutil_says_it_cannot_name_other_users_processes(world):
     assert coverage['notes'] == [NOT_ROOT_NOTE]
     assert coverage['privileged'] is False and coverage['complete'] is False
     assert coverage['processes_scanned'] == 0 and coverage['processes_unreadable'] == 0
-    assert coverage['owner_search'] == dict(OWNER_SEARCH_ROOT, exhaustive=False)
+    assert coverage['owner_search'] == dict(OWNER_SEARCH_HOST, exhaustive=False)
 
 
 def test_unprivileged_all_reads_only_its_own_namespace(world):
@@ -714,9 +732,9 @@ def test_auto_falls_back_to_procfs_for_a_table_netlink_cannot_read(world, monkey
     result = gather_sockets_only()
     coverage = _check_shape(result)
     assert coverage['sources'] == dict(_sources('auto'), **{'udp/ipv6': 'procfs'})
-    assert coverage['errors'] == [] and coverage['complete'] is True
-    labels = _unowned_labels(world)
-    assert coverage['notes'] == ['udp/ipv6: netlink backend failed (sock_diag refused); fell back', _kernel_note(labels)]
+    errors, notes, _case = _unowned_said(_unowned_labels(world))
+    assert coverage['errors'] == errors and coverage['complete'] is not errors
+    assert coverage['notes'] == ['udp/ipv6: netlink backend failed (sock_diag refused); fell back'] + notes
     expected = _expected_host_sockets(world, 'auto')
     for entry in expected:
         if entry['protocol'] == 'udp' and entry['family'] == 'ipv6':
@@ -729,7 +747,8 @@ def test_netlink_alone_failing_a_table_is_an_error_and_its_sockets_are_missing(w
     result = gather_sockets_only(backend='netlink')
     coverage = _check_shape(result)
     assert coverage['sources'] == dict((table, 'netlink') for table in ALL_TABLES if table != 'tcp/ipv6')
-    assert coverage['errors'] == ['tcp/ipv6: netlink backend: sock_diag refused']
+    assert coverage['errors'] == ['tcp/ipv6: netlink backend: sock_diag refused'] + _unowned_said(
+        coverage['unowned_sockets'])[0]
     assert coverage['complete'] is False
     assert result['sockets'] == [entry for entry in _expected_host_sockets(world, 'netlink')
                                  if (entry['protocol'], entry['family']) != ('tcp', 'ipv6')]
@@ -749,7 +768,8 @@ def test_a_kernel_without_ipv6_reads_only_the_ipv4_tables_and_says_so(world, mon
     coverage = _check_shape(result)
     assert coverage['sources'] == {'tcp/ipv4': 'procfs', 'udp/ipv4': 'procfs'}
     assert coverage['notes'][0] == 'IPv6 is not enabled on this host; only IPv4 tables exist'
-    assert coverage['errors'] == []
+    assert coverage['errors'] == _unowned_said(coverage['unowned_sockets'])[0]
+    assert coverage['unowned_sockets'] == [label for label in _unowned_labels(world) if '[' not in label]
     assert result['sockets'] == [entry for entry in _expected_host_sockets(world, 'procfs') if entry['family'] == 'ipv4']
 
 
@@ -1074,7 +1094,8 @@ def test_processes_denied_to_root_are_an_error_that_does_not_blame_root(world, m
     result = gather_sockets_only()
     coverage = _check_shape(result)
     assert coverage['errors'] == ['2 processes could not be inspected (access denied (hidepid, LSM or missing '
-                                  'capabilities)); their sockets show no processes']
+                                  'capabilities)); their sockets show no processes'] + _unowned_said(
+                                      _unowned_labels(world))[0]
     assert coverage['processes_unreadable'] == 2 and coverage['complete'] is False
     assert coverage['owner_search']['exhaustive'] is False and coverage['unowned_case'] == 'not_looked_for'
 
@@ -1092,7 +1113,8 @@ def test_a_walk_that_could_read_no_process_at_all_says_so(world, monkeypatch):
     monkeypatch.setattr(gather_owners, 'walk_fds', none_readable)
     result = gather_sockets_only(backend='procfs')
     coverage = _check_shape(result)
-    assert coverage['errors'] == ['no process file descriptors could be read under /proc']
+    assert coverage['errors'] == ['no process file descriptors could be read under /proc'] + _unowned_said(
+        coverage['unowned_sockets'])[0]
     assert coverage['processes_scanned'] == 0 and coverage['processes_unreadable'] > 0
     assert all(entry['processes'] == [] for entry in result['sockets']) and coverage['complete'] is False
 
@@ -1104,8 +1126,8 @@ def test_a_gather_whose_proc_lists_a_private_pid_namespace_calls_unowned_sockets
     # makes one for real, out of this process).
     monkeypatch.setattr(gather_owners, 'read_proc_view', lambda proc='/proc': gather_owners.ProcView('private', None, True, False))
     _result, coverage, _by_inode = _gather_all(world, errors=None)
-    prefix = ('sockets show no owning process, and not every process could be looked in (the gather runs in a private '
-              'PID namespace, whose /proc lists only the processes in it): ')
+    gaps = ['the gather runs in a private PID namespace, whose /proc lists only the processes in it'] + REFUSED_GAPS
+    prefix = 'sockets show no owning process, and not every process could be looked in (%s): ' % '; '.join(gaps)
     [error] = [error for error in coverage['errors'] if prefix in error]
     assert coverage['errors'][-1] == error  # after what the reads met
     count, _sep, labels = error.partition(' ' + prefix)
@@ -1113,8 +1135,7 @@ def test_a_gather_whose_proc_lists_a_private_pid_namespace_calls_unowned_sockets
     assert labels.split(', ') == coverage['unowned_sockets'][:gather.MAX_NAMED_SOCKETS]
     assert set(_unowned_labels(world)) <= set(coverage['unowned_sockets'])
     assert PRIVATE_PID_NOTE in coverage['notes'] and coverage['complete'] is False
-    assert coverage['owner_search'] == {'exhaustive': False, 'pid_namespace': 'private', 'hidepid': None, 'gaps': [
-        'the gather runs in a private PID namespace, whose /proc lists only the processes in it']}
+    assert coverage['owner_search'] == {'exhaustive': False, 'pid_namespace': 'private', 'hidepid': None, 'gaps': gaps}
 
 
 # -- rule: the namespaces read on an IPv6-less kernel read only IPv4 tables, and say so once ------------------------

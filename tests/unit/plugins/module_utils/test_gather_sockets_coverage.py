@@ -110,6 +110,54 @@ def test_owner_search_says_what_proc_lists():
     assert gather.owner_search(None, True) == {'exhaustive': True, 'gaps': [], 'pid_namespace': None, 'hidepid': None}
 
 
+# -- rule: processes whose fd links the kernel refused are a gap, named by pid -----------------------
+
+REFUSED_TEXT = ('the fd links of %d process(es) could not be read (ptrace access refused: the gather lacks '
+                'CAP_SYS_PTRACE or capabilities they hold, or an LSM denies it): pid %s')
+
+
+def test_no_refused_process_is_no_gap():
+    assert gather.refused_gap([]) == []
+    assert gather.owner_search(_view('host'), True, []) == gather.owner_search(_view('host'), True)
+
+
+def test_refused_processes_are_a_gap_naming_them():
+    assert gather.refused_gap([1, 4242]) == [REFUSED_TEXT % (2, '1, 4242')]
+    search = gather.owner_search(_view('host'), True, [1])
+    assert search == {'exhaustive': False, 'pid_namespace': 'host', 'hidepid': None, 'gaps': [REFUSED_TEXT % (1, '1')]}
+
+
+def test_a_refused_gap_follows_what_proc_could_not_list():
+    search = gather.owner_search(_view('hidepid'), True, (7,))
+    assert search['gaps'] == [
+        '/proc is mounted with hidepid=invisible, which hides the processes of other users from this user',
+        REFUSED_TEXT % (1, '7')]
+
+
+def test_a_refused_gap_names_at_most_twenty_pids_and_counts_the_rest():
+    pids = list(range(100, 125))
+    [gap] = gather.refused_gap(pids)
+    assert gap == REFUSED_TEXT % (25, ', '.join(str(pid) for pid in range(100, 120)) + ' and 5 more')
+    [gap] = gather.refused_gap(pids[:20])
+    assert gap == REFUSED_TEXT % (20, ', '.join(str(pid) for pid in range(100, 120)))
+
+
+def test_an_unowned_socket_beside_a_refused_process_is_an_error_not_a_kernel_socket():
+    coverage = gather.finish_coverage(_coverage(['tcp 0.0.0.0:856']), _view('host'), True, [1])
+    assert coverage['errors'] == ['1 sockets show no owning process, and not every process could be looked in (%s): '
+                                  'tcp 0.0.0.0:856' % (REFUSED_TEXT % (1, '1'))]
+    assert coverage['notes'] == [] and coverage['complete'] is False
+    assert coverage['unowned_case'] == 'not_looked_for'
+
+
+def test_a_refused_process_with_every_socket_owned_is_a_note_the_gather_stays_complete():
+    coverage = gather.finish_coverage(_coverage(), _view('host'), True, [1])
+    assert coverage['errors'] == [] and coverage['complete'] is True
+    assert coverage['notes'] == ['the processes listed for each socket may miss holders that could not be looked in '
+                                 '(%s)' % (REFUSED_TEXT % (1, '1'))]
+    assert coverage['unowned_case'] == 'none' and coverage['owner_search']['exhaustive'] is False
+
+
 # -- rule: which case the unowned sockets are ------------------------------------------------------
 
 @pytest.mark.parametrize('unowned, exhaustive, case', [
