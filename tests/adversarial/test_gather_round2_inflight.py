@@ -52,4 +52,3 @@ def test_listener_only_in_flight_is_listed_unowned_and_said_so():
     else:
         assert any('in flight in a unix socket queue' in note and 'tcp 0.0.0.0:856' in note for note in coverage['notes'])
         assert coverage['unowned_case'] == 'kernel'
-
