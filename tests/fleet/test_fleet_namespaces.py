@@ -28,7 +28,7 @@ pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
 PLAYBOOK = '''---
 - name: Gather the listening sockets of every namespace, then of the host's only
-  hosts: pwc-host01
+  hosts: "{{ pwc_target }}"
   gather_facts: false
   tasks:
     - name: Gather every network namespace
@@ -125,7 +125,7 @@ def gathered(module_fleet_factory, tmp_path_factory):
         playbook = out_dir / 'namespaces.yml'
         playbook.write_text(PLAYBOOK)
         started = time.monotonic()
-        proc = fleet.playbook(str(playbook), extra_vars={'pwc_out_dir': str(out_dir)}, timeout=300)
+        proc = fleet.playbook(str(playbook), extra_vars={'pwc_out_dir': str(out_dir), 'pwc_target': host}, timeout=300)
         print('\nansible-playbook namespaces: exit %d in %.2fs' % (proc.returncode, time.monotonic() - started))
         assert proc.returncode == 0, proc.stdout + proc.stderr
         results = {}
