@@ -23,9 +23,11 @@ never smaller). A chain that no nat hook reaches publishes nothing; it is listed
 
 from __future__ import annotations
 
+import gc
 import ipaddress
 import json
 import os
+import re
 import shlex
 import socket
 import struct
@@ -85,17 +87,34 @@ class _Path(object):
 
     def narrowed(self, match):
         """This path and a rule's own matches (a _Path of them), or None when no packet passes both."""
-        path = _Path(self.families)
-        path.protocols = match.protocols if self.protocols is None else (
+        protocols = match.protocols if self.protocols is None else (
             self.protocols if match.protocols is None else self.protocols & match.protocols)
-        path.ports = _intersect(self.ports, match.ports)
-        path.families = self.families if match.families is None else tuple(f for f in self.families if f in match.families)
+        if protocols is not None and not protocols:
+            return None
+        ports = _intersect(self.ports, match.ports)
+        if ports == []:
+            return None
+        families = self.families if match.families is None else tuple(f for f in self.families if f in match.families)
+        if not families:
+            return None
+        path = _Path(families)
+        path.protocols = protocols
+        path.ports = ports
         path.address = match.address or self.address
         path.interface = match.interface or self.interface
-        path.conditions = (self.conditions + tuple(c for c in match.conditions if c not in self.conditions))[:MAX_CONDITIONS]
-        if (path.protocols is not None and not path.protocols) or path.ports == [] or not path.families:
-            return None
+        conditions = self.conditions
+        if match.conditions:  # thousands of rules along one path: only new conditions cost a copy
+            conditions = (conditions + tuple(c for c in match.conditions if c not in conditions))[:MAX_CONDITIONS]
+        path.conditions = conditions
         return path
+
+    def admits(self, match):
+        """Whether some packet passes both this path and ``match`` (narrowed is not None), without building the path."""
+        if self.protocols is not None and match.protocols is not None and not self.protocols & match.protocols:
+            return False
+        if not self.families if match.families is None else not any(f in match.families for f in self.families):
+            return False
+        return _intersect(self.ports, match.ports) != []
 
 
 def _clean(text):
@@ -167,18 +186,19 @@ def _walk(chains, bases, families, where_of):
             for index, (match, verdict, text) in enumerate(chains[name]):
                 if verdict is None:
                     continue
+                kind, value = verdict
+                key = (name, index)
+                if kind != 'jump' and key in found:  # reached from another hook too (Docker: PREROUTING and OUTPUT)
+                    if path.admits(match):
+                        for item in found[key]:
+                            if hook not in item['hooks']:
+                                item['hooks'].append(hook)
+                    continue
                 narrowed = path.narrowed(match)
                 if narrowed is None:
                     continue
-                kind, value = verdict
                 if kind == 'jump':
                     later.extend((target, narrowed) for target in value)
-                    continue
-                key = (name, index)
-                if key in found:  # reached from another hook too (Docker: PREROUTING and OUTPUT)
-                    for item in found[key]:
-                        if hook not in item['hooks']:
-                            item['hooks'].append(hook)
                     continue
                 found[key] = _exposures(narrowed, kind, value, hook, where_of(name, text))
                 order.append(key)
@@ -315,6 +335,38 @@ def _ipt_rule(tokens, family):
     return match, ('jump', [target_name])
 
 
+# The line Docker (and docker-proxy-less publishing) writes for each published port, read in one compiled match; any
+# other line, or one that differs in a space or a quote, takes _ipt_rule. Both give the same (match, verdict): the
+# unit tests hold them to it. Values never start with '-' or '!' and hold no quote or backslash (shlex's cases).
+_VALUE = r'[^\s"\'\\!-][^\s"\'\\]*'
+_IPT_PUBLISH = re.compile(r'-A (%s)(?: -d (%s))?(?: (! )?-i (%s))? -p (tcp|udp) -m (?:tcp|udp) --dport ([0-9]{1,5}) '
+                          r'-j DNAT --to-destination ([0-9.]+):([0-9]{1,5})' % ((_VALUE,) * 3), re.ASCII)
+_ONE_PROTOCOL = {'tcp': frozenset(('tcp',)), 'udp': frozenset(('udp',))}
+
+
+def _ipt_publish(line, family):
+    """``(chain, match, verdict)`` of a Docker-style publishing line, or None for _ipt_rule to read."""
+    found = _IPT_PUBLISH.fullmatch(line)
+    if found is None:
+        return None
+    chain, address, negate, interface, protocol, port, target, target_port = found.groups()
+    port, target_port = int(port), int(target_port)
+    if port > 65535 or target_port > 65535 or family != 'ipv4':
+        return None  # _ipt_rule reads it, or names the line
+    try:
+        socket.inet_pton(socket.AF_INET, target)
+    except OSError:
+        return None
+    match = _Match()
+    match.protocols = _ONE_PROTOCOL[protocol]
+    match.ports = [(port, port)]
+    if address is not None:
+        _family, match.address = _address_of(address, family)
+    if interface is not None:
+        match.interface = '!' + interface if negate else interface
+    return chain, match, ('dnat', {'address': target, 'family': family, 'port': target_port, 'port_end': target_port})
+
+
 def parse_iptables_save(text, family, source):
     """Exposures of the ``*nat`` table in ``iptables-save`` output, and the unreachable chains with a DNAT.
 
@@ -340,14 +392,19 @@ def parse_iptables_save(text, family, source):
             if line.startswith(':'):
                 chains.setdefault(line[1:].split()[0], [])
                 continue
-            # shlex is slow (a 5,000-rule table: 1 s); iptables-save quotes only where a value needs it.
-            tokens = shlex.split(line) if '"' in line or "'" in line or '\\' in line else line.split()
-            if len(tokens) < 2 or tokens[0] not in ('-A', '--append'):
-                raise ValueError('expected -A CHAIN or :CHAIN')
-            match, verdict = _ipt_rule(tokens[2:], family)
+            published = _ipt_publish(line, family) if line.startswith('-A ') else None
+            if published is not None:
+                name, match, verdict = published
+            else:
+                # shlex is slow (a 5,000-rule table: 1 s); iptables-save quotes only where a value needs it.
+                tokens = shlex.split(line) if '"' in line or "'" in line or '\\' in line else line.split()
+                if len(tokens) < 2 or tokens[0] not in ('-A', '--append'):
+                    raise ValueError('expected -A CHAIN or :CHAIN')
+                name = tokens[1]
+                match, verdict = _ipt_rule(tokens[2:], family)
         except ValueError as exc:
             raise NatParseError('line %d: %s: %s' % (number, exc, _clean(line[:80]))) from exc
-        chains.setdefault(tokens[1], []).append((match, verdict, _clean(line)))
+        chains.setdefault(name, []).append((match, verdict, _clean(line)))
     table = '%s nat' % ('ip' if family == 'ipv4' else 'ip6')
     exposures, reached = _walk(chains, [('prerouting', 'PREROUTING'), ('output', 'OUTPUT')], (family,),
                                lambda chain, rule: (source, table, chain, rule))
@@ -1053,12 +1110,20 @@ def add_exposures(result, started=None):
         coverage['nat'] = {'mode': 'off', 'sources': {}, 'tables': [], 'unreachable': [], 'exposures': 0}
         coverage['notes'].append('nat: not read (nat: off, or not Linux): ports published by DNAT or REDIRECT are not seen')
         return result
-    exposures, summary, errors, notes = started.finish()
-    finder = OwnerFinder(result['sockets'], coverage.get('namespaces'))
-    for exposure in exposures:
-        exposure['owner'] = finder.owner(exposure)
-    exposures.sort(key=lambda item: (item['protocol'], item['port'], item['family'], item['address'], item['source'],
-                                     item['table'], item['chain'], item['rule']))
+    # Thousands of exposures are thousands of new containers, none of them in a cycle: each collection they would set
+    # off scans the gather's whole heap (every socket) again; the collector resumes after them.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        exposures, summary, errors, notes = started.finish()
+        finder = OwnerFinder(result['sockets'], coverage.get('namespaces'))
+        for exposure in exposures:
+            exposure['owner'] = finder.owner(exposure)
+        exposures.sort(key=lambda item: (item['protocol'], item['port'], item['family'], item['address'], item['source'],
+                                         item['table'], item['chain'], item['rule']))
+    finally:
+        if collecting:
+            gc.enable()
     result['exposures'] = exposures
     coverage['nat'] = summary
     coverage['errors'].extend(errors)
