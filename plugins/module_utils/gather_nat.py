@@ -7,7 +7,7 @@
 
 Pure standard library. Docker with ``userland-proxy: false``, netavark and kube-proxy publish ports with
 DNAT in the nat prerouting path, with no listening socket on the host: the socket tables alone would call
-such a host clean. The parsers here are pure functions over the tools' text (``nft -j list ruleset``,
+such a host clean. The parsers here are pure functions over the tools' text (``nft -j list table``/``ruleset``,
 ``iptables-save -t nat``); ``read_nat`` finds and runs the tools (an environment it controls, a timeout) and
 says in the coverage which sources it read and which table it could not.
 
@@ -747,6 +747,10 @@ class ToolFailed(Exception):
     """A NAT tool that ran and gave no usable answer."""
 
 
+class ToolTimedOut(ToolFailed):
+    """A NAT tool killed at its deadline."""
+
+
 def start_tool(path, args, search_path=SEARCH_PATH):
     """Start one tool with an empty environment (PATH ``search_path``, LC_ALL=C) in a process group of its own."""
     try:
@@ -773,7 +777,7 @@ def finish_tool(proc, path, args, timeout, deadline=None):
     except subprocess.TimeoutExpired:
         _kill(proc)
         proc.communicate()
-        raise ToolFailed('%s %s did not finish within %g s' % (path, ' '.join(args), timeout)) from None
+        raise ToolTimedOut('%s %s did not finish within %g s' % (path, ' '.join(args), timeout)) from None
     if proc.returncode != 0:
         raise ToolFailed('%s %s exited %d: %s' % (path, ' '.join(args), proc.returncode,
                                                   _clean(err.decode('utf-8', 'replace').strip()[:200])))
@@ -815,7 +819,7 @@ class NatRead(object):
                                    % (proc_net, 'ip_tables_names' if family == 'ipv4' else 'ip6_tables_names',
                                       exc.strerror or exc, 'iptables' if family == 'ipv4' else 'ip6tables'))
         for tool, args in self._planned():
-            path = find_tool(tool, search_path)
+            path = find_tool(tool.split(' ')[0], search_path)
             if path is not None:
                 try:
                     self.jobs[tool] = (path, start_tool(path, args, search_path), time.monotonic() + timeout)
@@ -831,18 +835,35 @@ class NatRead(object):
         for tool, table in (('iptables-nft-save', 'ip nat'), ('ip6tables-nft-save', 'ip6 nat')):
             if tables is None or table in tables:
                 yield tool, ['-t', 'nat']
-        if tables is None or [name for name in tables if name not in ('ip nat', 'ip6 nat')]:
-            yield 'nft', ['-j', 'list', 'ruleset']
+        read_by_iptables = [table for tool, table in (('iptables-nft-save', 'ip nat'), ('ip6tables-nft-save', 'ip6 nat'))
+                            if find_tool(tool, self.search_path)]
+        for args in _nft_reads(tables, read_by_iptables):
+            yield _nft_job(args), args
 
     def output(self, tool, path, args):
         """A tool's stdout: the one started early, or run now. Raises ToolFailed."""
-        job = self.jobs.pop(tool, None)
+        job = self.jobs.pop(tool if tool != 'nft' else _nft_job(args), None)
         if job is None:
             return run_tool(path, args, self.search_path, self.timeout)
         path, proc, deadline = job
         if isinstance(proc, ToolFailed):
             raise proc
         return finish_tool(proc, path, args, self.timeout, deadline)
+
+    def _read_nft(self, nft, reads, skip):
+        """``[(args, parse_nft_ruleset's answer)]`` of the nft reads; each failure is an error. A read of one table that
+        nft refuses or answers with what is not its JSON (a name its parser takes for a keyword) is made again as the
+        whole ruleset; a timeout is not retried."""
+        answers = []
+        for args in reads:
+            try:
+                answers.append((args, parse_nft_ruleset(self.output('nft', nft, args), skip)))
+            except (ToolFailed, NatParseError) as exc:
+                if args == RULESET or isinstance(exc, ToolTimedOut):
+                    self.errors.append('nat: nft %s: %s' % (' '.join(args), exc))
+                    return []
+                return self._read_nft(nft, [RULESET], skip)
+        return answers
 
     def abort(self):
         for _path, proc, _deadline in self.jobs.values():
@@ -900,22 +921,27 @@ class NatRead(object):
                     errors.append('nat: nft is not installed (searched %s) and the nftables tables cannot be listed'
                                   % search_path)
             elif left or nft_tables is None:
-                try:
-                    found, lost, listed, compat = parse_nft_ruleset(self.output('nft', nft, ['-j', 'list', 'ruleset']), skip)
-                except (ToolFailed, NatParseError) as exc:
-                    errors.append('nat: nft -j list ruleset: %s' % exc)
-                else:
+                read = 0
+                answers = self._read_nft(nft, _nft_reads(nft_tables, skip=[' '.join(pair) for pair in skip]), skip)
+                for args, (found, lost, listed, compat) in answers:
+                    command = 'nft %s' % ' '.join(args)
                     # The kernel's list is the check: a table nft left out (too old for it, or lying) is not a quiet one.
-                    missing = sorted(set(left) - set(listed))
+                    missing = sorted(set(left if args == RULESET else [' '.join(args[3:])]) - set(listed))
                     if missing:
-                        errors.append('nat: nftables tables %s are listed by the kernel but not in its output (nft -j '
-                                      'list ruleset), so their NAT rules were not read' % ', '.join(missing))
+                        errors.append('nat: nftables tables %s are listed by the kernel but not in its output (%s), so '
+                                      'their NAT rules were not read' % (', '.join(missing), command))
                     exposures.extend(found)
                     unreachable.extend(lost)
-                    sources['nft'] = 'read'
+                    read += 1
                     for table in compat:
                         errors.append('nat: nftables table %s holds DNAT rules written by iptables-nft, whose targets nft '
                                       'cannot show, and iptables-nft-save could not read them' % table)
+                if read:
+                    sources['nft'] = 'read'
+                passed = [name for name in left if name.partition(' ')[0] in _NO_NAT_FAMILIES]
+                if passed and not answers:
+                    notes.append('nat: nftables tables %s are of families without ip NAT (%s), so nft did not list them'
+                                 % (', '.join(passed), ', '.join(_NO_NAT_FAMILIES)))
         if not sources and not errors:
             notes.append('nat: no NAT table exists on this host: /proc/net/ip_tables_names and ip6_tables_names list no '
                          'legacy nat table%s' % (' and the kernel lists no nftables table (netlink)' if not nft_tables
@@ -925,6 +951,34 @@ class NatRead(object):
                          % (len(unreachable), ', '.join(unreachable[:10])))
         summary['exposures'] = len(exposures)
         return exposures, summary, errors, notes
+
+
+MAX_NFT_TABLE_READS = 6
+RULESET = ['-j', 'list', 'ruleset']
+# nft joins its arguments into one command line and parses it: only a plain identifier is passed as a table name.
+_NFT_NAME = re.compile(r'[A-Za-z_][A-Za-z0-9_.-]{0,62}', re.ASCII)
+_NO_NAT_FAMILIES = ('arp', 'bridge', 'netdev')  # no ip NAT there (parse_nft_ruleset passes them by)
+
+
+def _nft_reads(tables, skip=()):
+    """The nft commands that read the tables another tool does not: one table each (iptables-nft's nat tables, the
+    bulk of a Docker host's ruleset, are not listed again), or the whole ruleset when the kernel's list is unknown, too
+    long to start a process per table, or names a table that is not a plain identifier."""
+    if tables is None:
+        return [RULESET]
+    reads = []
+    for name in tables:
+        family, _sep, table = name.partition(' ')
+        if name in skip or family in _NO_NAT_FAMILIES:
+            continue
+        if family not in _FAMILY_OF_TABLE or not _NFT_NAME.fullmatch(table):
+            return [RULESET]
+        reads.append(['-j', 'list', 'table', family, table])
+    return reads if len(reads) <= MAX_NFT_TABLE_READS else [RULESET]
+
+
+def _nft_job(args):
+    return 'nft ' + ' '.join(args[2:])
 
 
 def read_nat(search_path=SEARCH_PATH, timeout=TIMEOUT, proc_net='/proc/net', nft_tables=None):
