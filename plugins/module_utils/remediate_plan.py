@@ -34,6 +34,7 @@ APPLIED = 'applied'          # the change was made (or was already in place)
 FAILED = 'failed'            # the change was tried and failed
 VERIFIED = 'verified'        # the gather after the change shows the finding closed
 NOT_VERIFIED = 'not_verified'  # the change was made but the socket still listens, unblocked
+ALREADY_IN_PLACE = 'the block was already in place'  # port_block's answer for a block it did not have to add
 REMEDIATION_STATUSES = (PLANNED, PROTECTED, UNAVAILABLE, APPLIED, FAILED, VERIFIED, NOT_VERIFIED)
 
 
@@ -434,6 +435,9 @@ def verify_remediation(before, after, live_blocks, actions, probes=None, live_pu
                         describe_published(block), cover.get('rule'), why))
                     finding['message'] += '; remediated: blocked before NAT, and a probe from outside no longer reaches it'
                 else:
+                    if note.get('reason') == ALREADY_IN_PLACE and (probes.get(block_key(block)) or {}).get('before') != 'open':
+                        why += ('; the block was already in place before this run, so no probe could reach the port first: '
+                                'lift the blocks (lift_firewall) and remediate again to verify')
                     note.update(status=NOT_VERIFIED, reason=why)
         elif finding.get('status') == 'drift':
             cover = next((block for block in live_blocks if block_covers(block, finding)), None)
