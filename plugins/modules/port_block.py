@@ -399,6 +399,8 @@ from ansible_collections.portwarden.compliance.plugins.module_utils.remediate_fi
     STATES,
     TABLE_FAMILY,
     TABLE_NAME,
+    block_key,
+    block_label,
     compute_plan,
     describe_table,
     filter_protected,
@@ -408,6 +410,7 @@ from ansible_collections.portwarden.compliance.plugins.module_utils.remediate_fi
     parse_table,
     persist_text,
     public_block,
+    sort_blocks,
     table_exists,
 )
 from ansible_collections.portwarden.compliance.plugins.module_utils.remediate_prerouting import PUBLISHED
@@ -548,11 +551,21 @@ class TableRun(object):
         self.exists_before, self.current, self.drift = nft.read(spec)
         self.refused = []
 
-    def decide(self, state, exclusive, lift_everything):
+    def decide(self, state, exclusive, lift_everything, guard):
+        """Plan the table; ``guard`` splits blocks into (allowed, refused) as filter_protected does."""
         if state == 'absent' and not self.desired and not lift_everything:
             plan = compute_plan(self.current, [], 'present')  # the other table's blocks are lifted: this one stays
         else:
             plan = compute_plan(self.current, self.desired, state, exclusive)
+        # A block found in the table on a protected port (someone else's content, the port of the live SSH connection)
+        # is never written back: it is lifted, and said so.
+        kept, found_protected = guard(plan['final'])
+        if found_protected and not plan['lift_all']:
+            plan['final'] = kept
+            plan['removed'] = sort_blocks(plan['removed'] + [block for block in self.current if block_key(block) in set(
+                block_key(item) for item in found_protected)])
+            self.drift = list(self.drift) + ['element %s found in the table is on a protected port (%s): lifted, never written back'
+                                             % (block_label(item), item['reason']) for item in found_protected]
         self.plan = plan
         self.final = plan['final']
         if plan['lift_all']:
@@ -633,13 +646,16 @@ def main():
         lock_table(module)  # before reading: what is read is what the write replaces (both tables, one lock)
     tables = [TableRun(INPUT, nft, desired), TableRun(PUBLISHED, nft, desired_published)]
     lift_everything = state == 'absent' and not desired and not desired_published
+    ssh_port, ssh_source = find_ssh_connection(os.environ)
+
+    def guard(blocks):
+        return filter_protected(blocks, protected_ports, ssh_port, ssh_source or 'SSH_CONNECTION')
+
     if state == 'present':
-        ssh_port, ssh_source = find_ssh_connection(os.environ)
         for table in tables:
-            table.desired, table.refused = filter_protected(table.desired, protected_ports, ssh_port,
-                                                            ssh_source or 'SSH_CONNECTION')
+            table.desired, table.refused = guard(table.desired)
     for table in tables:
-        table.decide(state, params['exclusive'], lift_everything)
+        table.decide(state, params['exclusive'], lift_everything, guard)
     inp, pub = tables
 
     file_changed = False
