@@ -15,6 +15,7 @@ from __future__ import annotations
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.portwarden.compliance.plugins.module_utils.evaluate_policy import bind_class
 from ansible_collections.portwarden.compliance.plugins.module_utils.remediate_kill import DEFAULT_PROTECTED_NAMES
 from ansible_collections.portwarden.compliance.plugins.module_utils.remediate_plan import (
     ALREADY_IN_PLACE,
@@ -120,7 +121,7 @@ class ActionModule(ActionBase):
         live_blocks = []
         live_published = []
         # A published port is verified from outside the host: a probe before its block, and one after it.
-        probes = self._probe_before(args, task_vars, plan) if plan['published'] and not check_mode else {}
+        probes = self._probe_before(args, task_vars, plan) if not check_mode else {'published': {}, 'blocks': {}}
         # One port_block call per network namespace: a container's drift is blocked in its own namespace, and the
         # host's call writes the prerouting table of published ports too (one transaction).
         wheres = set(block['where'] for block in plan['blocks'])
@@ -134,8 +135,7 @@ class ActionModule(ActionBase):
             live_blocks.extend(live)
             live_published.extend(live_pub)
             changed |= block_changed
-        if probes:
-            self._probe_after(args, plan, probes, outcomes, actions)
+        self._probe_after(args, plan, probes, outcomes, actions)
         for service in plan['services']:
             changed |= self._stop_service(args, service, task_vars, outcomes, actions, diffs)
         if plan['processes']:
@@ -152,10 +152,13 @@ class ActionModule(ActionBase):
                 final['status'] = 'unknown'
                 final['remediation'] = {'actions': actions, 'skipped': None, 'verified': False}
             else:
-                final = verify_remediation(before, after, live_blocks, actions, probes, live_published)
+                final = verify_remediation(before, after, live_blocks, actions, probes['published'], live_published,
+                                           probes['blocks'])
         result.update(final)
-        result['probes'] = [dict(probe, block=describe_published(block)) for block, probe in
-                            ((block, probes.get(block_key(block))) for block in plan['published']) if probe is not None]
+        result['probes'] = [dict(probe, block=describe(block)) for kind, describe in
+                            (('published', describe_published), ('blocks', describe_block))
+                            for block in plan[kind] if block_key(block) in probes[kind]
+                            for probe in [probes[kind][block_key(block)]]]
         result['changed'] = changed
         if diffs:
             result['diff'] = diffs
@@ -216,36 +219,47 @@ class ActionModule(ActionBase):
             return 22
 
     def _probe_before(self, args, task_vars, plan):
-        """Probe each published port from here (the controller, outside the host) before its block: by block key,
-        ``{'address', 'before', 'after'}``, or ``{'address': None, 'why'}`` when it cannot be probed."""
+        """Probe each port to be blocked from here (the controller, outside the host) before its block: by kind
+        (``published``, ``blocks``) and block key, ``{'address', 'before', 'after'}``, or for a published port that
+        cannot be probed ``{'address': None, 'why'}``. An input block of the host's is probed only where an address
+        of the host reaches it (not a loopback one), and only TCP."""
         fallback = task_vars.get('ansible_host') or self._play_context.remote_addr or task_vars.get('inventory_hostname')
         addresses, why = probe_addresses(args['probe_addresses'], fallback)
-        probes = {}
+        probes = {'published': {}, 'blocks': {}}
         for block in plan['published']:
             address, reason = probe_target(block, addresses, why)
             if address is None:
-                probes[block_key(block)] = {'address': None, 'why': reason, 'before': None, 'after': None}
+                probes['published'][block_key(block)] = {'address': None, 'why': reason, 'before': None, 'after': None}
             else:
-                probes[block_key(block)] = {'address': address, 'before': probe_tcp(address, block['port'], args['probe_timeout']),
-                                            'after': None}
+                probes['published'][block_key(block)] = {
+                    'address': address, 'before': probe_tcp(address, block['port'], args['probe_timeout']), 'after': None}
+        for block in plan['blocks']:
+            if block['where'] != HOST_WHERE or block['protocol'] != 'tcp' or bind_class(block.get('address') or '::') == 'loopback':
+                continue
+            address, _reason = probe_target(dict(block, family=block.get('family') or ('ipv4' if 'ipv4' in addresses else 'ipv6')),
+                                            addresses, why)
+            if address is not None:
+                probes['blocks'][block_key(block)] = {
+                    'address': address, 'before': probe_tcp(address, block['port'], args['probe_timeout']), 'after': None}
         return probes
 
     def _probe_after(self, args, plan, probes, outcomes, actions):
-        """Probe again each published port whose block is now in place, and list what both probes saw."""
-        for block in plan['published']:
-            probe = probes.get(block_key(block))
-            if probe is None:
-                continue
-            status = (outcomes['published'].get(block_key(block)) or (None,))[0]
-            if probe['address'] and status == APPLIED:
-                probe['after'] = probe_tcp(probe['address'], block['port'], args['probe_timeout'])
-            if probe['address']:
-                detail = 'from the controller to %s port %d: %s before the block, %s after it' % (
-                    probe['address'], block['port'], probe['before'], probe['after'] or 'not probed (the block is not in place)')
-            else:
-                detail = 'not probed: %s' % probe['why']
-            actions.append({'strategy': 'firewall', 'target': describe_published(block), 'rules': [block['rule']],
-                            'outcome': 'probed' if probe['address'] else 'not_probed', 'detail': detail})
+        """Probe again each port whose block is now in place, and list what both probes saw."""
+        for kind, describe in (('published', describe_published), ('blocks', describe_block)):
+            for block in plan[kind]:
+                probe = probes[kind].get(block_key(block))
+                if probe is None:
+                    continue
+                status = (outcomes[kind].get(block_key(block)) or (None,))[0]
+                if probe['address'] and status == APPLIED:
+                    probe['after'] = probe_tcp(probe['address'], block['port'], args['probe_timeout'])
+                if probe['address']:
+                    detail = 'from the controller to %s port %d: %s before the block, %s after it' % (
+                        probe['address'], block['port'], probe['before'], probe['after'] or 'not probed (the block is not in place)')
+                else:
+                    detail = 'not probed: %s' % probe['why']
+                actions.append({'strategy': 'firewall', 'target': describe(block), 'rules': [block['rule']],
+                                'outcome': 'probed' if probe['address'] else 'not_probed', 'detail': detail})
 
     def _block(self, args, where, namespace, blocks, published, ports, task_vars, outcomes, actions, diffs):
         """Apply ``blocks`` in one network namespace (``where``; ``namespace`` its inode and pid, None for the host's),

@@ -405,7 +405,7 @@ def judge_probe(finding, probe, cover):
     return True, seen
 
 
-def verify_remediation(before, after, live_blocks, actions, probes=None, live_published=()):
+def verify_remediation(before, after, live_blocks, actions, probes=None, live_published=(), input_probes=None):
     """The host's verdict after remediation, from the gather made after the changes.
 
     ``before`` is the annotated audit the changes were made from, ``after`` the fresh audit,
@@ -414,9 +414,12 @@ def verify_remediation(before, after, live_blocks, actions, probes=None, live_pu
     applied and that ``after`` no longer has (the process or service is gone) is listed as
     ``remediated`` too, so the report shows what was closed. A port published by NAT is ``remediated``
     only by its prerouting block (``live_published``) and a probe from outside (``probes``, by block key) that
-    reached it before the block and not after (judge_probe). Returns ``after``, updated.
+    reached it before the block and not after (judge_probe). A local listener's input block is judged by the rule
+    as before, except when a probe from outside (``input_probes``, by block key) still connected after the block: then
+    traffic still arrives, and it stays drift. Returns ``after``, updated.
     """
     probes = probes or {}
+    input_probes = input_probes or {}
     notes = dict((_finding_key(finding), finding['remediation']) for finding in before.get('findings') or []
                  if finding.get('remediation'))
     seen = set()
@@ -441,11 +444,21 @@ def verify_remediation(before, after, live_blocks, actions, probes=None, live_pu
                     note.update(status=NOT_VERIFIED, reason=why)
         elif finding.get('status') == 'drift':
             cover = next((block for block in live_blocks if block_covers(block, finding)), None)
-            if cover is not None:
+            probe = input_probes.get(block_key(block_for(finding))) if cover is not None else None
+            probed = None
+            if probe and probe.get('address'):
+                probed = 'probe from the controller to %s: %s before the block, %s after it' % (
+                    probe['address'], probe.get('before') or 'not made', probe.get('after') or 'not made')
+            if cover is not None and probe and probe.get('after') == 'open':
+                note = note or {'strategy': 'firewall', 'target': describe_block(cover)}
+                note.update(status=NOT_VERIFIED, reason='blocked by the portwarden firewall (%s), but %s: traffic still '
+                            'arrives' % (describe_block(cover), probed))
+            elif cover is not None:
                 finding['status'] = 'remediated'
                 note = note or {'strategy': 'firewall', 'target': None}
-                note.update(status=VERIFIED, reason='blocked by the portwarden firewall (%s, rule %s)' % (
-                    describe_block(cover), cover.get('rule')), target=note.get('target') or describe_block(cover))
+                note.update(status=VERIFIED, reason='blocked by the portwarden firewall (%s, rule %s)%s' % (
+                    describe_block(cover), cover.get('rule'), '; %s' % probed if probed else ''),
+                    target=note.get('target') or describe_block(cover))
                 finding['message'] += '; remediated: blocked by the portwarden firewall'
             elif note is not None and note['status'] == APPLIED:
                 note.update(status=NOT_VERIFIED, reason='the change was made but the socket still listens')

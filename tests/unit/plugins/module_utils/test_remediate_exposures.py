@@ -190,3 +190,29 @@ def test_a_published_port_no_longer_published_after_the_block_is_listed_remediat
     final = rp.verify_remediation(before, audit(), [], actions=[], probes={}, live_published=[BLOCK_856])
     [finding] = final['findings']
     assert finding['status'] == 'remediated' and 'no longer published' in finding['message']
+
+
+def _listener_verified(probe):
+    before = audit(listener())
+    plan = rp.plan_remediation(before, {}, 'firewall')
+    [block] = plan['blocks']
+    key = rp.block_key(block)
+    rp.apply_outcomes(before, {'blocks': {key: (rp.APPLIED, 'added')}, 'services': {}, 'processes': {}, 'published': {}})
+    live = [dict(block)]
+    final = rp.verify_remediation(before, audit(listener()), live, [], {}, [], {key: probe} if probe else {})
+    return final['findings'][0]
+
+
+def test_a_local_listener_still_reached_from_outside_after_its_input_block_stays_drift():
+    finding = _listener_verified({'address': '192.0.2.1', 'before': 'open', 'after': 'open'})
+    assert finding['status'] == 'drift' and finding['remediation']['status'] == rp.NOT_VERIFIED
+    assert 'traffic still arrives' in finding['remediation']['reason']
+
+
+@pytest.mark.parametrize('probe', [None, {'address': '192.0.2.1', 'before': 'open', 'after': 'blocked'},
+                                   {'address': '192.0.2.1', 'before': 'refused', 'after': 'blocked'}])
+def test_a_local_listener_keeps_the_rule_based_verification_unless_a_probe_gets_through(probe):
+    finding = _listener_verified(probe)
+    assert finding['status'] == 'remediated' and finding['remediation']['status'] == rp.VERIFIED
+    if probe:
+        assert 'probe from the controller to 192.0.2.1' in finding['remediation']['reason']
