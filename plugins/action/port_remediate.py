@@ -121,7 +121,8 @@ class ActionModule(ActionBase):
         live_blocks = []
         live_published = []
         # A published port is verified from outside the host: a probe before its block, and one after it.
-        probes = self._probe_before(args, task_vars, plan) if not check_mode else {'published': {}, 'blocks': {}}
+        probes = self._probe_before(args, task_vars, plan, connection_port is None) if not check_mode else {
+            'published': {}, 'blocks': {}}
         # One port_block call per network namespace: a container's drift is blocked in its own namespace, and the
         # host's call writes the prerouting table of published ports too (one transaction).
         wheres = set(block['where'] for block in plan['blocks'])
@@ -218,13 +219,18 @@ class ActionModule(ActionBase):
         except (TypeError, ValueError):
             return 22
 
-    def _probe_before(self, args, task_vars, plan):
+    def _probe_before(self, args, task_vars, plan, portless):
         """Probe each port to be blocked from here (the controller, outside the host) before its block: by kind
         (``published``, ``blocks``) and block key, ``{'address', 'before', 'after'}``, or for a published port that
         cannot be probed ``{'address': None, 'why'}``. An input block of the host's is probed only where an address
         of the host reaches it (not a loopback one), and only TCP."""
         fallback = task_vars.get('ansible_host') or self._play_context.remote_addr or task_vars.get('inventory_hostname')
-        addresses, why = probe_addresses(args['probe_addresses'], fallback)
+        if portless and not args['probe_addresses']:
+            # -c local (ansible-pull): the controller is the host, and its own address is no view from outside.
+            addresses, why = {}, ('the %s connection runs on the host itself, so no probe from outside is made '
+                                  '(set probe_addresses to probe from here anyway)' % self._connection_name())
+        else:
+            addresses, why = probe_addresses(args['probe_addresses'], fallback)
         probes = {'published': {}, 'blocks': {}}
         for block in plan['published']:
             address, reason = probe_target(block, addresses, why)

@@ -50,21 +50,26 @@ def probe_addresses(values, fallback_host=None):
     missing when a family has no address; a name that does not resolve gives none, never a guess."""
     found = {}
     problems = []
+
+    def add(address, given):
+        # A loopback address is the controller itself, never the host seen from outside.
+        if address.is_loopback or (address.version == 6 and address.ipv4_mapped is not None and address.ipv4_mapped.is_loopback):
+            problems.append('%s is a loopback address: a probe there reaches the controller, not the host' % given)
+        else:
+            found.setdefault('ipv4' if address.version == 4 else 'ipv6', address.compressed)
+
     for value in values or []:
         try:
-            address = ipaddress.ip_address(str(value).strip().strip('[]'))
+            add(ipaddress.ip_address(str(value).strip().strip('[]')), repr(value))
         except ValueError:
             problems.append('%r is not an IP address' % (value,))
-            continue
-        found.setdefault('ipv4' if address.version == 4 else 'ipv6', address.compressed)
     if values:
         return found, '; '.join(problems) or None
     if not fallback_host:
         return found, 'no probe address is known for this host (set probe_addresses)'
     try:
-        address = ipaddress.ip_address(str(fallback_host).strip('[]'))
-        found['ipv4' if address.version == 4 else 'ipv6'] = address.compressed
-        return found, None
+        add(ipaddress.ip_address(str(fallback_host).strip('[]')), repr(fallback_host))
+        return found, '; '.join(problems) or None
     except ValueError:
         pass
     try:
@@ -72,9 +77,8 @@ def probe_addresses(values, fallback_host=None):
     except (OSError, UnicodeError) as exc:
         return found, 'the host address %r does not resolve here (%s); set probe_addresses' % (fallback_host, exc)
     for info in infos:
-        address = ipaddress.ip_address(info[4][0].split('%', 1)[0])
-        found.setdefault('ipv4' if address.version == 4 else 'ipv6', address.compressed)
-    return found, None
+        add(ipaddress.ip_address(info[4][0].split('%', 1)[0]), '%r (%s)' % (fallback_host, info[4][0]))
+    return found, '; '.join(problems) or None
 
 
 def probe_target(block, addresses, why):

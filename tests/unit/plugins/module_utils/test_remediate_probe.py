@@ -43,3 +43,10 @@ def test_probe_target(block, expected):
     address, why = rpr.probe_target(block, {'ipv4': '192.0.2.1'}, None)
     assert address == expected[0]
     assert (why is None) if expected[1] is None else (expected[1] in why)
+
+
+@pytest.mark.parametrize('values, fallback', [(['127.0.0.1'], None), (['::1'], None), ([], 'localhost'),
+                                              ([], '127.0.0.1'), (['::ffff:127.0.0.1'], None)])
+def test_a_loopback_address_is_never_a_view_from_outside(values, fallback):
+    found, reason = rpr.probe_addresses(values, fallback)
+    assert found == {} and 'loopback' in reason
