@@ -34,7 +34,7 @@ from ansible_collections.portwarden.compliance.plugins.module_utils.remediate_pl
     refused_actions,
     verify_remediation,
 )
-from ansible_collections.portwarden.compliance.plugins.module_utils.remediate_probe import probe_addresses, probe_target, probe_tcp
+from ansible_collections.portwarden.compliance.plugins.module_utils.remediate_probe import probe_addresses, probe_target, probe_tcp_many
 from ansible_collections.portwarden.compliance.plugins.module_utils.report_sockets import HOST_WHERE
 from ansible_collections.portwarden.compliance.plugins.plugin_utils.audit_host import (
     AUDIT_ARGUMENT_SPEC,
@@ -234,31 +234,40 @@ class ActionModule(ActionBase):
         probes = {'published': {}, 'blocks': {}}
         for block in plan['published']:
             address, reason = probe_target(block, addresses, why)
-            if address is None:
-                probes['published'][block_key(block)] = {'address': None, 'why': reason, 'before': None, 'after': None}
-            else:
-                probes['published'][block_key(block)] = {
-                    'address': address, 'before': probe_tcp(address, block['port'], args['probe_timeout']), 'after': None}
+            probes['published'][block_key(block)] = {'address': address, 'why': reason, 'before': None, 'after': None}
         for block in plan['blocks']:
             if block['where'] != HOST_WHERE or block['protocol'] != 'tcp' or bind_class(block.get('address') or '::') == 'loopback':
                 continue
             address, _reason = probe_target(dict(block, family=block.get('family') or ('ipv4' if 'ipv4' in addresses else 'ipv6')),
                                             addresses, why)
             if address is not None:
-                probes['blocks'][block_key(block)] = {
-                    'address': address, 'before': probe_tcp(address, block['port'], args['probe_timeout']), 'after': None}
+                probes['blocks'][block_key(block)] = {'address': address, 'why': None, 'before': None, 'after': None}
+        self._probe_all(args, plan, probes, 'before')
         return probes
+
+    def _probe_all(self, args, plan, probes, when, outcomes=None):
+        """Probe, all at once, every port of ``probes`` that has an address (after: only where the block is applied)."""
+        targets = []
+        for kind in ('published', 'blocks'):
+            for block in plan[kind]:
+                probe = probes[kind].get(block_key(block))
+                if probe is None or not probe['address']:
+                    continue
+                if outcomes is not None and (outcomes[kind].get(block_key(block)) or (None,))[0] != APPLIED:
+                    continue
+                targets.append((probe, block['port']))
+        answers = probe_tcp_many([(probe['address'], port) for probe, port in targets], args['probe_timeout'])
+        for (probe, _port), answer in zip(targets, answers):
+            probe[when] = answer
 
     def _probe_after(self, args, plan, probes, outcomes, actions):
         """Probe again each port whose block is now in place, and list what both probes saw."""
+        self._probe_all(args, plan, probes, 'after', outcomes)
         for kind, describe in (('published', describe_published), ('blocks', describe_block)):
             for block in plan[kind]:
                 probe = probes[kind].get(block_key(block))
                 if probe is None:
                     continue
-                status = (outcomes[kind].get(block_key(block)) or (None,))[0]
-                if probe['address'] and status == APPLIED:
-                    probe['after'] = probe_tcp(probe['address'], block['port'], args['probe_timeout'])
                 if probe['address']:
                     detail = 'from the controller to %s port %d: %s before the block, %s after it' % (
                         probe['address'], block['port'], probe['before'], probe['after'] or 'not probed (the block is not in place)')

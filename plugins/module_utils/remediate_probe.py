@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import threading
 
 OPEN = 'open'
 REFUSED = 'refused'
@@ -42,6 +43,22 @@ def probe_tcp(address, port, timeout=2.0):
         return 'error: %s' % (exc.strerror or exc)
     finally:
         sock.close()
+
+
+def probe_tcp_many(targets, timeout=2.0):
+    """``probe_tcp`` of every ``(address, port)`` of ``targets`` at once (a silent port costs the timeout once, not
+    once per port): the answers in the order of ``targets``."""
+    answers = [None] * len(targets)
+
+    def run(index, address, port):
+        answers[index] = probe_tcp(address, port, timeout)
+
+    threads = [threading.Thread(target=run, args=(index, address, port)) for index, (address, port) in enumerate(targets)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return answers
 
 
 def probe_addresses(values, fallback_host=None):

@@ -50,3 +50,18 @@ def test_probe_target(block, expected):
 def test_a_loopback_address_is_never_a_view_from_outside(values, fallback):
     found, reason = rpr.probe_addresses(values, fallback)
     assert found == {} and 'loopback' in reason
+
+
+def test_probe_tcp_many_answers_in_the_order_asked():
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.bind(('127.0.0.1', 0))
+    server.listen(4)
+    closed = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    closed.bind(('127.0.0.1', 0))  # bound, never listening: refused
+    try:
+        targets = [('127.0.0.1', closed.getsockname()[1]), ('127.0.0.1', server.getsockname()[1])] * 2
+        assert rpr.probe_tcp_many(targets, 2.0) == ['refused', 'open', 'refused', 'open']
+        assert rpr.probe_tcp_many([], 2.0) == []
+    finally:
+        server.close()
+        closed.close()
