@@ -196,7 +196,9 @@ class ActionModule(ActionBase):
             if found.get('failed'):
                 raise AnsibleActionFail('lifting the portwarden firewall blocks failed (%s): %s' % (where, _module_error(found)))
             if found.get('diff') and found.get('changed'):
-                header = 'nftables table inet portwarden%s' % ('' if where == HOST_WHERE else ' in ' + where)
+                tables = 'tables inet portwarden, inet portwarden_published' if (found.get('published') or {}).get('removed') \
+                    else 'table inet portwarden'
+                header = 'nftables %s%s' % (tables, '' if where == HOST_WHERE else ' in ' + where)
                 diffs.append(dict(found['diff'], before_header=header, after_header=header))
             changed |= bool(found.get('changed'))
         return changed
