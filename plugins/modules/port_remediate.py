@@ -203,10 +203,12 @@ findings:
       sample: {"strategy": "firewall", "status": "verified", "target": "tcp 0.0.0.0 port 856", "reason": "blocked by the portwarden firewall"}
 probes:
   description:
-    - The probes of published ports made from the controller, one per prerouting block, in a real (not check mode) run.
+    - The probes made from the controller in a real (not check mode) run, one per prerouting block of a published port
+      and one per input block of the host that an address of the host reaches (TCP only).
     - C(block) names the block; C(address) is where the controller connected (V(null) when no probe could be made,
       then C(why) says why); C(before) and C(after) are what it saw before and after the block, V(open), V(refused),
-      V(blocked) (no answer in O(probe_timeout)) or C(error: ...); C(after) is V(null) when the block was not applied.
+      V(blocked) (no answer in O(probe_timeout)) or an error the connect gave (C(error) and its text); C(after) is
+      V(null) when the block was not applied.
   returned: in remediate mode
   type: list
   elements: dict
