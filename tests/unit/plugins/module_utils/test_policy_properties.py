@@ -216,7 +216,7 @@ owner_patterns = _mostly(_OWNER_LISTS,
 severities = st.sampled_from(SEVERITIES)
 
 
-_MASKS = [st.integers(0, 2 ** count - 1) for count in range(9)]
+_MASKS = [st.integers(0, 2 ** count - 1) for count in range(10)]
 
 
 def _optional(draw, strategies):
@@ -228,7 +228,8 @@ def _optional(draw, strategies):
 
 _MATCH_KEYS = {'ports': ports, 'protocols': protocol_lists, 'families': family_lists, 'bind': bind_lists,
                'include_ephemeral': st.booleans()}
-_EXPECT_KEYS = {'processes': owner_patterns, 'users': owner_patterns, 'units': owner_patterns,
+_OWNER_KEYS = {'processes': owner_patterns, 'users': owner_patterns, 'exe': owner_patterns, 'units': owner_patterns}
+_EXPECT_KEYS = {'processes': owner_patterns, 'users': owner_patterns, 'exe': owner_patterns, 'units': owner_patterns,
                 'bind': st.one_of(st.sampled_from(BIND_CLASSES), bind_lists)}
 _RULE_KEYS = {'description': descriptions, 'severity': severities, 'hosts': host_lists}
 _WAIVER_KEYS = {'hosts': host_lists, 'ports': ports, 'protocols': protocol_lists, 'ticket': names, 'approved_by': names}
@@ -247,6 +248,8 @@ def _rule_bodies(draw):
 def _waiver_bodies(draw):
     waiver = {'reason': draw(names), 'expires': draw(EXPIRY_DATES).isoformat()}
     waiver.update(_optional(draw, _WAIVER_KEYS))
+    if draw(st.integers(0, 2)) == 0:  # a third of the waivers bound to processes
+        waiver.update(_optional(draw, _OWNER_KEYS))
     return waiver
 
 
@@ -258,7 +261,8 @@ def _random_subset(rng, choices):
 def _random_rule_body(rng):
     rule = {'match': _random_subset(rng, {'ports': _PORT_SPECS, 'protocols': _PROTOCOL_LISTS, 'families': _FAMILY_LISTS,
                                           'bind': _BIND_LISTS, 'include_ephemeral': [False, True]}),
-            'expect': _random_subset(rng, {'processes': _OWNER_LISTS, 'users': _OWNER_LISTS, 'units': _OWNER_LISTS,
+            'expect': _random_subset(rng, {'processes': _OWNER_LISTS, 'users': _OWNER_LISTS, 'exe': _OWNER_LISTS,
+                                           'units': _OWNER_LISTS,
                                            'bind': list(BIND_CLASSES) + _BIND_LISTS}) or 'closed'}
     rule.update(_random_subset(rng, {'description': [''] + _TEXT_POOL, 'severity': SEVERITIES, 'hosts': _HOST_LISTS}))
     return rule
@@ -269,6 +273,9 @@ def _random_waiver_body(rng):
               'expires': (_FIRST_DAY + datetime.timedelta(days=rng.randint(0, 2556))).isoformat()}
     waiver.update(_random_subset(rng, {'hosts': _HOST_LISTS, 'ports': _PORT_SPECS, 'protocols': _PROTOCOL_LISTS,
                                        'ticket': _TEXT_POOL, 'approved_by': _TEXT_POOL}))
+    if rng.random() < 0.3:  # bound to processes
+        waiver.update(_random_subset(rng, {'processes': _OWNER_LISTS, 'users': _OWNER_LISTS, 'exe': _OWNER_LISTS,
+                                           'units': _OWNER_LISTS}))
     return waiver
 
 
@@ -494,7 +501,7 @@ def _owner_problems(expect, processes):
     problems = 0
     for proc in processes:
         for key, values in (('processes', (proc['name'], proc['exe'])), ('users', (proc['user'], str(proc['uid']))),
-                            ('units', (proc['unit'],))):
+                            ('exe', (proc['exe'],)), ('units', (proc['unit'],))):
             if key in expect and not any(value is not None and fnmatch.fnmatchcase(value, pattern)
                                          for pattern in expect[key] for value in values):
                 problems += 1
@@ -526,16 +533,17 @@ def reference_findings(policy, gathered, host, groups, today):
             matched = True
             expect = rule['expect']
             if expect == 'closed':
-                findings.append([rule['id'], protocol, entry['address'], port, 'drift'])
+                findings.append([rule['id'], protocol, entry['address'], port, 'drift', entry['processes']])
                 continue
             wanted = expect.get('bind')
             drift = wanted is not None and bind not in (wanted if isinstance(wanted, list) else [wanted])
-            owners = any(key in expect for key in ('processes', 'users', 'units'))
+            owners = any(key in expect for key in _OWNER_KEYS)
             drift = drift or bool(owners and _owner_problems(expect, entry['processes']))
             if drift or (owners and not entry['processes']):
-                findings.append([rule['id'], protocol, entry['address'], port, 'drift' if drift else 'unknown'])
+                findings.append([rule['id'], protocol, entry['address'], port, 'drift' if drift else 'unknown',
+                                 entry['processes']])
         if policy.get('default') == 'deny' and not matched and not entry['ephemeral']:
-            findings.append([DEFAULT_RULE_ID, protocol, entry['address'], port, 'drift'])
+            findings.append([DEFAULT_RULE_ID, protocol, entry['address'], port, 'drift', entry['processes']])
     for finding in findings:
         for waiver in policy.get('waivers') or []:
             if waiver['rule'] != finding[0] or not _applies(waiver.get('hosts'), host, groups):
@@ -544,10 +552,13 @@ def reference_findings(policy, gathered, host, groups, today):
                 continue
             if 'ports' in waiver and finding[3] not in port_set(waiver['ports'], finding[1]):
                 continue
+            holders = finding[5]
+            if any(key in waiver for key in _OWNER_KEYS) and (not holders or _owner_problems(waiver, holders)):
+                continue  # bound to processes: every holder known and allowed, as a rule's expect would allow it
             if datetime.date.fromisoformat(waiver['expires']) >= today:
                 finding[4] = 'waived'
                 break
-    return sorted(tuple(finding) for finding in findings)
+    return sorted(tuple(finding[:5]) for finding in findings)
 
 
 def _rule_findings(result):
@@ -681,6 +692,7 @@ _bad_dates = st.one_of(
     _wrong(str))
 _bad_ids = st.one_of(st.sampled_from(['', '-a', '.a', '_a', 'a b', 'a/b', 'a:b', '\u00e4', 'a\tb']), _wrong(str))
 
+_bad_owner_lists = st.one_of(st.sampled_from(['sshd', [], [''], [1], [None], {}, None, True, [['sshd']]]), _wrong(list))
 # The value slots of the language and the values that certainly do not belong there.
 BAD_VALUES = {
     'policy_version': st.one_of(st.sampled_from([2, '1', 0, None, True, 1.5, [1], -1]), _not_one),
@@ -717,14 +729,19 @@ BAD_VALUES = {
     'waiver.ticket': _bad_strings,
     'waiver.approved_by': _bad_strings,
     'waiver.expires': _bad_dates,
+    'waiver.processes': _bad_owner_lists,
+    'waiver.users': _bad_owner_lists,
+    'waiver.exe': _bad_owner_lists,
+    'waiver.units': _bad_owner_lists,
 }
 ALLOWED_KEYS = {
     'top': ('policy_version', 'name', 'description', 'default', 'default_severity', 'waiver_warning_days', 'rules',
             'waivers'),
     'rule': ('id', 'description', 'match', 'expect', 'severity', 'hosts'),
     'match': ('ports', 'protocols', 'families', 'bind', 'include_ephemeral'),
-    'expect': ('processes', 'users', 'units', 'bind'),
-    'waiver': ('rule', 'hosts', 'ports', 'protocols', 'reason', 'ticket', 'approved_by', 'expires'),
+    'expect': ('processes', 'users', 'exe', 'units', 'bind'),
+    'waiver': ('rule', 'hosts', 'ports', 'protocols', 'processes', 'users', 'exe', 'units', 'reason', 'ticket', 'approved_by',
+               'expires'),
 }
 REQUIRED_KEYS = {'top': ('policy_version', 'name'), 'rule': ('id', 'match', 'expect'),
                  'waiver': ('rule', 'reason', 'expires')}
