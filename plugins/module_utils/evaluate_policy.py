@@ -214,9 +214,11 @@ class Rule(object):
     """One compiled rule: port sets per protocol, optional filters, the expectation."""
 
     __slots__ = ('bind', 'closed', 'closed_text', 'description', 'families', 'id', 'include_ephemeral', 'namespaces',
-                 'owners', 'plain', 'ports', 'published_text', 'remediate', 'scope', 'severity', 'suffix', 'via', 'want_bind')
+                 'owners', 'plain', 'ports', 'published_text', 'remediate', 'scope', 'severity', 'source', 'suffix', 'via',
+                 'want_bind')
 
     def __init__(self, data):
+        self.source = data  # as the policy wrote it, for explanations
         self.id = data['id']
         self.description = data.get('description') or ''
         self.severity = data.get('severity', 'medium')
@@ -360,9 +362,11 @@ WAIVER_VERDICTS = ('protocols', 'namespaces', 'ports', 'expired', 'not_covered',
 
 
 class Waiver(object):
-    __slots__ = ('approved_by', 'expires', 'namespaces', 'owners', 'ports', 'protocols', 'reason', 'rule', 'scope', 'ticket')
+    __slots__ = ('approved_by', 'expires', 'namespaces', 'owners', 'ports', 'protocols', 'reason', 'rule', 'scope', 'source',
+                 'ticket')
 
     def __init__(self, data):
+        self.source = data  # as the policy wrote it, for explanations
         self.rule = data['rule']
         self.scope = HostScope(data.get('hosts'))
         self.namespaces = _namespace_scope(data.get('namespaces'))
@@ -967,6 +971,11 @@ class _Findings(object):
         })
 
 
+def findings_builder():
+    """A new builder of findings, as the evaluation of one host uses (for explanations: the same messages)."""
+    return _Findings()
+
+
 def _exposure_entry(exposure):
     """An exposure as the rules read a socket: reached ``via`` nat, on the host, never ephemeral; one reached only
     from the output hook takes only the host's own traffic, so it is bound to loopback as far as rules go."""
@@ -1030,7 +1039,18 @@ def _who(processes):
     return '%s as %s' % (names, ', '.join(users))
 
 
-def _apply_waivers(findings, compiled, host, groups, today, warnings, reasons):
+def judge_socket(rule, entry, builder):
+    """Add the finding of a rule (not ``closed``) that matched a socket, if it has one: ``(problems, unknown)``."""
+    problems, unknown = rule.violations(entry)
+    if problems:
+        builder.add(rule.id, rule.severity, entry, (' %s (' % '; '.join(problems), ')' + rule.suffix))
+    elif unknown:
+        builder.add(rule.id, rule.severity, entry, (': ', '; '.join(unknown) + rule.suffix), status='unknown')
+    return problems, unknown
+
+
+def apply_waivers(findings, compiled, host, groups, today, warnings, reasons):
+    """Judge every finding of one host against the waivers in its scope: waived, or a message saying why not."""
     by_rule = {}
     for waiver in compiled.waivers:
         if waiver.scope.applies(host, groups):
@@ -1140,11 +1160,7 @@ def _evaluate_host(gathered, compiled, host, groups, today):
                 if rule.closed:
                     add(rule.id, rule.severity, entry, rule.closed_text)
                     continue
-                problems, unknown = rule.violations(entry)
-                if problems:
-                    builder.add(rule.id, rule.severity, entry, (' %s (' % '; '.join(problems), ')' + rule.suffix))
-                elif unknown:
-                    builder.add(rule.id, rule.severity, entry, (': ', '; '.join(unknown) + rule.suffix), status='unknown')
+                judge_socket(rule, entry, builder)
             if deny and not matched and not entry['ephemeral']:
                 builder.add(DEFAULT_RULE_ID, compiled.default_severity, entry, builder.DEFAULT_TEXT)
         except (KeyError, TypeError, ValueError, IndexError) as exc:
@@ -1161,7 +1177,7 @@ def _evaluate_host(gathered, compiled, host, groups, today):
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             reasons.append('a gathered exposure could not be evaluated (%s): %s' % (exc, _brief(exposure)))
     findings = builder.items
-    _apply_waivers(findings, compiled, host, groups, today, warnings, reasons)
+    apply_waivers(findings, compiled, host, groups, today, warnings, reasons)
     if any(finding['status'] == 'unknown' for finding in findings):
         reasons.append('some rules need process facts the gather could not give (run with become)')
     result = _result(host, compiled, None, findings, reasons, warnings, coverage, today)
