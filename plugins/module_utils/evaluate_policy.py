@@ -323,20 +323,38 @@ class Owners(object):
     def misses(self, proc):
         """What about one holder these patterns do not allow: ``(key, 'LABEL...; allowed NOUN: PATTERNS')`` pairs."""
         return [(key, _owner_miss(key, patterns, proc)) for key, patterns in self.patterns
-                if not _any_match(patterns, _owner_values(proc, key))]
+                if not _owner_match(key, patterns, proc)]
+
+    def noun(self, key):
+        """What of a holder ``key`` reads, in words (processes given only as paths read the executable)."""
+        patterns = dict(self.patterns).get(key) or ()
+        return 'executable' if key == 'processes' and _owner_values({}, key, patterns) == (None,) else _OWNER_NOUNS[key]
 
     def unknown(self, proc):
         """The keys whose every field is unknown for this holder (a gather without root): nothing to match. A unit
         is never unknown: the cgroup is readable by anyone, and no unit means the process is in none."""
-        return [key for key, _patterns in self.patterns
-                if key != 'units' and all(value is None for value in _owner_values(proc, key))]
+        return [key for key, patterns in self.patterns
+                if key != 'units' and all(value is None for value in _owner_values(proc, key, patterns))]
 
 
-def _owner_values(proc, key):
+def _owner_values(proc, key, patterns=()):
+    """The fields of a holder that ``key``'s patterns are matched against (paths only, for processes given as paths)."""
     if key == 'users':
         uid = proc.get('uid')
         return (proc.get('user'), None if uid is None else str(uid))
+    if key == 'processes' and patterns and all('/' in pattern for pattern in patterns):
+        return (proc.get('exe'),)
     return tuple(proc.get(field) for field in _OWNER_FIELDS[key])
+
+
+def _owner_match(key, patterns, proc):
+    if key != 'processes':
+        return _any_match(patterns, _owner_values(proc, key))
+    # A process sets its own name (comm: any 15 bytes, a slash too): a pattern with a slash is an executable path,
+    # matched against the executable only, so that no name can pass for the path.
+    name, exe = proc.get('name'), proc.get('exe')
+    return any((exe is not None and fnmatch.fnmatchcase(exe, pattern))
+               or ('/' not in pattern and name is not None and fnmatch.fnmatchcase(name, pattern)) for pattern in patterns)
 
 
 def _owner_miss(key, patterns, proc):
@@ -428,7 +446,7 @@ class Waiver(object):
                 rogues.extend(known)
             else:
                 blind.append('%s[%s] has no known %s' % (proc.get('name'), proc.get('pid'),
-                                                         ' or '.join(_OWNER_NOUNS[key] for key in unknown)))
+                                                         ' or '.join(self.owners.noun(key) for key in unknown)))
         if rogues:
             return 'not_covered', '; '.join(rogues)
         if blind:

@@ -104,7 +104,6 @@ def test_the_agent_is_covered(agent):
         assert judge(gathered, **bound)[1]['status'] == 'waived', bound
 
 
-@pytest.mark.xfail(strict=True, reason='a path pattern in processes also matches the name, which a rogue chooses')
 def test_a_rogue_named_like_the_agents_path_is_not_covered(agent):
     """comm is anything up to 15 bytes, a slash included: a path pattern in ``processes`` matches the executable only."""
     with Namespace() as namespace:

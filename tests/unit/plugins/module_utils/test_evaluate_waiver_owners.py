@@ -220,3 +220,19 @@ def test_judge_says_why():
     assert compiled.waivers[5].judge(dict(finding, processes=[]), TODAY) == ('unknown', 'no process holding it is known')
     assert ev.compile_policy({'policy_version': 1, 'name': 't', 'waivers': [waiver()]}).waivers[0].judge(
         finding, TODAY) == ('covers', None)
+
+
+@pytest.mark.parametrize('patterns, holder, covered', [
+    (['*/bin/vendor-agent'], dict(ROGUE, name='/bin/vendor-agent'), False),  # a name is no path
+    (['*/bin/vendor-agent'], AGENT, True),
+    (['/opt/*', 'vendor-agent'], dict(ROGUE, name='/opt/x'), False),  # the slash-free pattern needs the name to match
+    (['/opt/*', 'vendor-agent'], ROGUE, True),  # ... and it does: by name
+    (['*/bin/vendor-agent'], dict(AGENT, exe=None), None),  # the path is what it needs, and it is not known
+])
+def test_a_process_pattern_with_a_slash_is_matched_against_the_executable_only(patterns, holder, covered):
+    finding = only(evaluate([waiver(processes=patterns)], sock([holder])))
+    assert finding['status'] == ('waived' if covered else 'drift')
+    if covered is None:
+        assert 'cannot be checked: vendor-agent[100] has no known executable' in finding['message']
+    rule = {'id': 'agent', 'match': {'ports': [856]}, 'expect': {'processes': patterns}}
+    assert bool(evaluate([], sock([holder]), rules=[rule])['findings']) is not bool(covered)

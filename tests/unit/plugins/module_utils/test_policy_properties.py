@@ -334,6 +334,7 @@ _PROCESSES = [
     {'pid': 4242, 'name': 'python3', 'user': None, 'uid': 1000, 'exe': '/usr/bin/python3', 'unit': 'user@1000.service'},
     {'pid': 5, 'name': 'systemd-resolve', 'user': 'systemd-resolve', 'uid': 991, 'exe': None, 'unit': None},
     {'pid': 6, 'name': '[', 'user': '\u00fc', 'uid': 65534, 'exe': None, 'unit': None},
+    {'pid': 7, 'name': '/usr/sbin/sshd', 'user': 'root', 'uid': 0, 'exe': '/tmp/x', 'unit': None},  # a name is chosen
 ]
 
 
@@ -503,7 +504,9 @@ def _owner_problems(expect, processes):
         for key, values in (('processes', (proc['name'], proc['exe'])), ('users', (proc['user'], str(proc['uid']))),
                             ('exe', (proc['exe'],)), ('units', (proc['unit'],))):
             if key in expect and not any(value is not None and fnmatch.fnmatchcase(value, pattern)
-                                         for pattern in expect[key] for value in values):
+                                         for pattern in expect[key]
+                                         # a processes pattern with a slash is a path: the executable's, never a name
+                                         for value in (values[1:] if key == 'processes' and '/' in pattern else values)):
                 problems += 1
     return problems
 
