@@ -328,7 +328,7 @@ class Owners(object):
     def noun(self, key):
         """What of a holder ``key`` reads, in words (processes given only as paths read the executable)."""
         patterns = dict(self.patterns).get(key) or ()
-        return 'executable' if key == 'processes' and _owner_values({}, key, patterns) == (None,) else _OWNER_NOUNS[key]
+        return 'executable' if key == 'processes' and all('/' in pattern for pattern in patterns) else _OWNER_NOUNS[key]
 
     def unknown(self, proc):
         """The keys whose every field is unknown for this holder (a gather without root): nothing to match. A unit

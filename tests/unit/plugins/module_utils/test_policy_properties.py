@@ -33,6 +33,8 @@ import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from ansible_collections.portwarden.compliance.plugins.module_utils import evaluate_explain
+from ansible_collections.portwarden.compliance.plugins.module_utils import evaluate_policy as ev
 from ansible_collections.portwarden.compliance.plugins.module_utils.evaluate_policy import (
     STATUSES,
     compile_policy,
@@ -637,6 +639,41 @@ def test_waivers_for_everything_leave_no_drift(policy, gathered):
     assert [f['status'] for f in results['expired']['findings']] == [f['status'] for f in results['bare']['findings']]
     assert all('waiver_expired' in finding for finding in results['expired']['findings'])
     assert results['expired']['status'] == results['bare']['status']
+
+
+EXPLAIN_EXAMPLES = int(1000 * _SCALE)
+
+
+def _socket_key(item):
+    return (item['protocol'], item['family'], item['address'], item['port'])
+
+
+@settings(max_examples=EXPLAIN_EXAMPLES, **_SETTINGS)
+@given(policy=valid_policies(), gathered=gather_results(), place=st.sampled_from(_PLACES), day=st.integers(-3, 400))
+def test_explain_decides_as_the_evaluation(policy, gathered, place, day):
+    """portwarden explain, for every socket of a gather: the findings the evaluation gives that socket (rule, status,
+    message), and so its decision; a rule that gave a finding is one the explanation says matched."""
+    if not well_formed_coverage(gathered) or ev.gather_problem(gathered) is not None:
+        return
+    compiled = compile_policy(policy)
+    host, groups = place
+    today = datetime.date(2024, 1, 1) + datetime.timedelta(days=day * 7)
+    result = evaluate_host(gathered, compiled, host, groups, today)
+    by_socket = {}
+    for finding in result['findings']:
+        by_socket.setdefault(_socket_key(finding), []).append(finding)
+    explained = []
+    for entry in gathered['sockets']:
+        explanation = evaluate_explain.explain_socket(entry, compiled, host, groups, today, gathered['coverage'])
+        explained.extend((_socket_key(entry), f['rule'], f['status'], f['message']) for f in explanation['findings'])
+        matched = set(step['rule'] for step in explanation['rules'] if step['matched'])
+        assert set(f['rule'] for f in explanation['findings']) - {DEFAULT_RULE_ID} <= matched
+        assert [step['rule'] for step in explanation['rules']] == [rule['id'] for rule in policy.get('rules') or []]
+        if sum(1 for other in gathered['sockets'] if _socket_key(other) == _socket_key(entry)) == 1:
+            assert explanation['decision'] == evaluate_explain.socket_decision(by_socket.get(_socket_key(entry), []))
+        assert evaluate_explain.explain_lines(explanation)[-1 - len(explanation['host_notes'])].startswith(
+            'decision: %s' % explanation['decision'])
+    assert sorted(explained) == sorted((_socket_key(f), f['rule'], f['status'], f['message']) for f in result['findings'])
 
 
 # ---- corrupted policies --------------------------------------------------------------------------
