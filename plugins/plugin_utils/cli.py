@@ -325,8 +325,12 @@ def _explain_report(args):
         raise _ExplainError('%s: policy %s (sha256 %s) is not the one the report was judged under (%s, sha256 %s)' % (
             path, args.policy, compiled.digest, report['policy'].get('name'), report['policy'].get('sha256')))
     today = datetime.date.fromisoformat(entry['evaluated_on']) if entry.get('evaluated_on') else None
+    sockets = _report_sockets(findings)
+    if not sockets:
+        raise _ExplainError('%s: the findings of host %s on port %d are of a published port (via nat), which explain '
+                            'tells from the report without --policy, not rule by rule' % (path, args.host, args.port))
     explanations = []
-    for socket in _report_sockets(findings):
+    for socket in sockets:
         explanation = evaluate_explain.explain_socket(socket, compiled, args.host, args.group, today, entry['coverage'])
         recorded = sorted((f['rule'], f['status'], f['message']) for f in findings if f.get('via') != 'nat'
                           and (f['protocol'], f['address'], f['port']) == (socket['protocol'], socket['address'],
