@@ -246,9 +246,7 @@ def _explain_gathers(args):
         raise _ExplainError('--host names the host of one gather; with several, each is named by its file name')
     explanations = []
     for path in args.files:
-        gathered = _load_json(path, 'gather result')
-        if isinstance(gathered, dict) and 'coverage' not in gathered and isinstance(gathered.get('listening'), dict):
-            gathered = gathered['listening']  # a registered listening_sockets_info result saved whole
+        gathered = _load_json(path, 'gather result')  # portwarden gather --format json, or a registered module result
         problem = evaluate_policy.gather_problem(gathered) if isinstance(gathered, dict) and 'coverage' in gathered \
             else 'coverage: expected the gather\'s coverage, got nothing'
         if problem is not None:
