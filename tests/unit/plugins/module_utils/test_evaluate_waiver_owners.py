@@ -236,3 +236,12 @@ def test_a_process_pattern_with_a_slash_is_matched_against_the_executable_only(p
         assert 'cannot be checked: vendor-agent[100] has no known executable' in finding['message']
     rule = {'id': 'agent', 'match': {'ports': [856]}, 'expect': {'processes': patterns}}
     assert bool(evaluate([], sock([holder]), rules=[rule])['findings']) is not bool(covered)
+
+
+def test_reports_say_what_a_waiver_is_bound_to():
+    from ansible_collections.portwarden.compliance.plugins.module_utils.report_formats import _waiver_text
+
+    finding = only(evaluate([waiver(exe=['/opt/vendor/bin/*'], units=['vendor-*'], approved_by='secops')], sock([AGENT])))
+    assert _waiver_text(finding) == ('waived until 2027-06-30: vendor agent (CHG-1), approved by secops, bound to exe '
+                                     '/opt/vendor/bin/*; units vendor-*')
+    assert ev.OWNER_KEYS == ('processes', 'users', 'exe', 'units')
