@@ -1172,7 +1172,7 @@ def _evaluate_host(gathered, compiled, host, groups, today):
                 if rule.plain:
                     if entry['ephemeral'] and not rule.include_ephemeral:
                         continue
-                elif not rule.matches(entry):
+                elif rule.mismatch(entry) is not None:
                     continue
                 matched = True
                 if rule.closed:
