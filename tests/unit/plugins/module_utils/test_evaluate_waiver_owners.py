@@ -245,3 +245,25 @@ def test_reports_say_what_a_waiver_is_bound_to():
     assert _waiver_text(finding) == ('waived until 2027-06-30: vendor agent (CHG-1), approved by secops, bound to exe '
                                      '/opt/vendor/bin/*; units vendor-*')
     assert ev.OWNER_KEYS == ('processes', 'users', 'exe', 'units')
+
+
+@pytest.mark.parametrize('bound, said', [
+    ({'users': ['nobody']}, 'has no known user'),
+    ({'processes': ['/opt/*', 'vendor-agent']}, 'has no known name or executable'),
+    ({'processes': ['/opt/*']}, 'has no known executable'),
+    ({'exe': ['/opt/*'], 'users': ['nobody']}, 'has no known user or executable'),
+])
+def test_what_a_holder_lacks_is_named(bound, said):
+    blank = {'pid': 5, 'name': None, 'user': None, 'uid': None, 'exe': None, 'unit': None}
+    finding = only(evaluate([waiver(**bound)], sock([blank])))
+    assert finding['status'] == 'drift'
+    assert finding['message'].endswith('; waiver (CHG-1) cannot be checked: None[5] %s (run the gather with become)' % said)
+
+
+def test_owner_keys_in_order():
+    owners = ev.Owners({'units': ['u'], 'exe': ['/e'], 'processes': 'p', 'users': ['x'], 'bind': 'any'})
+    assert owners.keys() == ['processes', 'users', 'exe', 'units']
+    assert owners.describe() == {'processes': ['p'], 'users': ['x'], 'exe': ['/e'], 'units': ['u']}
+    assert [key for key, _miss in owners.misses(ROGUE)] == ['processes', 'users', 'exe', 'units']
+    assert owners.unknown({'pid': 1}) == ['processes', 'users', 'exe']
+    assert not ev.Owners({'bind': 'any'}) and ev.Owners({'exe': ['/e']})
