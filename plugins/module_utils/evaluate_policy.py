@@ -1079,36 +1079,30 @@ def apply_waivers(findings, compiled, host, groups, today, warnings, reasons):
     for finding in findings:
         for waiver in by_rule.get(finding['rule'], ()):
             verdict, detail = waiver.judge(finding, today)
-            if verdict in _WAIVER_ELSEWHERE:
-                continue
             ticket = ' (%s)' % waiver.ticket if waiver.ticket else ''
+            # Only "covers" waives: any other verdict, known or not, leaves the finding as it is (fail closed).
+            if verdict == 'covers':
+                finding['waived'] = True
+                finding['waiver'] = waiver.describe()
+                finding['status'] = 'waived'
+                days = (waiver.expires - today).days
+                if days <= compiled.warning_days:
+                    warnings.append('waiver%s for %s on %s %s expires %s, in %d day%s' % (
+                        ticket, waiver.rule, host, socket_label(finding), waiver.expires.isoformat(), days,
+                        '' if days == 1 else 's'))
+                break
             if verdict == 'expired':
                 finding['waiver_expired'] = waiver.describe()
                 finding['message'] += '; waiver%s expired %s' % (ticket, waiver.expires.isoformat())
-                continue
-            if verdict == 'not_covered':
+            elif verdict == 'not_covered':
                 finding['message'] += '; waiver%s does not cover %s' % (ticket, detail)
-                continue
-            if verdict == 'unknown':
+            elif verdict == 'unknown':
                 unchecked += 1
                 finding['message'] += '; waiver%s cannot be checked: %s (run the gather with become)' % (ticket, detail)
-                continue
-            finding['waived'] = True
-            finding['waiver'] = waiver.describe()
-            finding['status'] = 'waived'
-            days = (waiver.expires - today).days
-            if days <= compiled.warning_days:
-                warnings.append('waiver%s for %s on %s %s expires %s, in %d day%s' % (
-                    ticket, waiver.rule, host, socket_label(finding), waiver.expires.isoformat(), days,
-                    '' if days == 1 else 's'))
-            break
     if unchecked:
         reasons.append('waivers bound to processes could not be checked on %d finding%s: the gather did not give the '
                        'process facts they name, so those findings are not waived (run with become)'
                        % (unchecked, '' if unchecked == 1 else 's'))
-
-
-_WAIVER_ELSEWHERE = frozenset(('protocols', 'namespaces', 'ports'))
 
 
 def evaluate_host(gathered, compiled, host, groups=(), today=None):

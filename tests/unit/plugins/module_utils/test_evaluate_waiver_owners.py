@@ -218,6 +218,15 @@ def test_judge_says_why():
     verdicts = [item.judge(finding, TODAY)[0] for item in compiled.waivers[:5]]
     assert verdicts == ['protocols', 'ports', 'namespaces', 'expired', 'not_covered']
     assert compiled.waivers[5].judge(dict(finding, processes=[]), TODAY) == ('unknown', 'no process holding it is known')
+    covered = dict(finding, processes=[dict(AGENT, exe='/x'), dict(AGENT, pid=101, exe='/x')])
+    assert compiled.waivers[5].judge(covered, TODAY) == ('covers', None)
+    two = dict(finding, processes=[ROGUE, dict(ROGUE, pid=667), HIDDEN, dict(HIDDEN, pid=102)])
+    assert compiled.waivers[5].judge(two, TODAY) == ('not_covered', 'vendor-agent[666] with executable /tmp/.x/vendor-agent; '
+                                                     'allowed executables: /x; vendor-agent[667] with executable '
+                                                     '/tmp/.x/vendor-agent; allowed executables: /x')
+    blind = dict(finding, processes=[HIDDEN, dict(HIDDEN, pid=102)])
+    assert compiled.waivers[5].judge(blind, TODAY) == ('unknown', 'vendor-agent[101] has no known executable; '
+                                                       'vendor-agent[102] has no known executable')
     assert ev.compile_policy({'policy_version': 1, 'name': 't', 'waivers': [waiver()]}).waivers[0].judge(
         finding, TODAY) == ('covers', None)
 
