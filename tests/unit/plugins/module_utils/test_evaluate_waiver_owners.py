@@ -276,3 +276,16 @@ def test_owner_keys_in_order():
     assert [key for key, _miss in owners.misses(ROGUE)] == ['processes', 'users', 'exe', 'units']
     assert owners.unknown({'pid': 1}) == ['processes', 'users', 'exe']
     assert not ev.Owners({'bind': 'any'}) and ev.Owners({'exe': ['/e']})
+
+
+@pytest.mark.parametrize('patterns, holder, verdict', [
+    (['/opt/*'], dict(ROGUE, exe='/tmp/y'), 'not_covered'),  # the executable is known: it is not covered
+    (['/opt/*'], dict(ROGUE, exe=None), 'unknown'),  # a path pattern needs the executable, whatever the name
+    (['/opt/*', 'other'], dict(ROGUE, exe=None), 'not_covered'),  # a name pattern has the name to judge
+    (['other'], dict(ROGUE, name=None, exe=None), 'unknown'),
+])
+def test_what_a_processes_pattern_reads_decides_unknown_or_not_covered(patterns, holder, verdict):
+    compiled = ev.compile_policy({'policy_version': 1, 'name': 't', 'rules': [CLOSED_856],
+                                  'waivers': [waiver(processes=patterns)]})
+    finding = {'protocol': 'tcp', 'port': 856, 'namespace': None, 'processes': [holder]}
+    assert compiled.waivers[0].judge(finding, TODAY)[0] == verdict
