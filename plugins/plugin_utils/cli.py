@@ -12,6 +12,7 @@
 - ``portwarden registry info``: the registry data in use.
 - ``portwarden gate REPORT.json``: gate a pipeline on a saved fleet report (exit 0, 1 drift, 2 unknown/unusable).
 - ``portwarden merge [PART ...] --report-dir OUT [--inventory INV]``: merge part reports into one fleet report, then gate.
+- ``portwarden explain``: why one socket got its verdict (a saved report, or gathers with a policy).
 - ``portwarden --version``: the collection's version (MANIFEST.json of an installed tarball, else galaxy.yml).
 
 Commands import what they need when they run, so ``gather`` stays quick.
@@ -213,6 +214,209 @@ def command_merge(args):
     return outcome['code']
 
 
+class _ExplainError(Exception):
+    """One line saying why ``portwarden explain`` cannot answer (exit 2)."""
+
+
+def _load_json(path, what):
+    from ansible_collections.portwarden.compliance.plugins.plugin_utils.policy_load import refuse_duplicate_keys
+    from ansible_collections.portwarden.compliance.plugins.plugin_utils.report_load import read_regular
+
+    try:
+        raw = read_regular(path)
+    except (OSError, ValueError) as exc:
+        raise _ExplainError('%s: cannot read the %s: %s' % (path, what, getattr(exc, 'strerror', None) or exc)) from None
+    try:
+        return json.loads(raw.decode('utf-8'), object_pairs_hook=refuse_duplicate_keys)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise _ExplainError('%s: (top level): expected a %s as JSON, got text that is not (%s)' % (path, what, exc)) from None
+
+
+def _explain_gathers(args):
+    """``--policy POLICY GATHER.json ...``: evaluate each gather's sockets under the policy, explained."""
+    from ansible_collections.portwarden.compliance.plugins.module_utils import evaluate_explain, evaluate_policy
+    from ansible_collections.portwarden.compliance.plugins.plugin_utils.policy_load import PolicyInvalid, load_policy
+
+    try:
+        compiled = evaluate_policy.compile_policy(load_policy(args.policy))
+    except PolicyInvalid as exc:
+        raise _ExplainError('%s (and %d more)' % (exc.errors[0], len(exc.errors) - 1) if len(exc.errors) > 1
+                            else exc.errors[0]) from None
+    if args.host is not None and len(args.files) > 1:
+        raise _ExplainError('--host names the host of one gather; with several, each is named by its file name')
+    explanations = []
+    for path in args.files:
+        gathered = _load_json(path, 'gather result')  # portwarden gather --format json, or a registered module result
+        problem = evaluate_policy.gather_problem(gathered) if isinstance(gathered, dict) and 'coverage' in gathered \
+            else 'coverage: expected the gather\'s coverage, got nothing'
+        if problem is not None:
+            raise _ExplainError('%s: not a gather result portwarden can judge: %s' % (path, problem))
+        host = args.host or os.path.splitext(os.path.basename(path))[0]
+        entries = evaluate_explain.select_sockets(gathered, args.protocol, args.port, args.address)
+        if not entries:
+            raise _ExplainError('%s: no %s socket%s%s in this gather (%d sockets)' % (
+                path, args.protocol or 'tcp or udp', ' on port %d' % args.port if args.port is not None else '',
+                ' on address %s' % args.address if args.address else '', len(gathered['sockets'])))
+        explanations.extend(evaluate_explain.explain_socket(entry, compiled, host, args.group, coverage=gathered['coverage'])
+                            for entry in entries)
+    return explanations
+
+
+def _report_sockets(findings):
+    """The sockets of a report's findings, as the evaluation read them (a report keeps no ephemeral flag: a socket
+    with a finding was judged as not ephemeral unless a rule asked for ephemeral ones)."""
+    entries = {}
+    for finding in findings:
+        if finding.get('via') == 'nat':
+            continue
+        entry = {'protocol': finding['protocol'], 'family': finding['family'], 'address': finding['address'],
+                 'port': finding['port'], 'v6only': finding.get('v6only'), 'ephemeral': False,
+                 'processes': finding.get('processes') or []}
+        if finding.get('namespace') is not None:
+            entry['namespace'] = finding['namespace']
+        entries.setdefault((entry['protocol'], entry['address'], entry['port'], finding.get('where')), entry)
+    return list(entries.values())
+
+
+def _explain_report(args):
+    """``--host H --port P REPORT``: the findings a saved report holds for one socket, re-explained when --policy
+    names the policy it was judged under."""
+    import datetime
+
+    from ansible_collections.portwarden.compliance.plugins.module_utils import evaluate_explain, evaluate_policy
+    from ansible_collections.portwarden.compliance.plugins.module_utils.report_build import ReportError
+    from ansible_collections.portwarden.compliance.plugins.plugin_utils.policy_load import PolicyInvalid, load_policy
+    from ansible_collections.portwarden.compliance.plugins.plugin_utils.report_load import load_report
+
+    if len(args.files) != 1 or args.host is None or args.port is None:
+        raise _ExplainError('a saved report is explained for one host and port: --host H --port P REPORT.json')
+    path = args.files[0]
+    try:
+        report = load_report(path)
+    except ReportError as exc:
+        data = _load_json(path, 'report')
+        if isinstance(data, dict) and 'sockets' in data and 'coverage' in data:
+            raise _ExplainError('%s: a gather result, not a saved report: explain it with --policy POLICY' % path) from None
+        raise _ExplainError(str(exc)) from None
+    hosts = dict((entry['host'], entry) for entry in report['hosts'])
+    entry = hosts.get(args.host)
+    if entry is None:
+        names = sorted(hosts)
+        raise _ExplainError('%s: no host %s in this report (it has %d: %s%s)' % (
+            path, args.host, len(names), ', '.join(names[:10]), ', ...' if len(names) > 10 else ''))
+    findings = [finding for finding in entry['findings'] if finding['port'] == args.port
+                and (args.protocol is None or finding['protocol'] == args.protocol)
+                and (args.address is None or finding['address'] == args.address)]
+    if not findings:
+        raise _ExplainError('%s: host %s (%s) has no finding on %s port %d%s: a report keeps findings only, so that socket '
+                            'was allowed or not listening; explain its gather with --policy to see every rule' % (
+                                path, args.host, entry['status'], args.protocol or 'tcp or udp', args.port,
+                                ' at %s' % args.address if args.address else ''))
+    if args.policy is None:
+        return [_report_explanation(report, entry, findings)]
+    try:
+        policy = load_policy(args.policy)
+    except PolicyInvalid as exc:
+        raise _ExplainError(exc.errors[0]) from None
+    compiled = evaluate_policy.compile_policy(policy)
+    if compiled.digest != report['policy'].get('sha256'):
+        raise _ExplainError('%s: policy %s (sha256 %s) is not the one the report was judged under (%s, sha256 %s)' % (
+            path, args.policy, compiled.digest, report['policy'].get('name'), report['policy'].get('sha256')))
+    today = datetime.date.fromisoformat(entry['evaluated_on']) if entry.get('evaluated_on') else None
+    sockets = _report_sockets(findings)
+    if not sockets:
+        raise _ExplainError('%s: the findings of host %s on port %d are of a published port (via nat), which explain '
+                            'tells from the report without --policy, not rule by rule' % (path, args.host, args.port))
+    explanations = []
+    for socket in sockets:
+        explanation = evaluate_explain.explain_socket(socket, compiled, args.host, args.group, today, entry['coverage'])
+        recorded = sorted((f['rule'], f['status'], f['message']) for f in findings if f.get('via') != 'nat'
+                          and (f['protocol'], f['address'], f['port']) == (socket['protocol'], socket['address'],
+                                                                            socket['port']))
+        again = sorted((f['rule'], f['status'], f['message']) for f in explanation['findings'])
+        explanation['report'] = {'path': path, 'status': entry['status'], 'reproduced': again == recorded}
+        explanations.append(explanation)
+    return explanations
+
+
+def _report_explanation(report, entry, findings):
+    from ansible_collections.portwarden.compliance.plugins.module_utils.evaluate_explain import socket_decision
+
+    described = dict((rule.get('id'), rule) for rule in report['policy'].get('rules') or [])
+    decision = socket_decision(findings)
+    return {'host': entry['host'], 'status': entry['status'], 'policy': report['policy'],
+            'evaluated_on': entry.get('evaluated_on'),
+            'findings': [{'rule': f['rule'], 'severity': f['severity'], 'status': f['status'], 'message': f['message'],
+                          'label': socket_label(f) if f.get('via') != 'nat' else 'published %s port %d' % (f['protocol'],
+                                                                                                        f['port']),
+                          'description': (described.get(f['rule']) or {}).get('description'),
+                          'waiver': f.get('waiver'), 'waiver_expired': f.get('waiver_expired')} for f in findings],
+            'decision': decision,
+            'decided_by': sorted(set(f['rule'] for f in findings if f['status'] == decision))}
+
+
+def _report_lines(explanation):
+    policy = explanation['policy']
+    lines = ['%s in a saved report: host status %s, policy %s (sha256 %s), evaluated on %s' % (
+        explanation['host'], explanation['status'], printable(policy.get('name')), policy.get('sha256'),
+        explanation['evaluated_on']),
+        'the report keeps the findings of a socket, not the rules that did not match it; give --policy with the same '
+        'policy to see every rule']
+    for finding in explanation['findings']:
+        lines.append('finding of %s (%s) on %s: %s' % (printable(finding['rule']), finding['severity'],
+                                                       printable(finding['label']), finding['status']))
+        lines.append('  %s' % printable(finding['message']))
+        if finding['description']:
+            lines.append('  rule %s: %s' % (printable(finding['rule']), printable(finding['description'])))
+        waiver = finding['waiver'] or finding['waiver_expired']
+        if finding['waiver']:
+            lines.append('  waived until %s: %s' % (printable(waiver.get('expires')), printable(waiver.get('reason'))))
+        elif waiver:
+            lines.append('  its waiver expired %s: %s' % (printable(waiver.get('expires')), printable(waiver.get('reason'))))
+    lines.append('decision: %s (decided by %s)' % (explanation['decision'], printable(', '.join(explanation['decided_by']))))
+    return lines
+
+
+def command_explain(args):
+    from ansible_collections.portwarden.compliance.plugins.module_utils.evaluate_explain import explain_lines
+
+    try:
+        explanations = _explain_gathers(args) if args.policy is not None and not _is_report(args.files) \
+            else _explain_report(args)
+    except _ExplainError as exc:
+        sys.stderr.write('portwarden explain: %s\n' % printable(exc))
+        return EXIT_ERROR
+    if args.format == 'json':
+        sys.stdout.write(json.dumps({'explanations': explanations}, indent=2, sort_keys=True) + '\n')
+        return EXIT_OK
+    blocks = []
+    for explanation in explanations:
+        if 'rules' not in explanation:
+            lines = _report_lines(explanation)
+        else:
+            lines = [printable(line) for line in explain_lines(explanation)]
+            if 'report' in explanation:
+                lines.insert(1, '  re-evaluated under the policy the report %s was judged under: %s' % (
+                    printable(explanation['report']['path']),
+                    'the same findings as the report' if explanation['report']['reproduced'] else
+                    'NOT the findings the report holds (the host\'s groups not given with --group?); the report\'s '
+                    'findings are what the audit decided'))
+        blocks.append('\n'.join(lines))
+    sys.stdout.write('\n\n'.join(blocks) + '\n')
+    return EXIT_OK
+
+
+def _is_report(paths):
+    """Whether the one file given is a saved fleet report (it has a schema_version and hosts), not a gather."""
+    if len(paths) != 1:
+        return False
+    try:
+        data = _load_json(paths[0], 'report or gather result')
+    except _ExplainError:
+        return False
+    return isinstance(data, dict) and 'schema_version' in data and 'hosts' in data
+
+
 def _version_text():
     from ansible_collections.portwarden.compliance.plugins.plugin_utils.collection_version import COLLECTION_ROOT, collection_version
 
@@ -338,7 +542,40 @@ def build_parser():
     merge.add_argument('--allow-unknown', action='store_true',
                        help='do not fail on unknown hosts (not recommended: unknown fails closed)')
     merge.set_defaults(handler=command_merge, parser=merge)
+
+    explain = commands.add_parser(
+        'explain', help='say why a socket got its verdict',
+        description='Explain, in plain words, the verdict on one socket: the rules in policy order, which matched and '
+                    'why or why not (host scope, protocol, port, ephemeral, family, via, namespace, bind, process), '
+                    'which decided, each waiver checked and why it covers or not, and the decision. Two forms: '
+                    '--host H --port P REPORT.json (a saved fleet report: the findings it holds for that socket; with '
+                    '--policy, the policy it was judged under, re-explained rule by rule), or --policy POLICY '
+                    'GATHER.json ... (gather results, from portwarden gather --format json: each socket asked about, '
+                    'every socket without --port; the host is the file name without .json unless --host). Host text is '
+                    'shown escaped. Exit 0, or 2 with one line when it cannot answer (no such host or socket, a file '
+                    'that is not a report, a gather or a policy).')
+    explain.add_argument('files', nargs='+', metavar='REPORT.json|GATHER.json')
+    explain.add_argument('--host', metavar='H', help='the host (a report: required; a gather: its name in host patterns)')
+    explain.add_argument('--port', type=_port_number, metavar='P', help='the port of the socket (required with a report)')
+    explain.add_argument('--protocol', choices=('tcp', 'udp'), help='the protocol of the socket (default: both)')
+    explain.add_argument('--address', metavar='A', help='the local address of the socket, as the gather writes it')
+    explain.add_argument('--policy', metavar='POLICY', help='the policy file: required with gathers; with a report, the '
+                                                            'policy it was judged under (its sha256 must match)')
+    explain.add_argument('--group', action='append', default=[], metavar='GROUP',
+                         help="an inventory group of the host, for rules scoped to group:NAME (repeatable)")
+    explain.add_argument('--format', choices=('text', 'json'), default='text')
+    explain.set_defaults(handler=command_explain)
     return parser
+
+
+def _port_number(text):
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError('%r is not a port number' % text) from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError('%d is not a port number (0-65535)' % port)
+    return port
 
 
 class _PrintableStream(object):
