@@ -1,0 +1,188 @@
+"""The version matrix's entries, run in the background while the rest of the suite runs.
+
+Each entry is one pytest run in a venv of its own: the unit tests, the fleet smoke (with module_defaults)
+and ansible-test sanity under each other ansible-core (``.venv-core-2.NN``), and the module_utils unit
+tests under each target Python (``.venv-target-3.N``). tests/matrix/conftest.py starts one worker as
+soon as the matrix tests are collected (the full suite keeps the other core busy), and a second when
+the first matrix test waits (the rest of the suite is then done). Each test of tests/matrix waits for
+its entry and fails with the entry's output when the entry failed.
+"""
+
+import ast
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+from tests.conftest import REPO
+from tests.helpers import matrix
+
+SUMMARY = re.compile(r'^=+ (.+) in [0-9.]+s(?: \([0-9:]+\))? =+$', re.M)
+COUNTS = re.compile(r'(\d+) (passed|failed|errors?|skipped|xfailed|xpassed|deselected|warnings?)')
+# The unit tests that need a controller-only library (jsonschema, PyYAML, the controller's plugin_utils
+# or action plugins): the target-Python runs leave these out, as a managed host has none of them.
+CONTROLLER_ONLY = ('jsonschema', 'yaml', 'ansible_collections.portwarden.compliance.plugins.plugin_utils',
+                   'ansible_collections.portwarden.compliance.plugins.action')
+MODULE_UTILS_TESTS = os.path.join('tests', 'unit', 'plugins', 'module_utils')
+ENTRY_TIMEOUT = 45 * 60
+
+
+def controller_only(path):
+    """Whether the test file at ``path`` imports a controller-only library."""
+    with open(path) as handle:
+        tree = ast.parse(handle.read(), path)
+    for node in ast.walk(tree):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module]
+        if any(name == lib or name.startswith(lib + '.') for name in names for lib in CONTROLLER_ONLY):
+            return True
+    return False
+
+
+def target_unit_tests():
+    """The module_utils unit test files a managed host's Python runs: those that import no controller library."""
+    folder = os.path.join(REPO, MODULE_UTILS_TESTS)
+    return sorted(os.path.join(MODULE_UTILS_TESTS, name) for name in os.listdir(folder)
+                  if name.startswith('test_') and name.endswith('.py') and not controller_only(os.path.join(folder, name)))
+
+
+def entry_argv(entry):
+    """(argv, extra environment) of a matrix entry: ``core-2.NN-unit|fleet|sanity`` or ``target-3.N-unit``."""
+    kind, version, part = entry.split('-')
+    pytest_argv = ['-m', 'pytest', '-q', '-p', 'no:cacheprovider']
+    if kind == 'core':
+        python = os.path.join(matrix.core_venv(version), 'bin', 'python')
+        paths = {'unit': ['tests/unit'],
+                 'fleet': ['tests/fleet/test_fleet_smoke.py', 'tests/fleet/test_fleet_module_defaults.py'],
+                 'sanity': ['tests/quality/test_sanity.py']}[part]
+        env = {'PORTWARDEN_SANITY_VENV': matrix.core_venv(version)} if part == 'sanity' else {}
+        return [python] + pytest_argv + paths, env
+    python = os.path.join(matrix.target_venv(version), 'bin', 'python')
+    return [python] + pytest_argv + target_unit_tests(), {}
+
+
+def core_entries():
+    return ['core-%s-%s' % (minor, part) for part in ('unit', 'fleet', 'sanity') for minor in matrix.matrix_cores()]
+
+
+def target_entries():
+    return ['target-%s-unit' % version for version in matrix.target_pythons()]
+
+
+class Runner(object):
+    """Runs the entries it is given, each once, writing ENTRY.log and ENTRY.rc into ``directory``."""
+
+    def __init__(self, directory, entries):
+        self.directory = directory
+        self.pending = queue.Queue()
+        # Quick entries first, so that a broken venv shows early; sanity (minutes each) last.
+        for entry in sorted(entries, key=lambda name: (name.endswith('-sanity'), name)):
+            self.pending.put(entry)
+        self.entries = set(entries)
+        self.workers = []
+        self.running = {}
+        self.stopped = False
+        self.lock = threading.Lock()
+
+    def path(self, entry, suffix):
+        return os.path.join(self.directory, '%s.%s' % (entry, suffix))
+
+    def start_workers(self, count):
+        with self.lock:
+            while len(self.workers) < count and not self.stopped:
+                worker = threading.Thread(target=self._work, name='matrix-%d' % len(self.workers), daemon=True)
+                self.workers.append(worker)
+                worker.start()
+
+    def _work(self):
+        while not self.stopped:
+            try:
+                entry = self.pending.get_nowait()
+            except queue.Empty:
+                return
+            self._run(entry)
+
+    def _run(self, entry):
+        log = self.path(entry, 'log')
+        try:
+            argv, extra = entry_argv(entry)
+        except (OSError, ValueError) as error:
+            self._finish(entry, log, 'cannot run %s: %s\n' % (entry, error), 99)
+            return
+        if not os.path.exists(argv[0]):
+            self._finish(entry, log, 'no %s: run scripts/setup.sh matrix first\n' % argv[0], 98)
+            return
+        env = dict(os.environ, **extra)
+        env.pop('PYTEST_ADDOPTS', None)
+        with open(log, 'w') as handle:
+            handle.write('$ %s\n' % ' '.join(argv))
+            handle.flush()
+            proc = subprocess.Popen(argv, cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=handle,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
+            self.running[entry] = proc
+            try:
+                code = proc.wait(timeout=ENTRY_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                handle.write('\nmatrix: %s killed after %d s\n' % (entry, ENTRY_TIMEOUT))
+                code = 97
+            finally:
+                self.running.pop(entry, None)
+        self._finish(entry, log, None, code)
+
+    def _finish(self, entry, log, text, code):
+        if text is not None:
+            with open(log, 'w') as handle:
+                handle.write(text)
+        with open(self.path(entry, 'rc') + '.tmp', 'w') as handle:
+            handle.write('%d\n' % code)
+        os.rename(self.path(entry, 'rc') + '.tmp', self.path(entry, 'rc'))
+
+    def wait(self, entry, timeout):
+        """(exit code, output) of ``entry`` once it has run."""
+        if entry not in self.entries:
+            raise KeyError('%s is not an entry of this run' % entry)
+        deadline = time.monotonic() + timeout
+        while not os.path.exists(self.path(entry, 'rc')):
+            if time.monotonic() > deadline:
+                raise AssertionError('%s did not finish within %d s' % (entry, timeout))
+            if self.workers and not any(worker.is_alive() for worker in self.workers) and self.pending.empty():
+                raise AssertionError('%s: the matrix workers ended without running it' % entry)
+            time.sleep(1)
+        with open(self.path(entry, 'rc')) as handle:
+            code = int(handle.read())
+        with open(self.path(entry, 'log'), errors='replace') as handle:
+            return code, handle.read()
+
+    def stop(self):
+        self.stopped = True
+        for proc in list(self.running.values()):
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def pytest_counts(output):
+    """The counts of the last pytest summary line of ``output``: {'passed': N, 'failed': N, ...}."""
+    found = SUMMARY.findall(output)
+    if not found:
+        return None
+    counts = {}
+    for number, word in COUNTS.findall(found[-1]):
+        counts[{'error': 'errors', 'warning': 'warnings'}.get(word, word)] = int(number)
+    return counts
+
+
+if __name__ == '__main__':  # one entry by hand: python -m tests.matrix.runner core-2.17-fleet
+    argv, extra = entry_argv(sys.argv[1])
+    os.chdir(REPO)
+    os.execve(argv[0], argv, dict(os.environ, **extra))
