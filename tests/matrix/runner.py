@@ -23,34 +23,65 @@ from tests.helpers import matrix
 
 SUMMARY = re.compile(r'^=+ (.+) in [0-9.]+s(?: \([0-9:]+\))? =+$', re.M)
 COUNTS = re.compile(r'(\d+) (passed|failed|errors?|skipped|xfailed|xpassed|deselected|warnings?)')
-# The unit tests that need a controller-only library (jsonschema, PyYAML, the controller's plugin_utils
-# or action plugins): the target-Python runs leave these out, as a managed host has none of them.
+# Libraries a managed host does not have (jsonschema, PyYAML, the controller's plugin_utils and action
+# plugins): the target-Python runs leave out the unit tests that import them.
 CONTROLLER_ONLY = ('jsonschema', 'yaml', 'ansible_collections.portwarden.compliance.plugins.plugin_utils',
                    'ansible_collections.portwarden.compliance.plugins.action')
 MODULE_UTILS_TESTS = os.path.join('tests', 'unit', 'plugins', 'module_utils')
 ENTRY_TIMEOUT = 45 * 60
 
 
-def controller_only(path):
-    """Whether the test file at ``path`` imports a controller-only library."""
+MODULE_UTILS = 'ansible_collections.portwarden.compliance.plugins.module_utils'
+
+
+def _imported(path):
+    """Every module name ``path`` imports (``from X import a`` gives X and X.a)."""
     with open(path) as handle:
         tree = ast.parse(handle.read(), path)
+    names = set()
     for node in ast.walk(tree):
-        names = []
         if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
+            names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module:
-            names = [node.module]
-        if any(name == lib or name.startswith(lib + '.') for name in names for lib in CONTROLLER_ONLY):
-            return True
-    return False
+            names.add(node.module)
+            names.update('%s.%s' % (node.module, alias.name) for alias in node.names)
+    return names
+
+
+def host_module_utils():
+    """The module_utils that run on the managed host: those the modules without an action plugin (which run
+    there whole) import, directly or through each other."""
+    plugins = os.path.join(REPO, 'plugins')
+    pending = [os.path.join(plugins, 'modules', name) for name in sorted(os.listdir(os.path.join(plugins, 'modules')))
+               if name.endswith('.py') and not os.path.exists(os.path.join(plugins, 'action', name))]
+    found = set()
+    while pending:
+        for name in _imported(pending.pop()):
+            if name.startswith(MODULE_UTILS + '.'):
+                short = name[len(MODULE_UTILS) + 1:].split('.')[0]
+                path = os.path.join(plugins, 'module_utils', short + '.py')
+                if short not in found and os.path.exists(path):
+                    found.add(short)
+                    pending.append(path)
+    return found
 
 
 def target_unit_tests():
-    """The module_utils unit test files a managed host's Python runs: those that import no controller library."""
+    """The module_utils unit test files a managed host's Python runs: those of the host's module_utils that
+    import no controller-only library."""
+    host = host_module_utils()
     folder = os.path.join(REPO, MODULE_UTILS_TESTS)
-    return sorted(os.path.join(MODULE_UTILS_TESTS, name) for name in os.listdir(folder)
-                  if name.startswith('test_') and name.endswith('.py') and not controller_only(os.path.join(folder, name)))
+    chosen = []
+    for name in sorted(os.listdir(folder)):
+        if not (name.startswith('test_') and name.endswith('.py')):
+            continue
+        names = _imported(os.path.join(folder, name))
+        if any(imported == lib or imported.startswith(lib + '.') for imported in names for lib in CONTROLLER_ONLY):
+            continue
+        if any(imported.startswith(MODULE_UTILS + '.') and imported[len(MODULE_UTILS) + 1:].split('.')[0] in host
+               for imported in names):
+            chosen.append(os.path.join(MODULE_UTILS_TESTS, name))
+    return chosen
 
 
 def entry_argv(entry):

@@ -1,0 +1,77 @@
+"""Target Pythons: the module_utils that run on managed hosts, under every target Python.
+
+- the unit tests of the host's module_utils (runner.target_unit_tests) in .venv-target-3.N, each a
+  matrix entry of its own (the modules themselves run over SSH in tests/fleet/test_fleet_target_python.py);
+- ``ansible-test sanity --test compile`` of every tested ansible-core, with the target interpreters on PATH.
+  ansible-test skips a Python it cannot find with a warning and still passes, so the test reads which
+  versions it compiled for: each target Python that version of ansible-test supports, and nothing of ours skipped.
+"""
+
+import os
+import re
+import subprocess
+
+import pytest
+
+from tests.helpers import matrix
+from tests.matrix.runner import pytest_counts, target_entries
+from tests.quality.test_sanity import copy_collection
+
+pytestmark = pytest.mark.slow
+
+WAIT = 60 * 60
+RAN = re.compile(r'^Running sanity test "compile" on Python (\d+\.\d+)$', re.M)
+SKIPPED = re.compile(r'^WARNING: Skipping sanity test "compile" on Python (\d+\.\d+) because it could not be found\.$', re.M)
+
+
+@pytest.mark.parametrize('entry', target_entries())
+def test_host_module_utils_unit_tests(matrix_runner, entry):
+    code, output = matrix_runner.wait(entry, WAIT)
+    tail = '\n'.join(output.splitlines()[-80:])
+    counts = pytest_counts(output)
+    assert code == 0 and counts, '%s: exit %d\n%s' % (entry, code, tail)
+    assert counts.get('passed', 0) > 100 and not counts.get('failed') and not counts.get('skipped'), '%s: %s\n%s' % (
+        entry, counts, tail)
+
+
+@pytest.mark.parametrize('version', matrix.target_pythons())
+def test_target_venv_runs_that_python(version):
+    python = os.path.join(matrix.target_venv(version), 'bin', 'python')
+    assert os.path.exists(python), 'no %s: run scripts/setup.sh matrix' % python
+    assert matrix.python_version(python) == version
+
+
+@pytest.fixture(scope='module')
+def collection(tmp_path_factory):
+    return copy_collection(tmp_path_factory.mktemp('compile'))
+
+
+@pytest.fixture(scope='module')
+def interpreters(tmp_path_factory):
+    """A directory of python3.N links to every target interpreter, for ansible-test to find on PATH."""
+    directory = str(tmp_path_factory.mktemp('pythons'))
+    for version in matrix.target_pythons():
+        path = matrix.find_python(version)
+        assert path, 'no interpreter for target Python %s' % version
+        os.symlink(path, os.path.join(directory, 'python%s' % version))
+    return directory
+
+
+@pytest.mark.parametrize('minor', [matrix.default_core()] + matrix.matrix_cores())
+def test_compile_on_every_target_python(collection, interpreters, minor):
+    venv = os.path.join(matrix.REPO, '.venv-sanity') if minor == matrix.default_core() else matrix.core_venv(minor)
+    ansible_test = os.path.join(venv, 'bin', 'ansible-test')
+    assert os.path.exists(ansible_test), 'no %s: run scripts/setup.sh test' % ansible_test
+    env = dict(os.environ, PATH=os.pathsep.join([interpreters, os.path.join(venv, 'bin'), '/usr/bin', '/bin']))
+    env.pop('PYTHONPATH', None)
+    env.pop('ANSIBLE_COLLECTIONS_PATH', None)
+    proc = subprocess.run([ansible_test, 'sanity', '--local', '--test', 'compile', '--color', 'no'], cwd=collection, env=env,
+                          capture_output=True, text=True, check=False)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-6000:]
+    ran, skipped = set(RAN.findall(output)), set(SKIPPED.findall(output))
+    ours = set(matrix.target_pythons())
+    assert ran and ran <= ours, output[-3000:]
+    # What this ansible-test supports beyond our targets (3.7 for 2.17, 3.14 for 2.20 and later) is
+    # skipped: no such interpreter here, so the docs do not claim it.
+    assert not skipped & ours, 'ansible-test %s could not find target Python %s' % (minor, sorted(skipped & ours))
