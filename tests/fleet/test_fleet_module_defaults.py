@@ -39,7 +39,7 @@ def _start_time(pid):
 @pytest.fixture(scope='module')
 def results(module_fleet_factory, tmp_path_factory):
     workdir = str(tmp_path_factory.mktemp('pwd'))
-    fleet = module_fleet_factory(1, prefix='pwd' + _core_minor(), workdir=workdir)
+    fleet = module_fleet_factory(1, prefix='mxd' + _core_minor(), workdir=workdir)
     host = fleet.hosts[0]
     rogue = fleet.listen(host, {'name': 'pwd-rogue', 'sockets': [{'protocol': 'tcp', 'address': '0.0.0.0', 'port': 856},
                                                                  {'protocol': 'udp', 'address': '0.0.0.0', 'port': 857}]})

@@ -3,11 +3,12 @@
 It runs in the full suite on the default ansible-core and, in the version matrix (tests/matrix), under
 every other ansible-core that meta/runtime.yml admits, with that version's ansible-playbook (the harness
 takes the one beside the Python that runs pytest). One run of the port_compliance role in remediate mode
-with ``--check --diff`` and ``fail_on: high``:
+with ``--check --diff`` and ``fail_on: high``, on hosts named after the ansible-core minor (``mxs219-host01``
+under 2.19), as each version of the matrix runs at the same time as the others:
 
-- pwx-host01: a rogue on TCP 856 and UDP 857 (unassigned; the rule says the firewall closes them);
-- pwx-host02: pwx-web on TCP 8080, which the policy allows;
-- pwx-host03: nothing listens.
+- host01: a rogue on TCP 856 and UDP 857 (unassigned; the rule says the firewall closes them);
+- host02: pwx-web on TCP 8080, which the policy allows;
+- host03: nothing listens.
 
 The gate fails on host01's drift, after the report is written; the diff shows the table a real run would
 make; nothing changes on any host.
@@ -43,7 +44,7 @@ def _hosts(report):
 @pytest.fixture(scope='module')
 def smoke(module_fleet_factory, tmp_path_factory):
     workdir = str(tmp_path_factory.mktemp('pwx'))
-    fleet = module_fleet_factory(3, prefix='pwx' + _core_minor(), workdir=workdir)
+    fleet = module_fleet_factory(3, prefix='mxs' + _core_minor(), workdir=workdir)
     h1, h2, h3 = fleet.hosts
     rogue = fleet.listen(h1, {'name': 'pwx-rogue', 'sockets': [{'protocol': 'tcp', 'address': '0.0.0.0', 'port': 856},
                                                                {'protocol': 'udp', 'address': '0.0.0.0', 'port': 857}]})

@@ -29,10 +29,10 @@ def site(module_fleet_factory, tmp_path_factory):
     missing = sorted(version for version, path in interpreters.items() if path is None)
     assert not missing, 'no interpreter for target Python %s (Debian python3.N or pyenv)' % ', '.join(missing)
     workdir = str(tmp_path_factory.mktemp('pwt'))
-    prefix = 'pwt%s' % os.environ.get('PORTWARDEN_FLEET_TAG', '')
+    prefix = 'mxpy%s' % os.environ.get('PORTWARDEN_FLEET_TAG', '')
     hosts = ['%s-host%02d' % (prefix, index) for index in range(1, len(VERSIONS) + 1)]
     hostvars = dict((host, {'ansible_python_interpreter': interpreters[version]}) for host, version in zip(hosts, VERSIONS))
-    fleet = module_fleet_factory(len(VERSIONS), prefix='pwt', workdir=workdir, hostvars=hostvars)
+    fleet = module_fleet_factory(len(VERSIONS), prefix='mxpy', workdir=workdir, hostvars=hostvars)
     rogues = dict((host, fleet.listen(host, {'name': 'pwt-rogue', 'sockets': [
         {'protocol': 'tcp', 'address': '0.0.0.0', 'port': 856}, {'protocol': 'udp', 'address': '0.0.0.0', 'port': 857}]}))
         for host in fleet.hosts)
