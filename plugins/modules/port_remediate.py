@@ -127,6 +127,8 @@ options:
         (see M(portwarden.compliance.port_block)).
     type: path
 requirements:
+  - Python 3.8 to 3.13 on the managed host, which runs the gather, M(portwarden.compliance.port_block) and
+    M(portwarden.compliance.port_kill).
   - jsonschema and PyYAML on the controller; C(nft) on hosts that use the V(firewall) strategy; systemd for V(service).
 notes:
   - Run it with C(become); blocking ports, stopping units and ending other users' processes need root.
