@@ -21,7 +21,8 @@ import time
 from tests.conftest import REPO
 from tests.helpers import matrix
 
-SUMMARY = re.compile(r'^=+ (.+) in [0-9.]+s(?: \([0-9:]+\))? =+$', re.M)
+# pytest's last line: '3 passed in 1.2s' with -q, '==== 3 passed in 1.2s (0:00:01) ====' without.
+SUMMARY = re.compile(r'^(?:=+ )?(\d+ \w+.*?) in [0-9.]+s(?: \([0-9:]+\))?(?: =+)?$')
 COUNTS = re.compile(r'(\d+) (passed|failed|errors?|skipped|xfailed|xpassed|deselected|warnings?)')
 # Libraries a managed host does not have (jsonschema, PyYAML, the controller's plugin_utils and action
 # plugins): the target-Python runs leave out the unit tests that import them.
@@ -202,9 +203,25 @@ class Runner(object):
                 pass
 
 
+def judge(entry, code, output, least=1):
+    """Why the entry's run does not count as passed, or None: it must exit 0 with a pytest summary of at least
+    ``least`` passed tests and none failed, in error or skipped (a venv that cannot reach the fleet or a test
+    that skips itself must not pass the matrix)."""
+    counts = pytest_counts(output)
+    if code != 0:
+        return '%s: exit %d (%s)' % (entry, code, counts or 'no pytest summary')
+    if counts is None:
+        return '%s: exit 0 but no pytest summary' % entry
+    bad = dict((word, counts[word]) for word in ('failed', 'errors', 'skipped', 'xpassed') if counts.get(word))
+    if bad or counts.get('passed', 0) < least:
+        return '%s: %s' % (entry, ', '.join('%d %s' % (number, word) for word, number in sorted(counts.items())))
+    return None
+
+
 def pytest_counts(output):
-    """The counts of the last pytest summary line of ``output``: {'passed': N, 'failed': N, ...}."""
-    found = SUMMARY.findall(output)
+    """The counts of pytest's summary, the last line of ``output``: {'passed': N, 'failed': N, ...}; None when the
+    last line is not a summary (a line that looks like one earlier in the output, printed by a test, is not it)."""
+    found = SUMMARY.findall(output.rstrip().splitlines()[-1] if output.strip() else '')
     if not found:
         return None
     counts = {}

@@ -15,7 +15,7 @@ import yaml
 
 from tests.conftest import REPO
 from tests.helpers import matrix
-from tests.matrix.runner import core_entries, pytest_counts
+from tests.matrix.runner import core_entries, judge
 
 pytestmark = pytest.mark.slow
 
@@ -57,11 +57,8 @@ def test_an_open_or_odd_range_is_refused(spec):
 def test_core_version(matrix_runner, entry):
     """core-2.NN-unit|fleet|sanity: that pytest run, in .venv-core-2.NN, passed and skipped nothing."""
     code, output = matrix_runner.wait(entry, WAIT)
-    tail = '\n'.join(output.splitlines()[-80:])
-    counts = pytest_counts(output)
-    assert code == 0 and counts, '%s: exit %d\n%s' % (entry, code, tail)
-    assert counts.get('passed', 0) > 0 and not counts.get('skipped') and not counts.get('failed'), '%s: %s\n%s' % (
-        entry, counts, tail)
+    problem = judge(entry, code, output)
+    assert problem is None, problem + '\n' + '\n'.join(output.splitlines()[-80:])
 
 
 @pytest.mark.parametrize('minor', matrix.matrix_cores())

@@ -14,7 +14,7 @@ import subprocess
 import pytest
 
 from tests.helpers import matrix
-from tests.matrix.runner import pytest_counts, target_entries
+from tests.matrix.runner import judge, target_entries
 from tests.quality.test_sanity import copy_collection
 
 pytestmark = pytest.mark.slow
@@ -27,11 +27,8 @@ SKIPPED = re.compile(r'^WARNING: Skipping sanity test "compile" on Python (\d+\.
 @pytest.mark.parametrize('entry', target_entries())
 def test_host_module_utils_unit_tests(matrix_runner, entry):
     code, output = matrix_runner.wait(entry, WAIT)
-    tail = '\n'.join(output.splitlines()[-80:])
-    counts = pytest_counts(output)
-    assert code == 0 and counts, '%s: exit %d\n%s' % (entry, code, tail)
-    assert counts.get('passed', 0) > 100 and not counts.get('failed') and not counts.get('skipped'), '%s: %s\n%s' % (
-        entry, counts, tail)
+    problem = judge(entry, code, output, least=100)
+    assert problem is None, problem + '\n' + '\n'.join(output.splitlines()[-80:])
 
 
 @pytest.mark.parametrize('version', matrix.target_pythons())
