@@ -27,9 +27,26 @@ def pytest_collection_finish(session):
 
 
 def pytest_sessionfinish(session):
-    runner = _RUNNER.pop('runner', None)
+    runner = _RUNNER.get('runner')
     if runner is not None:
         runner.stop()
+
+
+def pytest_terminal_summary(terminalreporter):
+    """One line per matrix entry: its exit code and wall time, or that it did not run."""
+    runner = _RUNNER.pop('runner', None)
+    if runner is None:
+        return
+    terminalreporter.section('version matrix')
+    for entry in sorted(runner.entries):
+        try:
+            with open(runner.path(entry, 'rc')) as handle:
+                code, seconds = handle.read().split()
+        except OSError:
+            terminalreporter.write_line('%-22s did not finish' % entry)
+            continue
+        # The verdict (exit 0 is not enough) is the entry's own test; this line is for reading.
+        terminalreporter.write_line('%-22s exit %-3s %6.0f s  %s' % (entry, code, float(seconds), runner.path(entry, 'log')))
 
 
 @pytest.fixture(scope='session')

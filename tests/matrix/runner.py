@@ -120,6 +120,7 @@ class Runner(object):
         self.entries = set(entries)
         self.workers = []
         self.running = {}
+        self.seconds = {}
         self.stopped = False
         self.lock = threading.Lock()
 
@@ -153,6 +154,7 @@ class Runner(object):
             return
         env = dict(os.environ, **extra)
         env.pop('PYTEST_ADDOPTS', None)
+        started = time.monotonic()
         with open(log, 'w') as handle:
             handle.write('$ %s\n' % ' '.join(argv))
             handle.flush()
@@ -168,18 +170,18 @@ class Runner(object):
                 code = 97
             finally:
                 self.running.pop(entry, None)
-        self._finish(entry, log, None, code)
+        self._finish(entry, log, None, code, time.monotonic() - started)
 
-    def _finish(self, entry, log, text, code):
+    def _finish(self, entry, log, text, code, seconds=0.0):
         if text is not None:
             with open(log, 'w') as handle:
                 handle.write(text)
         with open(self.path(entry, 'rc') + '.tmp', 'w') as handle:
-            handle.write('%d\n' % code)
+            handle.write('%d %.1f\n' % (code, seconds))
         os.rename(self.path(entry, 'rc') + '.tmp', self.path(entry, 'rc'))
 
     def wait(self, entry, timeout):
-        """(exit code, output) of ``entry`` once it has run."""
+        """(exit code, output) of ``entry`` once it has run; its wall time is in ``self.seconds[entry]``."""
         if entry not in self.entries:
             raise KeyError('%s is not an entry of this run' % entry)
         deadline = time.monotonic() + timeout
@@ -190,9 +192,10 @@ class Runner(object):
                 raise AssertionError('%s: the matrix workers ended without running it' % entry)
             time.sleep(1)
         with open(self.path(entry, 'rc')) as handle:
-            code = int(handle.read())
+            code, seconds = handle.read().split()
+        self.seconds[entry] = float(seconds)
         with open(self.path(entry, 'log'), errors='replace') as handle:
-            return code, handle.read()
+            return int(code), handle.read()
 
     def stop(self):
         self.stopped = True
