@@ -95,6 +95,7 @@ options:
     choices: [auto, 'off']
     default: auto
 requirements:
+  - Python 3.8 to 3.13 on the managed host (the tested range).
   - Linux for the V(netlink) and V(procfs) backends (Python standard library only).
   - psutil on the managed host for the V(psutil) backend (the default on non-Linux hosts).
 notes:

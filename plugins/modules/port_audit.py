@@ -71,6 +71,7 @@ options:
     elements: str
 requirements:
   - jsonschema and PyYAML on the controller.
+  - Python 3.8 to 3.13 on the managed host, which runs M(portwarden.compliance.listening_sockets_info).
 notes:
   - The gather needs root to see the processes of every user; use C(become).
 seealso:

@@ -195,6 +195,7 @@ options:
         type: int
         required: true
 requirements:
+  - Python 3.8 to 3.13 on the managed host (the tested range).
   - Linux with nftables (the C(nft) command, built with JSON support, C(nft -j)); root (C(become)).
 notes:
   - Idempotent. A second run with the same arguments finds every block in place and reports C(changed=false);

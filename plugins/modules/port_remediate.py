@@ -153,6 +153,8 @@ options:
     type: float
     default: 2.0
 requirements:
+  - Python 3.8 to 3.13 on the managed host, which runs the gather, M(portwarden.compliance.port_block) and
+    M(portwarden.compliance.port_kill).
   - jsonschema and PyYAML on the controller; C(nft) on hosts that use the V(firewall) strategy; systemd for V(service).
 notes:
   - Run it with C(become); blocking ports, stopping units and ending other users' processes need root.
