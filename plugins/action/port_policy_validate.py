@@ -8,28 +8,19 @@ touching no host."""
 
 from __future__ import annotations
 
-from ansible.errors import AnsibleActionFail, AnsibleError
+from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.portwarden.compliance.plugins.module_utils.evaluate_policy import PolicyError, compile_policy
-from ansible_collections.portwarden.compliance.plugins.module_utils.policy_overlay import (
-    compile_host_policy,
-    overlay_variables,
+from ansible_collections.portwarden.compliance.plugins.module_utils.policy_overlay import compile_host_policy
+from ansible_collections.portwarden.compliance.plugins.plugin_utils.overlay_vars import (
+    load_overlays_of,
+    stray_overlay_problems,
 )
-from ansible_collections.portwarden.compliance.plugins.plugin_utils.policy_load import (
-    PolicyInvalid,
-    load_host_overlays,
-    load_policy,
-)
+from ansible_collections.portwarden.compliance.plugins.plugin_utils.policy_load import PolicyInvalid, load_policy
 from ansible_collections.portwarden.compliance.plugins.plugin_utils.policy_resolve import resolve_policy
 
 ARGUMENT_SPEC = {'policy': {'type': 'raw'}, 'hosts': {'type': 'list', 'elements': 'str'}}
-
-
-def host_overlay_variables(hostvars, host):
-    """A host's overlay variables, templated as Ansible gives them (host over group, extra vars over all)."""
-    variables = hostvars[host]
-    return dict((name, variables[name]) for name in overlay_variables(variables))
 
 
 class ActionModule(ActionBase):
@@ -72,16 +63,14 @@ class ActionModule(ActionBase):
         if hosts is None:
             hosts = task_vars.get('ansible_play_hosts_all') or []
         hostvars = task_vars.get('hostvars') or {}
-        errors = []
+        errors = stray_overlay_problems(task_vars, task_vars.get('inventory_hostname'))
         warnings = []
         found = {}
         for host in sorted(set(hosts)):
             if host not in hostvars:
                 continue
             try:
-                variables = host_overlay_variables(hostvars, host)
-                overlays, host_warnings = load_host_overlays(loaded, variables, host,
-                                                             hostvars[host].get('group_names') or [])
+                overlays, host_warnings = load_overlays_of(loaded, hostvars, host)
                 if overlays:
                     effective = compile_host_policy(loaded, overlays, compiled.digest)
             except PolicyInvalid as exc:
@@ -89,10 +78,6 @@ class ActionModule(ActionBase):
                 continue
             except PolicyError as exc:
                 errors.append('host %s: overlays cannot be compiled: %s' % (host, exc))
-                continue
-            except AnsibleError as exc:
-                # A variable whose template fails (undefined, a filter error): named, never a traceback.
-                errors.append('host %s: the overlay variables cannot be read: %s' % (host, ' '.join(str(exc).split())))
                 continue
             warnings.extend(host_warnings)
             if overlays:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime
 
-from ansible.errors import AnsibleActionFail, AnsibleError
+from ansible.errors import AnsibleActionFail
 
 from ansible_collections.portwarden.compliance.plugins.module_utils import registry
 from ansible_collections.portwarden.compliance.plugins.module_utils.evaluate_policy import (
@@ -30,6 +30,10 @@ from ansible_collections.portwarden.compliance.plugins.module_utils.policy_overl
 )
 from ansible_collections.portwarden.compliance.plugins.module_utils.policy_ports import IANA_SETS, named_set
 from ansible_collections.portwarden.compliance.plugins.module_utils.policy_schema import PROTOCOLS
+from ansible_collections.portwarden.compliance.plugins.plugin_utils.overlay_vars import (
+    read_overlay_variables,
+    stray_overlay_problems,
+)
 from ansible_collections.portwarden.compliance.plugins.plugin_utils.policy_load import (
     PolicyInvalid,
     load_host_overlays,
@@ -103,18 +107,21 @@ def _host_policy(action, task_vars, args, loaded, compiled):
 
     Overlays port_policy_validate checked (``validated_overlays``, its digest per host) skip the schema pass; the
     checks in pure Python run again either way, so an overlay changed since is judged whole."""
-    names = overlay_variables(task_vars)
-    if not names:
-        return compiled
+    if not overlay_variables(task_vars):
+        return compiled  # no overlay anywhere: hostvars, which costs a variable pass per host, is not read
     host = task_vars.get('inventory_hostname', action._play_context.remote_addr)
+    stray = stray_overlay_problems(task_vars, host)
+    if stray:
+        raise PolicyInvalid(stray)
+    hostvars = task_vars.get('hostvars') or {}
+    if host not in hostvars:
+        return compiled
+    variables, errors = read_overlay_variables(hostvars, host)
+    if errors:
+        raise PolicyInvalid(errors)
+    if not variables:
+        return compiled
     groups = args['groups'] if args['groups'] is not None else task_vars.get('group_names', [])
-    variables = {}
-    for name in names:
-        try:
-            variables[name] = action._templar.template(task_vars[name])
-        except AnsibleError as exc:
-            raise PolicyInvalid(['host %s: %s: the variable cannot be read: %s' % (host, name, ' '.join(str(exc).split()))]) \
-                from None
     try:
         overlays = collect_overlays(variables)
     except OverlayError as exc:
