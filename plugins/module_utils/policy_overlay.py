@@ -52,6 +52,9 @@ BASELINE_PORTS = 'iana:unassigned'
 BASELINE_PROTOCOLS = PROTOCOLS
 # An overlay is a few rules and waivers; the limit bounds what one host's variables can make every check cost.
 MAX_OVERLAY_VALUES = 20000
+# As for a policy (policy_load.MAX_NUMBER): beyond this a number is no port or count, and Python cannot even print
+# one of more than 4300 digits (a template such as "{{ 10 ** 5000 }}" makes one).
+MAX_NUMBER = 2 ** 63
 
 
 class OverlayError(ValueError):
@@ -82,10 +85,10 @@ def plain_data(value, path=()):
             raise OverlayError(where, 'nested too deeply; an overlay is a few levels deep')
         if item is None or isinstance(item, bool):
             return item
-        if isinstance(item, int):
-            return int(item)
-        if isinstance(item, float):
-            return float(item)
+        if isinstance(item, (int, float)):
+            if not -MAX_NUMBER <= item <= MAX_NUMBER:
+                raise OverlayError(where, 'number too large; expected at most %d' % MAX_NUMBER)
+            return int(item) if isinstance(item, int) else float(item)
         if isinstance(item, str):
             return str(item)
         if isinstance(item, datetime.datetime):

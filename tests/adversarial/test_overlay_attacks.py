@@ -143,7 +143,6 @@ def test_wrong_yaml_types_are_all_named_by_host_and_variable_before_any_host(att
                           % hosts[2]]
 
 
-@pytest.mark.xfail(strict=True, reason='a number too long to print escapes as a traceback-like task error')
 def test_a_number_too_long_to_print_is_refused_naming_host_and_variable(attack):
     host = attack['fleet'].hosts[0]
     template = "{{ {'rules': [{'id': 'x', 'match': {'ports': [10 ** 5000]}, 'expect': 'closed'}]} }}"

@@ -66,6 +66,8 @@ def test_plain_data_turns_yaml_dates_and_tuples_into_json_types():
     ({'rules': [{1: 'x'}]}, ['v', 'rules', 0], 'is not text'),
     ({'rules': [object()]}, ['v', 'rules', 0], 'not plain data'),
     ({'rules': {'a': {1, 2}}}, ['v', 'rules', 'a'], 'not plain data'),
+    ({'rules': [{'match': {'ports': [10 ** 5000]}}]}, ['v', 'rules', 0, 'match', 'ports', 0], 'number too large'),
+    ({'rules': [{'severity': -2.0 ** 70}]}, ['v', 'rules', 0, 'severity'], 'number too large'),
 ])
 def test_plain_data_refuses_what_is_not_plain_naming_the_path(value, path, fragment):
     with pytest.raises(po.OverlayError) as caught:
