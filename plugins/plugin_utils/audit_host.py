@@ -135,9 +135,10 @@ def _host_policy(action, task_vars, args, loaded, compiled):
         if problems:
             raise PolicyInvalid(['host %s: %s: %s' % (host, format_path([variable] + path), message)
                                  for variable, path, message in problems])
+        warnings = ['host %s: %s' % (host, text) for text in warnings]
     else:
         overlays, warnings = load_host_overlays(loaded, variables, host, groups)
-    return compile_host_policy(loaded, overlays, compiled.digest, ['host %s: %s' % (host, text) for text in warnings])
+    return compile_host_policy(loaded, overlays, compiled.digest, warnings)
 
 
 def audit_host(action, task_vars, args, compiled, today):

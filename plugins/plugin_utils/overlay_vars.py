@@ -17,7 +17,10 @@ import re
 
 from ansible.errors import AnsibleError
 
-from ansible_collections.portwarden.compliance.plugins.module_utils.policy_overlay import overlay_variables
+from ansible_collections.portwarden.compliance.plugins.module_utils.policy_overlay import (
+    OVERLAY_VARIABLE,
+    overlay_variables,
+)
 from ansible_collections.portwarden.compliance.plugins.plugin_utils.policy_load import PolicyInvalid, load_host_overlays
 
 
@@ -58,6 +61,12 @@ def load_overlays_of(policy, hostvars, host):
         errors.extend(exc.errors)
     if errors:
         raise PolicyInvalid(sorted(errors, key=_variable_of))  # stable: each variable's lines keep their path order
+    # A near miss (port_compliance_policy_overlays, ..._overlay-web) is no overlay: say so rather than ignore it.
+    near = sorted(name for name in variables if isinstance(name, str) and name.startswith(OVERLAY_VARIABLE)
+                  and name not in found)
+    warnings = list(warnings) + ['host %s: %s: not an overlay variable (%s or %s_SUFFIX, the suffix letters, digits '
+                                 'and _), so it is ignored' % (host, name, OVERLAY_VARIABLE, OVERLAY_VARIABLE)
+                                 for name in near]
     return overlays, warnings
 
 

@@ -105,7 +105,10 @@ def overlays(module_fleet_factory, tmp_path_factory):
         'good': inventory('good', {'host01': {VAR: METRICS_OVERLAY}}),
         'bad': inventory('bad', {'host01': {VAR: METRICS_OVERLAY}, 'host03': {VAR: BAD_OVERLAY}}),
         'weaken': inventory('weaken', {'host01': {VAR: METRICS_OVERLAY}, 'host04': {VAR: WEAKEN_RULE}}),
-        'waive': inventory('waive', {'host04': {VAR: WEAKEN_WAIVER}}),
+        'waive': inventory('waive', {'host04': {VAR: WEAKEN_WAIVER},
+                                     'host02': {'port_compliance_policy_overlays': WEAKEN_WAIVER}}),
+        'direct': inventory('direct', {'host01': {VAR: dict(METRICS_OVERLAY, rules=METRICS_OVERLAY['rules'] + [
+            dict(WEB_OVERLAY['rules'][0], id='for-host04', hosts=[name['host04']])])}}),
     }
     runs = {}
 
@@ -128,6 +131,13 @@ def overlays(module_fleet_factory, tmp_path_factory):
     run('bad', 'bad', policies['strict'], verbose=True)
     run('weaken', 'weaken', policies['strict'], verbose=True)
     run('waive', 'waive', policies['weakenable'], verbose=True)
+    # port_audit alone, without the role's validation: each host validates its own overlays.
+    direct = str(work / 'direct')
+    os.makedirs(direct)
+    runs['direct'] = Run(fleet.run_ansible('ansible-playbook', [
+        '-i', inventories['direct'], '-e', json.dumps({'pwa_policy': policies['strict'], 'pwa_as_of': AS_OF,
+                                                       'pwa_out_dir': direct}),
+        os.path.join(HERE, 'playbooks', 'audit.yml')]), direct)
     return {'fleet': fleet, 'name': name, 'runs': runs, 'work': work, 'inventories': inventories,
             'policies': policies}
 
@@ -230,6 +240,28 @@ def test_a_policy_that_lets_overlays_weaken_the_baseline_waives_856_on_that_host
     assert waived == [('iana-unassigned-closed', 856, 'OVL-4')]
     assert _drift(hosts['host04']) == [('default', 8080)]
     assert hosts['host04']['policy']['overlays'][0]['waivers'] == 1
+    # A near miss of the variable's name is no overlay, and the validation says so.
+    assert 'host %s: port_compliance_policy_overlays: not an overlay variable' % overlays['name']['host02'] \
+        in ' '.join(overlays['runs']['waive'].output.split())
     # The web group's overlay still applies; no other host has the waiver.
     assert [short for short, entry in sorted(hosts.items()) if any(f['status'] == 'waived' for f in entry['findings'])] \
         == ['host04']
+
+
+def test_port_audit_alone_validates_and_applies_each_hosts_overlays(overlays):
+    run = overlays['runs']['direct']
+    assert run.proc.returncode == 0, run.output[-6000:]
+    name = overlays['name']
+    results = {}
+    for short, host in name.items():
+        with open(os.path.join(run.report_dir, host + '.json')) as handle:
+            results[short] = json.load(handle)
+    assert dict((short, result['status']) for short, result in results.items()) == {
+        'host01': 'compliant', 'host02': 'compliant', 'host03': 'drift', 'host04': 'drift'}
+    records = results['host01']['policy']['overlays']
+    assert [(item['variable'], item['rules']) for item in records] == [(VAR, ['host01-metrics', 'for-host04'])]
+    assert results['host01']['policy']['sha256'] == po.effective_digest(policy_digest(POLICY), records)
+    assert 'overlays' not in results['host04']['policy']  # host01's rule for host04 never reaches host04
+    assert [text for text in results['host01']['warnings'] if 'applies nowhere' in text] == [
+        'host %s: port_compliance_policy_overlay.rules[1] (for-host04): its hosts leave out %s, and an overlay '
+        'applies only to the host whose variables carry it, so this rule applies nowhere' % (name['host01'], name['host01'])]
