@@ -8,6 +8,7 @@ import pytest
 from ansible_collections.portwarden.compliance.plugins.module_utils import evaluate_policy as ev
 from ansible_collections.portwarden.compliance.plugins.module_utils import policy_overlay as po
 from ansible_collections.portwarden.compliance.plugins.module_utils import report_build as rb
+from ansible_collections.portwarden.compliance.plugins.module_utils import report_formats
 from ansible_collections.portwarden.compliance.plugins.module_utils import report_merge as rm
 from ansible_collections.portwarden.compliance.plugins.module_utils.report_schema import REPORT_SCHEMA, report_valid
 
@@ -97,3 +98,11 @@ def test_a_host_audited_again_with_a_changed_overlay_takes_the_newer_audit():
                             expected=['web1'], now=NOW)
     web1 = merged['hosts'][0]
     assert web1['status'] == 'drift' and web1['policy'] == new['hosts'][0]['policy'] != old['hosts'][0]['policy']
+
+
+def test_the_html_report_names_the_overlays_a_host_was_judged_with():
+    judged = entry('web3', [9100, 856], [('port_compliance_policy_overlay_web', overlay(9100))])
+    html = report_formats.render_html(part([judged, entry('web4', [856])]))
+    line = ('Judged with overlays from its variables: port_compliance_policy_overlay_web (sha256 %s); effective policy '
+            'sha256 %s.' % (judged['policy']['overlays'][0]['sha256'][:12], judged['policy']['sha256'][:12]))
+    assert html.count('Judged with overlays') == 1 and line in html
