@@ -37,6 +37,7 @@ from ansible_collections.portwarden.compliance.plugins.module_utils.policy_ports
     ALL_PORTS,
     PortSet,
     PortSpecError,
+    named_set,
     port_set,
 )
 from ansible_collections.portwarden.compliance.plugins.module_utils.policy_schema import (
@@ -148,17 +149,23 @@ def _ports(spec, protocol):
 
 
 def _intersection(left, right):
+    """The ports in both PortSets: one walk of both sorted range lists."""
     found = []
-    for start, end in left.ranges():
-        for other_start, other_end in right.ranges():
-            low, high = max(start, other_start), min(end, other_end)
-            if low <= high:
-                found.append((low, high))
+    lefts, rights = left.ranges(), right.ranges()
+    i = j = 0
+    while i < len(lefts) and j < len(rights):
+        low, high = max(lefts[i][0], rights[j][0]), min(lefts[i][1], rights[j][1])
+        if low <= high:
+            found.append((low, high))
+        if lefts[i][1] < rights[j][1]:
+            i += 1
+        else:
+            j += 1
     return PortSet(found)
 
 
 def _baseline(protocol):
-    return port_set(BASELINE_PORTS, protocol)
+    return named_set(BASELINE_PORTS, protocol)  # built once per protocol, shared
 
 
 def _weakened(ports_by_protocol):

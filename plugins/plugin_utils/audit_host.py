@@ -116,7 +116,7 @@ def _host_policy(action, task_vars, args, loaded, compiled):
     hostvars = task_vars.get('hostvars') or {}
     if host not in hostvars:
         return compiled
-    variables, errors = read_overlay_variables(hostvars, host)
+    variables, errors = read_overlay_variables(hostvars[host], host)
     if errors:
         raise PolicyInvalid(errors)
     if not variables:

@@ -33,10 +33,9 @@ def _variable_of(line):
     return re.split(r'[.\[:]', line.split(': ', 1)[-1], maxsplit=1)[0]
 
 
-def read_overlay_variables(hostvars, host):
-    """``({variable: templated value}, error lines)`` of a host's overlay variables: a variable whose template
-    fails (undefined, a filter error) is an error line naming it."""
-    variables = hostvars[host]
+def read_overlay_variables(variables, host):
+    """``({variable: templated value}, error lines)`` of a host's overlay variables (``variables``: its hostvars
+    entry): a variable whose template fails (undefined, a filter error) is an error line naming it."""
     found = {}
     errors = []
     for name in overlay_variables(variables):
@@ -52,8 +51,8 @@ def load_overlays_of(policy, hostvars, host):
 
     PolicyInvalid has every error of the host, by variable: a variable whose template fails (undefined, a filter
     error) is named, and the others are still checked."""
-    variables = hostvars[host]
-    found, errors = read_overlay_variables(hostvars, host)
+    variables = hostvars[host]  # each lookup is a variable pass over the host: once
+    found, errors = read_overlay_variables(variables, host)
     overlays, warnings = [], []
     try:
         overlays, warnings = load_host_overlays(policy, found, host, variables.get('group_names') or [])

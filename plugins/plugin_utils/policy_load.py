@@ -273,6 +273,9 @@ def _explain(error):
     return [(list(error.absolute_path), _message(error))]
 
 
+_VALIDATORS = {}
+
+
 def _schema_errors(policy, schema=None):
     # Imported when a policy is validated, not with this module: the per-host audit of an already
     # validated policy (policy_sha256) never needs it, and importing it costs each forked worker ~45 ms.
@@ -281,7 +284,11 @@ def _schema_errors(policy, schema=None):
     except ImportError:
         return [([], 'the jsonschema Python library is needed on the controller to validate policies '
                      '(pip install jsonschema)')]
-    validator = Draft202012Validator(schema or POLICY_SCHEMA, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    schema = schema or POLICY_SCHEMA
+    validator = _VALIDATORS.get(id(schema))
+    if validator is None:  # built once per schema: the validation of many hosts' overlays shares it
+        validator = _VALIDATORS[id(schema)] = Draft202012Validator(schema,
+                                                                   format_checker=Draft202012Validator.FORMAT_CHECKER)
     return [pair for error in validator.iter_errors(policy) for pair in _explain(error)]
 
 

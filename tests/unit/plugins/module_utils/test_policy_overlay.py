@@ -261,3 +261,22 @@ def test_checks_never_raise_on_wrong_types():
            ('y', {'waivers': [{'rule': 7, 'ports': True}, {'rule': 'default', 'ports': 'nonsense'}]})]
     found, _warnings = po.overlay_problems(POLICY, odd, 'web3', ())
     assert isinstance(found, list)
+
+
+def test_the_intersection_of_port_sets_is_exact():
+    import random
+
+    from ansible_collections.portwarden.compliance.plugins.module_utils.policy_ports import PortSet
+
+    rng = random.Random(13)
+    for _round in range(200):
+        sets = []
+        for _side in range(2):
+            ranges = []
+            for _item in range(rng.randint(0, 6)):
+                start = rng.randint(0, 200)
+                ranges.append((start, start + rng.randint(0, 30)))
+            sets.append(PortSet(ranges))
+        expected = set(port for port in range(260) if port in sets[0] and port in sets[1])
+        got = po._intersection(sets[0], sets[1])  # pylint: disable=protected-access
+        assert set(port for port in range(260) if port in got) == expected
