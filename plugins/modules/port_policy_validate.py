@@ -16,9 +16,9 @@ description:
     JSON Schema and the checks a schema cannot express. No host is contacted.
   - An invalid policy fails the task with every error, each naming the file, the path inside it and
     what was expected.
-  - Validates the overlays of every host of O(hosts) too, from each host's variables C(port_compliance_policy_overlay)
+  - "Validates the overlays of every host of O(hosts) too, from each host's variables C(port_compliance_policy_overlay)
     and C(port_compliance_policy_overlay_*), so that a bad overlay stops the play before any host is contacted. Each error
-    names the host and the variable, for example C(host web3: port_compliance_policy_overlay.rules[0].match.ports: ...).
+    names the host and the variable, for example C(host web3: port_compliance_policy_overlay.rules[0].match.ports: ...)."
   - Run it once (C(run_once)) before touching any host. The role M(portwarden.compliance.port_compliance)
     does so.
 author:
@@ -35,8 +35,9 @@ options:
     type: raw
   hosts:
     description:
-      - The hosts whose overlays to validate, by inventory name. Their variables are read as Ansible gives them
-        (host over group, extra vars over all).
+      - The hosts whose overlays to validate, by inventory name. Their variables are read from C(hostvars), as
+        Ansible gives them there (inventory, C(host_vars/), C(group_vars/), C(set_fact), extra vars; host over
+        group, extra vars over all). An overlay set as a play, role or task variable is refused.
       - Defaults to every host of the play (C(ansible_play_hosts_all)). V([]) validates no overlay.
     type: list
     elements: str
