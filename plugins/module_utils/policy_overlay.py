@@ -299,9 +299,8 @@ def overlay_problems(policy, overlays, host=None, groups=()):
             if not may_weaken and waiver.get('rule') not in added:
                 weakened = _waiver_weakens(waiver, main_rules)
                 if weakened:
-                    problems.append(([variable, 'waivers', index],
-                                     'would waive findings of %s on %s: %s' % (waiver.get('rule'), weakened,
-                                                                              _WEAKEN_HINT)))
+                    message = 'would waive findings of %s on %s: %s' % (waiver.get('rule'), weakened, _WEAKEN_HINT)
+                    problems.append(([variable, 'waivers', index], message))
             if host is not None and not _scope_applies(waiver.get('hosts'), host, groups):
                 warnings.append('%s.waivers[%d] (for %s): its hosts leave out %s, and an overlay applies only to the '
                                 'host whose variables carry it, so this waiver applies nowhere'

@@ -129,8 +129,8 @@ def _host_policy(action, task_vars, args, loaded, compiled):
     if not overlays:
         return compiled
     validated = (args['validated_overlays'] or {}).get(host)
-    if isinstance(validated, dict) and validated.get('sha256') == effective_digest(compiled.digest,
-                                                                                    overlay_records(overlays)):
+    digest = effective_digest(compiled.digest, overlay_records(overlays))
+    if isinstance(validated, dict) and validated.get('sha256') == digest:
         problems, warnings = overlay_problems(loaded, overlays, host, groups)
         if problems:
             raise PolicyInvalid(['host %s: %s: %s' % (host, format_path([variable] + path), message)

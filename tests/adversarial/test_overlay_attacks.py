@@ -99,7 +99,7 @@ def _report(proc, output, report_dir):
     assert proc.returncode == 0, output[-6000:]
     with open(os.path.join(report_dir, 'portwarden-report.json')) as handle:
         report = json.load(handle)
-    return [entry for entry in sorted(report['hosts'], key=lambda entry: entry['host'])], report
+    return sorted(report['hosts'], key=lambda entry: entry['host']), report
 
 
 def test_a_rule_id_of_the_policy_cannot_be_taken_over(attack):

@@ -33,7 +33,7 @@ def evaluate(compiled, sockets, host='web3', groups=()):
 
 def problems(policy, overlays, host='web3', groups=()):
     found, _warnings = po.overlay_problems(policy, overlays, host, groups)
-    return [(variable, path, message) for variable, path, message in found]
+    return found
 
 
 # ---- which variables, in which order ---------------------------------------------------------------
@@ -127,8 +127,8 @@ def test_an_overlay_waiver_waives_on_its_host_and_the_result_records_it():
 
 def test_without_overlays_the_digest_is_the_policys_own():
     compiled = po.compile_host_policy(POLICY, [])
-    assert compiled.digest == ev.policy_digest(POLICY) and compiled.info() == {'name': 'fleet',
-                                                                                'sha256': ev.policy_digest(POLICY)}
+    assert compiled.digest == ev.policy_digest(POLICY)
+    assert compiled.info() == {'name': 'fleet', 'sha256': ev.policy_digest(POLICY)}
 
 
 @pytest.mark.parametrize('change', [

@@ -11,9 +11,9 @@ POLICY = {'policy_version': 1, 'name': 'fleet', 'rules': [
 VAR = 'port_compliance_policy_overlay'
 
 
-def errors(variables, policy=POLICY, host='web3'):
+def errors(variables, host='web3'):
     with pytest.raises(policy_load.PolicyInvalid) as caught:
-        policy_load.load_host_overlays(policy, variables, host, ['web'])
+        policy_load.load_host_overlays(POLICY, variables, host, ['web'])
     return caught.value.errors
 
 
