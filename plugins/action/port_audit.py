@@ -34,7 +34,7 @@ class ActionModule(ActionBase):
         _validation, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
 
         # The policy is validated before the host is touched: a bad policy changes and reads nothing.
-        compiled, today = prepare_audit(self, args)
+        compiled, today = prepare_audit(self, args, task_vars)
         audit, _gathered = audit_host(self, task_vars, args, compiled, today)
         host = audit['host']
 

@@ -83,7 +83,7 @@ class ActionModule(ActionBase):
         task_vars = task_vars or {}
         result = super(ActionModule, self).run(tmp, task_vars)
         _validation, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
-        compiled, today = prepare_audit(self, args)
+        compiled, today = prepare_audit(self, args, task_vars)
         check_mode = bool(self._task.check_mode)
 
         # One task serves both modes, so a report-mode run pays for no skipped task on every host.

@@ -53,6 +53,16 @@ options:
         the sha256 of O(policy), the policy is not checked against the schema again, only compiled (the role validates
         once, then audits every host). Pass nothing else here.
     type: str
+  validated_overlays:
+    description:
+      - The C(overlays) that M(portwarden.compliance.port_policy_validate) returned (host name to the sha256 of the
+        host's effective policy). A host whose overlays give that very digest skips the schema pass of its overlays;
+        any other overlay is validated whole here. Pass nothing else here.
+      - Overlays themselves are not an option; they are the host's variables C(port_compliance_policy_overlay) and
+        C(port_compliance_policy_overlay_*) (rules and waivers for this host, merged after the policy's in sorted
+        variable name order). An invalid overlay fails the task before the host is touched, naming the host and the
+        variable.
+    type: dict
   backend:
     description: Passed to M(portwarden.compliance.listening_sockets_info).
     type: str

@@ -462,6 +462,11 @@ class CompiledPolicy(object):
             raise PolicyError('a policy is a mapping')
         self.name = policy.get('name', '')
         self.digest = policy_digest(policy)
+        # With overlays from inventory (policy_overlay.compile_host_policy): the digest is the effective one,
+        # base_digest the policy's own, overlays what applied.
+        self.base_digest = self.digest
+        self.overlays = []
+        self.overlay_warnings = []
         self.default = policy.get('default', 'allow')
         self.default_severity = policy.get('default_severity', 'medium')
         self.warning_days = policy.get('waiver_warning_days', 14)
@@ -476,7 +481,10 @@ class CompiledPolicy(object):
         self.namespace_scopes = [item.namespaces for item in self.rules + self.waivers if item.namespaces is not None]
 
     def info(self):
-        return {'name': self.name, 'sha256': self.digest}
+        if not self.overlays:
+            return {'name': self.name, 'sha256': self.digest}
+        return {'name': self.name, 'sha256': self.digest, 'base_sha256': self.base_digest,
+                'overlays': [dict(record) for record in self.overlays]}
 
     def remediation(self):
         """Rule id -> the rule's ``remediate`` value (None where the rule does not say)."""

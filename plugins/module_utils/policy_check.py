@@ -86,8 +86,11 @@ def _check_namespaces(value, path, problems):
             problems.append((path + [index], '%r is not %s' % (selector, NAMESPACE_HINT)))
 
 
-def semantic_problems(policy):
-    """Return the list of ``(path parts, message)`` problems beyond the schema, sorted by path."""
+def semantic_problems(policy, other_rules=()):
+    """Return the list of ``(path parts, message)`` problems beyond the schema, sorted by path.
+
+    ``other_rules``: ids of rules defined elsewhere that waivers may name too (an overlay's waivers may
+    name the policy's rules and other overlays' of the host)."""
     problems = []
     if not isinstance(policy, dict):
         return problems
@@ -116,14 +119,15 @@ def semantic_problems(policy):
             _check_namespaces(rule.get('namespaces'), ['rules', index, 'namespaces'], problems)
     waivers = policy.get('waivers')
     if isinstance(waivers, list):
-        known = sorted(rule_ids) + [DEFAULT_RULE_ID]
+        known = sorted(set(rule_ids).union(other_rules)) + [DEFAULT_RULE_ID]
         for index, waiver in enumerate(waivers):
             if not isinstance(waiver, dict):
                 continue
             rule_id = waiver.get('rule')
             if isinstance(rule_id, str) and not _ID.fullmatch(rule_id):
                 problems.append((['waivers', index, 'rule'], '%r is not %s' % (rule_id, _ID_HINT)))
-            elif isinstance(rule_id, str) and rule_id not in rule_ids and rule_id != DEFAULT_RULE_ID:
+            elif isinstance(rule_id, str) and rule_id not in rule_ids and rule_id not in other_rules \
+                    and rule_id != DEFAULT_RULE_ID:
                 problems.append((['waivers', index, 'rule'], '%r names no rule; expected one of %s'
                                  % (rule_id, ', '.join(known))))
             expires = waiver.get('expires')

@@ -26,6 +26,8 @@ REMEDIATE_STRATEGIES = ('none', 'firewall', 'service', 'kill')
 # or one runtime's (with an optional ``:NAME`` pattern), or any other network namespace.
 CONTAINER_KINDS = ('docker', 'podman', 'containerd', 'crio', 'kubernetes')
 NAMESPACE_SELECTOR_PATTERN = r'^!?(host|other|(container|%s)(:.+)?)$' % '|'.join(CONTAINER_KINDS)
+# What an overlay from inventory variables (port_compliance_policy_overlay[_*]) may add to a host's policy.
+OVERLAY_PARTS = ('rules', 'waivers')
 SET_NAMES = ('system', 'user', 'dynamic', 'iana:unassigned', 'iana:reserved', 'iana:assigned')
 
 _ID_PATTERN = r'^[A-Za-z0-9][A-Za-z0-9._-]*$'
@@ -60,6 +62,7 @@ POLICY_SCHEMA = {
                                 'description': 'A waiver expiring within this many days is reported as a warning.'},
         'rules': {'type': 'array', 'items': {'$ref': '#/$defs/rule'}},
         'waivers': {'type': 'array', 'items': {'$ref': '#/$defs/waiver'}},
+        'overlays': {'$ref': '#/$defs/overlay_settings'},
     },
     '$defs': {
         'severity': {'enum': list(SEVERITIES)},
@@ -187,8 +190,42 @@ POLICY_SCHEMA = {
                             'description': 'Last day the waiver holds (YYYY-MM-DD).'},
             },
         },
+        'overlay_settings': {
+            'type': 'object',
+            'additionalProperties': False,
+            'description': 'What overlays may do: a host\'s inventory variables port_compliance_policy_overlay and '
+                           'port_compliance_policy_overlay_* add rules and waivers for that host alone. They can '
+                           'never change default or any other setting, nor redefine a rule of this policy.',
+            'properties': {
+                'allow': {'type': 'array', 'items': {'enum': list(OVERLAY_PARTS)}, 'uniqueItems': True,
+                          'default': list(OVERLAY_PARTS),
+                          'description': 'What overlays may add: rules, waivers, both (the default) or nothing '
+                                         '([]: a host with an overlay fails validation).'},
+                'may_weaken_baseline': {
+                    'type': 'boolean', 'default': False,
+                    'description': 'false (the default): an overlay may not allow a port IANA has not assigned, which '
+                                   'the bundled baseline keeps closed (a rule other than expect: closed whose match '
+                                   'covers one), nor waive a finding there (a waiver whose ports, within the rule it '
+                                   'names, cover one). true lets overlays do both.'},
+            },
+        },
+        'overlay': {
+            'type': 'object',
+            'additionalProperties': False,
+            'description': 'One inventory variable port_compliance_policy_overlay[_*]: rules and waivers added to the '
+                           'policy of the host that has the variable. Rule ids must differ from the policy\'s and '
+                           'from other overlays\' of the host.',
+            'properties': {
+                'description': {'type': 'string'},
+                'rules': {'type': 'array', 'items': {'$ref': '#/$defs/rule'}},
+                'waivers': {'type': 'array', 'items': {'$ref': '#/$defs/waiver'}},
+            },
+        },
     },
 }
+
+# An overlay is validated against the policy's own definitions ($defs/overlay).
+OVERLAY_SCHEMA = {'$schema': POLICY_SCHEMA['$schema'], '$ref': '#/$defs/overlay', '$defs': POLICY_SCHEMA['$defs']}
 
 
 def schema_text():

@@ -21,6 +21,7 @@ from ansible_collections.portwarden.compliance.plugins.module_utils.evaluate_pol
     SEVERITY_RANK,
     STATUSES,
 )
+from ansible_collections.portwarden.compliance.plugins.module_utils.policy_overlay import effective_digest
 from ansible_collections.portwarden.compliance.plugins.module_utils.policy_schema import SEVERITIES
 from ansible_collections.portwarden.compliance.plugins.module_utils.report_sockets import HOST_WHERE, printable
 
@@ -31,6 +32,7 @@ FINDING_FIELDS = ('rule', 'severity', 'status', 'protocol', 'family', 'address',
 NAT_FINDING_FIELDS = ('via', 'port_end', 'exposure')  # only on the finding of a port published by NAT
 EXPOSURE_FIELDS = ('action', 'hooks', 'interface', 'target', 'source', 'table', 'chain', 'rule', 'owner')
 REMEDIATION_FIELDS = ('strategy', 'status', 'target', 'reason')
+OVERLAY_RECORD_FIELDS = ('variable', 'sha256', 'rules', 'waivers')
 ACTION_FIELDS = ('strategy', 'target', 'rules', 'outcome', 'detail')
 EXIT_COMPLIANT = 0
 EXIT_DRIFT = 1
@@ -95,6 +97,12 @@ def host_entry(host, audit=None, error=None):
     }
     if audit.get('notes'):  # what the verdict did not judge (a gather that did not read the NAT)
         entry['notes'] = list(audit['notes'])
+    policy = audit.get('policy')
+    if isinstance(policy, dict) and policy.get('overlays'):
+        # Overlays from the host's variables: which applied, and the digest of the policy the host was judged under.
+        entry['policy'] = {'sha256': policy.get('sha256'), 'base_sha256': policy.get('base_sha256'),
+                           'overlays': [dict((key, record.get(key)) for key in OVERLAY_RECORD_FIELDS)
+                                        for record in policy['overlays'] if isinstance(record, dict)]}
     return entry
 
 
@@ -309,11 +317,36 @@ def report_contradictions(report, now=None, max_age=None):
                                 len(entry['reasons']), '' if len(entry['reasons']) == 1 else 's',
                                 'complete' if isinstance(entry.get('coverage'), dict)
                                 and entry['coverage'].get('complete') is True else 'incomplete or missing'))
+    problems.extend(_overlay_contradictions(report))
     summary = report['summary']
     counted = summarize(hosts)
     for key, value in sorted(counted.items()):
         if key in summary and summary[key] != value:
             problems.append('summary.%s says %s but its hosts give %s' % (key, summary[key], value))
+    return problems
+
+
+def _overlay_contradictions(report):
+    """A host judged with overlays records the policy's digest and each overlay's: its effective digest must be
+    theirs, and the policy must be the report's (one of the policies of a mixed merge)."""
+    problems = []
+    policies = (report.get('scope') or {}).get('policies') if isinstance(report.get('scope'), dict) else None
+    bases = set(item.get('policy_sha256') for item in policies if isinstance(item, dict)) \
+        if isinstance(policies, list) else set([(report.get('policy') or {}).get('sha256')])
+    for index, entry in enumerate(report['hosts']):
+        policy = entry.get('policy')
+        if policy is None:
+            continue
+        overlays = policy.get('overlays') if isinstance(policy, dict) else None
+        if not isinstance(overlays, list) or not all(isinstance(record, dict) for record in overlays):
+            problems.append('hosts[%d]: host %s: policy.overlays is not a list of overlays' % (index, entry['host']))
+            continue
+        if policy.get('base_sha256') not in bases:
+            problems.append('hosts[%d]: host %s was judged under policy %s, not the report\'s (%s)' % (
+                index, entry['host'], policy.get('base_sha256'), ', '.join(sorted(str(base) for base in bases))))
+        if not overlays or policy.get('sha256') != effective_digest(policy.get('base_sha256'), overlays):
+            problems.append('hosts[%d]: host %s: policy.sha256 %s is not the digest of its policy and the overlays it '
+                            'records' % (index, entry['host'], policy.get('sha256')))
     return problems
 
 

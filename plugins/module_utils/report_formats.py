@@ -976,6 +976,11 @@ def render_html(report, findings_per_host=HTML_FINDINGS_PER_HOST):
             out.append(_html_findings(entry, findings_per_host, escaped))
         if remediation:
             out.append(_html_remediation(remediation, findings_per_host, escaped))
+        overlays = (entry.get('policy') or {}).get('overlays') if isinstance(entry.get('policy'), dict) else None
+        if overlays:
+            out.append('<p class="muted">Judged with overlays from its variables: %s; effective policy sha256 %s.</p>' % (
+                _e(', '.join('%s (sha256 %s)' % (item.get('variable'), _prefix(str(item.get('sha256')))) for item in overlays
+                             if isinstance(item, dict))), _e(_prefix(str(entry['policy'].get('sha256'))))))
         out.append('<p class="muted">Evaluated on %s.</p></div></details>' % _e(entry.get('evaluated_on') or 'never'))
     out.append('</main><footer>%s %s \u00b7 report schema v%s \u00b7 policy sha256 %s \u00b7 registry sha256 %s</footer>'
                '</body></html>\n' % (

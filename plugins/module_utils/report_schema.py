@@ -198,6 +198,22 @@ REPORT_SCHEMA = {
                 'findings': {'type': 'array', 'items': {'$ref': '#/$defs/finding'}},
                 'coverage': {'type': ['object', 'null']},
                 'evaluated_on': {'type': ['string', 'null']},
+                'policy': {
+                    'type': 'object', 'required': ['sha256', 'base_sha256', 'overlays'],
+                    'description': 'Only for a host judged with overlays from its inventory variables: the sha256 of '
+                                   'its effective policy, the policy\'s own (the report\'s policy.sha256) and each '
+                                   'overlay applied, in order.',
+                    'properties': {
+                        'sha256': {'type': 'string', 'pattern': '^[0-9a-f]{64}$'},
+                        'base_sha256': {'type': 'string', 'pattern': '^[0-9a-f]{64}$'},
+                        'overlays': {'type': 'array', 'minItems': 1, 'items': {
+                            'type': 'object', 'required': ['variable', 'sha256', 'rules', 'waivers'],
+                            'additionalProperties': False,
+                            'properties': {'variable': {'type': 'string'},
+                                           'sha256': {'type': 'string', 'pattern': '^[0-9a-f]{64}$'},
+                                           'rules': _STRINGS, 'waivers': {'type': 'integer', 'minimum': 0}}}},
+                    },
+                },
                 'part': {'oneOf': [
                     {'type': 'null'},
                     {'type': 'object', 'required': ['run_id', 'generated_at', 'covered_by'],

@@ -263,10 +263,17 @@ coverage:
   returned: always
   type: dict
 policy:
-  description: The policy's name and the sha256 of its canonical JSON.
+  description:
+    - The policy's name and the sha256 of the host's effective policy. Without overlays it is the sha256 of the policy's
+      canonical JSON.
+    - With overlays from the host's variables, also C(base_sha256) (the policy's own sha256) and C(overlays), one per
+      variable applied, in order, with its C(variable) name, C(sha256), the ids of the C(rules) it added and the number
+      of C(waivers).
   returned: always
   type: dict
-  sample: {"name": "portwarden-baseline", "sha256": "3b1f..."}
+  sample: {"name": "fleet", "sha256": "9c0e...", "base_sha256": "3b1f...",
+           "overlays": [{"variable": "port_compliance_policy_overlay", "sha256": "77aa...", "rules": ["web3-metrics"],
+                         "waivers": 0}]}
 registry:
   description: The IANA registry data the verdict used. Its date tells how old the idea of "unassigned" is.
   returned: always

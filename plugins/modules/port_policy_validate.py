@@ -16,6 +16,9 @@ description:
     JSON Schema and the checks a schema cannot express. No host is contacted.
   - An invalid policy fails the task with every error, each naming the file, the path inside it and
     what was expected.
+  - "Validates the overlays of every host of O(hosts) too, from each host's variables C(port_compliance_policy_overlay)
+    and C(port_compliance_policy_overlay_*), so that a bad overlay stops the play before any host is contacted. Each error
+    names the host and the variable, for example C(host web3: port_compliance_policy_overlay.rules[0].match.ports: ...)."
   - Run it once (C(run_once)) before touching any host. The role M(portwarden.compliance.port_compliance)
     does so.
 author:
@@ -30,6 +33,14 @@ options:
       - A path to a YAML or JSON policy file, looked up like other task files, or a mapping.
       - Defaults to the bundled baseline, under which ports IANA has not assigned stay closed.
     type: raw
+  hosts:
+    description:
+      - The hosts whose overlays to validate, by inventory name. Their variables are read from C(hostvars), as
+        Ansible gives them there (inventory, C(host_vars/), C(group_vars/), C(set_fact), extra vars; host over
+        group, extra vars over all). An overlay set as a play, role or task variable is refused.
+      - Defaults to every host of the play (C(ansible_play_hosts_all)). V([]) validates no overlay.
+    type: list
+    elements: str
 requirements:
   - jsonschema and PyYAML on the controller.
 seealso:
@@ -65,8 +76,16 @@ info:
   type: dict
   sample: {"name": "fleet", "sha256": "3b1f...", "rules": [{"id": "iana-unassigned-closed", "severity": "high",
            "description": "Ports IANA has not assigned must stay closed"}]}
+overlays:
+  description:
+    - The hosts with overlays, each with the sha256 of its effective policy and the C(overlays) applied (variable,
+      sha256, rules added, number of waivers). Pass it to M(portwarden.compliance.port_audit)'s O(portwarden.compliance.port_audit#module:validated_overlays).
+  returned: success
+  type: dict
+  sample: {"web3": {"sha256": "9c0e...", "overlays": [{"variable": "port_compliance_policy_overlay", "sha256": "77aa...",
+                                                       "rules": ["web3-metrics"], "waivers": 0}]}}
 errors:
-  description: Every problem found, one line each, sorted by path.
+  description: Every problem found, one line each, sorted by path (overlay errors sorted by host, variable and path).
   returned: failure
   type: list
   elements: str

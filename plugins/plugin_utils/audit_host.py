@@ -18,10 +18,27 @@ from ansible_collections.portwarden.compliance.plugins.module_utils.evaluate_pol
     evaluate_host,
     policy_digest,
 )
-from ansible_collections.portwarden.compliance.plugins.module_utils.policy_check import parse_date
+from ansible_collections.portwarden.compliance.plugins.module_utils.policy_check import format_path, parse_date
+from ansible_collections.portwarden.compliance.plugins.module_utils.policy_overlay import (
+    OverlayError,
+    collect_overlays,
+    compile_host_policy,
+    effective_digest,
+    overlay_problems,
+    overlay_records,
+    overlay_variables,
+)
 from ansible_collections.portwarden.compliance.plugins.module_utils.policy_ports import IANA_SETS, named_set
 from ansible_collections.portwarden.compliance.plugins.module_utils.policy_schema import PROTOCOLS
-from ansible_collections.portwarden.compliance.plugins.plugin_utils.policy_load import PolicyInvalid, load_policy
+from ansible_collections.portwarden.compliance.plugins.plugin_utils.overlay_vars import (
+    read_overlay_variables,
+    stray_overlay_problems,
+)
+from ansible_collections.portwarden.compliance.plugins.plugin_utils.policy_load import (
+    PolicyInvalid,
+    load_host_overlays,
+    load_policy,
+)
 from ansible_collections.portwarden.compliance.plugins.plugin_utils.policy_resolve import resolve_policy
 
 GATHER_MODULE = 'portwarden.compliance.listening_sockets_info'
@@ -37,6 +54,7 @@ AUDIT_ARGUMENT_SPEC = {
     'as_of': {'type': 'str'},
     'groups': {'type': 'list', 'elements': 'str'},
     'policy_sha256': {'type': 'str'},
+    'validated_overlays': {'type': 'dict'},
 }
 
 
@@ -56,8 +74,11 @@ def _build_shared_caches():
 _build_shared_caches()
 
 
-def prepare_audit(action, args):
-    """``(compiled policy, today)``; a bad policy or date fails the task before the host is touched."""
+def prepare_audit(action, args, task_vars=None):
+    """``(compiled policy, today)``; a bad policy, overlay or date fails the task before the host is touched.
+
+    With ``task_vars``, the host's overlays (its variables port_compliance_policy_overlay[_*]) are merged in: the
+    compiled policy is the host's effective one."""
     today = datetime.date.today()
     if args['as_of']:
         today = parse_date(args['as_of'])
@@ -68,13 +89,56 @@ def prepare_audit(action, args):
         if args['policy_sha256'] and isinstance(policy, dict) and policy_digest(policy) == args['policy_sha256']:
             # The very data port_policy_validate checked (the role validates once, then audits every
             # host): compiling still refuses what it cannot compile, without the schema pass per host.
-            return compile_policy(policy), today
-        compiled = compile_policy(load_policy(policy, source))
+            loaded = policy
+        else:
+            loaded = load_policy(policy, source)
+        compiled = compile_policy(loaded)
+        if task_vars is not None:
+            compiled = _host_policy(action, task_vars, args, loaded, compiled)
     except PolicyInvalid as exc:
         raise AnsibleActionFail('invalid policy:\n%s' % '\n'.join(exc.errors), result={'errors': exc.errors}) from None
     except PolicyError as exc:
         raise AnsibleActionFail('invalid policy: %s: %s' % (source, exc)) from None
     return compiled, today
+
+
+def _host_policy(action, task_vars, args, loaded, compiled):
+    """The compiled policy of this host: ``compiled`` itself without overlays, else the policy with them merged.
+
+    Overlays port_policy_validate checked (``validated_overlays``, its digest per host) skip the schema pass; the
+    checks in pure Python run again either way, so an overlay changed since is judged whole."""
+    if not overlay_variables(task_vars):
+        return compiled  # no overlay anywhere: hostvars, which costs a variable pass per host, is not read
+    host = task_vars.get('inventory_hostname', action._play_context.remote_addr)
+    stray = stray_overlay_problems(task_vars, host)
+    if stray:
+        raise PolicyInvalid(stray)
+    hostvars = task_vars.get('hostvars') or {}
+    if host not in hostvars:
+        return compiled
+    variables, errors = read_overlay_variables(hostvars[host], host)
+    if errors:
+        raise PolicyInvalid(errors)
+    if not variables:
+        return compiled
+    groups = args['groups'] if args['groups'] is not None else task_vars.get('group_names', [])
+    try:
+        overlays = collect_overlays(variables)
+    except OverlayError as exc:
+        raise PolicyInvalid(['host %s: %s: %s' % (host, format_path(exc.path), exc)]) from None
+    if not overlays:
+        return compiled
+    validated = (args['validated_overlays'] or {}).get(host)
+    digest = effective_digest(compiled.digest, overlay_records(overlays))
+    if isinstance(validated, dict) and validated.get('sha256') == digest:
+        problems, warnings = overlay_problems(loaded, overlays, host, groups)
+        if problems:
+            raise PolicyInvalid(['host %s: %s: %s' % (host, format_path([variable] + path), message)
+                                 for variable, path, message in problems])
+        warnings = ['host %s: %s' % (host, text) for text in warnings]
+    else:
+        overlays, warnings = load_host_overlays(loaded, variables, host, groups)
+    return compile_host_policy(loaded, overlays, compiled.digest, warnings)
 
 
 def audit_host(action, task_vars, args, compiled, today):
@@ -90,9 +154,11 @@ def audit_host(action, task_vars, args, compiled, today):
     groups = args['groups'] if args['groups'] is not None else task_vars.get('group_names', [])
     if gathered.get('failed'):
         audit = evaluate_host(None, compiled, host, groups, today)
+        audit['warnings'].extend(compiled.overlay_warnings)
         audit['reasons'] = [gather_failure(gathered)]
         return audit, None
     audit = evaluate_host(gathered, compiled, host, groups, today)
+    audit['warnings'].extend(compiled.overlay_warnings)
     if audit['coverage'] is None:
         # Malformed: what the verdict refused to read, remediation (protected holders, namespaces) must not read either.
         return audit, None

@@ -23,8 +23,14 @@ from ansible_collections.portwarden.compliance.plugins.module_utils.policy_check
     path_sort_key,
     semantic_problems,
 )
+from ansible_collections.portwarden.compliance.plugins.module_utils.policy_overlay import (
+    OverlayError,
+    collect_overlays,
+    overlay_problems,
+)
 from ansible_collections.portwarden.compliance.plugins.module_utils.policy_schema import (
     NAMESPACE_SELECTOR_PATTERN,
+    OVERLAY_SCHEMA,
     POLICY_SCHEMA,
     SET_NAMES,
 )
@@ -267,7 +273,10 @@ def _explain(error):
     return [(list(error.absolute_path), _message(error))]
 
 
-def _schema_errors(policy):
+_VALIDATORS = {}
+
+
+def _schema_errors(policy, schema=None):
     # Imported when a policy is validated, not with this module: the per-host audit of an already
     # validated policy (policy_sha256) never needs it, and importing it costs each forked worker ~45 ms.
     try:
@@ -275,7 +284,11 @@ def _schema_errors(policy):
     except ImportError:
         return [([], 'the jsonschema Python library is needed on the controller to validate policies '
                      '(pip install jsonschema)')]
-    validator = Draft202012Validator(POLICY_SCHEMA, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    schema = schema or POLICY_SCHEMA
+    validator = _VALIDATORS.get(id(schema))
+    if validator is None:  # built once per schema: the validation of many hosts' overlays shares it
+        validator = _VALIDATORS[id(schema)] = Draft202012Validator(schema,
+                                                                   format_checker=Draft202012Validator.FORMAT_CHECKER)
     return [pair for error in validator.iter_errors(policy) for pair in _explain(error)]
 
 
@@ -307,3 +320,42 @@ def load_policy(policy, source=None):
     if errors:
         raise PolicyInvalid(errors)
     return policy
+
+
+_OVERLAY_TOP_HINT = '; an overlay only adds rules and waivers, the policy\'s default and settings stay its own'
+
+
+def overlay_errors(policy, overlays, host, groups=()):
+    """``(error lines, warnings)`` for one host's overlays (``[(variable, overlay)]``) under a validated policy.
+
+    Each line is ``host HOST: VARIABLE.PATH: what is wrong and what was expected``, sorted by variable and path:
+    the overlay JSON Schema (``$defs/overlay`` of the policy schema) and overlay_problems (ids, collisions with
+    the policy's rules, the baseline, what the policy's ``overlays`` settings allow)."""
+    problems = set()
+    schema_paths = set()
+    for variable, overlay in overlays:
+        for path, message in _schema_errors(overlay, OVERLAY_SCHEMA):
+            hint = _OVERLAY_TOP_HINT if not path and message.startswith('unknown key') else ''
+            problems.add(((variable,) + tuple(path), message + hint))
+            schema_paths.add((variable,) + tuple(path))
+    checked, warnings = overlay_problems(policy, overlays, host, groups)
+    problems.update(((variable,) + tuple(path), message) for variable, path, message in checked
+                    if (variable,) + tuple(path) not in schema_paths)
+    unique = sorted(problems, key=lambda problem: (problem[0][0], path_sort_key(problem[0][1:]), problem[1]))
+    return (['host %s: %s: %s' % (host, format_path(list(path)), message) for path, message in unique],
+            ['host %s: %s' % (host, warning) for warning in warnings])
+
+
+def load_host_overlays(policy, variables, host, groups=()):
+    """The overlays a host's variables give (``[(variable, overlay)]``, in the order they apply) and warnings,
+    validated under ``policy`` (already valid). Raises PolicyInvalid with every error line."""
+    try:
+        overlays = collect_overlays(variables)
+    except OverlayError as exc:
+        raise PolicyInvalid(['host %s: %s: %s' % (host, format_path(exc.path), exc)]) from None
+    if not overlays:
+        return [], []
+    errors, warnings = overlay_errors(policy, overlays, host, groups)
+    if errors:
+        raise PolicyInvalid(errors)
+    return overlays, warnings

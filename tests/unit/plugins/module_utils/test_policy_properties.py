@@ -1092,7 +1092,7 @@ def test_errors_sorted_numerically_by_path():
     assert [line.split(': ', 2)[1] for line in errors] == [
         '(top level)', 'rules[2].match.ports[1]', 'rules[10].severity', 'waivers[0].expires', 'waivers[0].rule']
     assert errors[0] == ("policy.yml: (top level): unknown key 'bogus'; expected default, default_remediate, default_severity, description, "
-                         "name, policy_version, rules, waiver_warning_days, waivers")
+                         "name, overlays, policy_version, rules, waiver_warning_days, waivers")
     assert errors[1] == "policy.yml: rules[2].match.ports[1]: range '859-855' starts after it ends"
     assert errors[3] == "policy.yml: waivers[0].expires: '2027-13-01' is not a date; expected YYYY-MM-DD"
     assert errors[4].startswith("policy.yml: waivers[0].rule: 'nope' names no rule; expected one of r0, r1, ")
