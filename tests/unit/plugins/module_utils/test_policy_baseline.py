@@ -316,3 +316,19 @@ def test_write_atomically_without_replace_never_replaces(tmp_path):
     with open(target) as handle:
         assert handle.read() == 'first\n'
     assert os.listdir(str(tmp_path)) == ['policy.yml']  # no temporary file left
+
+
+@pytest.mark.parametrize('patterns, host, groups, applies', [
+    (['h1', 'h2'], 'h1', (), True),
+    (['h1', 'h2'], 'h3', (), False),
+    (['h1', '!h1'], 'h1', (), False),
+    (['h1', 'group:web'], 'h9', ('web',), True),
+    (['h[*]'], 'h*', (), True),
+    (['h[*]'], 'hx', (), False),
+    (['db-*', 'h1'], 'db-7', (), True),
+    (['h?'], 'h1', (), True),
+])
+def test_host_scope_looks_plain_names_up_and_matches_patterns(patterns, host, groups, applies):
+    from ansible_collections.portwarden.compliance.plugins.module_utils.evaluate_policy import HostScope
+
+    assert HostScope(patterns).applies(host, groups) is applies
