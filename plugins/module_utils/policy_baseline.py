@@ -203,7 +203,7 @@ def _finding_socket(finding):
             'inode': None, 'processes': processes, 'namespace': finding.get('namespace')}
 
 
-def hosts_from_report(report, source):
+def hosts_from_report(report, source, survey_path='docs/policies/survey.yml'):
     """A fleet report (already checked against the report schema) audited under SURVEY_POLICY -> HostInputs.
 
     A report under another policy lists only that policy's findings, not every listener: BaselineInputError.
@@ -213,10 +213,10 @@ def hosts_from_report(report, source):
     if digest != SURVEY_DIGEST:
         raise BaselineInputError(
             '%s: policy.sha256: expected the survey policy (%s, sha256 %s), got policy %r (sha256 %s): a report lists only '
-            'what its policy flags, so only a report audited under docs/policies/survey.yml lists every listener; audit '
-            'with -e port_compliance_policy=PATH/TO/survey.yml, or give gather results'
+            'what its policy flags, so only a report audited under the survey policy lists every listener; audit with '
+            '-e port_compliance_policy=%s, or give gather results'
             % (source, SURVEY_POLICY['name'], SURVEY_DIGEST[:12], (report.get('policy') or {}).get('name'),
-               str(digest)[:12]))
+               str(digest)[:12], survey_path))
     found = []
     for index, entry in enumerate(report['hosts']):
         host = entry['host']

@@ -85,7 +85,7 @@ def read_input(path, nofollow=False):
                 report = load_report(path, nofollow=nofollow)
             except ReportError as exc:
                 raise BaselineError([str(exc)]) from None
-            return policy_baseline.hosts_from_report(report, path)
+            return policy_baseline.hosts_from_report(report, path, survey_path=SURVEY_POLICY_PATH)
         host = os.path.basename(path)
         if host.endswith('.json'):
             host = host[:-len('.json')]

@@ -33,6 +33,9 @@ import sys
 from ansible_collections.portwarden.compliance.plugins.module_utils import gather_nat, gather_sockets
 from ansible_collections.portwarden.compliance.plugins.module_utils.report_sockets import exposure_lines, printable, render_socket_table, socket_label
 
+# Audit under it, and the fleet report lists every listener: input for portwarden baseline.
+_SURVEY_POLICY = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'docs', 'policies',
+                                               'survey.yml'))
 EXIT_OK = 0
 EXIT_PARTIAL = 1
 EXIT_ERROR = 2
@@ -273,6 +276,14 @@ class _VersionAction(argparse.Action):
         parser.exit()
 
 
+def _paragraphs(text, width=79):
+    """Help text of several paragraphs (blank lines between them), each filled to ``width``."""
+    import textwrap
+
+    return '\n\n'.join(textwrap.fill(paragraph, width, break_long_words=False, break_on_hyphens=False)
+                       for paragraph in text.split('\n\n'))
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog='portwarden', description='Listening-port compliance for fleets.')
     parser.add_argument('--version', action=_VersionAction, help="print the collection's version and exit")
@@ -381,7 +392,7 @@ def build_parser():
     baseline = commands.add_parser(
         'baseline', help='write a default: deny policy from what the fleet runs now',
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        description='Make a policy from what a known-good fleet runs now: default: deny, the bundled IANA rule kept, '
+        description=_paragraphs('Make a policy from what a known-good fleet runs now: default: deny, the bundled IANA rule kept, '
                     'and one allow rule per protocol, port or range, bind class and process/unit that a set of hosts '
                     'shares, scoped to an inventory group when exactly its hosts have it, to the hosts otherwise. '
                     'Each rule\'s description says where it came from.\n\n'
@@ -393,7 +404,8 @@ def build_parser():
                     'waiver proposal is written commented out for you to confirm.\n\n'
                     'The policy goes to standard output (or -o FILE), the summary to standard error. Exit 0: a policy '
                     'with nothing to confirm; 1: a policy, but hosts were skipped, inventory hosts had no input or '
-                    'listeners are to confirm; 2: no policy (bad input, a host in two inputs, FILE exists).')
+                    'listeners are to confirm; 2: no policy (bad input, a host in two inputs, FILE exists).\n\n'
+                    'The survey policy of this installation: %s' % _SURVEY_POLICY))
     baseline.add_argument('files', nargs='+', metavar='FILE', help='gather results, survey reports or directories of them')
     baseline.add_argument('-i', '--inventory', action='append', metavar='INVENTORY',
                           help="the fleet's inventory, read by ansible-core (repeatable): scopes rules to its groups; a "
