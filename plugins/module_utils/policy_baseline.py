@@ -329,14 +329,19 @@ def build_baseline(hosts, options=None, groups=None, fleet=None):
         for constraint, owners in constraints.items():
             grouped.setdefault((key, constraint, frozenset(owners), flagged), []).append(port)
     group_of = {}
+    groups_of_host = {}
     for name in sorted(groups or {}, reverse=True):  # the first name in order wins when two groups are the same hosts
         members = frozenset(groups[name])
         if members and name not in ('all', 'ungrouped'):
             group_of[members] = name
+    for members, name in group_of.items():
+        for host in members:
+            groups_of_host.setdefault(host, []).append((name, members))
+    scopes = _Scopes(fleet, group_of, groups_of_host)
     drafts = []
     for (key, constraint, owners, flagged), ports in grouped.items():
         for start, end in _ranges(sorted(ports)):
-            drafts.append(_draft(key, constraint, owners, flagged, start, end, fleet, group_of, sources_of, options))
+            drafts.append(_draft(key, constraint, owners, flagged, start, end, scopes, sources_of, options))
     drafts.sort(key=lambda draft: draft['order'])
     rules = [dict(IANA_RULE)]
     proposals = []
@@ -364,19 +369,46 @@ def build_baseline(hosts, options=None, groups=None, fleet=None):
     return policy, proposals
 
 
-def _scope(owners, fleet, group_of):
-    if owners == fleet:
-        return None, 'every host (%d)' % len(owners)
-    group = group_of.get(owners)
-    if group is not None:
-        return ['group:%s' % group], 'group %s (%d host%s)' % (group, len(owners), '' if len(owners) == 1 else 's')
-    return [glob_exact(host) for host in sorted(owners)], '%d host%s' % (len(owners), '' if len(owners) == 1 else 's')
+class _Scopes(object):
+    """The shortest ``hosts`` that names exactly a set of hosts: none for every host, an inventory group, a group but
+    a few of its hosts (at most a tenth: those skipped, or without the listener), or the host names."""
+
+    MAX_EXCEPTIONS = 0.1
+
+    def __init__(self, fleet, group_of, groups_of_host):
+        self.fleet = fleet
+        self.group_of = group_of
+        self.groups_of_host = groups_of_host
+        self._cache = {}
+
+    def __call__(self, owners):
+        found = self._cache.get(owners)
+        if found is None:
+            found = self._cache[owners] = self._scope(owners)
+        return found
+
+    def _scope(self, owners):
+        count = len(owners)
+        if owners == self.fleet:
+            return None, 'every host (%d)' % count
+        group = self.group_of.get(owners)
+        if group is not None:
+            return ['group:%s' % group], 'group %s (%d host%s)' % (group, count, '' if count == 1 else 's')
+        best = ([glob_exact(host) for host in sorted(owners)], '%d host%s' % (count, '' if count == 1 else 's'))
+        some = next(iter(owners))
+        for name, members in sorted(self.groups_of_host.get(some, ())):
+            others = members - owners
+            if len(others) + 1 < len(best[0]) and len(others) <= len(members) * self.MAX_EXCEPTIONS and owners <= members:
+                best = (['group:%s' % name] + ['!%s' % glob_exact(host) for host in sorted(others)],
+                        'group %s but %d of its %d hosts (%d host%s)' % (name, len(others), len(members), count,
+                                                                         '' if count == 1 else 's'))
+        return best
 
 
-def _draft(key, constraint, owners, flagged, start, end, fleet, group_of, sources_of, options):
+def _draft(key, constraint, owners, flagged, start, end, scopes, sources_of, options):
     protocol, via, bind, namespace, ephemeral = key
     processes, units = constraint
-    hosts, where = _scope(owners, fleet, group_of)
+    hosts, where = scopes(owners)
     ports_text = '%d' % start if start == end else '%d-%d' % (start, end)
     rule_id = '%s-%s-%s' % ('confirm' if flagged else 'allow', protocol, ports_text)
     if bind is not None:

@@ -103,6 +103,24 @@ def test_shared_rule_once_group_scope_and_host_scope():
     check_round_trip(policy, proposals, items, GROUPS)
 
 
+def test_a_group_but_a_few_of_its_hosts():
+    members = ['n%02d' % index for index in range(20)]
+    gathers = dict((host, gather(sock(22, name='sshd'), sock(80, name='nginx'))) for host in members)
+    gathers['n03'] = gather(sock(22, name='sshd'))  # no web server here
+    gathers['x1'] = gather(sock(22, name='sshd'))
+    groups = {'web': members}
+    policy, _proposals, items = build(gathers, groups=groups)
+    rules = rules_by_id(policy)
+    assert rules['allow-tcp-80-any']['hosts'] == ['group:web', '!n03']
+    assert 'group web but 1 of its 20 hosts (19 hosts)' in rules['allow-tcp-80-any']['description']
+    check_round_trip(policy, [], items, groups)
+    # Not when more than a tenth of the group lacks it: then the hosts are named.
+    for host in ('n04', 'n05'):
+        gathers[host] = gather(sock(22, name='sshd'))
+    policy, _proposals, items = build(gathers, groups=groups)
+    assert len(rules_by_id(policy)['allow-tcp-80-any']['hosts']) == 17
+
+
 @pytest.mark.parametrize('ports, expected', [
     ([8080, 8081, 8082], [['8080-8082']]),
     ([8080, 8082], [[8080], [8082]]),

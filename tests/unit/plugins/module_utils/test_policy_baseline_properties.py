@@ -28,13 +28,13 @@ from ansible_collections.portwarden.compliance.plugins.module_utils.policy_ports
 from ansible_collections.portwarden.compliance.plugins.plugin_utils.policy_load import parse_policy_text, validate_policy
 
 TODAY = datetime.date(2026, 12, 2)
-EXAMPLES = int(120 * float(os.environ.get('PORTWARDEN_PROPERTY_SCALE', '1')))
+EXAMPLES = int(100 * float(os.environ.get('PORTWARDEN_PROPERTY_SCALE', '1')))
 _UNASSIGNED = dict((protocol, port_set('iana:unassigned', protocol)) for protocol in ('tcp', 'udp'))
 _PORTS = [port for port in [21, 22, 23, 53, 80, 443, 444, 445, 5432, 5433, 8080, 8081, 8082, 9100, 40000, 40001]
           if port not in _UNASSIGNED['tcp'] and port not in _UNASSIGNED['udp']]
 _ADDRESSES = ['0.0.0.0', '127.0.0.1', '10.0.0.1', '10.0.0.2', '::', '::1', '2001:db8::1', '::ffff:127.0.0.1']
 _NAMES = ['web', 'sshd', '*', 'a?b', '[x]', 'new\nline', '#c', '{y}', 'db']
-_HOSTS = ['h1', 'h2', 'h3', 'h4', 'h5', 'web-*', 'h[1]']
+_HOSTS = ['h1', 'h2', 'h3', 'h4', 'h5', 'h6', 'h7', 'h8', 'h9', 'h10', 'h11', 'web-*', 'h[1]']
 
 _process = st.fixed_dictionaries({'name': st.sampled_from(_NAMES), 'unit': st.sampled_from([None, 'a.service', '*.service'])})
 _socket = st.fixed_dictionaries({
@@ -60,7 +60,7 @@ def _gather(raw):
     return {'sockets': sockets, 'coverage': {'complete': True, 'errors': [], 'sockets': len(sockets)}}
 
 
-_fleet = st.dictionaries(st.sampled_from(_HOSTS), st.lists(_socket, max_size=7), min_size=1, max_size=5)
+_fleet = st.dictionaries(st.sampled_from(_HOSTS), st.lists(_socket, max_size=7), min_size=1, max_size=12)
 _options = st.fixed_dictionaries({'processes': st.booleans(), 'bind': st.booleans(),
                                   'ephemeral': st.sampled_from(pb.EPHEMERAL_MODES)})
 
@@ -89,11 +89,10 @@ def _groups_of(groups):
 def _covers(rule, host, host_groups, entry):
     """Whether ``rule`` (a generated allow rule) covers the socket: read from the rule, not from the evaluator."""
     if 'hosts' in rule:
-        pattern = rule['hosts'][0]
-        if pattern.startswith('group:'):
-            if pattern[len('group:'):] not in host_groups:
-                return False
-        elif not any(fnmatch.fnmatchcase(host, item) for item in rule['hosts']):
+        if any(fnmatch.fnmatchcase(host, item[1:]) for item in rule['hosts'] if item.startswith('!')):
+            return False
+        if not any(item[len('group:'):] in host_groups if item.startswith('group:') else fnmatch.fnmatchcase(host, item)
+                   for item in rule['hosts'] if not item.startswith('!')):
             return False
     match = rule['match']
     if entry['protocol'] not in match['protocols'] or (entry['ephemeral'] and not match.get('include_ephemeral')):
