@@ -370,8 +370,8 @@ def build_baseline(hosts, options=None, groups=None, fleet=None):
 
 
 class _Scopes(object):
-    """The shortest ``hosts`` that names exactly a set of hosts: none for every host, an inventory group, a group but
-    a few of its hosts (at most a tenth: those skipped, or without the listener), or the host names."""
+    """The shortest ``hosts`` that names exactly a set of hosts: none for every host, an inventory group, every host or
+    a group but a few (at most a tenth: those skipped, or without the listener), or the host names."""
 
     MAX_EXCEPTIONS = 0.1
 
@@ -402,6 +402,10 @@ class _Scopes(object):
                 best = (['group:%s' % name] + ['!%s' % glob_exact(host) for host in sorted(others)],
                         'group %s but %d of its %d hosts (%d host%s)' % (name, len(others), len(members), count,
                                                                          '' if count == 1 else 's'))
+        others = self.fleet - owners
+        if len(others) < len(best[0]) and len(others) <= len(self.fleet) * self.MAX_EXCEPTIONS and owners <= self.fleet:
+            best = (['!%s' % glob_exact(host) for host in sorted(others)],
+                    'every host but %d of %d (%d host%s)' % (len(others), len(self.fleet), count, '' if count == 1 else 's'))
         return best
 
 

@@ -68,6 +68,19 @@ def read_input(path, nofollow=False):
         raw = read_regular(path, limit=MAX_REPORT_BYTES, nofollow=nofollow)
     except (OSError, ValueError) as exc:
         raise BaselineError(['%s: cannot read it: %s' % (path, getattr(exc, 'strerror', None) or exc)]) from None
+    report = None
+    if b'"schema_version"' in raw and b'"hosts"' in raw:
+        # A report, most likely: load_report parses and checks it (a report is large: parsed once). If it is not one
+        # (a gather with a process named "schema_version"), it is parsed below and judged by what it is.
+        try:
+            report = load_report(path, nofollow=nofollow)
+        except ReportError:
+            report = None
+    if report is not None:
+        try:
+            return policy_baseline.hosts_from_report(report, path, survey_path=SURVEY_POLICY_PATH)
+        except policy_baseline.BaselineInputError as exc:
+            raise BaselineError([str(exc)]) from None
     try:
         data = json.loads(raw.decode('utf-8'), parse_constant=_no_constants, object_pairs_hook=refuse_duplicate_keys)
     except UnicodeDecodeError as exc:

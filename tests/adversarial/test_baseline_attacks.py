@@ -266,3 +266,12 @@ def test_two_runs_at_once_onto_one_file(tmp_path):
         winner = next(name for (code, _err), name in zip(outcomes, ('a.json', 'b.json')) if code == 0)
         assert rules[1]['match']['ports'] == ([22] if winner == 'a.json' else [80])
         assert sorted(os.listdir(str(tmp_path))) == ['a.json', 'b.json', 'policy.yml']  # no temporary file left
+
+
+def test_a_gather_whose_process_names_read_like_a_report_is_a_gather(tmp_path):
+    data = gathered(sock(22, '"schema_version"'), sock(80, '"hosts"'))
+    made = baseline(write(tmp_path / 'h1.json', data))
+    no_traceback(made)
+    assert made.returncode == 0, made.stderr
+    assert [rule['expect']['processes'] for rule in yaml.safe_load(made.stdout)['rules'][1:]] == \
+        [['"schema_version"'], ['"hosts"']]

@@ -350,3 +350,13 @@ def test_host_scope_looks_plain_names_up_and_matches_patterns(patterns, host, gr
     from ansible_collections.portwarden.compliance.plugins.module_utils.evaluate_policy import HostScope
 
     assert HostScope(patterns).applies(host, groups) is applies
+
+
+def test_every_host_but_a_few():
+    gathers = dict(('n%02d' % index, gather(sock(22, name='sshd'))) for index in range(20))
+    gathers['n07'] = gather(sock(2222, name='sshd'))
+    policy, _proposals, items = build(gathers)
+    rules = rules_by_id(policy)
+    assert rules['allow-tcp-22-any']['hosts'] == ['!n07']
+    assert 'every host but 1 of 20 (19 hosts)' in rules['allow-tcp-22-any']['description']
+    check_round_trip(policy, [], items)

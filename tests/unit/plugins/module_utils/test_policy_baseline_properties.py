@@ -91,8 +91,9 @@ def _covers(rule, host, host_groups, entry):
     if 'hosts' in rule:
         if any(fnmatch.fnmatchcase(host, item[1:]) for item in rule['hosts'] if item.startswith('!')):
             return False
-        if not any(item[len('group:'):] in host_groups if item.startswith('group:') else fnmatch.fnmatchcase(host, item)
-                   for item in rule['hosts'] if not item.startswith('!')):
+        included = [item for item in rule['hosts'] if not item.startswith('!')]
+        if included and not any(item[len('group:'):] in host_groups if item.startswith('group:')
+                                else fnmatch.fnmatchcase(host, item) for item in included):
             return False
     match = rule['match']
     if entry['protocol'] not in match['protocols'] or (entry['ephemeral'] and not match.get('include_ephemeral')):
