@@ -8,8 +8,8 @@ Setup (not timed): a synthetic fleet of ``--hosts`` hosts in 20 inventory groups
 listeners evaluated under the survey policy (evaluate_host), built into one fleet report (host_entry, build_report)
 as port_report writes it, and a YAML inventory of the groups. Every host runs sshd on 22 and an exporter on 9100;
 the groups come in 5 kinds (web: nginx on 80 and 443; db: postgres on loopback 5432; cache: redis on loopback
-6379 and 6380; queue: rabbitmq on 5672; search: java on 9200 and 9300), each kind a parent group of 4; one host
-in 100 has an odd agent on a port of its own (7000-7049); one host in 1,000 has a partial gather (skipped,
+6379 and 6390; queue: rabbitmq on 5672; search: java on 9200 and 9300), each kind a parent group of 4; one host
+in 100 has an odd agent on a port of its own (7000-7026, all assigned); one host in 1,000 has a partial gather (skipped,
 unknown) and 1 host in 500 a listener on 856 (to confirm).
 
 Timed, as whole processes, ``--runs`` times each (wall time from spawn to reaped exit; CPU time and peak RSS from
@@ -34,7 +34,7 @@ from collection_path import link_collection
 GROUP_SERVICES = [
     ('web', 'nginx', [(80, '0.0.0.0'), (443, '0.0.0.0')]),
     ('db', 'postgres', [(5432, '127.0.0.1')]),
-    ('cache', 'redis-server', [(6379, '127.0.0.1'), (6380, '127.0.0.1')]),
+    ('cache', 'redis-server', [(6379, '127.0.0.1'), (6390, '127.0.0.1')]),
     ('queue', 'beam.smp', [(5672, '0.0.0.0')]),
     ('search', 'java', [(9200, '0.0.0.0'), (9300, '0.0.0.0')]),
 ]
@@ -54,7 +54,7 @@ def fleet_gather(index, group):
                _socket(9100, '0.0.0.0', 'node_exporter', 200, 'node-exporter.service')]
     sockets.extend(_socket(port, address, name, 300 + group, '%s.service' % kind) for port, address in ports)
     if index % 100 == 7:
-        sockets.append(_socket(7000 + (index // 100) % 50, '0.0.0.0', 'agent', 400))
+        sockets.append(_socket(7000 + (index // 100) % 27, '0.0.0.0', 'agent', 400))
     if index % 500 == 3:
         sockets.append(_socket(856, '0.0.0.0', 'vendor-agent', 500))
     complete = index % 1000 != 5
