@@ -39,7 +39,7 @@ def _cli(*args):
 
 @pytest.fixture(scope='module')
 def fleet(module_fleet_factory):
-    fleet = module_fleet_factory(N_HOSTS, prefix='bsl')
+    fleet = module_fleet_factory(N_HOSTS, prefix='baseline')
     hosts = fleet.hosts
     fleet.add_group('db_pg', hosts[0:3])
     fleet.add_group('db_my', hosts[3:6])
