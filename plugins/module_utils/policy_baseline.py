@@ -94,9 +94,9 @@ def host_name_problem(host):
 class Listener(object):
     """One listening socket or published port of one host, as the baseline groups it."""
 
-    __slots__ = ('bind', 'ephemeral', 'namespace', 'port', 'port_end', 'processes', 'protocol', 'socket', 'units', 'via')
+    __slots__ = ('bind', 'ephemeral', 'namespace', 'port', 'port_end', 'processes', 'protocol', 'units', 'via')
 
-    def __init__(self, protocol, port, port_end, bind, via, namespace, processes, units, ephemeral, socket=None):
+    def __init__(self, protocol, port, port_end, bind, via, namespace, processes, units, ephemeral):
         self.protocol = protocol
         self.port = port
         self.port_end = port_end
@@ -106,7 +106,6 @@ class Listener(object):
         self.processes = processes  # frozenset of exact process patterns, or None (no owner known)
         self.units = units  # frozenset of exact unit patterns, or None (a holder without a unit)
         self.ephemeral = ephemeral
-        self.socket = socket  # the socket as evaluate_host reads it (reports: rebuilt from the finding)
 
 
 class HostInput(object):
@@ -150,11 +149,10 @@ def namespace_selector(namespace):
     return '%s:%s' % (container['kind'], glob_exact(name).replace('\n', '?').replace('\r', '?'))
 
 
-def _socket_listener(entry, socket=None):
+def _socket_listener(entry):
     processes, units = _holders(entry.get('processes'))
     return Listener(entry['protocol'], entry['port'], entry['port'], bind_class(entry['address']), 'listen',
-                    namespace_selector(entry.get('namespace')), processes, units, bool(entry.get('ephemeral')),
-                    socket=socket if socket is not None else entry)
+                    namespace_selector(entry.get('namespace')), processes, units, bool(entry.get('ephemeral')))
 
 
 def _exposure_listener(exposure):
@@ -550,16 +548,15 @@ def render_baseline(policy, proposals, summary_lines=()):
     return '\n'.join(lines) + '\n'
 
 
-def _expected_findings(policy):
-    """The rule ids whose findings a baseline leaves on its own hosts: the IANA rule, on the listeners to confirm."""
-    return frozenset([IANA_RULE['id']])
+# The only findings a baseline leaves on the hosts it was made from: the IANA rule's, on the listeners to confirm.
+_EXPECTED_FINDINGS = frozenset([IANA_RULE['id']])
 
 
 def verify_baseline(policy, hosts, groups_of=None, today=None):
     """Re-evaluate every host's listeners against the policy; the problems (empty: each host is compliant but for
     the listeners on ports IANA has not assigned, which stay drift until a waiver is accepted)."""
     compiled = compile_policy(policy)
-    allowed = _expected_findings(policy)
+    allowed = _EXPECTED_FINDINGS
     problems = []
     for item in hosts:
         if item.gathered is None:
