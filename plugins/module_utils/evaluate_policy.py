@@ -71,16 +71,21 @@ def severity_at_least(severity, threshold):
 class HostScope(object):
     """Host patterns: shell-style names, ``group:NAME`` for inventory groups, ``!`` to exclude."""
 
-    __slots__ = ('exclude', 'include')
+    __slots__ = ('exclude', 'include', 'names')
 
     def __init__(self, patterns):
         self.include = []
         self.exclude = []
+        # Plain host names (no group, no wildcard) are looked up in a set: a rule may list thousands of hosts
+        # (portwarden baseline scopes rules to the hosts that have a listener), and each host is judged against each.
+        self.names = set()
         for pattern in patterns or ():
             if pattern.startswith('!'):
                 self.exclude.append(pattern[1:])
-            else:
+            elif pattern.startswith('group:') or any(char in pattern for char in '*?['):
                 self.include.append(pattern)
+            else:
+                self.names.add(pattern)
 
     @staticmethod
     def _matches(pattern, host, groups):
@@ -92,7 +97,9 @@ class HostScope(object):
     def applies(self, host, groups):
         if any(self._matches(pattern, host, groups) for pattern in self.exclude):
             return False
-        return not self.include or any(self._matches(pattern, host, groups) for pattern in self.include)
+        if not self.include and not self.names:
+            return True
+        return host in self.names or any(self._matches(pattern, host, groups) for pattern in self.include)
 
 
 class NamespaceScope(object):

@@ -13,6 +13,7 @@
 - ``portwarden gate REPORT.json``: gate a pipeline on a saved fleet report (exit 0, 1 drift, 2 unknown/unusable).
 - ``portwarden merge [PART ...] --report-dir OUT [--inventory INV]``: merge part reports into one fleet report, then gate.
 - ``portwarden explain``: why one socket got its verdict (a saved report, or gathers with a policy).
+- ``portwarden baseline FILE... [-i INV] [-o POLICY]``: a ``default: deny`` policy from gather results or survey reports.
 - ``portwarden --version``: the collection's version (MANIFEST.json of an installed tarball, else galaxy.yml).
 
 Commands import what they need when they run, so ``gather`` stays quick.
@@ -33,6 +34,9 @@ import sys
 from ansible_collections.portwarden.compliance.plugins.module_utils import gather_nat, gather_sockets
 from ansible_collections.portwarden.compliance.plugins.module_utils.report_sockets import exposure_lines, printable, render_socket_table, socket_label
 
+# Audit under it, and the fleet report lists every listener: input for portwarden baseline.
+_SURVEY_POLICY = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'docs', 'policies',
+                                               'survey.yml'))
 EXIT_OK = 0
 EXIT_PARTIAL = 1
 EXIT_ERROR = 2
@@ -417,6 +421,44 @@ def _is_report(paths):
     return isinstance(data, dict) and 'schema_version' in data and 'hosts' in data
 
 
+def command_baseline(args):
+    import datetime
+
+    from ansible_collections.portwarden.compliance.plugins.module_utils.policy_baseline import Options
+    from ansible_collections.portwarden.compliance.plugins.plugin_utils.baseline_run import BaselineError, run_baseline
+
+    today = datetime.date.today()
+    if args.as_of:
+        try:
+            today = datetime.date.fromisoformat(args.as_of)
+        except ValueError:
+            args.parser.error('--as-of %r is not a date; expected YYYY-MM-DD' % args.as_of)
+    options = Options(processes=args.processes, bind=args.bind, ephemeral=args.ephemeral_udp, name=args.name,
+                      today=today)
+    try:
+        outcome = run_baseline(args.files, options, inventory=args.inventory, output=args.output, force=args.force)
+    except BaselineError as exc:
+        sys.stderr.write('portwarden baseline: no policy was made:\n')
+        sys.stderr.write(''.join('  %s\n' % printable(problem) for problem in exc.problems))
+        return EXIT_ERROR
+    except OSError as exc:
+        sys.stderr.write('portwarden baseline: %s: cannot write the policy: %s\n'
+                         % (printable(args.output), printable(exc.strerror or exc)))
+        return EXIT_ERROR
+    if outcome['written'] is None:
+        sys.stdout.write(outcome['text'])
+    for item in outcome['skipped']:
+        sys.stderr.write('portwarden baseline: warning: skipped host %s (%s): %s\n'
+                         % (printable(item.host), printable(item.source), printable(item.skipped)))
+    for warning in outcome['warnings']:
+        sys.stderr.write('portwarden baseline: warning: %s\n' % printable(warning))
+    sys.stderr.write(''.join('portwarden baseline: %s\n' % printable(line) for line in outcome['summary']))
+    if outcome['written']:
+        sys.stderr.write('portwarden baseline: wrote %s; check it with: portwarden lint %s\n'
+                         % (printable(outcome['written']), printable(outcome['written'])))
+    return EXIT_PARTIAL if (outcome['skipped'] or outcome['proposals'] or outcome['warnings']) else EXIT_OK
+
+
 def _version_text():
     from ansible_collections.portwarden.compliance.plugins.plugin_utils.collection_version import COLLECTION_ROOT, collection_version
 
@@ -436,6 +478,14 @@ class _VersionAction(argparse.Action):
     def __call__(self, parser, namespace, values, option_string=None):
         sys.stdout.write(_version_text() + '\n')
         parser.exit()
+
+
+def _paragraphs(text, width=79):
+    """Help text of several paragraphs (blank lines between them), each filled to ``width``."""
+    import textwrap
+
+    return '\n\n'.join(textwrap.fill(paragraph, width, break_long_words=False, break_on_hyphens=False)
+                       for paragraph in text.split('\n\n'))
 
 
 def build_parser():
@@ -565,6 +615,40 @@ def build_parser():
                          help="an inventory group of the host, for rules scoped to group:NAME (repeatable)")
     explain.add_argument('--format', choices=('text', 'json'), default='text')
     explain.set_defaults(handler=command_explain)
+    baseline = commands.add_parser(
+        'baseline', help='write a default: deny policy from what the fleet runs now',
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=_paragraphs('Make a policy from what a known-good fleet runs now: default: deny, the bundled IANA rule kept, '
+                    'and one allow rule per protocol, port or range, bind class and process/unit that a set of hosts '
+                    'shares, scoped to an inventory group when exactly its hosts have it, to the hosts otherwise. '
+                    'Each rule\'s description says where it came from.\n\n'
+                    'A FILE is a gather result (portwarden gather --format json, or the gather playbook\'s saved '
+                    'results with -e portwarden_gather_save_dir=DIR) whose host is its file name without .json, or a '
+                    'fleet report audited under the survey policy (docs/policies/survey.yml); a directory gives its '
+                    '*.json. A host whose gather was partial or failed, or whose verdict is unknown, is skipped with a '
+                    'warning. A listener on a port IANA has not assigned (856) is never allowed: it stays drift, and a '
+                    'waiver proposal is written commented out for you to confirm.\n\n'
+                    'The policy goes to standard output (or -o FILE), the summary to standard error. Exit 0: a policy '
+                    'with nothing to confirm; 1: a policy, but hosts were skipped, inventory hosts had no input or '
+                    'listeners are to confirm; 2: no policy (bad input, a host in two inputs, FILE exists).\n\n'
+                    'The survey policy of this installation: %s' % _SURVEY_POLICY))
+    baseline.add_argument('files', nargs='+', metavar='FILE', help='gather results, survey reports or directories of them')
+    baseline.add_argument('-i', '--inventory', action='append', metavar='INVENTORY',
+                          help="the fleet's inventory, read by ansible-core (repeatable): scopes rules to its groups; a "
+                               "host of the inputs not in it is skipped")
+    baseline.add_argument('-o', '--output', metavar='POLICY', help='write the policy here (atomically) instead')
+    baseline.add_argument('--force', action='store_true', help='replace the -o file if it exists')
+    baseline.add_argument('--processes', action=argparse.BooleanOptionalAction, default=True,
+                          help='rules name the processes and systemd units that hold each port (default: yes)')
+    baseline.add_argument('--bind', action=argparse.BooleanOptionalAction, default=True,
+                          help='rules name the bind class (loopback, any, specific) of each port (default: yes)')
+    baseline.add_argument('--ephemeral-udp', choices=('skip', 'include'), default='skip',
+                          help='UDP sockets in the ephemeral port range, most likely clients: skip them (default; the '
+                               'policy ignores them anyway) or allow them with include_ephemeral rules')
+    baseline.add_argument('--name', default='baseline', help='the policy\'s name (default: baseline)')
+    baseline.add_argument('--as-of', metavar='YYYY-MM-DD',
+                          help='the date the descriptions and the proposed waivers count from (default: today)')
+    baseline.set_defaults(handler=command_baseline, parser=baseline)
     return parser
 
 
