@@ -16,7 +16,7 @@ description:
     JSON Schema and the checks a schema cannot express. No host is contacted.
   - An invalid policy fails the task with every error, each naming the file, the path inside it and
     what was expected.
-  - Run it once (C(run_once)) before touching any host. The role M(portwarden.compliance.port_compliance)
+  - Run it once (C(run_once)) before touching any host. The role P(portwarden.compliance.port_compliance#role)
     does so.
 author:
   - portwarden contributors (@portwarden)
