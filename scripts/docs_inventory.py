@@ -9,14 +9,12 @@ values, the configuration settings, action plugins) and our docs name ansible.bu
 resolves such references through intersphinx, which downloads objects.inv from docs.ansible.com; the
 build runs offline (CI has no network), so this script writes that inventory here: the labels of the
 templates, and one label per ansible.builtin plugin that the installed ansible-core really has
-(``ansible-doc --list``), each pointing at its page on docs.ansible.com. A reference to anything else
+(the list ``ansible-doc --list`` prints), each pointing at its page on docs.ansible.com. A reference to anything else
 stays unresolved, and the build (sphinx-build -W) fails on it.
 
     docs_inventory.py OUTPUT.inv
 """
 
-import json
-import subprocess
 import sys
 import zlib
 
@@ -48,19 +46,20 @@ def anchor(label):
     return ''.join(out).strip('-')
 
 
-def builtin_plugins(plugin_type):
-    proc = subprocess.run(['ansible-doc', '--list', '--json', '-t', plugin_type, 'ansible.builtin'],
-                          capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise SystemExit('ansible-doc --list -t %s failed: %s' % (plugin_type, proc.stderr.strip()))
-    return sorted(name for name in json.loads(proc.stdout) if name.startswith('ansible.builtin.'))
+def builtin_plugins():
+    """{plugin type: [FQCN...]} of the installed ansible-core, as ``ansible-doc --list`` lists them (one process)."""
+    from ansible.plugins.list import list_plugins
+    from ansible.plugins.loader import init_plugin_loader
+
+    init_plugin_loader([])
+    return dict((plugin_type, sorted(list_plugins(plugin_type, ['ansible.builtin']))) for plugin_type in PLUGIN_TYPES)
 
 
 def entries():
     for label, page, title in CORE_LABELS:
         yield label, '%s#%s' % (page, anchor(label)), title
-    for plugin_type in PLUGIN_TYPES:
-        for fqcn in builtin_plugins(plugin_type):
+    for plugin_type, names in builtin_plugins().items():
+        for fqcn in names:
             name = fqcn.split('.', 2)[2]
             label = 'ansible_collections.%s_%s' % (fqcn, plugin_type)
             page = 'collections/ansible/builtin/%s_%s.html' % (name, plugin_type)
