@@ -27,7 +27,10 @@ export PATH="$VENV/bin:$PATH"
 log "fragments: antsibull-changelog lint"
 antsibull-changelog lint
 log "changelog: antsibull-changelog release --version $VERSION"
+# Its plugin cache is keyed by version alone: a re-run for the same version after a merge would miss new plugins.
+rm -f changelogs/.plugin-cache.yaml
 antsibull-changelog release --version "$VERSION"
+rm -f changelogs/.plugin-cache.yaml
 log "galaxy.yml: version $VERSION"
 sed -i -E "s/^version:.*/version: $VERSION/" galaxy.yml
 antsibull-changelog lint-changelog-yaml changelogs/changelog.yaml
