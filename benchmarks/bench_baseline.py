@@ -109,7 +109,7 @@ def run_once(argv, env):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__.split('\n', maxsplit=1)[0])
     parser.add_argument('--hosts', type=int, default=10000)
     parser.add_argument('--runs', type=int, default=5)
     parser.add_argument('--json', metavar='PATH', help='also write the figures here')

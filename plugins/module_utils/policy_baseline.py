@@ -450,8 +450,10 @@ def _draft(key, constraint, owners, flagged, start, end, scopes, sources_of, opt
 def _proposal(rule, draft, options):
     waiver = {'rule': IANA_RULE['id']}
     # Named hosts even when every host has it: a waiver covers what was seen, not hosts still to come.
-    waiver['hosts'] = list(draft['hosts']) if draft['hosts'] is not None else [glob_exact(host)
-                                                                              for host in sorted(draft['owners'])]
+    if draft['hosts'] is not None:
+        waiver['hosts'] = list(draft['hosts'])
+    else:
+        waiver['hosts'] = [glob_exact(host) for host in sorted(draft['owners'])]
     if 'namespaces' in rule:
         waiver['namespaces'] = list(rule['namespaces'])
     waiver['ports'] = list(rule['match']['ports'])
@@ -564,6 +566,6 @@ def verify_baseline(policy, hosts, groups_of=None, today=None):
         result = evaluate_host(item.gathered, compiled, item.host, (groups_of or {}).get(item.host, ()), today)
         wrong = [finding for finding in result['findings'] if finding['rule'] not in allowed]
         if wrong or result['reasons']:
-            problems.append('%s: %s' % (item.host, '; '.join([finding['message'] for finding in wrong[:3]]
-                                                            + result['reasons'][:3])))
+            said = [finding['message'] for finding in wrong[:3]] + result['reasons'][:3]
+            problems.append('%s: %s' % (item.host, '; '.join(said)))
     return problems

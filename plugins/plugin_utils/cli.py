@@ -619,19 +619,19 @@ def build_parser():
         'baseline', help='write a default: deny policy from what the fleet runs now',
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description=_paragraphs('Make a policy from what a known-good fleet runs now: default: deny, the bundled IANA rule kept, '
-                    'and one allow rule per protocol, port or range, bind class and process/unit that a set of hosts '
-                    'shares, scoped to an inventory group when exactly its hosts have it, to the hosts otherwise. '
-                    'Each rule\'s description says where it came from.\n\n'
-                    'A FILE is a gather result (portwarden gather --format json, or the gather playbook\'s saved '
-                    'results with -e portwarden_gather_save_dir=DIR) whose host is its file name without .json, or a '
-                    'fleet report audited under the survey policy (docs/policies/survey.yml); a directory gives its '
-                    '*.json. A host whose gather was partial or failed, or whose verdict is unknown, is skipped with a '
-                    'warning. A listener on a port IANA has not assigned (856) is never allowed: it stays drift, and a '
-                    'waiver proposal is written commented out for you to confirm.\n\n'
-                    'The policy goes to standard output (or -o FILE), the summary to standard error. Exit 0: a policy '
-                    'with nothing to confirm; 1: a policy, but hosts were skipped, inventory hosts had no input or '
-                    'listeners are to confirm; 2: no policy (bad input, a host in two inputs, FILE exists).\n\n'
-                    'The survey policy of this installation: %s' % _SURVEY_POLICY))
+                                'and one allow rule per protocol, port or range, bind class and process/unit that a set of hosts '
+                                'shares, scoped to an inventory group when exactly its hosts have it, to the hosts otherwise. '
+                                'Each rule\'s description says where it came from.\n\n'
+                                'A FILE is a gather result (portwarden gather --format json, or the gather playbook\'s saved '
+                                'results with -e portwarden_gather_save_dir=DIR) whose host is its file name without .json, or a '
+                                'fleet report audited under the survey policy (docs/policies/survey.yml); a directory gives its '
+                                '*.json. A host whose gather was partial or failed, or whose verdict is unknown, is skipped with a '
+                                'warning. A listener on a port IANA has not assigned (856) is never allowed: it stays drift, and a '
+                                'waiver proposal is written commented out for you to confirm.\n\n'
+                                'The policy goes to standard output (or -o FILE), the summary to standard error. Exit 0: a policy '
+                                'with nothing to confirm; 1: a policy, but hosts were skipped, inventory hosts had no input or '
+                                'listeners are to confirm; 2: no policy (bad input, a host in two inputs, FILE exists).\n\n'
+                                'The survey policy of this installation: %s' % _SURVEY_POLICY))
     baseline.add_argument('files', nargs='+', metavar='FILE', help='gather results, survey reports or directories of them')
     baseline.add_argument('-i', '--inventory', action='append', metavar='INVENTORY',
                           help="the fleet's inventory, read by ansible-core (repeatable): scopes rules to its groups; a "
