@@ -110,6 +110,7 @@ def test_the_honest_case_is_remediated(site):
 
 def test_a_probe_that_cannot_reach_the_port_before_the_block_does_not_make_it_remediated(site):
     host, peer, _web = site
+
     # The peer's own firewall drops what it sends to 856: its probe sees silence before the block and after it.
     def cut():
         nat.nft(peer.namespace, 'table inet pwnr_out {\n chain out {\n  type filter hook output priority 0;\n'
@@ -141,6 +142,7 @@ def test_a_stateless_rewrite_in_the_raw_hook_keeps_the_port_reachable_and_it_sta
 
 def test_the_block_table_deleted_between_the_block_and_the_probe_stays_drift(site):
     host, peer, _web = site
+
     def delete():
         host.run(['nft', 'delete', 'table', 'inet', 'portwarden_published'], check=True)
 
