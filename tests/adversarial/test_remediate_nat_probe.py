@@ -110,9 +110,12 @@ def test_the_honest_case_is_remediated(site):
 
 def test_a_probe_that_cannot_reach_the_port_before_the_block_does_not_make_it_remediated(site):
     host, peer, _web = site
+
     # The peer's own firewall drops what it sends to 856: its probe sees silence before the block and after it.
-    cut = lambda: nat.nft(peer.namespace, 'table inet pwnr_out {\n chain out {\n  type filter hook output priority 0;\n'  # noqa: E731
-                                          '  tcp dport 856 drop\n }\n}\n')
+    def cut():
+        nat.nft(peer.namespace, 'table inet pwnr_out {\n chain out {\n  type filter hook output priority 0;\n'
+                                '  tcp dport 856 drop\n }\n}\n')
+
     finding, seen = remediate(host, peer, attack_before=cut)
     assert (seen['before'], seen['after']) == ('blocked', 'blocked')
     assert finding['status'] == 'drift' and finding['remediation']['status'] == rp.NOT_VERIFIED
@@ -139,7 +142,10 @@ def test_a_stateless_rewrite_in_the_raw_hook_keeps_the_port_reachable_and_it_sta
 
 def test_the_block_table_deleted_between_the_block_and_the_probe_stays_drift(site):
     host, peer, _web = site
-    delete = lambda: host.run(['nft', 'delete', 'table', 'inet', 'portwarden_published'], check=True)  # noqa: E731
+
+    def delete():
+        host.run(['nft', 'delete', 'table', 'inet', 'portwarden_published'], check=True)
+
     finding, seen = remediate(host, peer, attack_between=delete)
     assert seen == {'address': nat.Peer.HOST_ADDRESS, 'before': 'open', 'after': 'open'}
     assert finding['status'] == 'drift' and finding['remediation']['status'] == rp.NOT_VERIFIED

@@ -219,7 +219,9 @@ class Uplink(object):
         raise AssertionError('no free 198.18.N.0/24 for the uplinks')
 
     def __enter__(self):
-        run = lambda argv: subprocess.run(argv, check=True, capture_output=True, text=True)  # noqa: E731
+        def run(argv):
+            subprocess.run(argv, check=True, capture_output=True, text=True)
+
         run(['ip', 'link', 'add', self.name, 'type', 'veth', 'peer', 'name', 'uplink', 'netns', self.host.name])
         run(['ip', 'addr', 'add', self.here4 + '/30', 'dev', self.name])
         run(['ip', '-6', 'addr', 'add', self.here6 + '/64', 'dev', self.name, 'nodad'])
