@@ -40,16 +40,32 @@ def rules_text(count, base_port=20000):
     return '\n'.join(lines + ['COMMIT']) + '\n'
 
 
-def collections_path():
+def filter_text(count):
+    """Docker's filter table for ``count`` published ports (one ACCEPT per container port), as a real Docker host has
+    next to its nat table: nftables lists it, so a gather that needs nft reads it too."""
+    lines = ['*filter', ':INPUT ACCEPT [0:0]', ':FORWARD DROP [0:0]', ':OUTPUT ACCEPT [0:0]', ':DOCKER - [0:0]',
+             ':DOCKER-ISOLATION-STAGE-1 - [0:0]', ':DOCKER-ISOLATION-STAGE-2 - [0:0]', ':DOCKER-USER - [0:0]',
+             '-A FORWARD -j DOCKER-USER', '-A FORWARD -j DOCKER-ISOLATION-STAGE-1',
+             '-A FORWARD -o docker0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT', '-A FORWARD -o docker0 -j DOCKER',
+             '-A FORWARD -i docker0 ! -o docker0 -j ACCEPT', '-A FORWARD -i docker0 -o docker0 -j ACCEPT']
+    lines += ['-A DOCKER -d 172.17.%d.%d/32 ! -i docker0 -o docker0 -p tcp -m tcp --dport 80 -j ACCEPT'
+              % (index // 250, index % 250 + 2) for index in range(count)]
+    lines += ['-A DOCKER-ISOLATION-STAGE-1 -i docker0 ! -o docker0 -j DOCKER-ISOLATION-STAGE-2',
+              '-A DOCKER-ISOLATION-STAGE-1 -j RETURN', '-A DOCKER-ISOLATION-STAGE-2 -o docker0 -j DROP',
+              '-A DOCKER-ISOLATION-STAGE-2 -j RETURN', '-A DOCKER-USER -j RETURN']
+    return '\n'.join(lines + ['COMMIT']) + '\n'
+
+
+def collections_path(repo=REPO):
     root = tempfile.mkdtemp(prefix='pwb-nat-collections-')
     os.makedirs(os.path.join(root, 'ansible_collections', 'portwarden'))
-    os.symlink(REPO, os.path.join(root, 'ansible_collections', 'portwarden', 'compliance'))
+    os.symlink(repo, os.path.join(root, 'ansible_collections', 'portwarden', 'compliance'))
     return root
 
 
-def timed(argv, env):
+def timed(argv, env, parse=True):
     """``(wall seconds, CPU seconds, result)``: CPU is user + system of the gather and the tools it waited for
-    (wait4), which a loaded machine disturbs less than the wall time."""
+    (wait4), which a loaded machine disturbs less than the wall time. ``parse=False``: the output's size, not JSON."""
     with tempfile.TemporaryFile() as err:
         start = time.perf_counter()
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err, env=env)
@@ -60,16 +76,19 @@ def timed(argv, env):
         code = os.waitstatus_to_exitcode(status)
         if code not in (0, 1):
             err.seek(0)
-            raise SystemExit('gather failed (%d): %s' % (code, err.read().decode()[-400:]))
-    return wall, usage.ru_utime + usage.ru_stime, json.loads(out)
+            raise SystemExit('%s failed (%d): %s' % (argv[4], code, err.read().decode()[-400:]))
+    return wall, usage.ru_utime + usage.ru_stime, json.loads(out) if parse else len(out)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n', maxsplit=1)[0])
     parser.add_argument('--rules', type=int, default=5000)
     parser.add_argument('--listeners', type=int, default=10000)
+    parser.add_argument('--filter-rules', type=int, default=0,
+                        help="also Docker's filter table with this many published ports (a real Docker host has both)")
     parser.add_argument('--runs', type=int, default=7)
     parser.add_argument('--python', default=sys.executable)
+    parser.add_argument('--repo', default=REPO, help='the checkout whose gather is timed (default: this one)')
     parser.add_argument('--json', metavar='PATH', help='also write the figures here')
     args = parser.parse_args()
     name = 'pwb-nat-%s' % uuid.uuid4().hex[:8]
@@ -89,31 +108,53 @@ def main():
             holder.stdout.readline()
             holders.append(holder)
         subprocess.run(prefix + ['iptables-nft-restore'], input=rules_text(args.rules), text=True, check=True)
-        env = dict(os.environ, PYTHONPATH=collections_path(), PYTHONDONTWRITEBYTECODE='1')
+        if args.filter_rules:
+            subprocess.run(prefix + ['iptables-nft-restore', '--noflush'], input=filter_text(args.filter_rules), text=True,
+                           check=True)
+        env = dict(os.environ, PYTHONPATH=collections_path(os.path.abspath(args.repo)), PYTHONDONTWRITEBYTECODE='1')
         argv = {mode: prefix + [args.python, '-m', CLI_MODULE, 'gather', '--format', 'json', '--compact', '--nat', mode]
                 for mode in ('off', 'auto')}
-        walls = {'off': [], 'auto': []}
-        cpus = {'off': [], 'auto': []}
+        # The alternative: what a script gets from the two tools (ss, and nft's JSON, whose iptables-nft DNATs show no
+        # target), each a whole process with its output read, in the same rounds.
+        argv['ss'] = prefix + ['ss', '-H', '-ltnup']
+        argv['nft'] = prefix + ['nft', '-j', 'list', 'ruleset']
+        modes = ('off', 'auto', 'ss', 'nft')
+        walls = dict((mode, []) for mode in modes)
+        cpus = dict((mode, []) for mode in modes)
+        load_start = os.getloadavg()[0]
+        sources = None
         for run in range(args.runs + 1):
-            for mode in ('off', 'auto'):
-                wall, cpu, result = timed(argv[mode], env)
+            for mode in modes:
+                wall, cpu, result = timed(argv[mode], env, parse=mode in ('off', 'auto'))
                 if run:
                     walls[mode].append(wall)
                     cpus[mode].append(cpu)
+                if mode in ('ss', 'nft'):
+                    assert result > 0, mode
+                    continue
                 if mode == 'auto':
                     assert len(result['exposures']) == args.rules, len(result['exposures'])
                     assert result['coverage']['complete'], result['coverage']['errors']
+                    sources = sorted(result['coverage']['nat']['sources'])
                 assert len(result['sockets']) == args.listeners, len(result['sockets'])
-        off, auto = statistics.median(walls['off']), statistics.median(walls['auto'])
+        median = dict((mode, statistics.median(walls[mode])) for mode in modes)
+        off, auto = median['off'], median['auto']
+        alternative = median['ss'] + median['nft']
         cpu_off, cpu_auto = statistics.median(cpus['off']), statistics.median(cpus['auto'])
-        figures = {'rules': args.rules, 'listeners': args.listeners, 'runs': args.runs, 'off_s': round(off, 4),
+        figures = {'rules': args.rules, 'filter_rules': args.filter_rules, 'listeners': args.listeners, 'runs': args.runs,
+                   'sources': sources, 'load_average_start': load_start, 'ss_s': round(median['ss'], 4),
+                   'nft_s': round(median['nft'], 4), 'alternative_s': round(alternative, 4),
+                   'auto_vs_alternative': round(auto / alternative, 4), 'off_s': round(off, 4),
                    'auto_s': round(auto, 4), 'added': round(auto / off - 1, 4), 'target_added': TARGET_ADDED,
                    'cpu_off_s': round(cpu_off, 4), 'cpu_auto_s': round(cpu_auto, 4),
                    'cpu_added': round(cpu_auto / cpu_off - 1, 4), 'load_average': os.getloadavg()[0],
                    'off_all_s': [round(w, 4) for w in walls['off']], 'auto_all_s': [round(w, 4) for w in walls['auto']]}
+        print('load average %.1f at the start' % load_start)
         print('gather --nat off : median %.3f s wall, %.3f s CPU' % (off, cpu_off))
-        print('gather --nat auto: median %.3f s wall, %.3f s CPU (%d DNAT rules, %d listeners)'
-              % (auto, cpu_auto, args.rules, args.listeners))
+        print('gather --nat auto: median %.3f s wall, %.3f s CPU (%d DNAT rules, %d filter rules, %d listeners; read: %s)'
+              % (auto, cpu_auto, args.rules, args.filter_rules, args.listeners, ', '.join(sources)))
+        print('alternative, ss -H -ltnup %.3f s + nft -j list ruleset %.3f s = %.3f s: gather --nat auto is %.2fx of it, '
+              '--nat off %.2fx' % (median['ss'], median['nft'], alternative, auto / alternative, off / alternative))
         print('added by the NAT read: %+.1f%% wall, %+.1f%% CPU (target <= %d%%): %s; load average %.1f'
               % (100 * (auto / off - 1), 100 * (cpu_auto / cpu_off - 1), 100 * TARGET_ADDED,
                  'met' if auto / off - 1 <= TARGET_ADDED else 'NOT met', os.getloadavg()[0]))

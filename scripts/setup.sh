@@ -2,6 +2,8 @@
 # Idempotent set-up shared by scripts/run.sh and scripts/test.sh.
 #   scripts/setup.sh run    Debian packages for the main job, .venv with the collection installed (pip install .)
 #   scripts/setup.sh test   Debian packages for the tests, .venv-test (test tools), .venv-sanity (ansible-test)
+#   scripts/setup.sh matrix the version matrix: .venv-core-2.NN per tests/requirements-core-2.NN.txt (on the
+#                           controller Python its header names) and .venv-target-3.N per target Python
 # Each step checks first and does nothing when already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,6 +42,43 @@ ensure_venv() {
   fi
 }
 
+# find_python X.Y: the path of a working Python X.Y, or nothing. Debian's own first, then PATH (a pyenv
+# shim of a version pyenv has not selected fails, so each candidate is run), then pyenv's installs.
+find_python() {
+  local want=$1 candidate
+  for candidate in "/usr/bin/python$want" "$(command -v "python$want" 2>/dev/null)" \
+      $(ls -d "${PYENV_ROOT:-$HOME/.pyenv}/versions/$want".*/bin/"python$want" 2>/dev/null | sort -V -r); do
+    [ -n "$candidate" ] && [ -x "$candidate" ] || continue
+    if [ "$("$candidate" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)" = "$want" ] \
+        && "$candidate" -c 'import venv, ensurepip' 2>/dev/null; then
+      echo "$candidate"
+      return 0
+    fi
+  done
+  return 1
+}
+
+# header_field FILE NAME: the value of a '# NAME: value' line of FILE.
+header_field() {
+  sed -n "s/^# $2: *//p" "$1" | head -n 1
+}
+
+ensure_matrix() {
+  local file minor python version
+  for file in tests/requirements-core-*.txt; do
+    minor=${file#tests/requirements-core-}
+    minor=${minor%.txt}
+    version=$(header_field "$file" controller-python)
+    python=$(find_python "$version") || { log "ansible-core $minor needs Python $version on the controller: none found"; return 1; }
+    PYTHON=$python ensure_venv ".venv-core-$minor" "$python $(cat "$file")" -r "$file"
+  done
+  for version in $(header_field tests/requirements-target.txt target-pythons); do
+    python=$(find_python "$version") || { log "target Python $version: none found"; return 1; }
+    PYTHON=$python ensure_venv ".venv-target-$version" "$python $(cat tests/requirements-target.txt)" \
+      -r tests/requirements-target.txt
+  done
+}
+
 tree_hash() {
   # What `pip install .` copies: a change to any of it reinstalls the collection.
   find plugins playbooks roles meta docs galaxy.yml pyproject.toml README.md -type f 2>/dev/null \
@@ -56,9 +95,13 @@ case "${1:-}" in
     mkdir -p -m 0755 /run/sshd
     ensure_venv .venv-test "$(cat tests/requirements.txt)" -r tests/requirements.txt
     ensure_venv .venv-sanity "$(cat tests/requirements-sanity.txt)" -r tests/requirements-sanity.txt
+    ensure_matrix
+    ;;
+  matrix)
+    ensure_matrix
     ;;
   *)
-    echo "usage: $0 run|test" >&2
+    echo "usage: $0 run|test|matrix" >&2
     exit 2
     ;;
 esac

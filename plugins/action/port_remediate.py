@@ -15,8 +15,10 @@ from __future__ import annotations
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.portwarden.compliance.plugins.module_utils.evaluate_policy import bind_class
 from ansible_collections.portwarden.compliance.plugins.module_utils.remediate_kill import DEFAULT_PROTECTED_NAMES
 from ansible_collections.portwarden.compliance.plugins.module_utils.remediate_plan import (
+    ALREADY_IN_PLACE,
     APPLIED,
     FAILED,
     PLANNED,
@@ -26,11 +28,13 @@ from ansible_collections.portwarden.compliance.plugins.module_utils.remediate_pl
     apply_outcomes,
     block_key,
     describe_block,
+    describe_published,
     module_block,
     plan_remediation,
     refused_actions,
     verify_remediation,
 )
+from ansible_collections.portwarden.compliance.plugins.module_utils.remediate_probe import probe_addresses, probe_target, probe_tcp_many
 from ansible_collections.portwarden.compliance.plugins.module_utils.report_sockets import HOST_WHERE
 from ansible_collections.portwarden.compliance.plugins.plugin_utils.audit_host import (
     AUDIT_ARGUMENT_SPEC,
@@ -55,6 +59,8 @@ ARGUMENT_SPEC = dict(AUDIT_ARGUMENT_SPEC, **{
     'service_mask': {'type': 'bool', 'default': False},
     'service_slices': {'type': 'list', 'elements': 'str', 'default': ['system.slice']},
     'firewall_persist_path': {'type': 'path'},
+    'probe_addresses': {'type': 'list', 'elements': 'str', 'default': []},
+    'probe_timeout': {'type': 'float', 'default': 2.0},
 })
 
 
@@ -111,21 +117,32 @@ class ActionModule(ActionBase):
         plan = plan_remediation(before, compiled.remediation(), args['default_strategy'], protection, args['service_slices'])
 
         actions = refused_actions(before)
-        outcomes = {'blocks': {}, 'services': {}, 'processes': {}}
+        outcomes = {'blocks': {}, 'services': {}, 'processes': {}, 'published': {}}
         live_blocks = []
-        # One port_block call per network namespace: a container's drift is blocked in its own namespace.
-        for where in sorted(set(block['where'] for block in plan['blocks'])):
+        live_published = []
+        # A published port is verified from outside the host: a probe before its block, and one after it.
+        probes = self._probe_before(args, task_vars, plan, connection_port is None) if not check_mode else {
+            'published': {}, 'blocks': {}}
+        # One port_block call per network namespace: a container's drift is blocked in its own namespace, and the
+        # host's call writes the prerouting table of published ports too (one transaction).
+        wheres = set(block['where'] for block in plan['blocks'])
+        if plan['published']:
+            wheres.add(HOST_WHERE)
+        for where in sorted(wheres):
             blocks = [block for block in plan['blocks'] if block['where'] == where]
-            live, block_changed = self._block(args, where, plan['namespaces'].get(where), blocks, sorted(ports), task_vars,
-                                              outcomes, actions, diffs)
+            published = plan['published'] if where == HOST_WHERE else []
+            live, live_pub, block_changed = self._block(args, where, plan['namespaces'].get(where), blocks, published,
+                                                        sorted(ports), task_vars, outcomes, actions, diffs)
             live_blocks.extend(live)
+            live_published.extend(live_pub)
             changed |= block_changed
+        self._probe_after(args, plan, probes, outcomes, actions)
         for service in plan['services']:
             changed |= self._stop_service(args, service, task_vars, outcomes, actions, diffs)
         if plan['processes']:
             changed |= self._kill(args, plan['processes'], task_vars, outcomes, actions, diffs)
         apply_outcomes(before, outcomes)
-        if plan['skipped'] or check_mode or not (plan['blocks'] or plan['services'] or plan['processes']):
+        if plan['skipped'] or check_mode or not (plan['blocks'] or plan['published'] or plan['services'] or plan['processes']):
             final = before
             final['remediation'] = {'actions': actions, 'skipped': plan['skipped'], 'verified': False}
         else:
@@ -136,8 +153,13 @@ class ActionModule(ActionBase):
                 final['status'] = 'unknown'
                 final['remediation'] = {'actions': actions, 'skipped': None, 'verified': False}
             else:
-                final = verify_remediation(before, after, live_blocks, actions)
+                final = verify_remediation(before, after, live_blocks, actions, probes['published'], live_published,
+                                           probes['blocks'])
         result.update(final)
+        result['probes'] = [dict(probe, block=describe(block)) for kind, describe in
+                            (('published', describe_published), ('blocks', describe_block))
+                            for block in plan[kind] if block_key(block) in probes[kind]
+                            for probe in [probes[kind][block_key(block)]]]
         result['changed'] = changed
         if diffs:
             result['diff'] = diffs
@@ -174,7 +196,9 @@ class ActionModule(ActionBase):
             if found.get('failed'):
                 raise AnsibleActionFail('lifting the portwarden firewall blocks failed (%s): %s' % (where, _module_error(found)))
             if found.get('diff') and found.get('changed'):
-                header = 'nftables table inet portwarden%s' % ('' if where == HOST_WHERE else ' in ' + where)
+                tables = 'tables inet portwarden, inet portwarden_published' if (found.get('published') or {}).get('removed') \
+                    else 'table inet portwarden'
+                header = 'nftables %s%s' % (tables, '' if where == HOST_WHERE else ' in ' + where)
                 diffs.append(dict(found['diff'], before_header=header, after_header=header))
             changed |= bool(found.get('changed'))
         return changed
@@ -197,40 +221,108 @@ class ActionModule(ActionBase):
         except (TypeError, ValueError):
             return 22
 
-    def _block(self, args, where, namespace, blocks, ports, task_vars, outcomes, actions, diffs):
-        """Apply ``blocks`` in one network namespace (``where``; ``namespace`` its inode and pid, None for the host's)."""
+    def _probe_before(self, args, task_vars, plan, portless):
+        """Probe each port to be blocked from here (the controller, outside the host) before its block: by kind
+        (``published``, ``blocks``) and block key, ``{'address', 'before', 'after'}``, or for a published port that
+        cannot be probed ``{'address': None, 'why'}``. An input block of the host's is probed only where an address
+        of the host reaches it (not a loopback one), and only TCP."""
+        fallback = task_vars.get('ansible_host') or self._play_context.remote_addr or task_vars.get('inventory_hostname')
+        if portless and not args['probe_addresses']:
+            # -c local (ansible-pull): the controller is the host, and its own address is no view from outside.
+            addresses, why = {}, ('the %s connection runs on the host itself, so no probe from outside is made '
+                                  '(set probe_addresses to probe from here anyway)' % self._connection_name())
+        else:
+            addresses, why = probe_addresses(args['probe_addresses'], fallback)
+        probes = {'published': {}, 'blocks': {}}
+        for block in plan['published']:
+            address, reason = probe_target(block, addresses, why)
+            probes['published'][block_key(block)] = {'address': address, 'why': reason, 'before': None, 'after': None}
+        for block in plan['blocks']:
+            if block['where'] != HOST_WHERE or block['protocol'] != 'tcp' or bind_class(block.get('address') or '::') == 'loopback':
+                continue
+            address, _reason = probe_target(dict(block, family=block.get('family') or ('ipv4' if 'ipv4' in addresses else 'ipv6')),
+                                            addresses, why)
+            if address is not None:
+                probes['blocks'][block_key(block)] = {'address': address, 'why': None, 'before': None, 'after': None}
+        self._probe_all(args, plan, probes, 'before')
+        return probes
+
+    def _probe_all(self, args, plan, probes, when, outcomes=None):
+        """Probe, all at once, every port of ``probes`` that has an address (after: only where the block is applied)."""
+        targets = []
+        for kind in ('published', 'blocks'):
+            for block in plan[kind]:
+                probe = probes[kind].get(block_key(block))
+                if probe is None or not probe['address']:
+                    continue
+                if outcomes is not None and (outcomes[kind].get(block_key(block)) or (None,))[0] != APPLIED:
+                    continue
+                targets.append((probe, block['port']))
+        answers = probe_tcp_many([(probe['address'], port) for probe, port in targets], args['probe_timeout'])
+        for (probe, _port), answer in zip(targets, answers):
+            probe[when] = answer
+
+    def _probe_after(self, args, plan, probes, outcomes, actions):
+        """Probe again each port whose block is now in place, and list what both probes saw."""
+        self._probe_all(args, plan, probes, 'after', outcomes)
+        for kind, describe in (('published', describe_published), ('blocks', describe_block)):
+            for block in plan[kind]:
+                probe = probes[kind].get(block_key(block))
+                if probe is None:
+                    continue
+                if probe['address']:
+                    detail = 'from the controller to %s port %d: %s before the block, %s after it' % (
+                        probe['address'], block['port'], probe['before'], probe['after'] or 'not probed (the block is not in place)')
+                else:
+                    detail = 'not probed: %s' % probe['why']
+                actions.append({'strategy': 'firewall', 'target': describe(block), 'rules': [block['rule']],
+                                'outcome': 'probed' if probe['address'] else 'not_probed', 'detail': detail})
+
+    def _block(self, args, where, namespace, blocks, published, ports, task_vars, outcomes, actions, diffs):
+        """Apply ``blocks`` in one network namespace (``where``; ``namespace`` its inode and pid, None for the host's),
+        and the prerouting ``published`` blocks there: (live input blocks, live prerouting blocks, changed)."""
         module_args = {'blocks': [module_block(block) for block in blocks], 'state': 'present',
                        'protected_ports': [{'protocol': 'tcp', 'port': port} for port in ports]}
+        if published:
+            module_args['published'] = [module_block(block) for block in published]
         if namespace is not None:
             module_args['namespace'] = namespace
         elif args['firewall_persist_path']:
             module_args['persist_path'] = args['firewall_persist_path']
         found = self._execute_module(module_name=BLOCK_MODULE, module_args=module_args, task_vars=task_vars)
+        kinds = (('blocks', blocks, found, describe_block, 'inet portwarden'),
+                 ('published', published, found.get('published') or {}, describe_published, 'inet portwarden_published'))
         if found.get('failed'):
             reason = 'firewall: %s' % _module_error(found)
-            for block in blocks:
-                outcomes['blocks'][block_key(block)] = (FAILED, reason)
-                actions.append({'strategy': 'firewall', 'target': describe_block(block), 'rules': [block['rule']],
-                                'outcome': FAILED, 'detail': reason})
-            return [], False
-        refused = dict((block_key(dict(item, where=where)), item.get('reason') or 'protected') for item in found.get('protected') or [])
-        added = set(block_key(dict(block, where=where)) for block in found.get('added') or [])
-        for block in blocks:
-            key = block_key(block)
-            if key in refused:
-                status, outcome, detail = PROTECTED, PROTECTED, refused[key]
-            elif key in added:
-                status, outcome = self._done()
-                detail = '%s to table inet portwarden' % ('would add the nftables block' if self._task.check_mode else 'nftables block added')
-            else:
-                status, outcome, detail = APPLIED, 'unchanged', 'the block was already in place'
-            outcomes['blocks'][key] = (status, detail)
-            actions.append({'strategy': 'firewall', 'target': describe_block(block), 'rules': [block['rule']],
-                            'outcome': outcome, 'detail': detail})
+            for kind, items, _found, describe, _table in kinds:
+                for block in items:
+                    outcomes[kind][block_key(block)] = (FAILED, reason)
+                    actions.append({'strategy': 'firewall', 'target': describe(block), 'rules': [block['rule']],
+                                    'outcome': FAILED, 'detail': reason})
+            return [], [], False
+        for kind, items, answer, describe, table in kinds:
+            refused = dict((block_key(dict(item, where=where)), item.get('reason') or 'protected') for item in answer.get('protected') or [])
+            added = set(block_key(dict(block, where=where)) for block in answer.get('added') or [])
+            for block in items:
+                key = block_key(block)
+                if key in refused:
+                    status, outcome, detail = PROTECTED, PROTECTED, refused[key]
+                elif key in added:
+                    status, outcome = self._done()
+                    detail = '%s to table %s' % ('would add the nftables block' if self._task.check_mode else 'nftables block added', table)
+                else:
+                    status, outcome, detail = APPLIED, 'unchanged', ALREADY_IN_PLACE
+                outcomes[kind][key] = (status, detail)
+                actions.append({'strategy': 'firewall', 'target': describe(block), 'rules': [block['rule']],
+                                'outcome': outcome, 'detail': detail})
         if found.get('diff'):
-            header = 'nftables table inet portwarden%s' % ('' if where == HOST_WHERE else ' in ' + where)
+            tables = 'inet portwarden, inet portwarden_published' if (found.get('published') or {}).get('table') or published \
+                else 'inet portwarden'
+            header = 'nftables table%s %s%s' % ('s' if ',' in tables else '', tables, '' if where == HOST_WHERE else ' in ' + where)
             diffs.append(dict(found['diff'], before_header=header, after_header=header))
-        return [dict(block, where=where) for block in found.get('blocks') or []], bool(found.get('changed'))
+        return ([dict(block, where=where) for block in found.get('blocks') or []],
+                [dict(block, where=where) for block in (found.get('published') or {}).get('blocks') or []],
+                bool(found.get('changed')))
 
     def _stop_service(self, args, service, task_vars, outcomes, actions, diffs):
         unit = service['unit']

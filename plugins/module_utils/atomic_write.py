@@ -16,9 +16,12 @@ FILE_MODE = 0o644
 KEPT_MODE_BITS = 0o775
 
 
-def write_atomically(path, text):
+def write_atomically(path, text, replace=True):
     """Write ``text`` to a temporary file beside ``path`` (a random name, created exclusively), flush it to disk,
     rename it over ``path`` and flush the directory.
+
+    ``replace`` False: never replace what is at ``path``; the file is linked there only if nothing is, else
+    FileExistsError (no window between a check and the rename for another writer to use).
 
     Nothing at ``path`` is followed: a link there is replaced, its target untouched. A regular file there keeps
     its permission bits (less setuid, setgid, sticky and others' write); anything else (a link, a planted link's
@@ -41,7 +44,11 @@ def write_atomically(path, text):
             stream.flush()
             os.fchmod(stream.fileno(), mode)
             os.fsync(stream.fileno())
-        os.replace(temp_path, path)
+        if replace:
+            os.replace(temp_path, path)
+        else:
+            os.link(temp_path, path)
+            os.unlink(temp_path)
     except BaseException:
         try:
             os.unlink(temp_path)

@@ -71,16 +71,21 @@ def severity_at_least(severity, threshold):
 class HostScope(object):
     """Host patterns: shell-style names, ``group:NAME`` for inventory groups, ``!`` to exclude."""
 
-    __slots__ = ('exclude', 'include')
+    __slots__ = ('exclude', 'include', 'names')
 
     def __init__(self, patterns):
         self.include = []
         self.exclude = []
+        # Plain host names (no group, no wildcard) are looked up in a set: a rule may list thousands of hosts
+        # (portwarden baseline scopes rules to the hosts that have a listener), and each host is judged against each.
+        self.names = set()
         for pattern in patterns or ():
             if pattern.startswith('!'):
                 self.exclude.append(pattern[1:])
-            else:
+            elif pattern.startswith('group:') or any(char in pattern for char in '*?['):
                 self.include.append(pattern)
+            else:
+                self.names.add(pattern)
 
     @staticmethod
     def _matches(pattern, host, groups):
@@ -92,7 +97,9 @@ class HostScope(object):
     def applies(self, host, groups):
         if any(self._matches(pattern, host, groups) for pattern in self.exclude):
             return False
-        return not self.include or any(self._matches(pattern, host, groups) for pattern in self.include)
+        if not self.include and not self.names:
+            return True
+        return host in self.names or any(self._matches(pattern, host, groups) for pattern in self.include)
 
 
 class NamespaceScope(object):
@@ -214,10 +221,11 @@ class Rule(object):
     """One compiled rule: port sets per protocol, optional filters, the expectation."""
 
     __slots__ = ('bind', 'closed', 'closed_text', 'description', 'families', 'id', 'include_ephemeral', 'namespaces',
-                 'plain', 'ports', 'processes', 'published_text', 'remediate', 'scope', 'severity', 'suffix', 'units', 'users',
-                 'via', 'want_bind')
+                 'owners', 'plain', 'ports', 'published_text', 'remediate', 'scope', 'severity', 'source', 'suffix', 'via',
+                 'want_bind')
 
     def __init__(self, data):
+        self.source = data  # as the policy wrote it, for explanations
         self.id = data['id']
         self.description = data.get('description') or ''
         self.severity = data.get('severity', 'medium')
@@ -241,9 +249,7 @@ class Rule(object):
         expect = {} if self.closed else (expect or {})
         if not self.closed and not isinstance(expect, dict):
             raise PolicyError('rule %s: expect must be "closed" or a mapping' % self.id)
-        self.processes = _as_list(expect.get('processes'))
-        self.users = _as_list(expect.get('users'))
-        self.units = _as_list(expect.get('units'))
+        self.owners = Owners(expect)
         want_bind = _as_list(expect.get('bind'))
         self.want_bind = frozenset(want_bind) if want_bind else None
         # Matched on protocol and port alone (the common case): the per-socket check is one flag.
@@ -255,19 +261,26 @@ class Rule(object):
 
     def matches(self, entry):
         """Whether the socket falls under this rule (protocol and ports already checked by the caller)."""
+        return self.mismatch(entry) is None
+
+    def mismatch(self, entry):
+        """None when the socket falls under this rule (protocol and ports already checked by the caller), else the
+        first match key it fails: ``include_ephemeral``, ``families``, ``via``, ``namespaces`` or ``bind``."""
         if entry['ephemeral'] and not self.include_ephemeral:
-            return False
+            return 'include_ephemeral'
         if self.families is not None and not self.families.intersection(reachable_families(entry)):
-            return False
+            return 'families'
         if self.via is not None and entry.get('via', 'listen') not in self.via:
-            return False
+            return 'via'
         if self.namespaces is not None and not self.namespaces.applies(entry.get('namespace')):
-            return False
-        return self.bind is None or (entry.get('bind') or bind_class(entry['address'])) in self.bind
+            return 'namespaces'
+        if self.bind is None or (entry.get('bind') or bind_class(entry['address'])) in self.bind:
+            return None
+        return 'bind'
 
     @property
     def needs_processes(self):
-        return bool(self.processes or self.users or self.units)
+        return bool(self.owners)
 
     def violations(self, entry):
         """Return (problems, unknown): what the socket breaks, and what could not be checked."""
@@ -279,41 +292,106 @@ class Rule(object):
             actual = entry.get('bind') or bind_class(entry['address'])
             if actual not in self.want_bind:
                 problems.append('is bound to %s addresses; allowed: %s' % (actual, ', '.join(sorted(self.want_bind))))
-        if self.needs_processes:
+        if self.owners:
             processes = entry.get('processes') or []
             if not processes:
                 unknown.append('no owning process is known, so the allowed %s cannot be checked'
-                               % '/'.join(name for name, value in (('processes', self.processes), ('users', self.users),
-                                                                   ('units', self.units)) if value))
+                               % '/'.join(self.owners.keys()))
             else:
-                problems.extend(self._process_problems(processes))
+                problems.extend('is held by ' + miss for proc in processes for _key, miss in self.owners.misses(proc))
         return problems, unknown
 
-    def _process_problems(self, processes):
-        problems = []
-        for proc in processes:
-            label = '%s[%s]' % (proc.get('name'), proc.get('pid'))
-            if self.processes is not None and not _any_match(self.processes, (proc.get('name'), proc.get('exe'))):
-                problems.append('is held by %s; allowed processes: %s' % (label, ', '.join(self.processes)))
-            if self.users is not None:
-                uid = proc.get('uid')
-                if not _any_match(self.users, (proc.get('user'), None if uid is None else str(uid))):
-                    problems.append('is held by %s as user %s; allowed users: %s'
-                                    % (label, proc.get('user') or uid, ', '.join(self.users)))
-            if self.units is not None and not _any_match(self.units, (proc.get('unit'),)):
-                problems.append('is held by %s in unit %s; allowed units: %s'
-                                % (label, proc.get('unit') or '(none)', ', '.join(self.units)))
-        return problems
+
+# The owner keys of a rule's expect and of a waiver, and the process fields each one's patterns are matched against.
+OWNER_KEYS = ('processes', 'users', 'exe', 'units')
+_OWNER_FIELDS = {'processes': ('name', 'exe'), 'users': ('user', 'uid'), 'exe': ('exe',), 'units': ('unit',)}
+_OWNER_NOUNS = {'processes': 'name or executable', 'users': 'user', 'exe': 'executable', 'units': 'unit'}
+
+
+class Owners(object):
+    """Who may hold a socket: the shell-style ``processes`` (name or executable path), ``users`` (name or uid),
+    ``exe`` (executable path only) and ``units`` patterns of a rule's expect or of a waiver. One implementation
+    for both, so that a waiver bound to a process means what a rule about that process means."""
+
+    __slots__ = ('patterns',)
+
+    def __init__(self, data):
+        self.patterns = tuple((key, _as_list(data[key])) for key in OWNER_KEYS if data.get(key) is not None)
+
+    def __bool__(self):
+        return bool(self.patterns)
+
+    def keys(self):
+        return [key for key, _patterns in self.patterns]
+
+    def describe(self):
+        return dict((key, list(patterns)) for key, patterns in self.patterns)
+
+    def misses(self, proc):
+        """What about one holder these patterns do not allow: ``(key, 'LABEL...; allowed NOUN: PATTERNS')`` pairs."""
+        return [(key, _owner_miss(key, patterns, proc)) for key, patterns in self.patterns
+                if not _owner_match(key, patterns, proc)]
+
+    def noun(self, key):
+        """What of a holder ``key`` reads, in words (processes given only as paths read the executable)."""
+        patterns = dict(self.patterns).get(key) or ()
+        return 'executable' if key == 'processes' and all('/' in pattern for pattern in patterns) else _OWNER_NOUNS[key]
+
+    def unknown(self, proc):
+        """The keys whose every field is unknown for this holder (a gather without root): nothing to match. A unit
+        is never unknown: the cgroup is readable by anyone, and no unit means the process is in none."""
+        return [key for key, patterns in self.patterns
+                if key != 'units' and all(value is None for value in _owner_values(proc, key, patterns))]
+
+
+def _owner_values(proc, key, patterns=()):
+    """The fields of a holder that ``key``'s patterns are matched against (paths only, for processes given as paths)."""
+    if key == 'users':
+        uid = proc.get('uid')
+        return (proc.get('user'), None if uid is None else str(uid))
+    if key == 'processes' and patterns and all('/' in pattern for pattern in patterns):
+        return (proc.get('exe'),)
+    return tuple(proc.get(field) for field in _OWNER_FIELDS[key])
+
+
+def _owner_match(key, patterns, proc):
+    if key != 'processes':
+        return _any_match(patterns, _owner_values(proc, key))
+    # A process sets its own name (comm: any 15 bytes, a slash too): a pattern with a slash is an executable path,
+    # matched against the executable only, so that no name can pass for the path.
+    name, exe = proc.get('name'), proc.get('exe')
+    return any((exe is not None and fnmatch.fnmatchcase(exe, pattern))
+               or ('/' not in pattern and name is not None and fnmatch.fnmatchcase(name, pattern)) for pattern in patterns)
+
+
+def _owner_miss(key, patterns, proc):
+    label = '%s[%s]' % (proc.get('name'), proc.get('pid'))
+    allowed = ', '.join(patterns)
+    if key == 'processes':
+        return '%s; allowed processes: %s' % (label, allowed)
+    if key == 'users':
+        return '%s as user %s; allowed users: %s' % (label, proc.get('user') or proc.get('uid'), allowed)
+    if key == 'exe':
+        return '%s with executable %s; allowed executables: %s' % (label, proc.get('exe') or '(unknown)', allowed)
+    return '%s in unit %s; allowed units: %s' % (label, proc.get('unit') or '(none)', allowed)
 
 
 def _any_match(patterns, values):
     return any(value is not None and fnmatch.fnmatchcase(value, pattern) for pattern in patterns for value in values)
 
 
+# What a waiver (in scope of the host, naming the finding's rule) says about one finding: about another socket
+# (protocols, namespaces, ports), expired, bound to processes that do not hold it all, bound to processes the
+# gather could not tell, or covering it.
+WAIVER_VERDICTS = ('protocols', 'namespaces', 'ports', 'expired', 'not_covered', 'unknown', 'covers')
+
+
 class Waiver(object):
-    __slots__ = ('approved_by', 'expires', 'namespaces', 'ports', 'protocols', 'reason', 'rule', 'scope', 'ticket')
+    __slots__ = ('approved_by', 'expires', 'namespaces', 'owners', 'ports', 'protocols', 'reason', 'rule', 'scope', 'source',
+                 'ticket')
 
     def __init__(self, data):
+        self.source = data  # as the policy wrote it, for explanations
         self.rule = data['rule']
         self.scope = HostScope(data.get('hosts'))
         self.namespaces = _namespace_scope(data.get('namespaces'))
@@ -323,6 +401,7 @@ class Waiver(object):
         except PortSpecError as exc:
             raise PolicyError('waiver for %s: %s' % (self.rule, exc)) from exc
         self.protocols = frozenset(data['protocols']) if data.get('protocols') else None
+        self.owners = Owners(data)
         self.reason = data['reason']
         self.ticket = data.get('ticket')
         self.approved_by = data.get('approved_by')
@@ -331,8 +410,55 @@ class Waiver(object):
             raise PolicyError('waiver for %s: expires %r is not a date' % (self.rule, data['expires']))
 
     def describe(self):
-        return {'rule': self.rule, 'reason': self.reason, 'ticket': self.ticket, 'approved_by': self.approved_by,
-                'expires': self.expires.isoformat()}
+        described = {'rule': self.rule, 'reason': self.reason, 'ticket': self.ticket, 'approved_by': self.approved_by,
+                     'expires': self.expires.isoformat()}
+        described.update(self.owners.describe())
+        return described
+
+    def judge(self, finding, today):
+        """``(verdict, detail)``: one of WAIVER_VERDICTS, and for not_covered and unknown the holders it is about.
+
+        A waiver bound to processes covers a socket only when every process holding it is one it names; a socket
+        whose holders are not known (a gather without root), or miss a field the waiver matches, is never waived.
+        """
+        protocol = finding['protocol']
+        if self.protocols is not None and protocol not in self.protocols:
+            return 'protocols', None
+        if self.namespaces is not None and not self.namespaces.applies(finding['namespace']):
+            return 'namespaces', None
+        if self.ports is not None:
+            # PortSet's lookup, inlined: this runs for every finding of a waived rule.
+            ports = self.ports[protocol]
+            index = bisect.bisect_right(ports.starts, finding['port']) - 1
+            if index < 0 or finding['port'] > ports.ends[index]:
+                return 'ports', None
+        if self.expires < today:
+            return 'expired', None
+        if self.owners:
+            return self._judge_holders(finding['processes'])
+        return 'covers', None
+
+    def _judge_holders(self, processes):
+        if not processes:
+            return 'unknown', 'no process holding it is known'
+        rogues = []
+        blind = []
+        for proc in processes:
+            misses = self.owners.misses(proc)
+            if not misses:
+                continue
+            unknown = self.owners.unknown(proc)
+            known = [miss for key, miss in misses if key not in unknown]
+            if known:
+                rogues.extend(known)
+            else:
+                blind.append('%s[%s] has no known %s' % (proc.get('name'), proc.get('pid'),
+                                                         ' or '.join(self.owners.noun(key) for key in unknown)))
+        if rogues:
+            return 'not_covered', '; '.join(rogues)
+        if blind:
+            return 'unknown', '; '.join(blind)
+        return 'covers', None
 
 
 class CompiledPolicy(object):
@@ -878,6 +1004,11 @@ class _Findings(object):
         })
 
 
+def findings_builder():
+    """A new builder of findings, as the evaluation of one host uses (for explanations: the same messages)."""
+    return _Findings()
+
+
 def _exposure_entry(exposure):
     """An exposure as the rules read a socket: reached ``via`` nat, on the host, never ephemeral; one reached only
     from the output hook takes only the host's own traffic, so it is bound to loopback as far as rules go."""
@@ -941,39 +1072,52 @@ def _who(processes):
     return '%s as %s' % (names, ', '.join(users))
 
 
-def _apply_waivers(findings, compiled, host, groups, today, warnings):
+def judge_socket(rule, entry, builder):
+    """Add the finding of a rule (not ``closed``) that matched a socket, if it has one: ``(problems, unknown)``."""
+    problems, unknown = rule.violations(entry)
+    if problems:
+        builder.add(rule.id, rule.severity, entry, (' %s (' % '; '.join(problems), ')' + rule.suffix))
+    elif unknown:
+        builder.add(rule.id, rule.severity, entry, (': ', '; '.join(unknown) + rule.suffix), status='unknown')
+    return problems, unknown
+
+
+def apply_waivers(findings, compiled, host, groups, today, warnings, reasons):
+    """Judge every finding of one host against the waivers in its scope: waived, or a message saying why not."""
     by_rule = {}
     for waiver in compiled.waivers:
         if waiver.scope.applies(host, groups):
             by_rule.setdefault(waiver.rule, []).append(waiver)
     if not by_rule:
         return
+    unchecked = 0
     for finding in findings:
         for waiver in by_rule.get(finding['rule'], ()):
-            if waiver.protocols is not None and finding['protocol'] not in waiver.protocols:
-                continue
-            if waiver.namespaces is not None and not waiver.namespaces.applies(finding['namespace']):
-                continue
-            if waiver.ports is not None:
-                # PortSet's lookup, inlined: this runs for every finding of a waived rule.
-                ports = waiver.ports[finding['protocol']]
-                index = bisect.bisect_right(ports.starts, finding['port']) - 1
-                if index < 0 or finding['port'] > ports.ends[index]:
-                    continue
+            verdict, detail = waiver.judge(finding, today)
             ticket = ' (%s)' % waiver.ticket if waiver.ticket else ''
-            if waiver.expires < today:
+            # Only "covers" waives: any other verdict, known or not, leaves the finding as it is (fail closed).
+            if verdict == 'covers':
+                finding['waived'] = True
+                finding['waiver'] = waiver.describe()
+                finding['status'] = 'waived'
+                days = (waiver.expires - today).days
+                if days <= compiled.warning_days:
+                    warnings.append('waiver%s for %s on %s %s expires %s, in %d day%s' % (
+                        ticket, waiver.rule, host, socket_label(finding), waiver.expires.isoformat(), days,
+                        '' if days == 1 else 's'))
+                break
+            if verdict == 'expired':
                 finding['waiver_expired'] = waiver.describe()
                 finding['message'] += '; waiver%s expired %s' % (ticket, waiver.expires.isoformat())
-                continue
-            finding['waived'] = True
-            finding['waiver'] = waiver.describe()
-            finding['status'] = 'waived'
-            days = (waiver.expires - today).days
-            if days <= compiled.warning_days:
-                warnings.append('waiver%s for %s on %s %s expires %s, in %d day%s' % (
-                    ticket, waiver.rule, host, socket_label(finding), waiver.expires.isoformat(), days,
-                    '' if days == 1 else 's'))
-            break
+            elif verdict == 'not_covered':
+                finding['message'] += '; waiver%s does not cover %s' % (ticket, detail)
+            elif verdict == 'unknown':
+                unchecked += 1
+                finding['message'] += '; waiver%s cannot be checked: %s (run the gather with become)' % (ticket, detail)
+    if unchecked:
+        reasons.append('waivers bound to processes could not be checked on %d finding%s: the gather did not give the '
+                       'process facts they name, so those findings are not waived (run with become)'
+                       % (unchecked, '' if unchecked == 1 else 's'))
 
 
 def evaluate_host(gathered, compiled, host, groups=(), today=None):
@@ -1037,17 +1181,13 @@ def _evaluate_host(gathered, compiled, host, groups, today):
                 if rule.plain:
                     if entry['ephemeral'] and not rule.include_ephemeral:
                         continue
-                elif not rule.matches(entry):
+                elif rule.mismatch(entry) is not None:
                     continue
                 matched = True
                 if rule.closed:
                     add(rule.id, rule.severity, entry, rule.closed_text)
                     continue
-                problems, unknown = rule.violations(entry)
-                if problems:
-                    builder.add(rule.id, rule.severity, entry, (' %s (' % '; '.join(problems), ')' + rule.suffix))
-                elif unknown:
-                    builder.add(rule.id, rule.severity, entry, (': ', '; '.join(unknown) + rule.suffix), status='unknown')
+                judge_socket(rule, entry, builder)
             if deny and not matched and not entry['ephemeral']:
                 builder.add(DEFAULT_RULE_ID, compiled.default_severity, entry, builder.DEFAULT_TEXT)
         except (KeyError, TypeError, ValueError, IndexError) as exc:
@@ -1064,7 +1204,7 @@ def _evaluate_host(gathered, compiled, host, groups, today):
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             reasons.append('a gathered exposure could not be evaluated (%s): %s' % (exc, _brief(exposure)))
     findings = builder.items
-    _apply_waivers(findings, compiled, host, groups, today, warnings)
+    apply_waivers(findings, compiled, host, groups, today, warnings, reasons)
     if any(finding['status'] == 'unknown' for finding in findings):
         reasons.append('some rules need process facts the gather could not give (run with become)')
     result = _result(host, compiled, None, findings, reasons, warnings, coverage, today)

@@ -7,7 +7,7 @@
 
 Pure standard library. Docker with ``userland-proxy: false``, netavark and kube-proxy publish ports with
 DNAT in the nat prerouting path, with no listening socket on the host: the socket tables alone would call
-such a host clean. The parsers here are pure functions over the tools' text (``nft -j list ruleset``,
+such a host clean. The parsers here are pure functions over the tools' text (``nft -j list table``/``ruleset``,
 ``iptables-save -t nat``); ``read_nat`` finds and runs the tools (an environment it controls, a timeout) and
 says in the coverage which sources it read and which table it could not.
 
@@ -23,9 +23,11 @@ never smaller). A chain that no nat hook reaches publishes nothing; it is listed
 
 from __future__ import annotations
 
+import gc
 import ipaddress
 import json
 import os
+import re
 import shlex
 import socket
 import struct
@@ -85,17 +87,34 @@ class _Path(object):
 
     def narrowed(self, match):
         """This path and a rule's own matches (a _Path of them), or None when no packet passes both."""
-        path = _Path(self.families)
-        path.protocols = match.protocols if self.protocols is None else (
+        protocols = match.protocols if self.protocols is None else (
             self.protocols if match.protocols is None else self.protocols & match.protocols)
-        path.ports = _intersect(self.ports, match.ports)
-        path.families = self.families if match.families is None else tuple(f for f in self.families if f in match.families)
+        if protocols is not None and not protocols:
+            return None
+        ports = _intersect(self.ports, match.ports)
+        if ports == []:
+            return None
+        families = self.families if match.families is None else tuple(f for f in self.families if f in match.families)
+        if not families:
+            return None
+        path = _Path(families)
+        path.protocols = protocols
+        path.ports = ports
         path.address = match.address or self.address
         path.interface = match.interface or self.interface
-        path.conditions = (self.conditions + tuple(c for c in match.conditions if c not in self.conditions))[:MAX_CONDITIONS]
-        if (path.protocols is not None and not path.protocols) or path.ports == [] or not path.families:
-            return None
+        conditions = self.conditions
+        if match.conditions:  # thousands of rules along one path: only new conditions cost a copy
+            conditions = (conditions + tuple(c for c in match.conditions if c not in conditions))[:MAX_CONDITIONS]
+        path.conditions = conditions
         return path
+
+    def admits(self, match):
+        """Whether some packet passes both this path and ``match`` (narrowed is not None), without building the path."""
+        if self.protocols is not None and match.protocols is not None and not self.protocols & match.protocols:
+            return False
+        if not self.families if match.families is None else not any(f in match.families for f in self.families):
+            return False
+        return _intersect(self.ports, match.ports) != []
 
 
 def _clean(text):
@@ -167,18 +186,19 @@ def _walk(chains, bases, families, where_of):
             for index, (match, verdict, text) in enumerate(chains[name]):
                 if verdict is None:
                     continue
+                kind, value = verdict
+                key = (name, index)
+                if kind != 'jump' and key in found:  # reached from another hook too (Docker: PREROUTING and OUTPUT)
+                    if path.admits(match):
+                        for item in found[key]:
+                            if hook not in item['hooks']:
+                                item['hooks'].append(hook)
+                    continue
                 narrowed = path.narrowed(match)
                 if narrowed is None:
                     continue
-                kind, value = verdict
                 if kind == 'jump':
                     later.extend((target, narrowed) for target in value)
-                    continue
-                key = (name, index)
-                if key in found:  # reached from another hook too (Docker: PREROUTING and OUTPUT)
-                    for item in found[key]:
-                        if hook not in item['hooks']:
-                            item['hooks'].append(hook)
                     continue
                 found[key] = _exposures(narrowed, kind, value, hook, where_of(name, text))
                 order.append(key)
@@ -315,6 +335,38 @@ def _ipt_rule(tokens, family):
     return match, ('jump', [target_name])
 
 
+# The line Docker (and docker-proxy-less publishing) writes for each published port, read in one compiled match; any
+# other line, or one that differs in a space or a quote, takes _ipt_rule. Both give the same (match, verdict): the
+# unit tests hold them to it. Values never start with '-' or '!' and hold no quote or backslash (shlex's cases).
+_VALUE = r'[^\s"\'\\!-][^\s"\'\\]*'
+_IPT_PUBLISH = re.compile(r'-A (%s)(?: -d (%s))?(?: (! )?-i (%s))? -p (tcp|udp) -m (?:tcp|udp) --dport ([0-9]{1,5}) '
+                          r'-j DNAT --to-destination ([0-9.]+):([0-9]{1,5})' % ((_VALUE,) * 3), re.ASCII)
+_ONE_PROTOCOL = {'tcp': frozenset(('tcp',)), 'udp': frozenset(('udp',))}
+
+
+def _ipt_publish(line, family):
+    """``(chain, match, verdict)`` of a Docker-style publishing line, or None for _ipt_rule to read."""
+    found = _IPT_PUBLISH.fullmatch(line)
+    if found is None:
+        return None
+    chain, address, negate, interface, protocol, port, target, target_port = found.groups()
+    port, target_port = int(port), int(target_port)
+    if port > 65535 or target_port > 65535 or family != 'ipv4':
+        return None  # _ipt_rule reads it, or names the line
+    try:
+        socket.inet_pton(socket.AF_INET, target)
+    except OSError:
+        return None
+    match = _Match()
+    match.protocols = _ONE_PROTOCOL[protocol]
+    match.ports = [(port, port)]
+    if address is not None:
+        _family, match.address = _address_of(address, family)
+    if interface is not None:
+        match.interface = '!' + interface if negate else interface
+    return chain, match, ('dnat', {'address': target, 'family': family, 'port': target_port, 'port_end': target_port})
+
+
 def parse_iptables_save(text, family, source):
     """Exposures of the ``*nat`` table in ``iptables-save`` output, and the unreachable chains with a DNAT.
 
@@ -340,14 +392,19 @@ def parse_iptables_save(text, family, source):
             if line.startswith(':'):
                 chains.setdefault(line[1:].split()[0], [])
                 continue
-            # shlex is slow (a 5,000-rule table: 1 s); iptables-save quotes only where a value needs it.
-            tokens = shlex.split(line) if '"' in line or "'" in line or '\\' in line else line.split()
-            if len(tokens) < 2 or tokens[0] not in ('-A', '--append'):
-                raise ValueError('expected -A CHAIN or :CHAIN')
-            match, verdict = _ipt_rule(tokens[2:], family)
+            published = _ipt_publish(line, family) if line.startswith('-A ') else None
+            if published is not None:
+                name, match, verdict = published
+            else:
+                # shlex is slow (a 5,000-rule table: 1 s); iptables-save quotes only where a value needs it.
+                tokens = shlex.split(line) if '"' in line or "'" in line or '\\' in line else line.split()
+                if len(tokens) < 2 or tokens[0] not in ('-A', '--append'):
+                    raise ValueError('expected -A CHAIN or :CHAIN')
+                name = tokens[1]
+                match, verdict = _ipt_rule(tokens[2:], family)
         except ValueError as exc:
             raise NatParseError('line %d: %s: %s' % (number, exc, _clean(line[:80]))) from exc
-        chains.setdefault(tokens[1], []).append((match, verdict, _clean(line)))
+        chains.setdefault(name, []).append((match, verdict, _clean(line)))
     table = '%s nat' % ('ip' if family == 'ipv4' else 'ip6')
     exposures, reached = _walk(chains, [('prerouting', 'PREROUTING'), ('output', 'OUTPUT')], (family,),
                                lambda chain, rule: (source, table, chain, rule))
@@ -690,10 +747,16 @@ class ToolFailed(Exception):
     """A NAT tool that ran and gave no usable answer."""
 
 
+class ToolTimedOut(ToolFailed):
+    """A NAT tool killed at its deadline."""
+
+
 def start_tool(path, args, search_path=SEARCH_PATH):
     """Start one tool with an empty environment (PATH ``search_path``, LC_ALL=C) in a process group of its own."""
+    # Not AnsibleModule.run_command (ansible-test 2.21 asks for it in module_utils): this core also runs in the CLI,
+    # without a module, and the tool needs a process group of its own that a deadline can kill whole.
     try:
-        return subprocess.Popen([path] + list(args), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        return subprocess.Popen([path] + list(args), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,  # pylint: disable=ansible-bad-function
                                 stderr=subprocess.PIPE, env={'PATH': search_path, 'LC_ALL': 'C'}, close_fds=True,
                                 start_new_session=True)
     except OSError as exc:
@@ -716,7 +779,7 @@ def finish_tool(proc, path, args, timeout, deadline=None):
     except subprocess.TimeoutExpired:
         _kill(proc)
         proc.communicate()
-        raise ToolFailed('%s %s did not finish within %g s' % (path, ' '.join(args), timeout)) from None
+        raise ToolTimedOut('%s %s did not finish within %g s' % (path, ' '.join(args), timeout)) from None
     if proc.returncode != 0:
         raise ToolFailed('%s %s exited %d: %s' % (path, ' '.join(args), proc.returncode,
                                                   _clean(err.decode('utf-8', 'replace').strip()[:200])))
@@ -758,7 +821,7 @@ class NatRead(object):
                                    % (proc_net, 'ip_tables_names' if family == 'ipv4' else 'ip6_tables_names',
                                       exc.strerror or exc, 'iptables' if family == 'ipv4' else 'ip6tables'))
         for tool, args in self._planned():
-            path = find_tool(tool, search_path)
+            path = find_tool(tool.split(' ')[0], search_path)
             if path is not None:
                 try:
                     self.jobs[tool] = (path, start_tool(path, args, search_path), time.monotonic() + timeout)
@@ -774,18 +837,35 @@ class NatRead(object):
         for tool, table in (('iptables-nft-save', 'ip nat'), ('ip6tables-nft-save', 'ip6 nat')):
             if tables is None or table in tables:
                 yield tool, ['-t', 'nat']
-        if tables is None or [name for name in tables if name not in ('ip nat', 'ip6 nat')]:
-            yield 'nft', ['-j', 'list', 'ruleset']
+        read_by_iptables = [table for tool, table in (('iptables-nft-save', 'ip nat'), ('ip6tables-nft-save', 'ip6 nat'))
+                            if find_tool(tool, self.search_path)]
+        for args in _nft_reads(tables, read_by_iptables):
+            yield _nft_job(args), args
 
     def output(self, tool, path, args):
         """A tool's stdout: the one started early, or run now. Raises ToolFailed."""
-        job = self.jobs.pop(tool, None)
+        job = self.jobs.pop(tool if tool != 'nft' else _nft_job(args), None)
         if job is None:
             return run_tool(path, args, self.search_path, self.timeout)
         path, proc, deadline = job
         if isinstance(proc, ToolFailed):
             raise proc
         return finish_tool(proc, path, args, self.timeout, deadline)
+
+    def _read_nft(self, nft, reads, skip):
+        """``[(args, parse_nft_ruleset's answer)]`` of the nft reads; each failure is an error. A read of one table that
+        nft refuses or answers with what is not its JSON (a name its parser takes for a keyword) is made again as the
+        whole ruleset; a timeout is not retried."""
+        answers = []
+        for args in reads:
+            try:
+                answers.append((args, parse_nft_ruleset(self.output('nft', nft, args), skip)))
+            except (ToolFailed, NatParseError) as exc:
+                if args == RULESET or isinstance(exc, ToolTimedOut):
+                    self.errors.append('nat: nft %s: %s' % (' '.join(args), exc))
+                    return []
+                return self._read_nft(nft, [RULESET], skip)
+        return answers
 
     def abort(self):
         for _path, proc, _deadline in self.jobs.values():
@@ -843,22 +923,27 @@ class NatRead(object):
                     errors.append('nat: nft is not installed (searched %s) and the nftables tables cannot be listed'
                                   % search_path)
             elif left or nft_tables is None:
-                try:
-                    found, lost, listed, compat = parse_nft_ruleset(self.output('nft', nft, ['-j', 'list', 'ruleset']), skip)
-                except (ToolFailed, NatParseError) as exc:
-                    errors.append('nat: nft -j list ruleset: %s' % exc)
-                else:
+                read = 0
+                answers = self._read_nft(nft, _nft_reads(nft_tables, skip=[' '.join(pair) for pair in skip]), skip)
+                for args, (found, lost, listed, compat) in answers:
+                    command = 'nft %s' % ' '.join(args)
                     # The kernel's list is the check: a table nft left out (too old for it, or lying) is not a quiet one.
-                    missing = sorted(set(left) - set(listed))
+                    missing = sorted(set(left if args == RULESET else [' '.join(args[3:])]) - set(listed))
                     if missing:
-                        errors.append('nat: nftables tables %s are listed by the kernel but not in its output (nft -j '
-                                      'list ruleset), so their NAT rules were not read' % ', '.join(missing))
+                        errors.append('nat: nftables tables %s are listed by the kernel but not in its output (%s), so '
+                                      'their NAT rules were not read' % (', '.join(missing), command))
                     exposures.extend(found)
                     unreachable.extend(lost)
-                    sources['nft'] = 'read'
+                    read += 1
                     for table in compat:
                         errors.append('nat: nftables table %s holds DNAT rules written by iptables-nft, whose targets nft '
                                       'cannot show, and iptables-nft-save could not read them' % table)
+                if read:
+                    sources['nft'] = 'read'
+                passed = [name for name in left if name.partition(' ')[0] in _NO_NAT_FAMILIES]
+                if passed and not answers:
+                    notes.append('nat: nftables tables %s are of families without ip NAT (%s), so nft did not list them'
+                                 % (', '.join(passed), ', '.join(_NO_NAT_FAMILIES)))
         if not sources and not errors:
             notes.append('nat: no NAT table exists on this host: /proc/net/ip_tables_names and ip6_tables_names list no '
                          'legacy nat table%s' % (' and the kernel lists no nftables table (netlink)' if not nft_tables
@@ -868,6 +953,34 @@ class NatRead(object):
                          % (len(unreachable), ', '.join(unreachable[:10])))
         summary['exposures'] = len(exposures)
         return exposures, summary, errors, notes
+
+
+MAX_NFT_TABLE_READS = 6
+RULESET = ['-j', 'list', 'ruleset']
+# nft joins its arguments into one command line and parses it: only a plain identifier is passed as a table name.
+_NFT_NAME = re.compile(r'[A-Za-z_][A-Za-z0-9_.-]{0,62}', re.ASCII)
+_NO_NAT_FAMILIES = ('arp', 'bridge', 'netdev')  # no ip NAT there (parse_nft_ruleset passes them by)
+
+
+def _nft_reads(tables, skip=()):
+    """The nft commands that read the tables another tool does not: one table each (iptables-nft's nat tables, the
+    bulk of a Docker host's ruleset, are not listed again), or the whole ruleset when the kernel's list is unknown, too
+    long to start a process per table, or names a table that is not a plain identifier."""
+    if tables is None:
+        return [RULESET]
+    reads = []
+    for name in tables:
+        family, _sep, table = name.partition(' ')
+        if name in skip or family in _NO_NAT_FAMILIES:
+            continue
+        if family not in _FAMILY_OF_TABLE or not _NFT_NAME.fullmatch(table):
+            return [RULESET]
+        reads.append(['-j', 'list', 'table', family, table])
+    return reads if len(reads) <= MAX_NFT_TABLE_READS else [RULESET]
+
+
+def _nft_job(args):
+    return 'nft ' + ' '.join(args[2:])
 
 
 def read_nat(search_path=SEARCH_PATH, timeout=TIMEOUT, proc_net='/proc/net', nft_tables=None):
@@ -1053,12 +1166,20 @@ def add_exposures(result, started=None):
         coverage['nat'] = {'mode': 'off', 'sources': {}, 'tables': [], 'unreachable': [], 'exposures': 0}
         coverage['notes'].append('nat: not read (nat: off, or not Linux): ports published by DNAT or REDIRECT are not seen')
         return result
-    exposures, summary, errors, notes = started.finish()
-    finder = OwnerFinder(result['sockets'], coverage.get('namespaces'))
-    for exposure in exposures:
-        exposure['owner'] = finder.owner(exposure)
-    exposures.sort(key=lambda item: (item['protocol'], item['port'], item['family'], item['address'], item['source'],
-                                     item['table'], item['chain'], item['rule']))
+    # Thousands of exposures are thousands of new containers, none of them in a cycle: each collection they would set
+    # off scans the gather's whole heap (every socket) again; the collector resumes after them.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        exposures, summary, errors, notes = started.finish()
+        finder = OwnerFinder(result['sockets'], coverage.get('namespaces'))
+        for exposure in exposures:
+            exposure['owner'] = finder.owner(exposure)
+        exposures.sort(key=lambda item: (item['protocol'], item['port'], item['family'], item['address'], item['source'],
+                                         item['table'], item['chain'], item['rule']))
+    finally:
+        if collecting:
+            gc.enable()
     result['exposures'] = exposures
     coverage['nat'] = summary
     coverage['errors'].extend(errors)

@@ -101,6 +101,13 @@ POLICY_SCHEMA = {
                            'namespace (ip netns, an unrecognised runtime); "!" before any of them to exclude. '
                            'Unset: every namespace.' % '", "'.join(CONTAINER_KINDS),
         },
+        # Who may hold a socket: the same four keys, with the same meaning, in a rule's expect and in a waiver.
+        'owner_processes': _strings('Allowed process names or executable paths (shell-style patterns). A process '
+                                    'chooses its own name: bind to exe or units where a rogue could take the name.'),
+        'owner_users': _strings('Allowed user names or uids (shell-style patterns).'),
+        'owner_exe': _strings('Allowed executable paths (shell-style patterns), matched against the path of the '
+                              'running binary only, never the name.'),
+        'owner_units': _strings('Allowed systemd units (shell-style patterns).'),
         'match': {
             'type': 'object',
             'additionalProperties': False,
@@ -127,9 +134,10 @@ POLICY_SCHEMA = {
                     'additionalProperties': False,
                     'minProperties': 1,
                     'properties': {
-                        'processes': _strings('Allowed process names or executable paths (shell-style patterns).'),
-                        'users': _strings('Allowed user names or uids (shell-style patterns).'),
-                        'units': _strings('Allowed systemd units (shell-style patterns).'),
+                        'processes': {'$ref': '#/$defs/owner_processes'},
+                        'users': {'$ref': '#/$defs/owner_users'},
+                        'exe': {'$ref': '#/$defs/owner_exe'},
+                        'units': {'$ref': '#/$defs/owner_units'},
                         'bind': {'anyOf': [{'$ref': '#/$defs/bind_class'},
                                            {'type': 'array', 'items': {'$ref': '#/$defs/bind_class'}, 'minItems': 1}]},
                     },
@@ -163,6 +171,18 @@ POLICY_SCHEMA = {
                 'namespaces': {'$ref': '#/$defs/namespace_patterns'},
                 'ports': {'$ref': '#/$defs/ports'},
                 'protocols': {'type': 'array', 'items': {'$ref': '#/$defs/protocol'}, 'minItems': 1},
+                'processes': {'$ref': '#/$defs/owner_processes',
+                              'description': 'Bind the waiver to processes (names or executable paths, shell-style): '
+                                             'it covers a socket only when every process holding it matches. A socket '
+                                             'whose holders are unknown (a gather without root) is never waived. On a '
+                                             'port published by NAT, the holders are those of the target socket.'},
+                'users': {'$ref': '#/$defs/owner_users',
+                          'description': 'Bind the waiver to users (names or uids): every holder must run as one.'},
+                'exe': {'$ref': '#/$defs/owner_exe',
+                        'description': 'Bind the waiver to executable paths: every holder must run one of them. '
+                                       'Unlike a name, a rogue cannot choose its executable path.'},
+                'units': {'$ref': '#/$defs/owner_units',
+                          'description': 'Bind the waiver to systemd units: every holder must be in one of them.'},
                 'reason': {'type': 'string', 'minLength': 1},
                 'ticket': {'type': 'string', 'minLength': 1},
                 'approved_by': {'type': 'string', 'minLength': 1},

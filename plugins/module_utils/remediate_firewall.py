@@ -99,9 +99,9 @@ class SetSpec(object):
             return 'meta nfproto %s %s dport @%s drop' % (_NFPROTO[self.family], self.protocol, self.name)
         return '%s dport @%s drop' % (self.protocol, self.name)
 
-    def rule_signature(self):
-        """What a rule of this set looks like once ``parse_rule`` has read it."""
-        return (self.family if (self.family and not self.addressed) else None,
+    def rule_signature(self, fib=None):
+        """What a rule of this set looks like once ``parse_rule`` has read it (``fib``: the table's lead match)."""
+        return (fib, self.family if (self.family and not self.addressed) else None,
                 _L3[self.family] if self.addressed else None,
                 self.protocol, self.name, 'drop')
 
@@ -445,19 +445,44 @@ def render_nft_table(blocks, table_ref, chain, hook, priority, rule_lead=''):
     return '\n'.join(lines) + '\n'
 
 
+class TableSpec(object):
+    """One portwarden table: its name, its one base chain (hook, priority) and what leads each drop rule."""
+
+    def __init__(self, name, chain, hook, priority, lead='', fib=None):
+        self.family = TABLE_FAMILY
+        self.name = name
+        self.ref = '%s %s' % (TABLE_FAMILY, name)
+        self.chain = chain
+        self.hook = hook
+        self.priority = priority
+        self.lead = lead  # nft text before each rule's match
+        self.fib = fib    # the same lead as parse_rule reads it back
+        # Declaring the table before deleting it makes the delete succeed whether or not it exists (nft 1.0.6
+        # has no "destroy"); both, and the new table, are one transaction: there is no moment without it.
+        self.reset = 'table %s\ndelete table %s\n' % (self.ref, self.ref)
+
+    def render(self, blocks):
+        return render_nft_table(blocks, self.ref, self.chain, self.hook, self.priority, self.lead)
+
+    def script(self, blocks):
+        """The ``nft -f`` text that replaces the table with one holding exactly ``blocks``."""
+        return self.reset + self.render(blocks)
+
+
+INPUT = TableSpec(TABLE_NAME, CHAIN_NAME, 'input', CHAIN_PRIORITY)
+
+
 def render_table(blocks):
     """The input table with ``blocks`` as nft text (render_nft_table)."""
-    return render_nft_table(blocks, TABLE_REF, CHAIN_NAME, 'input', CHAIN_PRIORITY)
+    return INPUT.render(blocks)
 
 
-# Declaring the table before deleting it makes the delete succeed whether or not it exists (nft 1.0.6
-# has no "destroy"); both, and the new table, are one transaction: there is no moment without it.
-RESET = 'table %s\ndelete table %s\n' % (TABLE_REF, TABLE_REF)
+RESET = INPUT.reset
 
 
 def nft_script(blocks):
     """The ``nft -f`` script that replaces the table with one holding exactly ``blocks``, atomically."""
-    return RESET + render_table(blocks)
+    return INPUT.script(blocks)
 
 
 def lift_script():
@@ -465,11 +490,16 @@ def lift_script():
     return RESET
 
 
-def persist_text(blocks):
-    """Content of the file the system's nftables service includes: loading it (again) restores the table."""
-    return ('# Managed by portwarden.compliance.port_block: ports closed by policy. Do not edit; changes are overwritten.\n'
+def persist_text(blocks, published=None, published_spec=None):
+    """Content of the file the system's nftables service includes: loading it (again) restores the table (and the
+    prerouting table of published ports, ``published`` blocks in ``published_spec``, when there is one). A table that
+    is None is only deleted, so the file holds exactly the tables that exist."""
+    text = ('# Managed by portwarden.compliance.port_block: ports closed by policy. Do not edit; changes are overwritten.\n'
             '# Loaded by the nftables service through: include "<this file>" in /etc/nftables.conf.\n'
-            + nft_script(blocks))
+            + (nft_script(blocks) if blocks is not None else RESET))
+    if published_spec is not None:
+        text += published_spec.script(published) if published is not None else published_spec.reset
+    return text
 
 
 # ---- reading nft -j output -------------------------------------------------------------------------------
@@ -484,11 +514,11 @@ def _objects(text):
     return [item for item in data['nftables'] if isinstance(item, dict)]
 
 
-def table_exists(tables_json):
-    """Whether ``nft -j list tables`` output lists our table."""
+def table_exists(tables_json, spec=INPUT):
+    """Whether ``nft -j list tables`` output lists our table (``spec``'s)."""
     for item in _objects(tables_json):
         table = item.get('table')
-        if isinstance(table, dict) and table.get('family') == TABLE_FAMILY and table.get('name') == TABLE_NAME:
+        if isinstance(table, dict) and table.get('family') == spec.family and table.get('name') == spec.name:
             return True
     return False
 
@@ -533,9 +563,9 @@ def _element_block(spec, raw):
 
 
 def parse_rule(expressions):
-    """(nfproto, l3 protocol, l4 protocol, set name, verdict) of a rule's JSON ``expr``, or None when it is not
-    one of the shapes the design uses."""
-    nfproto = l3proto = l4proto = set_name = verdict = None
+    """(fib lead, nfproto, l3 protocol, l4 protocol, set name, verdict) of a rule's JSON ``expr``, or None when it is
+    not one of the shapes the design uses. The fib lead is ``daddr type local`` for ``fib daddr type local``."""
+    fib = nfproto = l3proto = l4proto = set_name = verdict = None
     if not isinstance(expressions, list):
         return None
     for expr in expressions:
@@ -548,7 +578,13 @@ def parse_rule(expressions):
         if not isinstance(match, dict) or match.get('op') not in ('==', 'in'):
             return None
         left, right = match.get('left'), match.get('right')
-        if isinstance(left, dict) and isinstance(left.get('meta'), dict) and left['meta'].get('key') == 'nfproto':
+        if isinstance(left, dict) and isinstance(left.get('fib'), dict) and isinstance(right, str):
+            flags = left['fib'].get('flags')
+            flags = [flags] if isinstance(flags, str) else flags
+            if not isinstance(flags, list) or not all(isinstance(flag, str) for flag in flags):
+                return None
+            fib = '%s %s %s' % (' . '.join(flags), left['fib'].get('result'), right)
+        elif isinstance(left, dict) and isinstance(left.get('meta'), dict) and left['meta'].get('key') == 'nfproto':
             nfproto = right
         elif isinstance(left, dict) and isinstance(left.get('payload'), dict) and isinstance(right, str) and right.startswith('@'):
             if left['payload'].get('field') != 'dport':
@@ -562,11 +598,11 @@ def parse_rule(expressions):
             l3proto, l4proto, set_name = first.get('protocol'), second.get('protocol'), right[1:]
         else:
             return None
-    return (nfproto, l3proto, l4proto, set_name, verdict)
+    return (fib, nfproto, l3proto, l4proto, set_name, verdict)
 
 
-def parse_table(table_json):
-    """Read ``nft -j list table inet portwarden``: (blocks, problems).
+def parse_table(table_json, spec=INPUT):
+    """Read ``nft -j list table inet portwarden`` (or ``spec``'s table): (blocks, problems).
 
     ``blocks`` are the blocks of the design's sets (sorted; ``rule`` from each element's
     ``rule=`` comment, None without one). ``problems`` lists how the table differs from the design
@@ -582,55 +618,55 @@ def parse_table(table_json):
         if 'set' in item or 'map' in item:
             kind = 'set' if 'set' in item else 'map'
             entry = item[kind]
-            if not isinstance(entry, dict) or entry.get('table') != TABLE_NAME or entry.get('family') != TABLE_FAMILY:
+            if not isinstance(entry, dict) or entry.get('table') != spec.name or entry.get('family') != spec.family:
                 continue
             name = entry.get('name')
-            spec = SETS_BY_NAME.get(name)
-            if kind == 'map' or spec is None:
+            set_spec = SETS_BY_NAME.get(name)
+            if kind == 'map' or set_spec is None:
                 problems.append('%s %s is not part of the design' % (kind, name))
                 continue
             sets_seen.add(name)
-            if entry.get('type') != spec.nft_type:
-                problems.append('set %s has type %r, not %r' % (name, entry.get('type'), spec.nft_type))
+            if entry.get('type') != set_spec.nft_type:
+                problems.append('set %s has type %r, not %r' % (name, entry.get('type'), set_spec.nft_type))
                 continue
             for raw in entry.get('elem') or []:
-                block = _element_block(spec, raw)
+                block = _element_block(set_spec, raw)
                 if block is None:
                     problems.append('set %s holds an element that is not a block: %s' % (name, json.dumps(raw, sort_keys=True)))
                 else:
                     blocks.append(block)
         elif 'chain' in item:
             entry = item['chain']
-            if isinstance(entry, dict) and entry.get('table') == TABLE_NAME and entry.get('family') == TABLE_FAMILY:
+            if isinstance(entry, dict) and entry.get('table') == spec.name and entry.get('family') == spec.family:
                 chains.append(entry)
         elif 'rule' in item:
             entry = item['rule']
-            if isinstance(entry, dict) and entry.get('table') == TABLE_NAME and entry.get('family') == TABLE_FAMILY:
-                if entry.get('chain') != CHAIN_NAME:
+            if isinstance(entry, dict) and entry.get('table') == spec.name and entry.get('family') == spec.family:
+                if entry.get('chain') != spec.chain:
                     problems.append('rule in chain %s is not part of the design' % entry.get('chain'))
                     continue
                 signature = parse_rule(entry.get('expr'))
                 signatures.append(signature)
                 if signature is None:
-                    problems.append('rule (handle %s) in chain %s is not part of the design' % (entry.get('handle'), CHAIN_NAME))
-    for spec in SETS:
-        if spec.name not in sets_seen:
-            problems.append('set %s is missing' % spec.name)
-    wanted_chain = {'type': 'filter', 'hook': 'input', 'prio': CHAIN_PRIORITY, 'policy': 'accept'}
+                    problems.append('rule (handle %s) in chain %s is not part of the design' % (entry.get('handle'), spec.chain))
+    for spec_set in SETS:
+        if spec_set.name not in sets_seen:
+            problems.append('set %s is missing' % spec_set.name)
+    wanted_chain = {'type': 'filter', 'hook': spec.hook, 'prio': spec.priority, 'policy': 'accept'}
     for chain in chains:
-        if chain.get('name') != CHAIN_NAME:
+        if chain.get('name') != spec.chain:
             problems.append('chain %s is not part of the design' % chain.get('name'))
             continue
         found = dict((key, chain.get(key)) for key in wanted_chain)
         if found != wanted_chain:
-            problems.append('chain %s is %s, not %s' % (CHAIN_NAME, _describe_chain(found), _describe_chain(wanted_chain)))
-    if CHAIN_NAME not in [chain.get('name') for chain in chains]:
-        problems.append('chain %s is missing' % CHAIN_NAME)
+            problems.append('chain %s is %s, not %s' % (spec.chain, _describe_chain(found), _describe_chain(wanted_chain)))
+    if spec.chain not in [chain.get('name') for chain in chains]:
+        problems.append('chain %s is missing' % spec.chain)
     else:
-        expected = sorted(_comparable(spec.rule_signature()) for spec in SETS)
+        expected = sorted(_comparable(spec_set.rule_signature(spec.fib)) for spec_set in SETS)
         readable = sorted(_comparable(signature) for signature in signatures if signature is not None)
         if readable != expected and len(readable) == len(signatures):
-            problems.append('chain %s does not hold the rules of the design' % CHAIN_NAME)
+            problems.append('chain %s does not hold the rules of the design' % spec.chain)
     # one element in two sets of the same key would be two blocks with one key: keep the first
     unique = {}
     for block in blocks:
@@ -646,11 +682,11 @@ def _describe_chain(props):
     return 'type %s hook %s priority %s policy %s' % (props['type'], props['hook'], props['prio'], props['policy'])
 
 
-def describe_table(exists, blocks, problems=()):
+def describe_table(exists, blocks, problems=(), spec=INPUT):
     """Text of the table for a diff: '' when it does not exist, else its rendering (problems as comments)."""
     if not exists:
         return ''
-    text = render_table(blocks)
+    text = spec.render(blocks)
     if problems:
         text = ''.join('# differs from the design: %s\n' % problem for problem in problems) + text
     return text

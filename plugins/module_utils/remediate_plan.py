@@ -34,14 +34,21 @@ APPLIED = 'applied'          # the change was made (or was already in place)
 FAILED = 'failed'            # the change was tried and failed
 VERIFIED = 'verified'        # the gather after the change shows the finding closed
 NOT_VERIFIED = 'not_verified'  # the change was made but the socket still listens, unblocked
+ALREADY_IN_PLACE = 'the block was already in place'  # port_block's answer for a block it did not have to add
 REMEDIATION_STATUSES = (PLANNED, PROTECTED, UNAVAILABLE, APPLIED, FAILED, VERIFIED, NOT_VERIFIED)
 
 
-# Published traffic is rewritten in prerouting and forwarded: a block at input, or ending the process behind the target,
-# leaves the port published. Closing it before NAT is not done yet, so such a finding stays drift, said why.
-NAT_UNAVAILABLE = ('the port is published by NAT (DNAT/REDIRECT): a block at input does not close forwarded traffic, and '
-                   'closing it before NAT (prerouting) is not done yet; remove the publishing rule (docker run -p, podman '
-                   '-p, the Service) or block the port at prerouting')
+# Published traffic is rewritten in prerouting and forwarded: ending or stopping what answers behind the target does
+# not unpublish the port, and the process is usually a container's, which is not ours to end.
+NAT_NOT_OURS = ('the port is published by NAT (%s): the %s strategy does not apply, because the process behind the '
+                'target runs in a container (or on another machine) that the publishing rule serves, and ending or '
+                'stopping it is not for portwarden to do; the rule would publish the port again to whatever comes next. '
+                'Use the firewall strategy (a block before NAT, at prerouting) or remove the publishing rule '
+                '(docker run -p, podman -p, the Service)')
+NAT_RANGE = ('the port is one of the published range %d-%d (%s): only single ports are blocked before NAT, and '
+             'blocking the whole range would close ports the policy may allow; remove or narrow the publishing rule')
+NAT_OUTPUT_ONLY = ('the port is published for local traffic of the host only (the OUTPUT hook, %s): a block at '
+                   'prerouting does not see that traffic, and no peer reaches the port through this rule')
 
 
 def strategy_of(value, fallback='none'):
@@ -137,6 +144,19 @@ def block_for(finding):
     return block
 
 
+def published_block_for(finding):
+    """The prerouting block that closes a published port before NAT: its one family (a NAT rule is per family), and
+    its one destination address when the rule matches one; always in the host's namespace, whose NAT publishes it."""
+    address = finding['address']
+    family = finding.get('family') or ('ipv6' if ':' in address else 'ipv4')
+    return {'protocol': finding['protocol'], 'port': finding['port'], 'family': family,
+            'address': None if bind_class(address) == 'any' else address, 'rule': finding['rule'], 'where': HOST_WHERE}
+
+
+def describe_published(block):
+    return '%s before NAT (prerouting)' % describe_block(block)
+
+
 def block_key(block):
     return (block.get('where') or HOST_WHERE, block['protocol'], block['port'], block.get('family') or '',
             block.get('address') or '')
@@ -175,18 +195,20 @@ def plan_remediation(audit, strategies, default_strategy='none', protection=None
     ``strategies`` maps rule ids to their ``remediate`` value (None: the rule did not say); rules
     that did not say use ``default_strategy``. The service strategy stops only services of the system
     manager whose top slice is one of ``service_slices`` (default system.slice), never another manager's.
-    Returns ``{'blocks', 'services', 'processes', 'skipped'}``: ``skipped`` is why nothing at all is done
-    on this host (its verdict is unknown or partial), else None.
+    Returns ``{'blocks', 'published', 'services', 'processes', 'skipped'}``: ``published`` are the prerouting blocks of
+    ports published by NAT (firewall strategy; a local listener on the same port keeps its input block in ``blocks``);
+    ``skipped`` is why nothing at all is done on this host (its verdict is unknown or partial), else None.
     """
     protection = protection or Protection()
     service_slices = tuple(service_slices or (SYSTEM_SLICE,))
     # namespaces: where -> {'inode', 'pid'} of each namespace other than the host's that a block goes into.
-    plan = {'blocks': [], 'services': [], 'processes': [], 'skipped': None, 'namespaces': {}}
+    plan = {'blocks': [], 'published': [], 'services': [], 'processes': [], 'skipped': None, 'namespaces': {}}
     if audit.get('status') == 'unknown' or audit.get('reasons'):
         plan['skipped'] = 'no remediation on a host whose verdict is unknown: %s' % (
             '; '.join(audit.get('reasons') or ['no verdict']))
         return plan
     blocks = {}
+    published = {}
     services = {}
     processes = {}
     for finding in audit.get('findings') or []:
@@ -198,11 +220,16 @@ def plan_remediation(audit, strategies, default_strategy='none', protection=None
         procs = finding.get('processes') or []
         note = {'strategy': strategy, 'status': PLANNED, 'reason': None, 'target': _target(strategy, finding, procs)}
         finding['remediation'] = note
-        if finding.get('via') == 'nat':
-            note.update(status=UNAVAILABLE, reason=NAT_UNAVAILABLE)
-            continue
         if finding['protocol'] == 'tcp' and finding['port'] in protection.tcp_ports:
             note.update(status=PROTECTED, reason=protection.port_reason(finding['port']))
+            continue
+        if finding.get('via') == 'nat':
+            reason = _published_refusal(strategy, finding)
+            if reason:
+                note.update(status=UNAVAILABLE, reason=reason)
+            else:
+                block = published_block_for(finding)
+                published.setdefault(block_key(block), block)
             continue
         if strategy == 'firewall':
             block = block_for(finding)
@@ -256,9 +283,35 @@ def plan_remediation(audit, strategies, default_strategy='none', protection=None
                                                    'exe': proc.get('exe'), 'name': proc.get('name'),
                                                    'rule': finding['rule']})
     plan['blocks'] = [blocks[key] for key in sorted(blocks)]
+    plan['published'] = [published[key] for key in sorted(published)]
     plan['services'] = [services[unit] for unit in sorted(services)]
     plan['processes'] = [processes[pid] for pid in sorted(processes)]
     return plan
+
+
+def _published_refusal(strategy, finding):
+    """Why a published port cannot be closed under ``strategy``, or None when a prerouting block closes it."""
+    exposure = finding.get('exposure') or {}
+    label = _published_label(exposure)
+    if strategy != 'firewall':
+        return NAT_NOT_OURS % (label, strategy)
+    if (finding.get('port_end') or finding['port']) != finding['port'] or exposure.get('port_end') not in (None, finding['port']):
+        return NAT_RANGE % (finding['port'], finding.get('port_end') or finding['port'], label)
+    if exposure.get('hooks') == ['output']:
+        return NAT_OUTPUT_ONLY % label
+    return None
+
+
+def _published_label(exposure):
+    """``DNAT to 172.17.0.2:80 (docker:web)``: where a published port leads, from a finding's ``exposure``."""
+    target = exposure.get('target') or {}
+    address = target.get('address')
+    shown = 'this host' if address is None else ('[%s]' % address if ':' in address else address)
+    if target.get('port') is not None:
+        shown += ':%s' % target['port']
+    owner = (exposure.get('owner') or {}).get('where')
+    return '%s to %s%s' % ('REDIRECT' if exposure.get('action') == 'redirect' else 'DNAT', shown,
+                           ' (%s)' % owner if owner else '')
 
 
 def refused_actions(audit):
@@ -274,6 +327,8 @@ def refused_actions(audit):
 def _target(strategy, finding, procs):
     """What a strategy acts on, in words: the block, the units or the processes."""
     if strategy == 'firewall':
+        if finding.get('via') == 'nat':
+            return describe_published(published_block_for(finding))
         return describe_block(block_for(finding))
     if strategy == 'service':
         return ', '.join(sorted(set(proc.get('unit') or 'no unit' for proc in procs))) or None
@@ -292,7 +347,9 @@ def apply_outcomes(audit, outcomes):
         note = finding.get('remediation')
         if not note or note['status'] != PLANNED:
             continue
-        if note['strategy'] == 'firewall':
+        if note['strategy'] == 'firewall' and finding.get('via') == 'nat':
+            results = [(outcomes.get('published') or {}).get(block_key(published_block_for(finding)))]
+        elif note['strategy'] == 'firewall':
             results = [outcomes['blocks'].get(block_key(block_for(finding)))]
         elif note['strategy'] == 'service':
             results = [outcomes['services'].get(system_unit(proc.get('unit'), None)[0]) for proc in finding.get('processes') or []]
@@ -314,15 +371,55 @@ def apply_outcomes(audit, outcomes):
                 break
 
 
-def verify_remediation(before, after, live_blocks, actions):
+def _published_covers(live, block):
+    """Whether a prerouting block read from the host drops what the planned ``block`` drops."""
+    if live['protocol'] != block['protocol'] or live['port'] != block['port']:
+        return False
+    if live.get('address'):
+        return live['address'] == block['address']
+    return live.get('family') in (None, block['family'])
+
+
+def judge_probe(finding, probe, cover):
+    """(remediated?, why) of a published port after its prerouting block, from a probe made from outside the host.
+
+    ``probe`` is ``{'address', 'before', 'after'}`` (each ``open``, ``refused``, ``blocked`` or what went wrong), or
+    ``{'address': None, 'why': ...}`` when no probe could be made; ``cover`` the live prerouting block, or None.
+    Only a port the probe reached before the block (a TCP connect that succeeded) and that is refused or silent after
+    it is closed: a port the probe could not reach before tells nothing, whatever it does after. UDP is never judged
+    closed from a probe: silence is a dropped datagram or a service that does not answer, and the two look alike.
+    """
+    if cover is None:
+        return False, 'the prerouting block is not in table inet portwarden_published after the change'
+    if not probe or not probe.get('address'):
+        return False, 'prerouting block in place, not verified: %s' % ((probe or {}).get('why') or 'no probe was made')
+    seen = 'probe from the controller to %s: %s before the block, %s after it' % (
+        probe['address'], probe.get('before') or 'not made', probe.get('after') or 'not made')
+    if finding['protocol'] != 'tcp':
+        return False, ('%s; a UDP probe cannot tell a dropped datagram from a service that does not answer, so a '
+                       'prerouting block of a UDP port is never called remediated from a probe' % seen)
+    if probe.get('before') != 'open':
+        return False, '%s; the port was not reachable from the probe before the block either, so the probe tells nothing' % seen
+    if probe.get('after') not in ('blocked', 'refused'):
+        return False, '%s; traffic still arrives (another rule or path publishes the port before the block)' % seen
+    return True, seen
+
+
+def verify_remediation(before, after, live_blocks, actions, probes=None, live_published=(), input_probes=None):
     """The host's verdict after remediation, from the gather made after the changes.
 
     ``before`` is the annotated audit the changes were made from, ``after`` the fresh audit,
     ``live_blocks`` the portwarden firewall blocks now in the host's ruleset. A drift finding of
     ``after`` covered by a live block is ``remediated``; a finding of ``before`` whose change was
     applied and that ``after`` no longer has (the process or service is gone) is listed as
-    ``remediated`` too, so the report shows what was closed. Returns ``after``, updated.
+    ``remediated`` too, so the report shows what was closed. A port published by NAT is ``remediated``
+    only by its prerouting block (``live_published``) and a probe from outside (``probes``, by block key) that
+    reached it before the block and not after (judge_probe). A local listener's input block is judged by the rule
+    as before, except when a probe from outside (``input_probes``, by block key) still connected after the block: then
+    traffic still arrives, and it stays drift. Returns ``after``, updated.
     """
+    probes = probes or {}
+    input_probes = input_probes or {}
     notes = dict((_finding_key(finding), finding['remediation']) for finding in before.get('findings') or []
                  if finding.get('remediation'))
     seen = set()
@@ -330,13 +427,38 @@ def verify_remediation(before, after, live_blocks, actions):
         key = _finding_key(finding)
         seen.add(key)
         note = dict(notes[key]) if key in notes else None
-        if finding.get('status') == 'drift' and finding.get('via') != 'nat':  # an input block leaves a published port open
+        if finding.get('status') == 'drift' and finding.get('via') == 'nat':  # an input block leaves a published port open
+            if note is not None and note.get('strategy') == 'firewall' and note['status'] == APPLIED:
+                block = published_block_for(finding)
+                cover = next((live for live in live_published if _published_covers(live, block)), None)
+                closed, why = judge_probe(finding, probes.get(block_key(block)), cover)
+                if closed:
+                    finding['status'] = 'remediated'
+                    note.update(status=VERIFIED, reason='blocked before NAT by the portwarden firewall (%s, rule %s); %s' % (
+                        describe_published(block), cover.get('rule'), why))
+                    finding['message'] += '; remediated: blocked before NAT, and a probe from outside no longer reaches it'
+                else:
+                    if note.get('reason') == ALREADY_IN_PLACE and (probes.get(block_key(block)) or {}).get('before') != 'open':
+                        why += ('; the block was already in place before this run, so no probe could reach the port first: '
+                                'lift the blocks (lift_firewall) and remediate again to verify')
+                    note.update(status=NOT_VERIFIED, reason=why)
+        elif finding.get('status') == 'drift':
             cover = next((block for block in live_blocks if block_covers(block, finding)), None)
-            if cover is not None:
+            probe = input_probes.get(block_key(block_for(finding))) if cover is not None else None
+            probed = None
+            if probe and probe.get('address'):
+                probed = 'probe from the controller to %s: %s before the block, %s after it' % (
+                    probe['address'], probe.get('before') or 'not made', probe.get('after') or 'not made')
+            if cover is not None and probe and probe.get('after') == 'open':
+                note = note or {'strategy': 'firewall', 'target': describe_block(cover)}
+                note.update(status=NOT_VERIFIED, reason='blocked by the portwarden firewall (%s), but %s: traffic still '
+                            'arrives' % (describe_block(cover), probed))
+            elif cover is not None:
                 finding['status'] = 'remediated'
                 note = note or {'strategy': 'firewall', 'target': None}
-                note.update(status=VERIFIED, reason='blocked by the portwarden firewall (%s, rule %s)' % (
-                    describe_block(cover), cover.get('rule')), target=note.get('target') or describe_block(cover))
+                note.update(status=VERIFIED, reason='blocked by the portwarden firewall (%s, rule %s)%s' % (
+                    describe_block(cover), cover.get('rule'), '; %s' % probed if probed else ''),
+                    target=note.get('target') or describe_block(cover))
                 finding['message'] += '; remediated: blocked by the portwarden firewall'
             elif note is not None and note['status'] == APPLIED:
                 note.update(status=NOT_VERIFIED, reason='the change was made but the socket still listens')
@@ -348,9 +470,11 @@ def verify_remediation(before, after, live_blocks, actions):
             continue
         closed = dict(finding)
         closed['status'] = 'remediated'
-        closed['remediation'] = dict(note, status=VERIFIED, reason='%s; the socket no longer listens' % (note.get('reason') or 'done'))
-        closed['message'] = '%s no longer listens; remediated (%s: %s)' % (
-            socket_label(finding), note['strategy'], note.get('target'))
+        gone = 'the port is no longer published' if finding.get('via') == 'nat' else 'the socket no longer listens'
+        closed['remediation'] = dict(note, status=VERIFIED, reason='%s; %s' % (note.get('reason') or 'done', gone))
+        closed['message'] = '%s %s; remediated (%s: %s)' % (
+            socket_label(finding), 'is no longer published' if finding.get('via') == 'nat' else 'no longer listens',
+            note['strategy'], note.get('target'))
         after['findings'].append(closed)
     summarize_result(after)
     after['remediation'] = {'actions': actions, 'skipped': None, 'verified': True}

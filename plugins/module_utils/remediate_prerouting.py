@@ -22,31 +22,35 @@ remediate_firewall never sees it. This table drops the port's packets addressed 
 PREROUTING jumps match): a packet routed through the host to another machine's port 856 is not touched. Its own
 table, so the input table and everything reading it stay as they are; lifting deletes only this table.
 
-Not wired into remediation yet: a published port's finding stays ``unavailable`` until verification probes the
-port from outside the target (a block present is not a port closed).
+port_block writes it (option ``published``) beside the input table, in one transaction; remediation plans it for
+findings ``via: nat`` and verifies it by a probe from outside the host (remediate_plan.judge_probe), never by the
+presence of the rule.
 """
 
 from __future__ import annotations
 
-from ansible_collections.portwarden.compliance.plugins.module_utils.remediate_firewall import render_nft_table
+from ansible_collections.portwarden.compliance.plugins.module_utils.remediate_firewall import TableSpec
 
-TABLE_FAMILY = 'inet'
-TABLE_NAME = 'portwarden_published'
-TABLE_REF = '%s %s' % (TABLE_FAMILY, TABLE_NAME)
-CHAIN_NAME = 'prerouting'
 CHAIN_PRIORITY = -150  # before the nat prerouting hook (dstnat, -100): the port is seen as published, not as rewritten
-RESET = 'table %s\ndelete table %s\n' % (TABLE_REF, TABLE_REF)
+# ``fib daddr type local`` as it is written, and as parse_rule reads it back from ``nft -j``.
+PUBLISHED = TableSpec('portwarden_published', 'prerouting', 'prerouting', CHAIN_PRIORITY, 'fib daddr type local ',
+                      'daddr type local')
+TABLE_FAMILY = PUBLISHED.family
+TABLE_NAME = PUBLISHED.name
+TABLE_REF = PUBLISHED.ref
+CHAIN_NAME = PUBLISHED.chain
+RESET = PUBLISHED.reset
 
 
 def render_table(blocks):
     """The table with ``blocks`` (normalised, remediate_firewall.normalise_blocks) as nft text, in a fixed order:
     a drop at prerouting of traffic to this host's own addresses (fib daddr type local)."""
-    return render_nft_table(blocks, TABLE_REF, CHAIN_NAME, 'prerouting', CHAIN_PRIORITY, 'fib daddr type local ')
+    return PUBLISHED.render(blocks)
 
 
 def nft_script(blocks):
     """The ``nft -f`` script that replaces the table with one holding exactly ``blocks``, in one transaction."""
-    return RESET + render_table(blocks)
+    return PUBLISHED.script(blocks)
 
 
 def lift_script():

@@ -139,7 +139,14 @@ def _waiver_text(finding):
         text += ' (%s)' % waiver['ticket']
     if waiver.get('approved_by'):
         text += ', approved by %s' % waiver['approved_by']
+    bound = ['%s %s' % (key, ', '.join(str(item) for item in waiver[key])) for key in _WAIVER_OWNER_KEYS
+             if isinstance(waiver.get(key), list)]
+    if bound:
+        text += ', bound to %s' % '; '.join(bound)
     return text
+
+
+_WAIVER_OWNER_KEYS = ('processes', 'users', 'exe', 'units')  # a process-bound waiver's keys (evaluate_policy.OWNER_KEYS)
 
 
 def _short(text, limit=_DETAIL_CHARS):

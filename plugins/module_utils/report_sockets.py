@@ -53,6 +53,10 @@ def printable(value, newlines=False):
     Ansible prints) passes it through this first.
     """
     text = value if isinstance(value, str) else str(value)
+    # ASCII (known in O(1)) needs escapes only for its controls and DEL, which isprintable finds in one C pass,
+    # several times faster than the class's search: JSON output of megabytes (a gather with thousands of exposures).
+    if text.isascii() and (text.isprintable() or (newlines and text.replace('\n', ' ').isprintable())):
+        return text
     pattern = _UNPRINTABLE_BUT_NEWLINE if newlines else _UNPRINTABLE
     if pattern.search(text) is None:
         return text

@@ -81,8 +81,10 @@ options:
     description:
       - Whether to read the NAT rules too, for the host ports that DNAT and REDIRECT rules publish with no socket on the
         host (Docker without its userland proxy, netavark, kube-proxy NodePorts).
-      - V(auto) (Linux) reads C(nft -j list ruleset), C(iptables-nft-save -t nat), C(ip6tables-nft-save -t nat) and,
-        only where the kernel lists a legacy nat table, C(iptables-legacy-save -t nat) and C(ip6tables-legacy-save -t nat),
+      - V(auto) (Linux) reads C(iptables-nft-save -t nat), C(ip6tables-nft-save -t nat), C(nft -j list table FAMILY NAME)
+        for each other nftables table of the ip, ip6 and inet families (C(nft -j list ruleset) when there are more than
+        six, or a name nft cannot be given) and, only where the kernel lists a legacy nat table,
+        C(iptables-legacy-save -t nat) and C(ip6tables-legacy-save -t nat),
         each run from C(/usr/sbin:/usr/bin:/sbin:/bin) with an empty environment and a 10 second timeout, and returns
         RV(exposures) and RV(coverage.nat). A nat table that exists but cannot be read (its tool missing, failing, timing
         out, refused without root, or giving output that cannot be read) is an error, so the coverage is partial.
@@ -93,6 +95,7 @@ options:
     choices: [auto, 'off']
     default: auto
 requirements:
+  - Python 3.8 to 3.13 on the managed host (the tested range).
   - Linux for the V(netlink) and V(procfs) backends (Python standard library only).
   - psutil on the managed host for the V(psutil) backend (the default on non-Linux hosts).
 notes:

@@ -71,6 +71,7 @@ options:
     elements: str
 requirements:
   - jsonschema and PyYAML on the controller.
+  - Python 3.8 to 3.13 on the managed host, which runs M(portwarden.compliance.listening_sockets_info).
 notes:
   - The gather needs root to see the processes of every user; use C(become).
 seealso:
@@ -199,7 +200,12 @@ findings:
       returned: always
       sample: false
     waiver:
-      description: The waiver that covers the finding (rule, reason, ticket, approved_by, expires), or V(null).
+      description:
+        - The waiver that covers the finding (rule, reason, ticket, approved_by, expires), or V(null).
+        - A waiver bound to processes also carries the keys it was bound with (processes, users, exe, units); it
+          covers a finding only when every process holding the socket matches them. When it does not, the finding
+          stays drift and RV(findings[].message) names the holder it does not cover; when the holders are not known,
+          the finding stays drift and RV(reasons) says the waiver could not be checked.
       type: dict
       returned: always
     waiver_expired:

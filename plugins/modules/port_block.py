@@ -25,6 +25,13 @@ description:
   - All changes are made in one C(nft -f -) transaction that replaces the whole table (atomic, there is no
     moment with a half-built table). A table that differs from the design (a foreign rule, set or chain, a
     missing set) is rebuilt to the design; RV(drift) says what differed.
+  - "Ports published by NAT (Docker without its userland proxy, netavark, kube-proxy) are rewritten in the nat
+    prerouting hook and forwarded: the C(input) chain never sees them. O(published) closes them before NAT, in a second
+    table of the same design, C(table inet portwarden_published), whose chain C(prerouting) (C(type filter hook
+    prerouting priority -150; policy accept), before the nat hook at -100) leads each drop rule with
+    C(fib daddr type local), so only traffic to the host's own addresses is dropped and traffic the host routes to
+    other machines is not touched. The NAT rules themselves, and the containers behind them, are left alone."
+  - When both tables change, both are written in one C(nft -f -) transaction.
   - Blocks on protected ports are refused, never applied. Protected are the ports in O(protected_ports), and always the
     TCP port of the live SSH connection (see O(protected_ports)). Refused blocks are returned in RV(protected);
     they do not fail the task.
@@ -36,11 +43,12 @@ attributes:
   check_mode:
     support: full
     details:
-      - Reads the table and reports what would change; never runs an nft command that changes anything, never writes O(persist_path).
+      - Reads the tables and reports what would change; never runs an nft command that changes anything, never writes O(persist_path).
   diff_mode:
     support: full
     details:
-      - The diff shows the table before and after, as nft text (and whether O(persist_path) holds it).
+      - The diff shows the table before and after, as nft text (and whether O(persist_path) holds it); the prerouting
+        table of O(published) too, when it exists before or after.
   idempotent:
     description: Running it again with the same arguments changes nothing and reports C(changed=false).
     support: full
@@ -83,20 +91,51 @@ options:
           - When unset, a block already in the table keeps its rule id; a new one gets no comment.
           - With O(state=absent) it is ignored; blocks are matched by protocol, port, family and address.
         type: str
+  published:
+    description:
+      - The blocks of ports published by NAT, to add to (O(state=present)) or lift from (O(state=absent)) the prerouting
+        table C(inet portwarden_published); the same fields as O(blocks).
+      - With O(state=absent), lifting only O(blocks) leaves this table as it is, and lifting only O(published) leaves
+        the input table; with neither, both tables are removed.
+      - Protection (O(protected_ports), the live SSH connection) applies to these blocks too.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      protocol:
+        description: Transport protocol.
+        type: str
+        required: true
+        choices: [tcp, udp]
+      port:
+        description: Published destination port to close, 1 to 65535, as it is before NAT (the host port).
+        type: int
+        required: true
+      family:
+        description: V(ipv4) or V(ipv6) to block one address family only; unset (V(null)) blocks both.
+        type: str
+        choices: [ipv4, ipv6]
+      address:
+        description: Block only packets to this one address of the host (before NAT); V(0.0.0.0) and V(::) mean the whole family.
+        type: str
+      rule:
+        description: Id of the policy rule that asks for the block; kept as the element comment C(rule=<id>).
+        type: str
   state:
     description:
       - V(present) makes sure the table exists and holds every block of O(blocks). A listed block that is
         already there under another rule id gets the new id. When there is nothing to block (no blocks, or
         every one refused as protected) and there is no table, none is made.
-      - V(absent) lifts the blocks of O(blocks) (the table stays, possibly empty); with no O(blocks) it lifts
-        every block and removes the table.
+      - V(absent) lifts the blocks of O(blocks) (the table stays, possibly empty); with no O(blocks) and no
+        O(published) it lifts every block and removes both tables (C(inet portwarden) and C(inet portwarden_published)),
+        and nothing else.
     type: str
     choices: [present, absent]
     default: present
   exclusive:
     description:
-      - With O(state=present), also lift every block of the table that O(blocks) does not list, so the table
-        holds exactly O(blocks) (less refused ones).
+      - With O(state=present), also lift every block of the tables that O(blocks) and O(published) do not list, so
+        the tables hold exactly O(blocks) and O(published) (less refused ones).
       - Ignored with O(state=absent).
     type: bool
     default: false
@@ -105,7 +144,8 @@ options:
       - Also write the table to this file, so that the system's nftables service restores it at boot. Add
         C(include "/etc/nftables.d/portwarden.nft") (this path) to C(/etc/nftables.conf).
       - The file is C(nft -f) loadable and starts by declaring and deleting the table, so loading it again,
-        or loading it over a live table, gives the same table.
+        or loading it over a live table, gives the same table. It holds the prerouting table of O(published) too,
+        when there is one.
       - The file always mirrors the table after the run. It is written atomically (a temporary file in the
         same directory, renamed over it). When the table is removed (O(state=absent) without O(blocks)),
         the file is removed.
@@ -155,6 +195,7 @@ options:
         type: int
         required: true
 requirements:
+  - Python 3.8 to 3.13 on the managed host (the tested range).
   - Linux with nftables (the C(nft) command, built with JSON support, C(nft -j)); root (C(become)).
 notes:
   - Idempotent. A second run with the same arguments finds every block in place and reports C(changed=false);
@@ -165,10 +206,12 @@ notes:
     are normally services, below the ephemeral range, where client sockets do not live.
   - Other firewall tables (firewalld, ufw, docker) cannot undo a block; a C(drop) in any base chain is final.
     Their own C(drop) rules still apply to ports that are not blocked here.
-  - Only this module should write to C(table inet portwarden); anything else found in it is removed on the next change.
+  - Only this module should write to C(table inet portwarden) and C(table inet portwarden_published); anything else
+    found in them (a foreign rule, set or chain, an C(accept) someone added) is reported in RV(drift) and
+    RV(published.drift) and removed on the next run with O(state=present), which rebuilds the table to the design.
   - Two runs at once in one network namespace (two plays, C(ansible-pull) and an operator) take turns, so neither loses
-    the other's blocks; each holds a lock, C(/run/portwarden-nft.<netns inode>.lock), from reading the table to writing
-    it (and O(persist_path)), and fails without changing anything when it cannot get it within 120 seconds.
+    the other's blocks; each holds a lock, C(/run/portwarden-nft.<netns inode>.lock), from reading the tables to writing
+    them (and O(persist_path)), and fails without changing anything when it cannot get it within 120 seconds.
   - Sees the network namespace the module runs in (the host's, unless run inside a container).
 seealso:
   - module: portwarden.compliance.listening_sockets_info
@@ -200,6 +243,12 @@ EXAMPLES = r'''
     blocks:
       - {protocol: tcp, port: 856, family: ipv6, rule: no-legacy-rpc}
     exclusive: true
+  become: true
+
+- name: Close TCP 856 that Docker publishes to a container (DNAT, no socket on the host), before NAT
+  portwarden.compliance.port_block:
+    published:
+      - {protocol: tcp, port: 856, family: ipv4, rule: iana-unassigned-closed}
   become: true
 
 - name: Lift one block
@@ -280,6 +329,45 @@ persisted:
   returned: success
   type: str
   sample: /etc/nftables.d/portwarden.nft
+published:
+  description:
+    - The prerouting table of ports published by NAT (C(inet portwarden_published), O(published)), with the fields
+      RV(blocks), RV(added), RV(removed), RV(protected), RV(table) and RV(drift) have for the input table.
+  returned: success
+  type: dict
+  contains:
+    blocks:
+      description: Every block in the prerouting table after the run; same fields as RV(blocks).
+      type: list
+      elements: dict
+      returned: always
+    added:
+      description: Prerouting blocks added (that would be, in check mode).
+      type: list
+      elements: dict
+      returned: always
+    removed:
+      description: Prerouting blocks lifted (that would be, in check mode).
+      type: list
+      elements: dict
+      returned: always
+    protected:
+      description: Prerouting blocks refused because they are on a protected port, with a C(reason).
+      type: list
+      elements: dict
+      returned: always
+    table:
+      description: The prerouting table after the run as nft text; empty when there is none.
+      type: str
+      returned: always
+      sample: "table inet portwarden_published {\n\tset tcp_ports {\n..."
+    drift:
+      description: How the prerouting table found differed from the design; empty when it did not.
+      type: list
+      elements: str
+      returned: always
+  sample: {"blocks": [{"protocol": "tcp", "port": 856, "family": "ipv4", "address": null, "rule": "iana-unassigned-closed"}],
+           "added": [], "removed": [], "protected": [], "table": "table inet portwarden_published {...", "drift": []}
 drift:
   description:
     - How the table found differed from the design; empty when it did not.
@@ -307,23 +395,26 @@ from ansible_collections.portwarden.compliance.plugins.module_utils.gather_names
 )
 from ansible_collections.portwarden.compliance.plugins.module_utils.remediate_firewall import (
     FAMILIES,
+    INPUT,
     PROTOCOLS,
     STATES,
     TABLE_FAMILY,
     TABLE_NAME,
+    block_key,
+    block_label,
     compute_plan,
     describe_table,
     filter_protected,
     find_ssh_connection,
-    lift_script,
-    nft_script,
     normalise_blocks,
     normalise_protected_ports,
     parse_table,
     persist_text,
     public_block,
+    sort_blocks,
     table_exists,
 )
+from ansible_collections.portwarden.compliance.plugins.module_utils.remediate_prerouting import PUBLISHED
 
 
 class Nft(object):
@@ -345,14 +436,14 @@ class Nft(object):
                                   rc=rc, cmd=cmd, stdout=out, stderr=err)
         return out
 
-    def read(self):
-        """(exists, blocks, drift) of the table."""
+    def read(self, spec):
+        """(exists, blocks, drift) of the table ``spec``."""
         try:
-            if not table_exists(self.run(['-j', 'list', 'tables'])):
+            if not table_exists(self.run(['-j', 'list', 'tables']), spec):
                 return False, [], []
-            blocks, drift = parse_table(self.run(['-j', 'list', 'table', TABLE_FAMILY, TABLE_NAME]))
+            blocks, drift = parse_table(self.run(['-j', 'list', 'table', spec.family, spec.name]), spec)
         except ValueError as exc:
-            self.module.fail_json(msg='Could not read table %s %s: %s' % (TABLE_FAMILY, TABLE_NAME, to_native(exc)))
+            self.module.fail_json(msg='Could not read table %s: %s' % (spec.ref, to_native(exc)))
         return True, blocks, drift
 
 
@@ -402,6 +493,7 @@ def enter(module, inode, pid):
     except NamespaceGone as exc:
         if module.params['state'] == 'absent':
             module.exit_json(changed=False, blocks=[], added=[], removed=[], protected=[], table='', persisted=None, drift=[],
+                             published=dict(blocks=[], added=[], removed=[], protected=[], table='', drift=[]),
                              msg='network namespace %d is gone (%s): nothing to lift' % (inode, to_native(exc)))
         module.fail_json(msg='network namespace %d (pid %d) cannot be entered: %s; nothing was changed' % (inode, pid, to_native(exc)))
     except NamespaceUnreadable as exc:
@@ -442,16 +534,85 @@ def lock_table(module):
             time.sleep(0.05)
 
 
+BLOCK_OPTIONS = dict(
+    protocol=dict(type='str', required=True, choices=list(PROTOCOLS)),
+    port=dict(type='int', required=True),
+    family=dict(type='str', choices=list(FAMILIES)),
+    address=dict(type='str'),
+    rule=dict(type='str'),
+)
+
+
+class TableRun(object):
+    """What one run does to one portwarden table (the input one, or the prerouting one of published ports)."""
+
+    def __init__(self, spec, nft, desired):
+        self.spec = spec
+        self.desired = desired
+        self.exists_before, self.current, self.drift = nft.read(spec)
+        self.refused = []
+
+    def decide(self, state, exclusive, lift_everything, guard):
+        """Plan the table; ``guard`` splits blocks into (allowed, refused) as filter_protected does."""
+        if state == 'absent' and not self.desired and not lift_everything:
+            plan = compute_plan(self.current, [], 'present')  # the other table's blocks are lifted: this one stays
+        else:
+            plan = compute_plan(self.current, self.desired, state, exclusive)
+        # A block found in the table on a protected port (someone else's content, the port of the live SSH connection)
+        # is never written back: it is lifted, and said so.
+        kept, found_protected = guard(plan['final'])
+        if found_protected and not plan['lift_all']:
+            plan['final'] = kept
+            plan['removed'] = sort_blocks(plan['removed'] + [block for block in self.current if block_key(block) in set(
+                block_key(item) for item in found_protected)])
+            self.drift = list(self.drift) + ['element %s found in the table is on a protected port (%s): lifted, never written back'
+                                             % (block_label(item), item['reason']) for item in found_protected]
+        self.plan = plan
+        self.final = plan['final']
+        if plan['lift_all']:
+            self.exists_after = False
+            self.changed = self.exists_before
+        elif state == 'present':
+            # Nothing to block (every listed block refused as protected) creates no table: no change at all.
+            self.exists_after = self.exists_before or bool(self.final)
+            self.changed = self.exists_after and (not self.exists_before or bool(self.drift or plan['added'] or plan['removed']))
+        else:
+            self.exists_after = self.exists_before
+            self.changed = bool(plan['removed'])
+
+    def script(self):
+        return self.spec.reset if not self.exists_after else self.spec.script(self.final)
+
+    def check_readback(self, module, nft):
+        exists_now, now, drift_now = nft.read(self.spec)
+        if exists_now != self.exists_after or (exists_now and (
+                [public_block(b) for b in now] != [public_block(b) for b in self.final] or drift_now)):
+            module.fail_json(msg='nft applied the change, but table %s reads back differently than written' % self.spec.ref,
+                             expected=describe_table(self.exists_after, self.final, spec=self.spec),
+                             found=describe_table(exists_now, now, drift_now, spec=self.spec))
+
+    def text_after(self):
+        return describe_table(self.exists_after, self.final, spec=self.spec)
+
+    def text_before(self):
+        return describe_table(self.exists_before, self.current, self.drift, spec=self.spec)
+
+    def result(self):
+        return dict(
+            blocks=[public_block(block) for block in self.final] if self.exists_after else [],
+            added=[public_block(block) for block in self.plan['added']],
+            removed=[public_block(block) for block in self.plan['removed']],
+            protected=self.refused,
+            table=self.text_after(),
+            drift=self.drift,
+        )
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            blocks=dict(type='list', elements='dict', default=[], options=dict(
-                protocol=dict(type='str', required=True, choices=list(PROTOCOLS)),
-                port=dict(type='int', required=True),
-                family=dict(type='str', choices=list(FAMILIES)),
-                address=dict(type='str'),
-                rule=dict(type='str'),
-            )),
+            blocks=dict(type='list', elements='dict', default=[], options=BLOCK_OPTIONS),
+            published=dict(type='list', elements='dict', default=[], options=BLOCK_OPTIONS),
             state=dict(type='str', default='present', choices=list(STATES)),
             exclusive=dict(type='bool', default=False),
             persist_path=dict(type='path'),
@@ -471,6 +632,7 @@ def main():
     persist_path = params['persist_path']
     try:
         desired = normalise_blocks(params['blocks'])
+        desired_published = normalise_blocks(params['published'], field='published')
         protected_ports = normalise_protected_ports(params['protected_ports'])
     except ValueError as exc:
         module.fail_json(msg=to_native(exc))
@@ -482,43 +644,39 @@ def main():
 
     nft = Nft(module)
     if not module.check_mode:
-        lock_table(module)  # before reading: what is read is what the write replaces
-    exists_before, current, drift = nft.read()
+        lock_table(module)  # before reading: what is read is what the write replaces (both tables, one lock)
+    tables = [TableRun(INPUT, nft, desired), TableRun(PUBLISHED, nft, desired_published)]
+    lift_everything = state == 'absent' and not desired and not desired_published
+    ssh_port, ssh_source = find_ssh_connection(os.environ)
 
-    refused = []
+    def guard(blocks):
+        return filter_protected(blocks, protected_ports, ssh_port, ssh_source or 'SSH_CONNECTION')
+
     if state == 'present':
-        ssh_port, ssh_source = find_ssh_connection(os.environ)
-        desired, refused = filter_protected(desired, protected_ports, ssh_port, ssh_source or 'SSH_CONNECTION')
-    plan = compute_plan(current, desired, state, params['exclusive'])
-    final = plan['final']
-
-    if plan['lift_all']:
-        exists_after = False
-        table_changed = exists_before
-    elif state == 'present':
-        # Nothing to block (every listed block refused as protected) creates no table: no change at all.
-        exists_after = exists_before or bool(final)
-        table_changed = exists_after and (not exists_before or bool(drift or plan['added'] or plan['removed']))
-    else:
-        exists_after = exists_before
-        table_changed = bool(plan['removed'])
+        for table in tables:
+            table.desired, table.refused = guard(table.desired)
+    for table in tables:
+        table.decide(state, params['exclusive'], lift_everything, guard)
+    inp, pub = tables
 
     file_changed = False
     file_before = file_after = None
     if persist_path:
         file_before = read_file(module, persist_path)
-        file_after = persist_text(final) if exists_after else None
+        if inp.exists_after or pub.exists_after:
+            file_after = persist_text(inp.final if inp.exists_after else None,
+                                      pub.final if pub.exists_after else None, PUBLISHED)
         file_changed = file_before != file_after
         if file_after is not None and not os.path.isdir(os.path.dirname(persist_path) or '.'):
             module.fail_json(msg='persist_path %s: directory %s does not exist' % (persist_path, os.path.dirname(persist_path)))
 
-    if table_changed and not module.check_mode:
-        nft.run(['-f', '-'], data=lift_script() if plan['lift_all'] else nft_script(final),
-                what='Applying the %s %s table (nft -f -)' % (TABLE_FAMILY, TABLE_NAME))
-        exists_now, now, drift_now = nft.read()
-        if exists_now != exists_after or (exists_now and ([public_block(b) for b in now] != [public_block(b) for b in final] or drift_now)):
-            module.fail_json(msg='nft applied the change, but the table reads back differently than written',
-                             expected=describe_table(exists_after, final), found=describe_table(exists_now, now, drift_now))
+    changing = [table for table in tables if table.changed]
+    if changing and not module.check_mode:
+        # Every table that changes, in one nft -f transaction: all of it applies, or none.
+        nft.run(['-f', '-'], data=''.join(table.script() for table in changing),
+                what='Applying the %s table%s (nft -f -)' % (', '.join(t.spec.ref for t in changing), 's' if len(changing) > 1 else ''))
+        for table in changing:
+            table.check_readback(module, nft)
     if file_changed and not module.check_mode:
         if file_after is None:
             try:
@@ -530,24 +688,24 @@ def main():
         else:
             write_file(module, persist_path, file_after)
 
-    table_text = describe_table(exists_after, final)
-    result = dict(
-        changed=table_changed or file_changed,
-        blocks=[public_block(block) for block in final] if exists_after else [],
-        added=[public_block(block) for block in plan['added']],
-        removed=[public_block(block) for block in plan['removed']],
-        protected=refused,
-        table=table_text,
-        persisted=persist_path if persist_path and file_after is not None else None,
-        drift=drift,
-    )
+    result = inp.result()
+    result.update(changed=bool(changing) or file_changed, published=pub.result(),
+                  persisted=persist_path if persist_path and file_after is not None else None)
     if module._diff:
-        before = describe_table(exists_before, current, drift)
-        after = table_text
+        before = inp.text_before()
+        after = inp.text_after()
+        header = 'nft table %s' % INPUT.ref
+        if pub.exists_before or pub.exists_after:
+            before += pub.text_before()
+            after += pub.text_after()
+            header = 'nft tables %s, %s' % (INPUT.ref, PUBLISHED.ref)
         if persist_path:
-            before += file_state(persist_path, file_before, persist_text(current) if exists_before else None)
+            before_file = None
+            if inp.exists_before or pub.exists_before:
+                before_file = persist_text(inp.current if inp.exists_before else None,
+                                           pub.current if pub.exists_before else None, PUBLISHED)
+            before += file_state(persist_path, file_before, before_file)
             after += file_state(persist_path, file_after, file_after)
-        header = 'nft table %s %s' % (TABLE_FAMILY, TABLE_NAME)
         result['diff'] = dict(before=before, after=after, before_header=header, after_header=header)
     module.exit_json(**result)
 

@@ -89,6 +89,7 @@ options:
     default: [sshd, sshd-session, systemd, systemd-*, init, dockerd, containerd, containerd-shim*, podman, conmon,
               crio, runc, crun, kubelet]
 requirements:
+  - Python 3.8 to 3.13 on the managed host (the tested range).
   - Linux (C(/proc)).
 '''
 

@@ -19,7 +19,7 @@ description:
   - "Validates the overlays of every host of O(hosts) too, from each host's variables C(port_compliance_policy_overlay)
     and C(port_compliance_policy_overlay_*), so that a bad overlay stops the play before any host is contacted. Each error
     names the host and the variable, for example C(host web3: port_compliance_policy_overlay.rules[0].match.ports: ...)."
-  - Run it once (C(run_once)) before touching any host. The role M(portwarden.compliance.port_compliance)
+  - Run it once (C(run_once)) before touching any host. The role P(portwarden.compliance.port_compliance#role)
     does so.
 author:
   - portwarden contributors (@portwarden)

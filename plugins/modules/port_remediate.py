@@ -17,6 +17,18 @@ description:
     V(remediated) or still V(drift). Nothing is remediated unless the policy or O(default_strategy) says so.
   - V(firewall) blocks the port with M(portwarden.compliance.port_block) in the nftables table C(inet portwarden);
     the service keeps running. It is the least destructive strategy, and what C(remediate=true) means.
+  - "A port published by NAT (a finding C(via: nat): Docker without its userland proxy, netavark, a kube-proxy
+    NodePort) is forwarded, so an input block does not close it. V(firewall) closes it before NAT, in the prerouting
+    table C(inet portwarden_published) (O(portwarden.compliance.port_block#module:published)); a local listener on the
+    same port keeps its input block. V(service) and V(kill) do not apply to it (V(unavailable), with the reason):
+    the process behind the target is a container's, not portwarden's to end, and the rule would publish the port
+    again. A published port range, and a port published only for the host's own traffic (OUTPUT), are V(unavailable)."
+  - "A published port is V(remediated) only when a probe from the controller (outside the host) reached it before
+    its block (a TCP connect succeeded) and is refused or silent after it. A probe that could not reach it before
+    tells nothing: the finding stays V(drift), remediation V(not_verified), with what both probes saw. A UDP
+    published port is never called remediated from a probe (silence is a dropped datagram or a service that does
+    not answer). A second run finds the block already in place, so its probe cannot reach the port first: the
+    finding is V(not_verified) again; O(lift_firewall) with V(remediate) verifies afresh."
   - V(service) stops and disables (optionally masks) the systemd unit that owns the socket, with
     M(ansible.builtin.systemd_service). Only a service of the system manager in O(service_slices) is stopped; a unit
     of a user manager (C(user@1000.service/app.slice/ssh.service) is that user's C(ssh.service), not the system's),
@@ -61,7 +73,8 @@ options:
     default: remediate
   lift_firewall:
     description:
-      - First remove every portwarden firewall block (the table C(inet portwarden), and O(firewall_persist_path) if set),
+      - First remove every portwarden firewall block (the tables C(inet portwarden) and C(inet portwarden_published),
+        and O(firewall_persist_path) if set),
         in either mode. In V(remediate) mode the blocks the policy still asks for are put back.
     type: bool
     default: false
@@ -126,7 +139,22 @@ options:
       - Also write the portwarden table to this file on the host, for the system's nftables service to load at boot
         (see M(portwarden.compliance.port_block)).
     type: path
+  probe_addresses:
+    description:
+      - Addresses of the host (at most one per family) that the controller probes published ports at, before and after
+        their prerouting block. A NAT rule that matches one destination address is probed at that address.
+      - Empty (the default) uses the connection's address (C(ansible_host), an IP address or a name resolved on the
+        controller). A host with no address the controller can reach is not verified (V(not_verified)), never assumed closed.
+    type: list
+    elements: str
+    default: []
+  probe_timeout:
+    description: Seconds a probe waits for a TCP connection before it calls the port silent (dropped).
+    type: float
+    default: 2.0
 requirements:
+  - Python 3.8 to 3.13 on the managed host, which runs the gather, M(portwarden.compliance.port_block) and
+    M(portwarden.compliance.port_kill).
   - jsonschema and PyYAML on the controller; C(nft) on hosts that use the V(firewall) strategy; systemd for V(service).
 notes:
   - Run it with C(become); blocking ports, stopping units and ending other users' processes need root.
@@ -169,10 +197,25 @@ findings:
     remediation:
       description:
         - C(strategy), C(target), C(reason) and C(status), one of V(planned) (check mode), V(applied), V(verified)
-          (the gather afterwards shows it closed), V(not_verified), V(protected), V(unavailable) or V(failed).
+          (the gather afterwards shows it closed; for a published port, the probes too), V(not_verified), V(protected),
+          V(unavailable) or V(failed). For a published port, C(target) names the prerouting block and C(reason) what
+          the probes saw.
       type: dict
       returned: when a strategy applies to the finding
       sample: {"strategy": "firewall", "status": "verified", "target": "tcp 0.0.0.0 port 856", "reason": "blocked by the portwarden firewall"}
+probes:
+  description:
+    - The probes made from the controller in a real (not check mode) run, one per prerouting block of a published port
+      and one per input block of the host that an address of the host reaches (TCP only).
+    - C(block) names the block; C(address) is where the controller connected (V(null) when no probe could be made,
+      then C(why) says why); C(before) and C(after) are what it saw before and after the block, V(open), V(refused),
+      V(blocked) (no answer in O(probe_timeout)) or an error the connect gave (C(error) and its text); C(after) is
+      V(null) when the block was not applied.
+  returned: in remediate mode
+  type: list
+  elements: dict
+  sample: [{"block": "tcp 0.0.0.0 port 856 before NAT (prerouting)", "address": "192.0.2.1", "before": "open",
+            "after": "blocked"}]
 remediation:
   description:
     - C(actions) taken on the host, each with C(strategy), C(target), C(rules), C(outcome) and C(detail); C(skipped),

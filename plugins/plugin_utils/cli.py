@@ -12,6 +12,8 @@
 - ``portwarden registry info``: the registry data in use.
 - ``portwarden gate REPORT.json``: gate a pipeline on a saved fleet report (exit 0, 1 drift, 2 unknown/unusable).
 - ``portwarden merge [PART ...] --report-dir OUT [--inventory INV]``: merge part reports into one fleet report, then gate.
+- ``portwarden explain``: why one socket got its verdict (a saved report, or gathers with a policy).
+- ``portwarden baseline FILE... [-i INV] [-o POLICY]``: a ``default: deny`` policy from gather results or survey reports.
 - ``portwarden --version``: the collection's version (MANIFEST.json of an installed tarball, else galaxy.yml).
 
 Commands import what they need when they run, so ``gather`` stays quick.
@@ -32,6 +34,9 @@ import sys
 from ansible_collections.portwarden.compliance.plugins.module_utils import gather_nat, gather_sockets
 from ansible_collections.portwarden.compliance.plugins.module_utils.report_sockets import exposure_lines, printable, render_socket_table, socket_label
 
+# Audit under it, and the fleet report lists every listener: input for portwarden baseline.
+_SURVEY_POLICY = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'docs', 'policies',
+                                               'survey.yml'))
 EXIT_OK = 0
 EXIT_PARTIAL = 1
 EXIT_ERROR = 2
@@ -213,6 +218,247 @@ def command_merge(args):
     return outcome['code']
 
 
+class _ExplainError(Exception):
+    """One line saying why ``portwarden explain`` cannot answer (exit 2)."""
+
+
+def _load_json(path, what):
+    from ansible_collections.portwarden.compliance.plugins.plugin_utils.policy_load import refuse_duplicate_keys
+    from ansible_collections.portwarden.compliance.plugins.plugin_utils.report_load import read_regular
+
+    try:
+        raw = read_regular(path)
+    except (OSError, ValueError) as exc:
+        raise _ExplainError('%s: cannot read the %s: %s' % (path, what, getattr(exc, 'strerror', None) or exc)) from None
+    try:
+        return json.loads(raw.decode('utf-8'), object_pairs_hook=refuse_duplicate_keys)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise _ExplainError('%s: (top level): expected a %s as JSON, got text that is not (%s)' % (path, what, exc)) from None
+
+
+def _explain_gathers(args):
+    """``--policy POLICY GATHER.json ...``: evaluate each gather's sockets under the policy, explained."""
+    from ansible_collections.portwarden.compliance.plugins.module_utils import evaluate_explain, evaluate_policy
+    from ansible_collections.portwarden.compliance.plugins.plugin_utils.policy_load import PolicyInvalid, load_policy
+
+    try:
+        compiled = evaluate_policy.compile_policy(load_policy(args.policy))
+    except PolicyInvalid as exc:
+        raise _ExplainError('%s (and %d more)' % (exc.errors[0], len(exc.errors) - 1) if len(exc.errors) > 1
+                            else exc.errors[0]) from None
+    if args.host is not None and len(args.files) > 1:
+        raise _ExplainError('--host names the host of one gather; with several, each is named by its file name')
+    explanations = []
+    for path in args.files:
+        gathered = _load_json(path, 'gather result')  # portwarden gather --format json, or a registered module result
+        problem = evaluate_policy.gather_problem(gathered) if isinstance(gathered, dict) and 'coverage' in gathered \
+            else 'coverage: expected the gather\'s coverage, got nothing'
+        if problem is not None:
+            raise _ExplainError('%s: not a gather result portwarden can judge: %s' % (path, problem))
+        host = args.host or os.path.splitext(os.path.basename(path))[0]
+        entries = evaluate_explain.select_sockets(gathered, args.protocol, args.port, args.address)
+        if not entries:
+            raise _ExplainError('%s: no %s socket%s%s in this gather (%d sockets)' % (
+                path, args.protocol or 'tcp or udp', ' on port %d' % args.port if args.port is not None else '',
+                ' on address %s' % args.address if args.address else '', len(gathered['sockets'])))
+        explanations.extend(evaluate_explain.explain_socket(entry, compiled, host, args.group, coverage=gathered['coverage'])
+                            for entry in entries)
+    return explanations
+
+
+def _report_sockets(findings):
+    """The sockets of a report's findings, as the evaluation read them (a report keeps no ephemeral flag: a socket
+    with a finding was judged as not ephemeral unless a rule asked for ephemeral ones)."""
+    entries = {}
+    for finding in findings:
+        if finding.get('via') == 'nat':
+            continue
+        entry = {'protocol': finding['protocol'], 'family': finding['family'], 'address': finding['address'],
+                 'port': finding['port'], 'v6only': finding.get('v6only'), 'ephemeral': False,
+                 'processes': finding.get('processes') or []}
+        if finding.get('namespace') is not None:
+            entry['namespace'] = finding['namespace']
+        entries.setdefault((entry['protocol'], entry['address'], entry['port'], finding.get('where')), entry)
+    return list(entries.values())
+
+
+def _explain_report(args):
+    """``--host H --port P REPORT``: the findings a saved report holds for one socket, re-explained when --policy
+    names the policy it was judged under."""
+    import datetime
+
+    from ansible_collections.portwarden.compliance.plugins.module_utils import evaluate_explain, evaluate_policy
+    from ansible_collections.portwarden.compliance.plugins.module_utils.report_build import ReportError
+    from ansible_collections.portwarden.compliance.plugins.plugin_utils.policy_load import PolicyInvalid, load_policy
+    from ansible_collections.portwarden.compliance.plugins.plugin_utils.report_load import load_report
+
+    if len(args.files) != 1 or args.host is None or args.port is None:
+        raise _ExplainError('a saved report is explained for one host and port: --host H --port P REPORT.json')
+    path = args.files[0]
+    try:
+        report = load_report(path)
+    except ReportError as exc:
+        data = _load_json(path, 'report')
+        if isinstance(data, dict) and 'sockets' in data and 'coverage' in data:
+            raise _ExplainError('%s: a gather result, not a saved report: explain it with --policy POLICY' % path) from None
+        raise _ExplainError(str(exc)) from None
+    hosts = dict((entry['host'], entry) for entry in report['hosts'])
+    entry = hosts.get(args.host)
+    if entry is None:
+        names = sorted(hosts)
+        raise _ExplainError('%s: no host %s in this report (it has %d: %s%s)' % (
+            path, args.host, len(names), ', '.join(names[:10]), ', ...' if len(names) > 10 else ''))
+    findings = [finding for finding in entry['findings'] if finding['port'] == args.port
+                and (args.protocol is None or finding['protocol'] == args.protocol)
+                and (args.address is None or finding['address'] == args.address)]
+    if not findings:
+        raise _ExplainError('%s: host %s (%s) has no finding on %s port %d%s: a report keeps findings only, so that socket '
+                            'was allowed or not listening; explain its gather with --policy to see every rule' % (
+                                path, args.host, entry['status'], args.protocol or 'tcp or udp', args.port,
+                                ' at %s' % args.address if args.address else ''))
+    if args.policy is None:
+        return [_report_explanation(report, entry, findings)]
+    try:
+        policy = load_policy(args.policy)
+    except PolicyInvalid as exc:
+        raise _ExplainError(exc.errors[0]) from None
+    compiled = evaluate_policy.compile_policy(policy)
+    if compiled.digest != report['policy'].get('sha256'):
+        raise _ExplainError('%s: policy %s (sha256 %s) is not the one the report was judged under (%s, sha256 %s)' % (
+            path, args.policy, compiled.digest, report['policy'].get('name'), report['policy'].get('sha256')))
+    today = datetime.date.fromisoformat(entry['evaluated_on']) if entry.get('evaluated_on') else None
+    sockets = _report_sockets(findings)
+    if not sockets:
+        raise _ExplainError('%s: the findings of host %s on port %d are of a published port (via nat), which explain '
+                            'tells from the report without --policy, not rule by rule' % (path, args.host, args.port))
+    explanations = []
+    for socket in sockets:
+        explanation = evaluate_explain.explain_socket(socket, compiled, args.host, args.group, today, entry['coverage'])
+        recorded = sorted((f['rule'], f['status'], f['message']) for f in findings if f.get('via') != 'nat'
+                          and (f['protocol'], f['address'], f['port']) == (socket['protocol'], socket['address'],
+                                                                            socket['port']))
+        again = sorted((f['rule'], f['status'], f['message']) for f in explanation['findings'])
+        explanation['report'] = {'path': path, 'status': entry['status'], 'reproduced': again == recorded}
+        explanations.append(explanation)
+    return explanations
+
+
+def _report_explanation(report, entry, findings):
+    from ansible_collections.portwarden.compliance.plugins.module_utils.evaluate_explain import socket_decision
+
+    described = dict((rule.get('id'), rule) for rule in report['policy'].get('rules') or [])
+    decision = socket_decision(findings)
+    return {'host': entry['host'], 'status': entry['status'], 'policy': report['policy'],
+            'evaluated_on': entry.get('evaluated_on'),
+            'findings': [{'rule': f['rule'], 'severity': f['severity'], 'status': f['status'], 'message': f['message'],
+                          'label': socket_label(f) if f.get('via') != 'nat' else 'published %s port %d' % (f['protocol'],
+                                                                                                        f['port']),
+                          'description': (described.get(f['rule']) or {}).get('description'),
+                          'waiver': f.get('waiver'), 'waiver_expired': f.get('waiver_expired')} for f in findings],
+            'decision': decision,
+            'decided_by': sorted(set(f['rule'] for f in findings if f['status'] == decision))}
+
+
+def _report_lines(explanation):
+    policy = explanation['policy']
+    lines = ['%s in a saved report: host status %s, policy %s (sha256 %s), evaluated on %s' % (
+        explanation['host'], explanation['status'], printable(policy.get('name')), policy.get('sha256'),
+        explanation['evaluated_on']),
+        'the report keeps the findings of a socket, not the rules that did not match it; give --policy with the same '
+        'policy to see every rule']
+    for finding in explanation['findings']:
+        lines.append('finding of %s (%s) on %s: %s' % (printable(finding['rule']), finding['severity'],
+                                                       printable(finding['label']), finding['status']))
+        lines.append('  %s' % printable(finding['message']))
+        if finding['description']:
+            lines.append('  rule %s: %s' % (printable(finding['rule']), printable(finding['description'])))
+        waiver = finding['waiver'] or finding['waiver_expired']
+        if finding['waiver']:
+            lines.append('  waived until %s: %s' % (printable(waiver.get('expires')), printable(waiver.get('reason'))))
+        elif waiver:
+            lines.append('  its waiver expired %s: %s' % (printable(waiver.get('expires')), printable(waiver.get('reason'))))
+    lines.append('decision: %s (decided by %s)' % (explanation['decision'], printable(', '.join(explanation['decided_by']))))
+    return lines
+
+
+def command_explain(args):
+    from ansible_collections.portwarden.compliance.plugins.module_utils.evaluate_explain import explain_lines
+
+    try:
+        explanations = _explain_gathers(args) if args.policy is not None and not _is_report(args.files) \
+            else _explain_report(args)
+    except _ExplainError as exc:
+        sys.stderr.write('portwarden explain: %s\n' % printable(exc))
+        return EXIT_ERROR
+    if args.format == 'json':
+        sys.stdout.write(json.dumps({'explanations': explanations}, indent=2, sort_keys=True) + '\n')
+        return EXIT_OK
+    blocks = []
+    for explanation in explanations:
+        if 'rules' not in explanation:
+            lines = _report_lines(explanation)
+        else:
+            lines = [printable(line) for line in explain_lines(explanation)]
+            if 'report' in explanation:
+                lines.insert(1, '  re-evaluated under the policy the report %s was judged under: %s' % (
+                    printable(explanation['report']['path']),
+                    'the same findings as the report' if explanation['report']['reproduced'] else
+                    'NOT the findings the report holds (the host\'s groups not given with --group?); the report\'s '
+                    'findings are what the audit decided'))
+        blocks.append('\n'.join(lines))
+    sys.stdout.write('\n\n'.join(blocks) + '\n')
+    return EXIT_OK
+
+
+def _is_report(paths):
+    """Whether the one file given is a saved fleet report (it has a schema_version and hosts), not a gather."""
+    if len(paths) != 1:
+        return False
+    try:
+        data = _load_json(paths[0], 'report or gather result')
+    except _ExplainError:
+        return False
+    return isinstance(data, dict) and 'schema_version' in data and 'hosts' in data
+
+
+def command_baseline(args):
+    import datetime
+
+    from ansible_collections.portwarden.compliance.plugins.module_utils.policy_baseline import Options
+    from ansible_collections.portwarden.compliance.plugins.plugin_utils.baseline_run import BaselineError, run_baseline
+
+    today = datetime.date.today()
+    if args.as_of:
+        try:
+            today = datetime.date.fromisoformat(args.as_of)
+        except ValueError:
+            args.parser.error('--as-of %r is not a date; expected YYYY-MM-DD' % args.as_of)
+    options = Options(processes=args.processes, bind=args.bind, ephemeral=args.ephemeral_udp, name=args.name,
+                      today=today)
+    try:
+        outcome = run_baseline(args.files, options, inventory=args.inventory, output=args.output, force=args.force)
+    except BaselineError as exc:
+        sys.stderr.write('portwarden baseline: no policy was made:\n')
+        sys.stderr.write(''.join('  %s\n' % printable(problem) for problem in exc.problems))
+        return EXIT_ERROR
+    except OSError as exc:
+        sys.stderr.write('portwarden baseline: %s: cannot write the policy: %s\n'
+                         % (printable(args.output), printable(exc.strerror or exc)))
+        return EXIT_ERROR
+    if outcome['written'] is None:
+        sys.stdout.write(outcome['text'])
+    for item in outcome['skipped']:
+        sys.stderr.write('portwarden baseline: warning: skipped host %s (%s): %s\n'
+                         % (printable(item.host), printable(item.source), printable(item.skipped)))
+    for warning in outcome['warnings']:
+        sys.stderr.write('portwarden baseline: warning: %s\n' % printable(warning))
+    sys.stderr.write(''.join('portwarden baseline: %s\n' % printable(line) for line in outcome['summary']))
+    if outcome['written']:
+        sys.stderr.write('portwarden baseline: wrote %s; check it with: portwarden lint %s\n'
+                         % (printable(outcome['written']), printable(outcome['written'])))
+    return EXIT_PARTIAL if (outcome['skipped'] or outcome['proposals'] or outcome['warnings']) else EXIT_OK
+
+
 def _version_text():
     from ansible_collections.portwarden.compliance.plugins.plugin_utils.collection_version import COLLECTION_ROOT, collection_version
 
@@ -232,6 +478,14 @@ class _VersionAction(argparse.Action):
     def __call__(self, parser, namespace, values, option_string=None):
         sys.stdout.write(_version_text() + '\n')
         parser.exit()
+
+
+def _paragraphs(text, width=79):
+    """Help text of several paragraphs (blank lines between them), each filled to ``width``."""
+    import textwrap
+
+    return '\n\n'.join(textwrap.fill(paragraph, width, break_long_words=False, break_on_hyphens=False)
+                       for paragraph in text.split('\n\n'))
 
 
 def build_parser():
@@ -338,7 +592,74 @@ def build_parser():
     merge.add_argument('--allow-unknown', action='store_true',
                        help='do not fail on unknown hosts (not recommended: unknown fails closed)')
     merge.set_defaults(handler=command_merge, parser=merge)
+
+    explain = commands.add_parser(
+        'explain', help='say why a socket got its verdict',
+        description='Explain, in plain words, the verdict on one socket: the rules in policy order, which matched and '
+                    'why or why not (host scope, protocol, port, ephemeral, family, via, namespace, bind, process), '
+                    'which decided, each waiver checked and why it covers or not, and the decision. Two forms: '
+                    '--host H --port P REPORT.json (a saved fleet report: the findings it holds for that socket; with '
+                    '--policy, the policy it was judged under, re-explained rule by rule), or --policy POLICY '
+                    'GATHER.json ... (gather results, from portwarden gather --format json: each socket asked about, '
+                    'every socket without --port; the host is the file name without .json unless --host). Host text is '
+                    'shown escaped. Exit 0, or 2 with one line when it cannot answer (no such host or socket, a file '
+                    'that is not a report, a gather or a policy).')
+    explain.add_argument('files', nargs='+', metavar='REPORT.json|GATHER.json')
+    explain.add_argument('--host', metavar='H', help='the host (a report: required; a gather: its name in host patterns)')
+    explain.add_argument('--port', type=_port_number, metavar='P', help='the port of the socket (required with a report)')
+    explain.add_argument('--protocol', choices=('tcp', 'udp'), help='the protocol of the socket (default: both)')
+    explain.add_argument('--address', metavar='A', help='the local address of the socket, as the gather writes it')
+    explain.add_argument('--policy', metavar='POLICY', help='the policy file: required with gathers; with a report, the '
+                                                            'policy it was judged under (its sha256 must match)')
+    explain.add_argument('--group', action='append', default=[], metavar='GROUP',
+                         help="an inventory group of the host, for rules scoped to group:NAME (repeatable)")
+    explain.add_argument('--format', choices=('text', 'json'), default='text')
+    explain.set_defaults(handler=command_explain)
+    baseline = commands.add_parser(
+        'baseline', help='write a default: deny policy from what the fleet runs now',
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=_paragraphs('Make a policy from what a known-good fleet runs now: default: deny, the bundled IANA rule kept, '
+                                'and one allow rule per protocol, port or range, bind class and process/unit that a set of hosts '
+                                'shares, scoped to an inventory group when exactly its hosts have it, to the hosts otherwise. '
+                                'Each rule\'s description says where it came from.\n\n'
+                                'A FILE is a gather result (portwarden gather --format json, or the gather playbook\'s saved '
+                                'results with -e portwarden_gather_save_dir=DIR) whose host is its file name without .json, or a '
+                                'fleet report audited under the survey policy (docs/policies/survey.yml); a directory gives its '
+                                '*.json. A host whose gather was partial or failed, or whose verdict is unknown, is skipped with a '
+                                'warning. A listener on a port IANA has not assigned (856) is never allowed: it stays drift, and a '
+                                'waiver proposal is written commented out for you to confirm.\n\n'
+                                'The policy goes to standard output (or -o FILE), the summary to standard error. Exit 0: a policy '
+                                'with nothing to confirm; 1: a policy, but hosts were skipped, inventory hosts had no input or '
+                                'listeners are to confirm; 2: no policy (bad input, a host in two inputs, FILE exists).\n\n'
+                                'The survey policy of this installation: %s' % _SURVEY_POLICY))
+    baseline.add_argument('files', nargs='+', metavar='FILE', help='gather results, survey reports or directories of them')
+    baseline.add_argument('-i', '--inventory', action='append', metavar='INVENTORY',
+                          help="the fleet's inventory, read by ansible-core (repeatable): scopes rules to its groups; a "
+                               "host of the inputs not in it is skipped")
+    baseline.add_argument('-o', '--output', metavar='POLICY', help='write the policy here (atomically) instead')
+    baseline.add_argument('--force', action='store_true', help='replace the -o file if it exists')
+    baseline.add_argument('--processes', action=argparse.BooleanOptionalAction, default=True,
+                          help='rules name the processes and systemd units that hold each port (default: yes)')
+    baseline.add_argument('--bind', action=argparse.BooleanOptionalAction, default=True,
+                          help='rules name the bind class (loopback, any, specific) of each port (default: yes)')
+    baseline.add_argument('--ephemeral-udp', choices=('skip', 'include'), default='skip',
+                          help='UDP sockets in the ephemeral port range, most likely clients: skip them (default; the '
+                               'policy ignores them anyway) or allow them with include_ephemeral rules')
+    baseline.add_argument('--name', default='baseline', help='the policy\'s name (default: baseline)')
+    baseline.add_argument('--as-of', metavar='YYYY-MM-DD',
+                          help='the date the descriptions and the proposed waivers count from (default: today)')
+    baseline.set_defaults(handler=command_baseline, parser=baseline)
     return parser
+
+
+def _port_number(text):
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError('%r is not a port number' % text) from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError('%d is not a port number (0-65535)' % port)
+    return port
 
 
 class _PrintableStream(object):

@@ -45,7 +45,7 @@ _PATTERN_HINTS = {
 _UNION_HINTS = {
     'port_item': 'a port (0-65535), a range "A-B" or one of %s' % ', '.join(SET_NAMES),
     'ports': 'a port (0-65535), a range "A-B", one of %s, or a list of them' % ', '.join(SET_NAMES),
-    'expect': '"closed" or a mapping with processes, users, units and/or bind',
+    'expect': '"closed" or a mapping with processes, users, exe, units and/or bind',
     'bind': 'one of loopback, any, specific, or a list of them',
 }
 

@@ -16,11 +16,12 @@ import tarfile
 import pytest
 
 from tests.helpers.checkout import copy_checkout, user_env
+from tests.helpers.version import TARBALL
 
 pytestmark = pytest.mark.slow
 
 # What a collection tarball holds: the collection, its docs and tests, and the two files galaxy writes.
-SHIPPED = {'MANIFEST.json', 'FILES.json', 'README.md', 'COPYING', 'LICENSES', 'changelogs', 'docs', 'meta', 'playbooks',
+SHIPPED = {'MANIFEST.json', 'FILES.json', 'README.md', 'CHANGELOG.rst', 'COPYING', 'LICENSES', 'changelogs', 'docs', 'meta', 'playbooks',
            'plugins', 'roles', 'tests', 'pyproject.toml', 'requirements.txt', 'bindep.txt'}
 # Where tools not installed here write (relative to the checkout): laid by hand, one file each.
 OTHER_TOOLS = ('mutants/plugins/module_utils/report_sockets.py', '.mutmut-cache', '.coverage', '.coverage.host.1234',
@@ -58,7 +59,7 @@ def test_a_build_after_the_main_job_and_the_tests_ships_only_the_collection(tmp_
 
     run([os.path.join(tools, 'ansible-galaxy'), 'collection', 'build', str(checkout), '--output-path', str(tmp_path)],
         tmp_path, env)
-    with tarfile.open(str(tmp_path / 'portwarden-compliance-0.1.0.tar.gz')) as archive:
+    with tarfile.open(str(tmp_path / TARBALL)) as archive:
         names = archive.getnames()
     assert 'plugins/module_utils/report_sockets.py' in names and 'roles/port_compliance/tasks/main.yml' in names
     leaked = sorted(set(name.split('/')[0] for name in names) - SHIPPED)

@@ -350,10 +350,11 @@ class Fleet(object):
             raise RuntimeError('%s is broken or the fleet is not open' % host)
         return self._namespaces[host]
 
-    def listen(self, host, spec):
+    def listen(self, host, spec, python=None):
         """Open the sockets of ``spec`` (see tests/helpers/listeners.py) in ``host`` and hold them
-        until teardown (or ``holder.stop()``). Returns the netns.Listeners with its pids and sockets."""
-        return self.namespace(host).listen(spec)
+        until teardown (or ``holder.stop()``), run by ``python`` if given (another interpreter binary).
+        Returns the netns.Listeners with its pids and sockets."""
+        return self.namespace(host).listen(spec, python=python)
 
     def run(self, host, argv, **kwargs):
         """Run ``argv`` inside ``host``'s namespace (subprocess.run, text output captured)."""

@@ -188,3 +188,50 @@ class Peer(object):
 
     def __exit__(self, *exc):
         self.namespace.__exit__(*exc)
+
+
+def probe_from_here(protocol, port, address):
+    """``open``, ``blocked`` or ``refused`` (tests/helpers/probe.py) from the namespace the test runs in."""
+    return subprocess.run([sys.executable, PROBE, protocol, str(port), address], check=True, capture_output=True,
+                          text=True, timeout=30).stdout.strip()
+
+
+class Uplink(object):
+    """A veth from the namespace the test runs in (the fleet's controller) to ``host``, so the controller reaches the
+    host as a peer on the network does: IPv4 ``198.18.N.x/30`` and IPv6 ``fd9e:N:I::/64`` (no DAD wait), the host
+    forwarding both. ``name`` is the controller's end (unique per run: other suites make links beside it)."""
+
+    def __init__(self, host, name, subnet, index):
+        self.host = host
+        self.name = name
+        base = 4 * index
+        self.here4, self.host4 = '198.18.%d.%d' % (subnet, base + 1), '198.18.%d.%d' % (subnet, base + 2)
+        self.here6, self.host6 = 'fd9e:%x:%x::1' % (subnet, index), 'fd9e:%x:%x::2' % (subnet, index)
+
+    @staticmethod
+    def free_subnet():
+        """A 198.18.N.0/24 (RFC 2544 benchmarking space) no address here is in yet."""
+        used = subprocess.run(['ip', '-o', 'addr', 'show'], capture_output=True, text=True, check=True).stdout
+        for _attempt in range(100):
+            subnet = int.from_bytes(os.urandom(1), 'big')
+            if ' 198.18.%d.' % subnet not in used and 'fd9e:%x:' % subnet not in used:
+                return subnet
+        raise AssertionError('no free 198.18.N.0/24 for the uplinks')
+
+    def __enter__(self):
+        def run(argv):
+            subprocess.run(argv, check=True, capture_output=True, text=True)
+
+        run(['ip', 'link', 'add', self.name, 'type', 'veth', 'peer', 'name', 'uplink', 'netns', self.host.name])
+        run(['ip', 'addr', 'add', self.here4 + '/30', 'dev', self.name])
+        run(['ip', '-6', 'addr', 'add', self.here6 + '/64', 'dev', self.name, 'nodad'])
+        run(['ip', 'link', 'set', self.name, 'up'])
+        self.host.run(['ip', 'addr', 'add', self.host4 + '/30', 'dev', 'uplink'], check=True)
+        self.host.run(['ip', '-6', 'addr', 'add', self.host6 + '/64', 'dev', 'uplink', 'nodad'], check=True)
+        self.host.run(['ip', 'link', 'set', 'uplink', 'up'], check=True)
+        self.host.run(['sysctl', '-qw', 'net.ipv4.ip_forward=1'], check=True)
+        self.host.run(['sysctl', '-qw', 'net.ipv6.conf.all.forwarding=1'], check=True)
+        return self
+
+    def __exit__(self, *exc):
+        subprocess.run(['ip', 'link', 'del', self.name], capture_output=True, check=False)

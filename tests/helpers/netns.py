@@ -108,9 +108,10 @@ class Namespace(object):
         kwargs.setdefault('text', True)
         return subprocess.run(self.command(argv), check=kwargs.pop('check', False), **kwargs)
 
-    def listen(self, spec):
-        """Open the sockets of ``spec`` (see listeners.py) in this namespace and hold them."""
-        proc = subprocess.Popen(self.command([sys.executable, LISTENERS, json.dumps(spec)]),
+    def listen(self, spec, python=None):
+        """Open the sockets of ``spec`` (see listeners.py) in this namespace and hold them; ``python`` runs the holder
+        from another interpreter binary (a copy elsewhere: the same process with another executable path)."""
+        proc = subprocess.Popen(self.command([python or sys.executable, LISTENERS, json.dumps(spec)]),
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         line = proc.stdout.readline()
         if not line:

@@ -18,10 +18,10 @@ import pytest
 import yaml
 
 from tests.conftest import REPO
+from tests.helpers.version import TARBALL
 
 pytestmark = pytest.mark.slow
 TOOLS = os.path.dirname(sys.executable)
-TARBALL = 'portwarden-compliance-0.1.0.tar.gz'
 # Never pulled: ``create`` only writes the Containerfile that names it.
 BASE_IMAGE = 'localhost/portwarden-ee-base:test'
 

@@ -9,6 +9,7 @@ import tarfile
 import pytest
 
 from tests.conftest import REPO
+from tests.helpers.version import TARBALL, VERSION
 
 pytestmark = pytest.mark.slow
 FQCN = 'portwarden.compliance.listening_sockets_info'
@@ -53,7 +54,7 @@ def test_pip_install_puts_the_collection_where_ansible_finds_it(tmp_path):
     # Ansible finds it on its own: no ANSIBLE_COLLECTIONS_PATH, a fresh HOME
     listed = run([str(bin_dir / 'ansible-galaxy'), 'collection', 'list', 'portwarden.compliance', '--format', 'json'], env)
     versions = [item for paths in json.loads(listed.stdout).values() for item in paths.values()]
-    assert versions == [{'version': '0.1.0'}]
+    assert versions == [{'version': VERSION}]
     doc = run([str(bin_dir / 'ansible-doc'), '--json', FQCN], env)
     assert 'sockets' in json.loads(doc.stdout)[FQCN]['return']
     adhoc = run([str(bin_dir / 'ansible'), 'localhost', '-m', FQCN, '-e', 'ansible_python_interpreter=%s' % (bin_dir / 'python'),
@@ -64,14 +65,14 @@ def test_pip_install_puts_the_collection_where_ansible_finds_it(tmp_path):
                               capture_output=True, text=True, check=False)
     assert gathered.returncode in (0, 1), gathered.stderr
     assert 'coverage' in json.loads(gathered.stdout)
-    assert run([str(bin_dir / 'portwarden'), '--version'], env).stdout == 'portwarden 0.1.0\n'  # galaxy.yml in the wheel
+    assert run([str(bin_dir / 'portwarden'), '--version'], env).stdout == 'portwarden %s\n' % VERSION  # galaxy.yml in the wheel
 
 
 def test_galaxy_build_and_install(tmp_path):
     env = clean_env(tmp_path)
     ansible_bin = os.path.dirname(sys.executable)
     run([os.path.join(ansible_bin, 'ansible-galaxy'), 'collection', 'build', REPO, '--output-path', str(tmp_path)], env)
-    tarball = tmp_path / 'portwarden-compliance-0.1.0.tar.gz'
+    tarball = tmp_path / TARBALL
     assert tarball.exists()
     with tarfile.open(str(tarball)) as archive:
         names = archive.getnames()
@@ -95,13 +96,13 @@ def test_version_of_an_installed_tarball_comes_from_its_manifest(tmp_path):
     ansible_bin = os.path.dirname(sys.executable)
     run([os.path.join(ansible_bin, 'ansible-galaxy'), 'collection', 'build', REPO, '--output-path', str(tmp_path)], env)
     collections = tmp_path / 'collections'
-    run([os.path.join(ansible_bin, 'ansible-galaxy'), 'collection', 'install', str(tmp_path / 'portwarden-compliance-0.1.0.tar.gz'),
+    run([os.path.join(ansible_bin, 'ansible-galaxy'), 'collection', 'install', str(tmp_path / TARBALL),
          '-p', str(collections)], env)
     installed = collections / 'ansible_collections' / 'portwarden' / 'compliance'
     assert (installed / 'MANIFEST.json').is_file() and not (installed / 'galaxy.yml').exists()
     version = run([sys.executable, '-m', 'ansible_collections.portwarden.compliance.plugins.plugin_utils.cli', '--version'],
                   clean_env(tmp_path, PYTHONPATH=str(collections)))
-    assert version.stdout == 'portwarden 0.1.0\n'
+    assert version.stdout == 'portwarden %s\n' % VERSION
 
 
 @pytest.mark.netns

@@ -10,7 +10,8 @@ import pytest
 
 from tests.conftest import REPO
 
-SANITY_VENV = os.path.join(REPO, '.venv-sanity')
+# The version matrix (tests/matrix) runs this test under each other ansible-core with that version's venv.
+SANITY_VENV = os.environ.get('PORTWARDEN_SANITY_VENV') or os.path.join(REPO, '.venv-sanity')
 GET_PIP_STAND_IN = os.path.join(REPO, 'scripts', 'ansible-test-get-pip.py')
 
 pytestmark = pytest.mark.slow

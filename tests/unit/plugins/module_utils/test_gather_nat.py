@@ -180,3 +180,57 @@ def test_a_namespace_owner_is_told_only_through_a_pid_still_in_that_namespace(tm
     sockets[0]['namespace'] = moved
     owner = gn.OwnerFinder(sockets, {'mode': 'all', 'scanned': [dict(moved, sockets=1)]}, proc=str(proc)).owner(_exposure())
     assert owner['kind'] == 'unknown'
+
+
+def _fields(match):
+    return {name: getattr(match, name) for name in gn._Match.__slots__}
+
+
+@pytest.mark.parametrize('line', [
+    '-A DOCKER ! -i docker0 -p tcp -m tcp --dport 20000 -j DNAT --to-destination 172.17.0.2:80',
+    '-A DOCKER -i br-1 -p udp -m udp --dport 53 -j DNAT --to-destination 10.0.0.1:5353',
+    '-A DOCKER -d 127.0.0.1/32 ! -i docker0 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 172.17.0.2:80',
+    '-A DOCKER -d 192.0.2.0/24 -p tcp -m tcp --dport 856 -j DNAT --to-destination 172.17.0.2:80',
+    '-A PREROUTING -p tcp -m tcp --dport 0856 -j DNAT --to-destination 10.0.0.1:00080',
+])
+def test_a_docker_publishing_line_reads_the_same_through_the_compiled_match_and_the_token_reader(line):
+    chain, match, verdict = gn._ipt_publish(line, 'ipv4')
+    tokens = line.split()
+    expected_match, expected_verdict = gn._ipt_rule(tokens[2:], 'ipv4')
+    assert chain == tokens[1] and _fields(match) == _fields(expected_match) and verdict == expected_verdict
+
+
+@pytest.mark.parametrize('line', [
+    '-A DOCKER ! -i docker0 -p tcp -m tcp --dport 70000 -j DNAT --to-destination 172.17.0.2:80',  # the reader names it
+    '-A DOCKER -p tcp -m tcp --dport 856 -j DNAT --to-destination 172.17.0.2:99999',
+    '-A DOCKER -p tcp -m tcp --dport 856 -j DNAT --to-destination 999.17.0.2:80',
+    '-A DOCKER -p tcp -m tcp --dport 856 -j DNAT --to-destination 172.17.0.2',  # no port: the address keeps it
+    '-A DOCKER -p tcp -m tcp --dport 856 -j DNAT --to-destination 172.17.0.2-172.17.0.9:80',
+    '-A DOCKER  -p tcp -m tcp --dport 856 -j DNAT --to-destination 172.17.0.2:80',  # two spaces
+    '-A DOCKER -i "docker0" -p tcp -m tcp --dport 856 -j DNAT --to-destination 172.17.0.2:80',  # shlex unquotes it
+    '-A DOCKER -i -x -p tcp -m tcp --dport 856 -j DNAT --to-destination 172.17.0.2:80',
+    '-A DOCKER ! -d 10.0.0.1/32 -p tcp -m tcp --dport 856 -j DNAT --to-destination 172.17.0.2:80',
+    '-A DOCKER -p tcp -m tcp --dport 856 -m comment --comment x -j DNAT --to-destination 172.17.0.2:80',
+    '-A DOCKER -p tcp -m tcp --dport \u0968\u0966 -j DNAT --to-destination 172.17.0.2:80',  # Devanagari digits
+    '-A DOCKER -p tcp -m tcp --dport 856 -j DNAT --to-destination 172.17.0.2:80 --random',
+])
+def test_any_other_line_is_left_to_the_token_reader(line):
+    assert gn._ipt_publish(line, 'ipv4') is None
+    assert gn._ipt_publish(line.replace('-A DOCKER', '-A DOCKER', 1), 'ipv6') is None
+
+
+def test_an_ipv6_table_never_takes_the_ipv4_publishing_match():
+    line = '-A DOCKER -p tcp -m tcp --dport 856 -j DNAT --to-destination 172.17.0.2:80'
+    assert gn._ipt_publish(line, 'ipv6') is None
+    with pytest.raises(gn.NatParseError, match='is not ADDRESS'):
+        gn.parse_iptables_save('*nat\n:PREROUTING ACCEPT [0:0]\n%s\nCOMMIT\n' % line, 'ipv6', 'x')
+
+
+def test_a_rule_reached_from_two_hooks_names_only_the_hooks_whose_path_admits_it():
+    exposures, _lost, _found = gn.parse_iptables_save(ipt(
+        '-A PREROUTING -j DOCKER', '-A OUTPUT -p udp -j DOCKER',
+        '-A DOCKER ! -i docker0 -p tcp -m tcp --dport 856 -j DNAT --to-destination 172.17.0.2:80',
+        '-A DOCKER -p udp -m udp --dport 53 -j DNAT --to-destination 172.17.0.3:53'), 'ipv4', 'iptables-nft')
+    assert shape(exposures) == [('tcp', 'ipv4', '0.0.0.0', 856, 856, 'dnat', '172.17.0.2', 80, ['prerouting']),
+                                ('udp', 'ipv4', '0.0.0.0', 53, 53, 'dnat', '172.17.0.3', 53, ['output', 'prerouting'])]
+    assert exposures[0]['interface'] == '!docker0' and exposures[0]['conditions'] == []

@@ -33,6 +33,8 @@ import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from ansible_collections.portwarden.compliance.plugins.module_utils import evaluate_explain
+from ansible_collections.portwarden.compliance.plugins.module_utils import evaluate_policy as ev
 from ansible_collections.portwarden.compliance.plugins.module_utils.evaluate_policy import (
     STATUSES,
     compile_policy,
@@ -216,7 +218,7 @@ owner_patterns = _mostly(_OWNER_LISTS,
 severities = st.sampled_from(SEVERITIES)
 
 
-_MASKS = [st.integers(0, 2 ** count - 1) for count in range(9)]
+_MASKS = [st.integers(0, 2 ** count - 1) for count in range(10)]
 
 
 def _optional(draw, strategies):
@@ -228,7 +230,8 @@ def _optional(draw, strategies):
 
 _MATCH_KEYS = {'ports': ports, 'protocols': protocol_lists, 'families': family_lists, 'bind': bind_lists,
                'include_ephemeral': st.booleans()}
-_EXPECT_KEYS = {'processes': owner_patterns, 'users': owner_patterns, 'units': owner_patterns,
+_OWNER_KEYS = {'processes': owner_patterns, 'users': owner_patterns, 'exe': owner_patterns, 'units': owner_patterns}
+_EXPECT_KEYS = {'processes': owner_patterns, 'users': owner_patterns, 'exe': owner_patterns, 'units': owner_patterns,
                 'bind': st.one_of(st.sampled_from(BIND_CLASSES), bind_lists)}
 _RULE_KEYS = {'description': descriptions, 'severity': severities, 'hosts': host_lists}
 _WAIVER_KEYS = {'hosts': host_lists, 'ports': ports, 'protocols': protocol_lists, 'ticket': names, 'approved_by': names}
@@ -247,6 +250,8 @@ def _rule_bodies(draw):
 def _waiver_bodies(draw):
     waiver = {'reason': draw(names), 'expires': draw(EXPIRY_DATES).isoformat()}
     waiver.update(_optional(draw, _WAIVER_KEYS))
+    if draw(st.integers(0, 2)) == 0:  # a third of the waivers bound to processes
+        waiver.update(_optional(draw, _OWNER_KEYS))
     return waiver
 
 
@@ -258,7 +263,8 @@ def _random_subset(rng, choices):
 def _random_rule_body(rng):
     rule = {'match': _random_subset(rng, {'ports': _PORT_SPECS, 'protocols': _PROTOCOL_LISTS, 'families': _FAMILY_LISTS,
                                           'bind': _BIND_LISTS, 'include_ephemeral': [False, True]}),
-            'expect': _random_subset(rng, {'processes': _OWNER_LISTS, 'users': _OWNER_LISTS, 'units': _OWNER_LISTS,
+            'expect': _random_subset(rng, {'processes': _OWNER_LISTS, 'users': _OWNER_LISTS, 'exe': _OWNER_LISTS,
+                                           'units': _OWNER_LISTS,
                                            'bind': list(BIND_CLASSES) + _BIND_LISTS}) or 'closed'}
     rule.update(_random_subset(rng, {'description': [''] + _TEXT_POOL, 'severity': SEVERITIES, 'hosts': _HOST_LISTS}))
     return rule
@@ -269,6 +275,9 @@ def _random_waiver_body(rng):
               'expires': (_FIRST_DAY + datetime.timedelta(days=rng.randint(0, 2556))).isoformat()}
     waiver.update(_random_subset(rng, {'hosts': _HOST_LISTS, 'ports': _PORT_SPECS, 'protocols': _PROTOCOL_LISTS,
                                        'ticket': _TEXT_POOL, 'approved_by': _TEXT_POOL}))
+    if rng.random() < 0.3:  # bound to processes
+        waiver.update(_random_subset(rng, {'processes': _OWNER_LISTS, 'users': _OWNER_LISTS, 'exe': _OWNER_LISTS,
+                                           'units': _OWNER_LISTS}))
     return waiver
 
 
@@ -327,6 +336,7 @@ _PROCESSES = [
     {'pid': 4242, 'name': 'python3', 'user': None, 'uid': 1000, 'exe': '/usr/bin/python3', 'unit': 'user@1000.service'},
     {'pid': 5, 'name': 'systemd-resolve', 'user': 'systemd-resolve', 'uid': 991, 'exe': None, 'unit': None},
     {'pid': 6, 'name': '[', 'user': '\u00fc', 'uid': 65534, 'exe': None, 'unit': None},
+    {'pid': 7, 'name': '/usr/sbin/sshd', 'user': 'root', 'uid': 0, 'exe': '/tmp/x', 'unit': None},  # a name is chosen
 ]
 
 
@@ -494,9 +504,11 @@ def _owner_problems(expect, processes):
     problems = 0
     for proc in processes:
         for key, values in (('processes', (proc['name'], proc['exe'])), ('users', (proc['user'], str(proc['uid']))),
-                            ('units', (proc['unit'],))):
+                            ('exe', (proc['exe'],)), ('units', (proc['unit'],))):
             if key in expect and not any(value is not None and fnmatch.fnmatchcase(value, pattern)
-                                         for pattern in expect[key] for value in values):
+                                         for pattern in expect[key]
+                                         # a processes pattern with a slash is a path: the executable's, never a name
+                                         for value in (values[1:] if key == 'processes' and '/' in pattern else values)):
                 problems += 1
     return problems
 
@@ -526,16 +538,17 @@ def reference_findings(policy, gathered, host, groups, today):
             matched = True
             expect = rule['expect']
             if expect == 'closed':
-                findings.append([rule['id'], protocol, entry['address'], port, 'drift'])
+                findings.append([rule['id'], protocol, entry['address'], port, 'drift', entry['processes']])
                 continue
             wanted = expect.get('bind')
             drift = wanted is not None and bind not in (wanted if isinstance(wanted, list) else [wanted])
-            owners = any(key in expect for key in ('processes', 'users', 'units'))
+            owners = any(key in expect for key in _OWNER_KEYS)
             drift = drift or bool(owners and _owner_problems(expect, entry['processes']))
             if drift or (owners and not entry['processes']):
-                findings.append([rule['id'], protocol, entry['address'], port, 'drift' if drift else 'unknown'])
+                findings.append([rule['id'], protocol, entry['address'], port, 'drift' if drift else 'unknown',
+                                 entry['processes']])
         if policy.get('default') == 'deny' and not matched and not entry['ephemeral']:
-            findings.append([DEFAULT_RULE_ID, protocol, entry['address'], port, 'drift'])
+            findings.append([DEFAULT_RULE_ID, protocol, entry['address'], port, 'drift', entry['processes']])
     for finding in findings:
         for waiver in policy.get('waivers') or []:
             if waiver['rule'] != finding[0] or not _applies(waiver.get('hosts'), host, groups):
@@ -544,10 +557,13 @@ def reference_findings(policy, gathered, host, groups, today):
                 continue
             if 'ports' in waiver and finding[3] not in port_set(waiver['ports'], finding[1]):
                 continue
+            holders = finding[5]
+            if any(key in waiver for key in _OWNER_KEYS) and (not holders or _owner_problems(waiver, holders)):
+                continue  # bound to processes: every holder known and allowed, as a rule's expect would allow it
             if datetime.date.fromisoformat(waiver['expires']) >= today:
                 finding[4] = 'waived'
                 break
-    return sorted(tuple(finding) for finding in findings)
+    return sorted(tuple(finding[:5]) for finding in findings)
 
 
 def _rule_findings(result):
@@ -625,6 +641,41 @@ def test_waivers_for_everything_leave_no_drift(policy, gathered):
     assert results['expired']['status'] == results['bare']['status']
 
 
+EXPLAIN_EXAMPLES = int(1000 * _SCALE)
+
+
+def _socket_key(item):
+    return (item['protocol'], item['family'], item['address'], item['port'])
+
+
+@settings(max_examples=EXPLAIN_EXAMPLES, **_SETTINGS)
+@given(policy=valid_policies(), gathered=gather_results(), place=st.sampled_from(_PLACES), day=st.integers(-3, 400))
+def test_explain_decides_as_the_evaluation(policy, gathered, place, day):
+    """portwarden explain, for every socket of a gather: the findings the evaluation gives that socket (rule, status,
+    message), and so its decision; a rule that gave a finding is one the explanation says matched."""
+    if not well_formed_coverage(gathered) or ev.gather_problem(gathered) is not None:
+        return
+    compiled = compile_policy(policy)
+    host, groups = place
+    today = datetime.date(2024, 1, 1) + datetime.timedelta(days=day * 7)
+    result = evaluate_host(gathered, compiled, host, groups, today)
+    by_socket = {}
+    for finding in result['findings']:
+        by_socket.setdefault(_socket_key(finding), []).append(finding)
+    explained = []
+    for entry in gathered['sockets']:
+        explanation = evaluate_explain.explain_socket(entry, compiled, host, groups, today, gathered['coverage'])
+        explained.extend((_socket_key(entry), f['rule'], f['status'], f['message']) for f in explanation['findings'])
+        matched = set(step['rule'] for step in explanation['rules'] if step['matched'])
+        assert set(f['rule'] for f in explanation['findings']) - {DEFAULT_RULE_ID} <= matched
+        assert [step['rule'] for step in explanation['rules']] == [rule['id'] for rule in policy.get('rules') or []]
+        if sum(1 for other in gathered['sockets'] if _socket_key(other) == _socket_key(entry)) == 1:
+            assert explanation['decision'] == evaluate_explain.socket_decision(by_socket.get(_socket_key(entry), []))
+        assert evaluate_explain.explain_lines(explanation)[-1 - len(explanation['host_notes'])].startswith(
+            'decision: %s' % explanation['decision'])
+    assert sorted(explained) == sorted((_socket_key(f), f['rule'], f['status'], f['message']) for f in result['findings'])
+
+
 # ---- corrupted policies --------------------------------------------------------------------------
 
 # (Numbers past Python's 4300-digit int-to-str limit have their own test: Hypothesis cannot print them either.)
@@ -681,6 +732,7 @@ _bad_dates = st.one_of(
     _wrong(str))
 _bad_ids = st.one_of(st.sampled_from(['', '-a', '.a', '_a', 'a b', 'a/b', 'a:b', '\u00e4', 'a\tb']), _wrong(str))
 
+_bad_owner_lists = st.one_of(st.sampled_from(['sshd', [], [''], [1], [None], {}, None, True, [['sshd']]]), _wrong(list))
 # The value slots of the language and the values that certainly do not belong there.
 BAD_VALUES = {
     'policy_version': st.one_of(st.sampled_from([2, '1', 0, None, True, 1.5, [1], -1]), _not_one),
@@ -717,14 +769,19 @@ BAD_VALUES = {
     'waiver.ticket': _bad_strings,
     'waiver.approved_by': _bad_strings,
     'waiver.expires': _bad_dates,
+    'waiver.processes': _bad_owner_lists,
+    'waiver.users': _bad_owner_lists,
+    'waiver.exe': _bad_owner_lists,
+    'waiver.units': _bad_owner_lists,
 }
 ALLOWED_KEYS = {
     'top': ('policy_version', 'name', 'description', 'default', 'default_severity', 'waiver_warning_days', 'rules',
             'waivers'),
     'rule': ('id', 'description', 'match', 'expect', 'severity', 'hosts'),
     'match': ('ports', 'protocols', 'families', 'bind', 'include_ephemeral'),
-    'expect': ('processes', 'users', 'units', 'bind'),
-    'waiver': ('rule', 'hosts', 'ports', 'protocols', 'reason', 'ticket', 'approved_by', 'expires'),
+    'expect': ('processes', 'users', 'exe', 'units', 'bind'),
+    'waiver': ('rule', 'hosts', 'ports', 'protocols', 'processes', 'users', 'exe', 'units', 'reason', 'ticket', 'approved_by',
+               'expires'),
 }
 REQUIRED_KEYS = {'top': ('policy_version', 'name'), 'rule': ('id', 'match', 'expect'),
                  'waiver': ('rule', 'reason', 'expires')}

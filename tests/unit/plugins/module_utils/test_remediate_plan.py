@@ -65,7 +65,7 @@ def test_block_covers(block, address, family, covered):
 def test_nothing_is_planned_unless_a_rule_or_the_default_opts_in():
     result = audit(finding())
     plan = rp.plan_remediation(result, {'closed': None}, 'none')
-    assert plan == {'blocks': [], 'services': [], 'processes': [], 'skipped': None, 'namespaces': {}}
+    assert plan == {'blocks': [], 'published': [], 'services': [], 'processes': [], 'skipped': None, 'namespaces': {}}
     assert 'remediation' not in result['findings'][0]
 
 

@@ -97,3 +97,34 @@ def test_a_version_1_report_still_gates(tmp_path):
         assert 'reads versions 1, 2' in str(exc)
     else:
         raise AssertionError('a report of schema version 3 was read')
+
+
+def test_the_remediation_notes_show_the_prerouting_block_and_the_probes():
+    from ansible_collections.portwarden.compliance.plugins.module_utils import remediate_plan as rp
+    before = audit(sockets=())
+    rp.plan_remediation(before, {}, 'firewall')
+    [finding] = before['findings']
+    block = rp.published_block_for(finding)
+    key = rp.block_key(block)
+    rp.apply_outcomes(before, {'blocks': {}, 'services': {}, 'processes': {}, 'published': {key: (rp.APPLIED, 'added')}})
+    probes = {key: {'address': '192.0.2.1', 'before': 'open', 'after': 'blocked'}}
+    final = rp.verify_remediation(before, audit(sockets=()), [], [], probes, [block])
+    built = report(final)
+    document = json.loads(rf.render_json(built))
+    assert not list(Draft202012Validator(report_schema.REPORT_SCHEMA).iter_errors(document))
+    note = built['hosts'][0]['findings'][0]['remediation']
+    assert note['status'] == 'verified' and note['target'] == 'tcp 0.0.0.0 port 856 before NAT (prerouting)'
+    html = rf.render_html(built)
+    assert 'before NAT (prerouting)' in html
+    assert 'probe from the controller to 192.0.2.1: open before the block, blocked after it' in html
+    assert 'before NAT (prerouting)' in rf.render_junit(built)
+    # Not verified: the host is drift, and every format says what the probes saw.
+    probes[key] = {'address': '192.0.2.1', 'before': 'blocked', 'after': 'blocked'}
+    before = audit(sockets=())
+    rp.plan_remediation(before, {}, 'firewall')
+    rp.apply_outcomes(before, {'blocks': {}, 'services': {}, 'processes': {}, 'published': {key: (rp.APPLIED, 'added')}})
+    built = report(rp.verify_remediation(before, audit(sockets=()), [], [], probes, [block]))
+    assert built['hosts'][0]['status'] == 'drift'
+    for name in ('html', 'junit'):  # the Markdown summary cuts a host's detail to one short cell
+        text = getattr(rf, 'render_' + name)(built)
+        assert 'not_verified' in text and 'blocked before the block, blocked after it' in text, name

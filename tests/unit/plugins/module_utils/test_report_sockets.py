@@ -96,6 +96,14 @@ def test_printable_keeps_newlines_when_asked():
     assert report.printable('one\ntwo\x1b', newlines=True) == 'one\ntwo\\x1b'
 
 
+@pytest.mark.parametrize('newlines', [False, True])
+def test_printable_of_ascii_takes_the_fast_check_and_escapes_exactly_what_the_class_does(newlines):
+    pattern = report._UNPRINTABLE_BUT_NEWLINE if newlines else report._UNPRINTABLE
+    for code in range(128):
+        text = 'a%sb\n' % chr(code)
+        assert report.printable(text, newlines=newlines) == pattern.sub(report._escape, text), code
+
+
 def test_printable_covers_every_control_and_format_character_of_this_python():
     import sys
     import unicodedata

@@ -31,7 +31,7 @@ def errors(variables, host='web3'):
      ["host web3: port_compliance_policy_overlay.rules[0].match.ports: range '9100-9000' starts after it ends"]),
     ({'rules': [{'id': 'm', 'match': {'ports': [9100]}, 'expect': {'processes': 'node'}}]},
      ['host web3: port_compliance_policy_overlay.rules[0].expect: {"processes": "node"} is not "closed" or a mapping '
-      'with processes, users, units and/or bind']),
+      'with processes, users, exe, units and/or bind']),
     ({'waivers': [{'rule': 'default', 'ports': [8080], 'reason': 'r', 'expires': 'soon'}]},
      ["host web3: port_compliance_policy_overlay.waivers[0].expires: 'soon' is not a date; expected YYYY-MM-DD"]),
 ])

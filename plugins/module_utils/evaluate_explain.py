@@ -1,0 +1,238 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) portwarden contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Evaluate step, explained: why one socket of one host got its verdict, in plain words.
+
+Pure standard library, shared by ``portwarden explain`` and the tests. It walks the compiled policy with the
+evaluation's own pieces (host scope, port sets, ``Rule.mismatch``, ``Rule.violations``, the findings builder,
+``Waiver.judge`` and the waiver pass itself), so the explanation is what the evaluation did, not a second
+reading of the policy: the property test in tests/unit holds its decision equal to evaluate_host's for every
+socket of generated gathers.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+from ansible_collections.portwarden.compliance.plugins.module_utils import evaluate_policy as ev
+from ansible_collections.portwarden.compliance.plugins.module_utils.policy_schema import DEFAULT_RULE_ID
+from ansible_collections.portwarden.compliance.plugins.module_utils.report_sockets import HOST_WHERE, namespace_where, socket_label
+
+# The decision about one socket, worst first: a drift finding, else an unknown one, else a waived one, else allowed.
+DECISIONS = ('drift', 'unknown', 'waived', 'allowed')
+
+
+def socket_decision(findings):
+    """The decision its findings make about one socket (no finding: allowed)."""
+    statuses = set(finding['status'] for finding in findings)
+    for decision in DECISIONS[:3]:
+        if decision in statuses:
+            return decision
+    return 'allowed'
+
+
+def select_sockets(gathered, protocol=None, port=None, address=None):
+    """The gathered sockets a question is about: every one when nothing is asked."""
+    return [entry for entry in gathered.get('sockets') or []
+            if (protocol is None or entry['protocol'] == protocol) and (port is None or entry['port'] == port)
+            and (address is None or entry['address'] == address)]
+
+
+def _patterns(values):
+    return ', '.join(values) if isinstance(values, list) else str(values)
+
+
+def _groups_text(groups):
+    return 'groups: %s' % ', '.join(groups) if groups else 'no groups'
+
+
+def _mismatch_text(rule, key, entry):
+    match = rule.source.get('match') or {}
+    if key == 'include_ephemeral':
+        return 'the socket is an ephemeral UDP port (most likely a client) and the rule does not set include_ephemeral'
+    if key == 'families':
+        return 'the socket takes %s and the rule is about families %s' % (
+            ' and '.join(ev.reachable_families(entry)), _patterns(match.get('families')))
+    if key == 'via':
+        return 'the socket is reached via %s and the rule is about via %s' % (entry.get('via', 'listen'),
+                                                                          _patterns(match.get('via')))
+    if key == 'namespaces':
+        return 'the socket is in %s and the rule is about namespaces %s' % (
+            namespace_where(entry.get('namespace')), _patterns(rule.source.get('namespaces')))
+    return 'the socket is bound to %s addresses and the rule is about bind %s' % (
+        entry.get('bind') or ev.bind_class(entry['address']), _patterns(match.get('bind')))
+
+
+def _rule_step(rule, entry, host, groups, builder):
+    """One rule, as the evaluation meets it: ``(step, matched)``; a finding it gives is added to ``builder``."""
+    step = {'rule': rule.id, 'severity': rule.severity, 'description': rule.description, 'matched': False,
+            'outcome': 'not matched', 'why': None}
+    protocol, port = entry['protocol'], entry['port']
+    if not rule.scope.applies(host, groups):
+        step['why'] = 'its hosts (%s) do not take %s (%s)' % (_patterns(rule.source.get('hosts')), host, _groups_text(groups))
+        return step, False
+    if protocol not in rule.ports:
+        step['why'] = 'it is about %s only, not %s' % (', '.join(sorted(rule.ports)), protocol)
+        return step, False
+    if port not in rule.ports[protocol]:
+        step['why'] = 'its %s ports (%s) do not include %d' % (protocol, rule.ports[protocol].describe(), port)
+        return step, False
+    key = rule.mismatch(entry)
+    if key is not None:
+        step['why'] = _mismatch_text(rule, key, entry)
+        return step, False
+    step['matched'] = True
+    if rule.closed:
+        builder.add(rule.id, rule.severity, entry, rule.closed_text)
+        step.update(outcome='drift', why='it matches and expects the port closed')
+        return step, True
+    problems, unknown = ev.judge_socket(rule, entry, builder)
+    if problems:
+        step.update(outcome='drift', why='it matches and the socket %s' % '; '.join(problems))
+    elif unknown:
+        step.update(outcome='unknown', why='it matches, but %s' % '; '.join(unknown))
+    else:
+        step.update(outcome='allowed', why='it matches and the socket satisfies its expect (%s)' % _expect_text(rule))
+    return step, True
+
+
+def _expect_text(rule):
+    expect = rule.source.get('expect') or {}
+    return '; '.join('%s: %s' % (key, _patterns(value)) for key, value in sorted(expect.items()))
+
+
+def _waiver_steps(finding, waivers, host, groups, today):
+    """Every waiver naming the finding's rule, in policy order, and what it says about the finding."""
+    steps = []
+    covered = False
+    for waiver in waivers:
+        if waiver.rule != finding['rule']:
+            continue
+        step = {'ticket': waiver.ticket, 'reason': waiver.reason, 'expires': waiver.expires.isoformat(), 'verdict': None,
+                'why': None}
+        source = waiver.source
+        if not waiver.scope.applies(host, groups):
+            step.update(verdict='hosts', why='its hosts (%s) do not take %s (%s)' % (_patterns(source.get('hosts')), host,
+                                                                                   _groups_text(groups)))
+        elif covered:
+            step.update(verdict='not checked', why='an earlier waiver covers the finding')
+        else:
+            verdict, detail = waiver.judge(finding, today)
+            step['verdict'] = verdict
+            step['why'] = _waiver_text(verdict, detail, finding, source, waiver)
+            covered = verdict == 'covers'
+        steps.append(step)
+    return steps
+
+
+def _waiver_text(verdict, detail, finding, source, waiver):
+    if verdict == 'protocols':
+        return 'it is about %s only' % _patterns(source.get('protocols'))
+    if verdict == 'namespaces':
+        return 'its namespaces (%s) do not take %s' % (_patterns(source.get('namespaces')), finding['where'])
+    if verdict == 'ports':
+        return 'its %s ports (%s) do not include %d' % (finding['protocol'], waiver.ports[finding['protocol']].describe(),
+                                                        finding['port'])
+    if verdict == 'expired':
+        return 'it expired on %s' % waiver.expires.isoformat()
+    if verdict == 'not_covered':
+        return 'it is bound to %s and does not cover %s' % (_owners_text(waiver), detail)
+    if verdict == 'unknown':
+        return 'it is bound to %s and cannot be checked: %s' % (_owners_text(waiver), detail)
+    bound = ', bound to %s, and every holder matches' % _owners_text(waiver) if waiver.owners else ''
+    return 'it covers the finding until %s%s' % (waiver.expires.isoformat(), bound)
+
+
+def _owners_text(waiver):
+    return '; '.join('%s %s' % (key, _patterns(value)) for key, value in sorted(waiver.owners.describe().items()))
+
+
+def explain_socket(entry, compiled, host, groups=(), today=None, coverage=None):
+    """Explain the verdict on one gathered socket (an entry of a well-formed gather result, see gather_problem).
+
+    Returns a mapping: the socket, the rules in policy order (``matched``, ``outcome``, ``why``), the default, the
+    findings as the evaluation writes them with the waivers checked for each, the ``decision`` (one of DECISIONS)
+    and ``decided_by`` (the rules whose findings make it), and ``host_notes`` (what makes the host unknown).
+    """
+    today = today or datetime.date.today()
+    groups = list(groups or ())
+    for scope in compiled.namespace_scopes:
+        scope.forget()
+    builder = ev.findings_builder()
+    rules = []
+    matched = False
+    for rule in compiled.rules:
+        step, hit = _rule_step(rule, entry, host, groups, builder)
+        rules.append(step)
+        matched = matched or hit
+    default = {'policy': compiled.default, 'applies': False}
+    if compiled.default != 'deny':
+        default['why'] = 'allow: a socket no rule forbids is allowed'
+    elif matched:
+        default['why'] = 'deny, which does not apply: a rule matched the socket'
+    elif entry['ephemeral']:
+        default['why'] = 'deny, which leaves ephemeral UDP sockets (most likely clients) alone'
+    else:
+        default.update(applies=True, why='deny: no rule matched the socket, so it is drift')
+        builder.add(DEFAULT_RULE_ID, compiled.default_severity, entry, builder.DEFAULT_TEXT)
+    findings = builder.items
+    waiver_steps = [_waiver_steps(finding, compiled.waivers, host, groups, today) for finding in findings]
+    reasons = []
+    ev.apply_waivers(findings, compiled, host, groups, today, [], reasons)
+    explained = []
+    for finding, steps in zip(findings, waiver_steps):
+        explained.append({'rule': finding['rule'], 'severity': finding['severity'], 'status': finding['status'],
+                          'message': finding['message'], 'waiver': finding['waiver'], 'waivers': steps})
+    decision = socket_decision(findings)
+    decided_by = sorted(set(finding['rule'] for finding in findings if finding['status'] == decision))
+    if decision == 'allowed':
+        decided_by = [step['rule'] for step in rules if step['outcome'] == 'allowed']
+    host_notes = list(reasons)
+    if coverage is not None and not coverage.get('complete'):
+        host_notes.extend('partial gather: %s' % error for error in coverage.get('errors') or
+                          ['the gather reported partial coverage'])
+    return {
+        'host': host, 'groups': groups, 'evaluated_on': today.isoformat(), 'policy': compiled.info(),
+        'socket': {'label': socket_label(entry), 'protocol': entry['protocol'], 'family': entry['family'],
+                   'address': entry['address'], 'port': entry['port'], 'v6only': entry.get('v6only'),
+                   'ephemeral': entry['ephemeral'], 'where': namespace_where(entry.get('namespace')) or HOST_WHERE,
+                   'processes': [dict((field, proc.get(field)) for field in ev.PROCESS_FIELDS)
+                                 for proc in entry.get('processes') or []]},
+        'rules': rules, 'default': default, 'findings': explained, 'decision': decision, 'decided_by': decided_by,
+        'host_notes': host_notes,
+    }
+
+
+def explain_lines(explanation):
+    """The explanation in plain words, one line each (host text still to be shown through ``printable``)."""
+    socket = explanation['socket']
+    holders = ', '.join('%s[%s] (user %s, exe %s, unit %s)' % (proc['name'], proc['pid'], proc['user'] or proc['uid'],
+                                                                proc['exe'] or 'unknown', proc['unit'] or 'none')
+                        for proc in socket['processes']) or 'no known process'
+    lines = ['%s on %s (%s), policy %s, evaluated on %s' % (socket['label'], explanation['host'],
+                                                           _groups_text(explanation['groups']),
+                                                           explanation['policy']['name'], explanation['evaluated_on']),
+             '  held by: %s' % holders,
+             'rules, in policy order:']
+    for step in explanation['rules']:
+        lines.append('  rule %s: %s: %s' % (step['rule'], step['outcome'], step['why']))
+    if not explanation['rules']:
+        lines.append('  (the policy has no rules)')
+    lines.append('default: %s' % explanation['default']['why'])
+    for finding in explanation['findings']:
+        lines.append('finding of %s (%s): %s' % (finding['rule'], finding['severity'], finding['status']))
+        lines.append('  %s' % finding['message'])
+        for step in finding['waivers']:
+            lines.append('  waiver%s: %s' % (' (%s)' % step['ticket'] if step['ticket'] else '', step['why']))
+        if not finding['waivers']:
+            lines.append('  no waiver names rule %s' % finding['rule'])
+    decided = ', '.join(explanation['decided_by'])
+    if explanation['decision'] == 'allowed':
+        why = 'allowed by %s' % decided if decided else 'no rule forbids it'
+        lines.append('decision: allowed (%s)' % why)
+    else:
+        lines.append('decision: %s (decided by %s)' % (explanation['decision'], decided))
+    lines.extend('host verdict also: %s' % note for note in explanation['host_notes'])
+    return lines
