@@ -185,7 +185,7 @@ INVALID = {
         waivers:
           - {rule: b, expires: 2027-01-01}
         """, ["policy_version: 2: expected 1",
-              "rules[0].expect: 'open' is not \"closed\" or a mapping with processes, users, units and/or bind",
+              "rules[0].expect: 'open' is not \"closed\" or a mapping with processes, users, exe, units and/or bind",
               "rules[0].match.ports: 70000 is not a port (0-65535), a range \"A-B\", one of system, user, dynamic, "
               "iana:unassigned, iana:reserved, iana:assigned, or a list of them",
               "rules[1].id: duplicate rule id 'a' (first at rules[0])",
