@@ -36,8 +36,8 @@ def why(explanation):
 
 
 def test_every_rule_says_why_it_matched_or_not():
-    container = {'inode': 4026532000, 'host': False, 'pid': 5, 'container': {'kind': 'docker', 'id': 'ab' * 32,
-                                                                            'pod_uid': None, 'name': 'web'}}
+    container = {'inode': 4026532000, 'host': False, 'pid': 5,
+                 'container': {'kind': 'docker', 'id': 'ab' * 32, 'pod_uid': None, 'name': 'web'}}
     rules = [
         {'id': 'udp-only', 'match': {'protocols': ['udp']}, 'expect': 'closed'},
         {'id': 'other-port', 'match': {'ports': ['855-859', 443]}, 'expect': 'closed'},
