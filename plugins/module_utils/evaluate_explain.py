@@ -211,11 +211,10 @@ def explain_lines(explanation):
     holders = ', '.join('%s[%s] (user %s, exe %s, unit %s)' % (
         proc['name'], proc['pid'], proc['user'] or proc['uid'], proc['exe'] or 'unknown', proc['unit'] or 'none')
         for proc in socket['processes']) or 'no known process'
-    lines = ['%s on %s (%s), policy %s, evaluated on %s' % (
+    title = '%s on %s (%s), policy %s, evaluated on %s' % (
         socket['label'], explanation['host'], _groups_text(explanation['groups']), explanation['policy']['name'],
-        explanation['evaluated_on']),
-             '  held by: %s' % holders,
-             'rules, in policy order:']
+        explanation['evaluated_on'])
+    lines = [title, '  held by: %s' % holders, 'rules, in policy order:']
     for step in explanation['rules']:
         lines.append('  rule %s: %s: %s' % (step['rule'], step['outcome'], step['why']))
     if not explanation['rules']:
