@@ -56,8 +56,8 @@ def _mismatch_text(rule, key, entry):
         return 'the socket takes %s and the rule is about families %s' % (
             ' and '.join(ev.reachable_families(entry)), _patterns(match.get('families')))
     if key == 'via':
-        return 'the socket is reached via %s and the rule is about via %s' % (entry.get('via', 'listen'),
-                                                                          _patterns(match.get('via')))
+        return 'the socket is reached via %s and the rule is about via %s' % (
+            entry.get('via', 'listen'), _patterns(match.get('via')))
     if key == 'namespaces':
         return 'the socket is in %s and the rule is about namespaces %s' % (
             namespace_where(entry.get('namespace')), _patterns(rule.source.get('namespaces')))
@@ -114,8 +114,8 @@ def _waiver_steps(finding, waivers, host, groups, today):
                 'why': None}
         source = waiver.source
         if not waiver.scope.applies(host, groups):
-            step.update(verdict='hosts', why='its hosts (%s) do not take %s (%s)' % (_patterns(source.get('hosts')), host,
-                                                                                   _groups_text(groups)))
+            step.update(verdict='hosts', why='its hosts (%s) do not take %s (%s)' % (
+                _patterns(source.get('hosts')), host, _groups_text(groups)))
         elif covered:
             step.update(verdict='not checked', why='an earlier waiver covers the finding')
         else:
@@ -208,14 +208,13 @@ def explain_socket(entry, compiled, host, groups=(), today=None, coverage=None):
 def explain_lines(explanation):
     """The explanation in plain words, one line each (host text still to be shown through ``printable``)."""
     socket = explanation['socket']
-    holders = ', '.join('%s[%s] (user %s, exe %s, unit %s)' % (proc['name'], proc['pid'], proc['user'] or proc['uid'],
-                                                                proc['exe'] or 'unknown', proc['unit'] or 'none')
-                        for proc in socket['processes']) or 'no known process'
-    lines = ['%s on %s (%s), policy %s, evaluated on %s' % (socket['label'], explanation['host'],
-                                                           _groups_text(explanation['groups']),
-                                                           explanation['policy']['name'], explanation['evaluated_on']),
-             '  held by: %s' % holders,
-             'rules, in policy order:']
+    holders = ', '.join('%s[%s] (user %s, exe %s, unit %s)' % (
+        proc['name'], proc['pid'], proc['user'] or proc['uid'], proc['exe'] or 'unknown', proc['unit'] or 'none')
+        for proc in socket['processes']) or 'no known process'
+    title = '%s on %s (%s), policy %s, evaluated on %s' % (
+        socket['label'], explanation['host'], _groups_text(explanation['groups']), explanation['policy']['name'],
+        explanation['evaluated_on'])
+    lines = [title, '  held by: %s' % holders, 'rules, in policy order:']
     for step in explanation['rules']:
         lines.append('  rule %s: %s: %s' % (step['rule'], step['outcome'], step['why']))
     if not explanation['rules']:

@@ -334,9 +334,9 @@ def _explain_report(args):
     explanations = []
     for socket in sockets:
         explanation = evaluate_explain.explain_socket(socket, compiled, args.host, args.group, today, entry['coverage'])
-        recorded = sorted((f['rule'], f['status'], f['message']) for f in findings if f.get('via') != 'nat'
-                          and (f['protocol'], f['address'], f['port']) == (socket['protocol'], socket['address'],
-                                                                            socket['port']))
+        key = (socket['protocol'], socket['address'], socket['port'])
+        recorded = sorted((f['rule'], f['status'], f['message']) for f in findings
+                          if f.get('via') != 'nat' and (f['protocol'], f['address'], f['port']) == key)
         again = sorted((f['rule'], f['status'], f['message']) for f in explanation['findings'])
         explanation['report'] = {'path': path, 'status': entry['status'], 'reproduced': again == recorded}
         explanations.append(explanation)
@@ -351,8 +351,8 @@ def _report_explanation(report, entry, findings):
     return {'host': entry['host'], 'status': entry['status'], 'policy': report['policy'],
             'evaluated_on': entry.get('evaluated_on'),
             'findings': [{'rule': f['rule'], 'severity': f['severity'], 'status': f['status'], 'message': f['message'],
-                          'label': socket_label(f) if f.get('via') != 'nat' else 'published %s port %d' % (f['protocol'],
-                                                                                                        f['port']),
+                          'label': socket_label(f) if f.get('via') != 'nat' else 'published %s port %d' % (
+                              f['protocol'], f['port']),
                           'description': (described.get(f['rule']) or {}).get('description'),
                           'waiver': f.get('waiver'), 'waiver_expired': f.get('waiver_expired')} for f in findings],
             'decision': decision,

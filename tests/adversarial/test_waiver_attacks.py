@@ -126,8 +126,8 @@ def test_the_agent_sharing_its_socket_with_a_rogue_is_not_waived(agent):
         gathered = gather_as_root(namespace)
     agent_pid, rogue_pid = holder.pids
     (entry,) = gathered['sockets']
-    assert sorted((proc['pid'], proc['exe']) for proc in entry['processes']) == sorted([(agent_pid, agent),
-                                                                                         (rogue_pid, PYTHON)])
+    expected = sorted([(agent_pid, agent), (rogue_pid, PYTHON)])
+    assert sorted((proc['pid'], proc['exe']) for proc in entry['processes']) == expected
     result, finding = judge(gathered, exe=[agent])
     assert finding['status'] == 'drift' and result['status'] == 'drift'
     assert finding['message'].endswith('; waiver (PWV-1) does not cover pwv-rogue[%d] with executable %s; allowed '

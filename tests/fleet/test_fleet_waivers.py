@@ -145,8 +145,8 @@ def test_explain_errors_are_one_line(audited, tmp_path):
     with open(POLICY) as handle:
         other.write_text(handle.read().replace('pww-fleet', 'pww-other'))
     cases = [
-        (('--host', 'pww-host09', '--port', 856, path), 'no host pww-host09 in this report (it has 3: pww-host01, '
-                                                         'pww-host02, pww-host03)'),
+        (('--host', 'pww-host09', '--port', 856, path),
+         'no host pww-host09 in this report (it has 3: pww-host01, pww-host02, pww-host03)'),
         (('--host', 'pww-host01', '--port', 22, path), 'host pww-host01 (compliant) has no finding on tcp or udp port 22'),
         (('--host', 'pww-host01', '--port', 856, '--policy', other, path), 'is not the one the report was judged under'),
     ]

@@ -42,8 +42,8 @@ waivers:
 def saved(tmp_path_factory):
     directory = tmp_path_factory.mktemp('pwx')
     with Namespace() as namespace:
-        namespace.listen({'name': 'pwx-agent', 'sockets': [{'protocol': 'tcp', 'address': '0.0.0.0', 'port': 856},
-                                                            {'protocol': 'tcp', 'address': '127.0.0.1', 'port': 22}]})
+        namespace.listen({'name': 'pwx-agent', 'sockets': [
+            {'protocol': 'tcp', 'address': '0.0.0.0', 'port': 856}, {'protocol': 'tcp', 'address': '127.0.0.1', 'port': 22}]})
         code, gathered = gather_in(namespace, 'auto')
     assert code == 0
     (directory / 'pwx-host.json').write_text(json.dumps(gathered))
@@ -97,8 +97,8 @@ def test_what_it_cannot_answer_is_one_line(saved, tmp_path):
                                                                    'this gather (2 sockets)'),
         (('--policy', saved / 'policy.yml', tmp_path / 'broken.json'),
          "broken.json: not a gather result portwarden can judge: sockets[0].port: expected a port number 0-65535, got 'x'"),
-        (('--policy', saved / 'policy.yml', tmp_path / 'half.json'), 'half.json: (top level): expected a gather result as '
-                                                                   'JSON, got text that is not'),
+        (('--policy', saved / 'policy.yml', tmp_path / 'half.json'),
+         'half.json: (top level): expected a gather result as JSON, got text that is not'),
         (('--policy', tmp_path / 'bad.yml', gather), "bad.yml: rules[0].severity: 'hihg' is not one of"),
         (('--policy', tmp_path / 'missing.yml', gather), 'missing.yml'),
         (('--host', 'h', '--port', 856, gather), 'a gather result, not a saved report: explain it with --policy POLICY'),

@@ -36,8 +36,8 @@ def why(explanation):
 
 
 def test_every_rule_says_why_it_matched_or_not():
-    container = {'inode': 4026532000, 'host': False, 'pid': 5, 'container': {'kind': 'docker', 'id': 'ab' * 32,
-                                                                            'pod_uid': None, 'name': 'web'}}
+    container = {'inode': 4026532000, 'host': False, 'pid': 5,
+                 'container': {'kind': 'docker', 'id': 'ab' * 32, 'pod_uid': None, 'name': 'web'}}
     rules = [
         {'id': 'udp-only', 'match': {'protocols': ['udp']}, 'expect': 'closed'},
         {'id': 'other-port', 'match': {'ports': ['855-859', 443]}, 'expect': 'closed'},
@@ -168,3 +168,22 @@ def test_select_sockets():
     assert len(ex.select_sockets(gathered, port=22)) == 3
     assert len(ex.select_sockets(gathered, 'udp', 22)) == 1
     assert ex.select_sockets(gathered, port=22, address='::') == [gathered['sockets'][2]]
+
+
+def test_mismatch_names_the_key_that_failed():
+    def rule(**match):
+        return ev.Rule({'id': 'r', 'match': match, 'expect': 'closed'})
+    assert rule().mismatch(sock()) is None
+    assert rule(bind=['loopback']).mismatch(sock()) == 'bind'
+    assert rule(families=['ipv6']).mismatch(sock()) == 'families'
+    assert rule(via=['nat']).mismatch(sock()) == 'via'
+    assert rule().mismatch(sock(protocol='udp', ephemeral=True)) == 'include_ephemeral'
+    assert ev.Rule({'id': 'r', 'namespaces': ['container'], 'match': {}, 'expect': 'closed'}).mismatch(sock()) == 'namespaces'
+
+
+def test_every_problem_of_a_socket_is_in_its_finding():
+    rule = {'id': 'ssh', 'match': {'ports': [22]}, 'expect': {'exe': ['/usr/sbin/sshd'], 'bind': 'loopback'}}
+    (finding,) = explain([rule], sock(processes=(SSHD, ROGUE)))['findings']
+    assert finding['message'] == (
+        'tcp 0.0.0.0:22 (IANA: ssh) is bound to any addresses; allowed: loopback; is held by sshd[666] with executable '
+        '/tmp/sshd; allowed executables: /usr/sbin/sshd (sshd[812], sshd[666] as root); rule ssh')
