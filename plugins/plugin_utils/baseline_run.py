@@ -20,6 +20,7 @@ import stat
 
 from ansible_collections.portwarden.compliance.plugins.module_utils import policy_baseline
 from ansible_collections.portwarden.compliance.plugins.module_utils.atomic_write import write_atomically
+from ansible_collections.portwarden.compliance.plugins.plugin_utils import inventory_read
 from ansible_collections.portwarden.compliance.plugins.plugin_utils.report_load import MAX_REPORT_BYTES, read_regular
 
 SURVEY_POLICY_PATH = os.path.normpath(os.path.join(os.path.dirname(__file__), '..', '..', 'docs', 'policies',
@@ -109,29 +110,10 @@ def read_input(path, nofollow=False):
 
 def read_inventory(sources):
     """(every host, group -> its hosts, host -> its groups as group_names has them) from ansible-core's inventory."""
-    from ansible import constants as C
-    from ansible.errors import AnsibleError
-    from ansible.inventory.manager import InventoryManager
-    from ansible.parsing.dataloader import DataLoader
-
-    for source in sources:
-        if ',' not in source and not os.path.exists(source):
-            raise BaselineError(['inventory %s: no such file or directory' % source])
-    unparsed = C.INVENTORY_UNPARSED_IS_FAILED
-    C.INVENTORY_UNPARSED_IS_FAILED = True  # a source no plugin can read is an error, not an empty fleet
     try:
-        manager = InventoryManager(loader=DataLoader(), sources=list(sources))
-        hosts = [host.name for host in manager.get_hosts('all')]
-        groups = dict((name, [host.name for host in group.get_hosts()]) for name, group in manager.groups.items())
-        groups_of = dict((host.name, sorted(group.name for group in host.get_groups() if group.name != 'all'))
-                         for host in manager.get_hosts('all'))
-    except AnsibleError as exc:
-        raise BaselineError(['inventory %s: %s' % (', '.join(sources), exc)]) from None
-    finally:
-        C.INVENTORY_UNPARSED_IS_FAILED = unparsed
-    if not hosts:
-        raise BaselineError(['inventory %s gives no host' % ', '.join(sources)])
-    return hosts, groups, groups_of
+        return inventory_read.read_inventory(sources)
+    except inventory_read.InventoryError as exc:
+        raise BaselineError([str(exc)]) from None
 
 
 def run_baseline(paths, options, inventory=None, output=None, force=False):

@@ -40,6 +40,7 @@ from ansible_collections.portwarden.compliance.plugins.module_utils.report_write
     check_directory,
     render_set,
 )
+from ansible_collections.portwarden.compliance.plugins.plugin_utils import inventory_read
 from ansible_collections.portwarden.compliance.plugins.plugin_utils.report_load import (
     MAX_REPORT_BYTES,
     load_report,
@@ -212,26 +213,13 @@ def _drop_copies(parts):
 
 def inventory_hosts(sources):
     """Every host (``all``) of the inventory sources, read by ansible-core's own InventoryManager."""
-    from ansible import constants as C
-    from ansible.errors import AnsibleError
-    from ansible.inventory.manager import InventoryManager
-    from ansible.parsing.dataloader import DataLoader
-
-    for source in sources:
-        if ',' not in source and not os.path.exists(source):
-            raise MergeError(['inventory %s: no such file or directory' % source])
-    unparsed = C.INVENTORY_UNPARSED_IS_FAILED
-    C.INVENTORY_UNPARSED_IS_FAILED = True  # a source no plugin can read is an error, not an empty fleet
     try:
-        manager = InventoryManager(loader=DataLoader(), sources=list(sources))
-        hosts = [host.name for host in manager.get_hosts('all')]
-    except AnsibleError as exc:
-        raise MergeError(['inventory %s: %s' % (', '.join(sources), exc)]) from None
-    finally:
-        C.INVENTORY_UNPARSED_IS_FAILED = unparsed
-    if not hosts:
-        raise MergeError(['inventory %s gives no host: a merge against it would vouch for nothing' % ', '.join(sources)])
-    return hosts
+        return inventory_read.read_inventory(sources)[0]
+    except inventory_read.InventoryError as exc:
+        text = str(exc)
+        if text.endswith(' gives no host'):
+            text += ': a merge against it would vouch for nothing'
+        raise MergeError([text]) from None
 
 
 def hosts_from_file(path):
