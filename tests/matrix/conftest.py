@@ -1,5 +1,6 @@
 """Starts the version matrix in the background as soon as its tests are collected (see runner.py)."""
 
+import os
 import tempfile
 
 import pytest
@@ -9,12 +10,20 @@ from tests.matrix.runner import Runner
 _RUNNER = {}
 
 
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
 def _entries(session):
+    """The matrix entries of the collected tests of this directory (other suites' parameters named ``entry`` are
+    theirs, not matrix entries)."""
     found = []
     for item in session.items:
+        if os.path.dirname(str(item.path)) != HERE:
+            continue
         params = getattr(getattr(item, 'callspec', None), 'params', {})
-        if 'entry' in params and params['entry'] not in found:
-            found.append(params['entry'])
+        entry = params.get('entry')
+        if isinstance(entry, str) and entry not in found:
+            found.append(entry)
     return found
 
 
