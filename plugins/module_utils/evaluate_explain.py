@@ -17,8 +17,13 @@ from __future__ import annotations
 import datetime
 
 from ansible_collections.portwarden.compliance.plugins.module_utils import evaluate_policy as ev
-from ansible_collections.portwarden.compliance.plugins.module_utils.policy_schema import DEFAULT_RULE_ID
-from ansible_collections.portwarden.compliance.plugins.module_utils.report_sockets import HOST_WHERE, namespace_where, socket_label
+from ansible_collections.portwarden.compliance.plugins.module_utils.policy_schema import DEFAULT_RULE_ID, PROTOCOLS
+from ansible_collections.portwarden.compliance.plugins.module_utils.report_sockets import (
+    HOST_WHERE,
+    exposure_label,
+    namespace_where,
+    socket_label,
+)
 
 # The decision about one socket, worst first: a drift finding, else an unknown one, else a waived one, else allowed.
 DECISIONS = ('drift', 'unknown', 'waived', 'allowed')
@@ -38,6 +43,14 @@ def select_sockets(gathered, protocol=None, port=None, address=None):
     return [entry for entry in gathered.get('sockets') or []
             if (protocol is None or entry['protocol'] == protocol) and (port is None or entry['port'] == port)
             and (address is None or entry['address'] == address)]
+
+
+def select_exposures(gathered, protocol=None, port=None, address=None):
+    """The gathered exposures (ports published by NAT) a question is about: a port asked is one of the range."""
+    return [exposure for exposure in gathered.get('exposures') or []
+            if (protocol is None or exposure['protocol'] == protocol)
+            and (port is None or exposure['port'] <= port <= exposure['port_end'])
+            and (address is None or exposure['address'] == address)]
 
 
 def _patterns(values):
@@ -100,6 +113,8 @@ def _rule_step(rule, entry, host, groups, builder):
 
 def _expect_text(rule):
     expect = rule.source.get('expect') or {}
+    if not expect:
+        return 'no conditions'
     return '; '.join('%s: %s' % (key, _patterns(value)) for key, value in sorted(expect.items()))
 
 
@@ -205,6 +220,110 @@ def explain_socket(entry, compiled, host, groups=(), today=None, coverage=None):
     }
 
 
+def _first_port(ports, low, high):
+    """The first port of ``low``-``high`` that ``ports`` holds, or None."""
+    for start, end in ports.ranges():
+        if start <= high and end >= low:
+            return max(start, low)
+    return None
+
+
+def _ports_text(low, high):
+    return '%d' % low if low == high else '%d-%d' % (low, high)
+
+
+def _exposure_rule_step(rule, entry, low, high, host, groups, found):
+    """One rule, as the evaluation of a published port (range ``low``-``high``) meets it; ``found``: the findings
+    the evaluation (evaluate_policy.judge_exposure) gave per rule."""
+    step = {'rule': rule.id, 'severity': rule.severity, 'description': rule.description, 'matched': False,
+            'outcome': 'not matched', 'why': None}
+    protocol = entry['protocol']
+    if not rule.scope.applies(host, groups):
+        step['why'] = 'its hosts (%s) do not take %s (%s)' % (_patterns(rule.source.get('hosts')), host, _groups_text(groups))
+        return step
+    if protocol not in rule.ports:
+        step['why'] = 'it is about %s only, not %s' % (', '.join(sorted(rule.ports)), protocol)
+        return step
+    port = _first_port(rule.ports[protocol], low, high)
+    if port is None:
+        step['why'] = 'its %s ports (%s) do not include %s' % (protocol, rule.ports[protocol].describe(),
+                                                               _ports_text(low, high))
+        return step
+    key = rule.mismatch(entry)
+    if key is not None:
+        step['why'] = _mismatch_text(rule, key, entry).replace('the socket', 'the published port', 1)
+        return step
+    step['matched'] = True
+    at = '' if low == high else ' at port %d' % port
+    findings = found.get(rule.id) or []
+    if rule.closed:
+        step.update(outcome='drift', why='it matches%s and expects the port closed' % at)
+    elif findings:
+        step.update(outcome=findings[0]['status'], why='it matches%s and %s: see its finding' % (
+            at, 'the published port does not meet its expect' if findings[0]['status'] == 'drift'
+            else 'what its expect needs is not known'))
+    else:
+        step.update(outcome='allowed', why='it matches%s and the published port satisfies its expect (%s)' % (
+            at, _expect_text(rule)))
+    return step
+
+
+def explain_exposure(exposure, compiled, host, groups=(), today=None, coverage=None):
+    """Explain the verdict on one port (or range) a DNAT or REDIRECT publishes (an entry of a well-formed gather's
+    ``exposures``): the same mapping as explain_socket, its ``socket`` being the published port and ``published``
+    the rule that publishes it. The findings are those evaluate_policy.judge_exposure gives, as the evaluation."""
+    today = today or datetime.date.today()
+    groups = list(groups or ())
+    in_scope = [rule for rule in compiled.rules if rule.scope.applies(host, groups)]
+    tables = dict((protocol, compiled.candidates(in_scope, protocol)) for protocol in PROTOCOLS)
+    builder = ev.findings_builder()
+    ev.judge_exposure(exposure, tables, compiled.default == 'deny', builder, compiled.default_severity)
+    findings = builder.items
+    found = {}
+    for finding in findings:
+        found.setdefault(finding['rule'], []).append(finding)
+    entry = ev.exposure_entry(exposure)
+    low, high = exposure['port'], exposure['port_end']
+    rules = [_exposure_rule_step(rule, entry, low, high, host, groups, found) for rule in compiled.rules]
+    default = {'policy': compiled.default, 'applies': False}
+    defaulted = found.get(DEFAULT_RULE_ID)
+    if compiled.default != 'deny':
+        default['why'] = 'allow: a port no rule forbids is allowed'
+    elif defaulted:
+        default.update(applies=True, why='deny: no rule matched %s, so it is drift' % (
+            'the published port' if low == high else 'port %d of the published range' % defaulted[0]['port']))
+    else:
+        default['why'] = 'deny, which does not apply: a rule matched %s' % (
+            'the published port' if low == high else 'every port of the published range')
+    waiver_steps = [_waiver_steps(finding, compiled.waivers, host, groups, today) for finding in findings]
+    reasons = []
+    ev.apply_waivers(findings, compiled, host, groups, today, [], reasons)
+    explained = [{'rule': finding['rule'], 'severity': finding['severity'], 'status': finding['status'],
+                  'message': finding['message'], 'waiver': finding['waiver'], 'waivers': steps}
+                 for finding, steps in zip(findings, waiver_steps)]
+    decision = socket_decision(findings)
+    decided_by = sorted(set(finding['rule'] for finding in findings if finding['status'] == decision))
+    if decision == 'allowed':
+        decided_by = [step['rule'] for step in rules if step['outcome'] == 'allowed']
+    host_notes = list(reasons)
+    if coverage is not None and not coverage.get('complete'):
+        host_notes.extend('partial gather: %s' % error for error in coverage.get('errors') or
+                          ['the gather reported partial coverage'])
+    owner = exposure['owner']
+    return {
+        'host': host, 'groups': groups, 'evaluated_on': today.isoformat(), 'policy': compiled.info(),
+        'socket': {'label': exposure_label(exposure), 'protocol': exposure['protocol'], 'family': exposure['family'],
+                   'address': exposure['address'], 'port': low, 'port_end': high, 'via': 'nat', 'where': HOST_WHERE,
+                   'processes': [dict((field, proc.get(field)) for field in ev.PROCESS_FIELDS)
+                                 for proc in owner.get('processes') or []]},
+        'published': {'action': exposure['action'], 'hooks': list(exposure['hooks']), 'source': exposure['source'],
+                      'table': exposure['table'], 'chain': exposure['chain'], 'rule': exposure['rule'],
+                      'owner': owner['kind'], 'owner_reason': owner.get('reason')},
+        'rules': rules, 'default': default, 'findings': explained, 'decision': decision, 'decided_by': decided_by,
+        'host_notes': host_notes,
+    }
+
+
 def explain_lines(explanation):
     """The explanation in plain words, one line each (host text still to be shown through ``printable``)."""
     socket = explanation['socket']
@@ -214,7 +333,15 @@ def explain_lines(explanation):
     title = '%s on %s (%s), policy %s, evaluated on %s' % (
         socket['label'], explanation['host'], _groups_text(explanation['groups']), explanation['policy']['name'],
         explanation['evaluated_on'])
-    lines = [title, '  held by: %s' % holders, 'rules, in policy order:']
+    published = explanation.get('published')
+    if published is None:
+        lines = [title, '  held by: %s' % holders]
+    else:
+        lines = [title, '  published by %s %s chain %s (%s): %s' % (
+            published['source'], published['table'], published['chain'], ', '.join(published['hooks']), published['rule']),
+            '  answered by: %s%s' % (holders if socket['processes'] else 'owner %s' % published['owner'],
+                                     '; %s' % published['owner_reason'] if published['owner_reason'] else '')]
+    lines.append('rules, in policy order:')
     for step in explanation['rules']:
         lines.append('  rule %s: %s: %s' % (step['rule'], step['outcome'], step['why']))
     if not explanation['rules']:

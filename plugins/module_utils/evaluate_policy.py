@@ -976,7 +976,7 @@ class _Findings(object):
     PUBLISHED_DEFAULT_TEXT = (' is published (', ') and no rule allows it; policy default: deny')
 
     def add_exposure(self, rule_id, severity, entry, text, status='drift'):
-        """A finding about a port a DNAT or REDIRECT publishes (``entry`` from _exposure_entry, ``port`` set to the
+        """A finding about a port a DNAT or REDIRECT publishes (``entry`` from exposure_entry, ``port`` set to the
         first port of the exposure the rule is about); its message says how the port is reached."""
         exposure = entry['exposure']
         protocol = entry['protocol']
@@ -1009,7 +1009,7 @@ def findings_builder():
     return _Findings()
 
 
-def _exposure_entry(exposure):
+def exposure_entry(exposure):
     """An exposure as the rules read a socket: reached ``via`` nat, on the host, never ephemeral; one reached only
     from the output hook takes only the host's own traffic, so it is bound to loopback as far as rules go."""
     return {'protocol': exposure['protocol'], 'family': exposure['family'], 'address': exposure['address'], 'port': None,
@@ -1017,10 +1017,11 @@ def _exposure_entry(exposure):
             'bind': 'loopback' if exposure['hooks'] == ['output'] else None, 'exposure': exposure}
 
 
-def _judge_exposure(exposure, tables, deny, builder, default_severity):
+def judge_exposure(exposure, tables, deny, builder, default_severity):
     """Findings of one exposure: every rule about a port of its range judges it once, at the first such port;
-    under default: deny, a port of the range no rule matches is a default finding."""
-    entry = _exposure_entry(exposure)
+    under default: deny, a port of the range no rule matches is a default finding. ``tables``: each protocol's
+    ``CompiledPolicy.candidates`` of the rules in the host's scope. Also portwarden explain's judgement."""
+    entry = exposure_entry(exposure)
     starts, members = tables[exposure['protocol']]
     low, high = exposure['port'], exposure['port_end']
     index = bisect.bisect_right(starts, low) - 1
@@ -1200,7 +1201,7 @@ def _evaluate_host(gathered, compiled, host, groups, today):
         notes.append(NAT_NOT_READ % 'nat: off')
     for exposure in exposures or ():
         try:
-            _judge_exposure(exposure, tables, deny, builder, compiled.default_severity)
+            judge_exposure(exposure, tables, deny, builder, compiled.default_severity)
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             reasons.append('a gathered exposure could not be evaluated (%s): %s' % (exc, _brief(exposure)))
     findings = builder.items

@@ -257,12 +257,16 @@ def _explain_gathers(args):
             raise _ExplainError('%s: not a gather result portwarden can judge: %s' % (path, problem))
         host = args.host or os.path.splitext(os.path.basename(path))[0]
         entries = evaluate_explain.select_sockets(gathered, args.protocol, args.port, args.address)
-        if not entries:
-            raise _ExplainError('%s: no %s socket%s%s in this gather (%d sockets)' % (
+        published = evaluate_explain.select_exposures(gathered, args.protocol, args.port, args.address)
+        if not entries and not published:
+            raise _ExplainError('%s: no %s socket or published port%s%s in this gather (%d sockets, %d published)' % (
                 path, args.protocol or 'tcp or udp', ' on port %d' % args.port if args.port is not None else '',
-                ' on address %s' % args.address if args.address else '', len(gathered['sockets'])))
+                ' on address %s' % args.address if args.address else '', len(gathered['sockets']),
+                len(gathered.get('exposures') or [])))
         explanations.extend(evaluate_explain.explain_socket(entry, compiled, host, args.group, coverage=gathered['coverage'])
                             for entry in entries)
+        explanations.extend(evaluate_explain.explain_exposure(exposure, compiled, host, args.group,
+                                                              coverage=gathered['coverage']) for exposure in published)
     return explanations
 
 
@@ -600,8 +604,9 @@ def build_parser():
                     'which decided, each waiver checked and why it covers or not, and the decision. Two forms: '
                     '--host H --port P REPORT.json (a saved fleet report: the findings it holds for that socket; with '
                     '--policy, the policy it was judged under, re-explained rule by rule), or --policy POLICY '
-                    'GATHER.json ... (gather results, from portwarden gather --format json: each socket asked about, '
-                    'every socket without --port; the host is the file name without .json unless --host). Host text is '
+                    'GATHER.json ... (gather results, from portwarden gather --format json: each socket and each port '
+                    'published by NAT asked about, every one without --port; the host is the file name without .json '
+                    'unless --host). Host text is '
                     'shown escaped. Exit 0, or 2 with one line when it cannot answer (no such host or socket, a file '
                     'that is not a report, a gather or a policy).')
     explain.add_argument('files', nargs='+', metavar='REPORT.json|GATHER.json')

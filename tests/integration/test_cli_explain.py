@@ -93,8 +93,8 @@ def test_what_it_cannot_answer_is_one_line(saved, tmp_path):
     (tmp_path / 'half.json').write_text(gather.read_text()[:40])
     (tmp_path / 'bad.yml').write_text(POLICY.replace('severity: high', 'severity: hihg'))
     cases = [
-        (('--policy', saved / 'policy.yml', '--port', 23, gather), 'pwx-host.json: no tcp or udp socket on port 23 in '
-                                                                   'this gather (2 sockets)'),
+        (('--policy', saved / 'policy.yml', '--port', 23, gather),
+         'pwx-host.json: no tcp or udp socket or published port on port 23 in this gather (2 sockets, 0 published)'),
         (('--policy', saved / 'policy.yml', tmp_path / 'broken.json'),
          "broken.json: not a gather result portwarden can judge: sockets[0].port: expected a port number 0-65535, got 'x'"),
         (('--policy', saved / 'policy.yml', tmp_path / 'half.json'),
@@ -114,3 +114,34 @@ def test_what_it_cannot_answer_is_one_line(saved, tmp_path):
         assert said in proc.stderr, (said, proc.stderr)
     proc = explain('--policy', saved / 'policy.yml', '--port', 70000, gather)
     assert proc.returncode == 2 and '70000 is not a port number (0-65535)' in proc.stderr
+
+
+def test_a_port_published_by_dnat_is_explained(tmp_path):
+    """A real Docker-shaped DNAT of host port 856 (iptables-nft, userland-proxy off: no socket on the host), gathered
+    in its namespace and explained under the policy: the rules, the rule that publishes it, the decision."""
+    from tests.helpers import nat
+
+    with Namespace() as namespace:
+        nat.apply(namespace, nat.docker_rules(856, '172.17.0.2:80'))
+        code, gathered = nat.gather(namespace)
+    assert [(e['port'], e['chain']) for e in gathered['exposures']] == [(856, 'DOCKER')], gathered['exposures']
+    (tmp_path / 'docker-1.json').write_text(json.dumps(gathered))
+    (tmp_path / 'policy.yml').write_text(POLICY)
+    proc = explain('--policy', tmp_path / 'policy.yml', '--port', 856, tmp_path / 'docker-1.json')
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith('tcp 0.0.0.0:856 published by DNAT to 172.17.0.2:80 (owner unknown) on docker-1'), lines
+    assert lines[1] == ('  published by iptables-nft ip nat chain DOCKER (prerouting, output): -A DOCKER ! -i docker0 '
+                        '-p tcp -m tcp --dport 856 -j DNAT --to-destination 172.17.0.2:80')
+    assert lines[2].startswith('  answered by: owner unknown; 172.17.0.2 is not an address'), lines[2]
+    assert '  rule iana-unassigned-closed: drift: it matches and expects the port closed' in lines
+    assert '  rule ssh-sshd: not matched: its tcp ports (22) do not include 856' in lines
+    # The waiver is bound to pwx-agent; nothing known holds the published port, so it cannot waive it.
+    assert any(line.startswith('  waiver (PWX-1): it is bound to processes pwx-agent and cannot be checked')
+               for line in lines), lines
+    assert 'decision: drift (decided by iana-unassigned-closed)' in lines
+    assert lines[-1].startswith('host verdict also: waivers bound to processes could not be checked on 1 finding')
+    proc = explain('--policy', tmp_path / 'policy.yml', '--format', 'json', tmp_path / 'docker-1.json')
+    [explanation] = json.loads(proc.stdout)['explanations']
+    assert explanation['socket']['via'] == 'nat' and explanation['published']['source'] == 'iptables-nft'
+    assert explanation['decision'] == 'drift' and code == 0

@@ -187,3 +187,112 @@ def test_every_problem_of_a_socket_is_in_its_finding():
     assert finding['message'] == (
         'tcp 0.0.0.0:22 (IANA: ssh) is bound to any addresses; allowed: loopback; is held by sshd[666] with executable '
         '/tmp/sshd; allowed executables: /usr/sbin/sshd (sshd[812], sshd[666] as root); rule ssh')
+
+
+# ---- published ports (NAT exposures) ----------------------------------------------------------------------
+
+WEB = {'inode': 4026532001, 'host': False, 'pid': 2001,
+       'container': {'kind': 'docker', 'id': 'ab' * 32, 'pod_uid': None, 'name': 'web'}}
+NGINX = {'pid': 2001, 'name': 'nginx', 'user': 'root', 'uid': 0, 'exe': '/usr/sbin/nginx', 'unit': None}
+
+
+def published(port=856, port_end=None, hooks=('prerouting', 'output'), processes=(NGINX,)):
+    return {'protocol': 'tcp', 'family': 'ipv4', 'address': '0.0.0.0', 'port': port,
+            'port_end': port if port_end is None else port_end, 'action': 'dnat', 'hooks': list(hooks),
+            'interface': '!docker0', 'target': {'address': '172.17.0.2', 'port': 80, 'port_end': 80},
+            'source': 'iptables-nft', 'table': 'ip nat', 'chain': 'DOCKER',
+            'rule': '-A DOCKER ! -i docker0 -p tcp -m tcp --dport %d -j DNAT --to-destination 172.17.0.2:80' % port,
+            'conditions': ['dst-type LOCAL'],
+            'owner': {'kind': 'namespace' if processes else 'unknown', 'namespace': WEB if processes else None,
+                      'processes': list(processes), 'reason': None if processes else 'no network namespace holds it'}}
+
+
+def explain_published(rules, exposure, waivers=(), default='allow', host='docker-1', groups=()):
+    compiled = ev.compile_policy({'policy_version': 1, 'name': 't', 'default': default, 'rules': list(rules),
+                                  'waivers': list(waivers)})
+    return ex.explain_exposure(exposure, compiled, host, groups, TODAY, {'complete': True, 'errors': []})
+
+
+UNASSIGNED = {'id': 'iana-unassigned-closed', 'match': {'ports': ['iana:unassigned']}, 'expect': 'closed',
+              'severity': 'high'}
+
+
+def test_a_published_856_is_explained_rule_by_rule():
+    rules = [
+        {'id': 'listen-only', 'match': {'via': ['listen']}, 'expect': 'closed'},
+        {'id': 'web', 'match': {'ports': [80, 443]}, 'expect': 'closed'},
+        {'id': 'udp', 'match': {'protocols': ['udp']}, 'expect': 'closed'},
+        UNASSIGNED,
+    ]
+    explanation = explain_published(rules, published())
+    assert why(explanation) == [
+        ('listen-only', 'not matched', 'the published port is reached via nat and the rule is about via listen'),
+        ('web', 'not matched', 'its tcp ports (80, 443) do not include 856'),
+        ('udp', 'not matched', 'it is about udp only, not tcp'),
+        ('iana-unassigned-closed', 'drift', 'it matches and expects the port closed'),
+    ]
+    assert explanation['decision'] == 'drift' and explanation['decided_by'] == ['iana-unassigned-closed']
+    assert explanation['socket']['label'] == 'tcp 0.0.0.0:856 published by DNAT to docker:web 172.17.0.2:80'
+    assert explanation['published']['chain'] == 'DOCKER' and explanation['published']['owner'] == 'namespace'
+    lines = ex.explain_lines(explanation)
+    assert lines[1] == ('  published by iptables-nft ip nat chain DOCKER (prerouting, output): -A DOCKER ! -i docker0 '
+                        '-p tcp -m tcp --dport 856 -j DNAT --to-destination 172.17.0.2:80')
+    assert lines[2].startswith('  answered by: nginx[2001] (user root, exe /usr/sbin/nginx')
+    assert lines[-1] == 'decision: drift (decided by iana-unassigned-closed)'
+
+
+def test_a_published_range_names_the_port_each_rule_and_the_default_meet():
+    rules = [{'id': 'nodeports-low', 'match': {'ports': ['30000-30999'], 'via': ['nat']}, 'expect': {}},
+             {'id': 'web', 'match': {'ports': [30500]}, 'expect': {'processes': ['nginx']}}]
+    explanation = explain_published(rules, published(30000, 32767, processes=()), default='deny')
+    assert why(explanation) == [
+        ('nodeports-low', 'allowed', 'it matches at port 30000 and the published port satisfies its expect (no '
+                                     'conditions)'),
+        ('web', 'unknown', 'it matches at port 30500 and what its expect needs is not known: see its finding'),
+    ]
+    assert explanation['default'] == {'policy': 'deny', 'applies': True,
+                                      'why': 'deny: no rule matched port 31000 of the published range, so it is drift'}
+    assert explanation['decision'] == 'drift' and explanation['decided_by'] == ['default']
+    assert explanation['socket']['port'] == 30000 and explanation['socket']['port_end'] == 32767
+    assert ex.explain_lines(explanation)[2] == '  answered by: owner unknown; no network namespace holds it'
+
+
+def test_a_process_bound_waiver_on_a_published_port():
+    waiver = {'rule': 'iana-unassigned-closed', 'ports': [856], 'processes': ['nginx'], 'reason': 'vendor',
+              'ticket': 'V-1', 'expires': '2099-12-31'}
+    explanation = explain_published([UNASSIGNED], published(), waivers=[waiver])
+    assert explanation['decision'] == 'waived'
+    [finding] = explanation['findings']
+    assert [step['verdict'] for step in finding['waivers']] == ['covers']
+    explanation = explain_published([UNASSIGNED], published(processes=()), waivers=[waiver])
+    assert explanation['decision'] != 'waived'
+    assert [step['verdict'] for step in explanation['findings'][0]['waivers']] == ['unknown']
+
+
+@pytest.mark.parametrize('exposure', [published(), published(856, 860), published(30000, 32767, processes=()),
+                                      published(22, hooks=('output',)), published(8080)])
+@pytest.mark.parametrize('default', ['allow', 'deny'])
+def test_explained_findings_are_the_evaluations(exposure, default):
+    rules = [UNASSIGNED, {'id': 'ssh', 'match': {'ports': [22], 'bind': ['loopback']}, 'expect': {'processes': ['sshd']}},
+             {'id': 'high', 'match': {'ports': ['30000-31000']}, 'expect': {'processes': ['kube-proxy']}},
+             {'id': 'alt-http', 'match': {'ports': [8080], 'via': ['nat']}, 'expect': {}}]
+    policy = {'policy_version': 1, 'name': 't', 'default': default, 'rules': rules, 'waivers': []}
+    compiled = ev.compile_policy(policy)
+    gathered = {'sockets': [], 'exposures': [exposure],
+                'coverage': {'complete': True, 'errors': [], 'notes': [],
+                             'nat': {'mode': 'auto', 'sources': {'iptables-nft/ipv4': 'read'}, 'tables': ['ip nat'],
+                                     'unreachable': [], 'exposures': 1}}}
+    result = ev.evaluate_host(gathered, compiled, 'docker-1', [], TODAY)
+    explanation = ex.explain_exposure(exposure, compiled, 'docker-1', [], TODAY, gathered['coverage'])
+    assert sorted((f['rule'], f['status'], f['message']) for f in explanation['findings']) == \
+        sorted((f['rule'], f['status'], f['message']) for f in result['findings'])
+    assert explanation['decision'] == ex.socket_decision(result['findings'])
+    matched = set(step['rule'] for step in explanation['rules'] if step['matched'])
+    assert set(f['rule'] for f in explanation['findings']) - {'default'} <= matched
+
+
+def test_select_exposures():
+    gathered = {'exposures': [published(856), published(30000, 32767)]}
+    assert [e['port'] for e in ex.select_exposures(gathered, port=31000)] == [30000]
+    assert [e['port'] for e in ex.select_exposures(gathered, 'udp')] == []
+    assert len(ex.select_exposures(gathered)) == 2 and ex.select_exposures({'sockets': []}) == []
