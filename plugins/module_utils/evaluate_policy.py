@@ -1083,6 +1083,10 @@ def judge_socket(rule, entry, builder):
     return problems, unknown
 
 
+# Who answers behind a published port is known from the namespace gather: without it the owner is unknown to root too.
+PUBLISHED_OWNER_HINT = 'for a published port, gather with namespaces: all so the process behind it is known'
+
+
 def apply_waivers(findings, compiled, host, groups, today, warnings, reasons):
     """Judge every finding of one host against the waivers in its scope: waived, or a message saying why not."""
     by_rule = {}
@@ -1092,6 +1096,7 @@ def apply_waivers(findings, compiled, host, groups, today, warnings, reasons):
     if not by_rule:
         return
     unchecked = 0
+    published = False
     for finding in findings:
         for waiver in by_rule.get(finding['rule'], ()):
             verdict, detail = waiver.judge(finding, today)
@@ -1114,11 +1119,13 @@ def apply_waivers(findings, compiled, host, groups, today, warnings, reasons):
                 finding['message'] += '; waiver%s does not cover %s' % (ticket, detail)
             elif verdict == 'unknown':
                 unchecked += 1
-                finding['message'] += '; waiver%s cannot be checked: %s (run the gather with become)' % (ticket, detail)
+                published = published or finding.get('via') == 'nat'
+                finding['message'] += '; waiver%s cannot be checked: %s (%s)' % (
+                    ticket, detail, PUBLISHED_OWNER_HINT if finding.get('via') == 'nat' else 'run the gather with become')
     if unchecked:
         reasons.append('waivers bound to processes could not be checked on %d finding%s: the gather did not give the '
-                       'process facts they name, so those findings are not waived (run with become)'
-                       % (unchecked, '' if unchecked == 1 else 's'))
+                       'process facts they name, so those findings are not waived (run with become%s)'
+                       % (unchecked, '' if unchecked == 1 else 's', '; ' + PUBLISHED_OWNER_HINT if published else ''))
 
 
 def evaluate_host(gathered, compiled, host, groups=(), today=None):
@@ -1206,8 +1213,10 @@ def _evaluate_host(gathered, compiled, host, groups, today):
             reasons.append('a gathered exposure could not be evaluated (%s): %s' % (exc, _brief(exposure)))
     findings = builder.items
     apply_waivers(findings, compiled, host, groups, today, warnings, reasons)
-    if any(finding['status'] == 'unknown' for finding in findings):
-        reasons.append('some rules need process facts the gather could not give (run with become)')
+    unknown = [finding for finding in findings if finding['status'] == 'unknown']
+    if unknown:
+        reasons.append('some rules need process facts the gather could not give (run with become%s)' % (
+            '; ' + PUBLISHED_OWNER_HINT if any(finding.get('via') == 'nat' for finding in unknown) else ''))
     result = _result(host, compiled, None, findings, reasons, warnings, coverage, today)
     result['notes'] = notes
     return result

@@ -165,3 +165,22 @@ def test_a_namespace_owner_must_agree_with_the_sockets_description_of_it():
     data = gathered([exposure()], [dict(sock(80), namespace=dict(WEB, pid=9))])
     result = evaluate([UNASSIGNED_CLOSED], data)
     assert result['status'] == 'unknown' and 'owner.namespace' in result['reasons'][0]
+
+
+def test_an_unknown_owner_behind_a_published_port_says_to_gather_the_namespaces():
+    """root cannot tell who answers behind a DNAT to another namespace without the namespace gather: the advice says
+    so, not only "run with become" (which it already does)."""
+    waiver = {'rule': 'iana-unassigned-closed', 'ports': [856], 'processes': ['nginx'], 'reason': 'vendor',
+              'expires': '2099-12-31'}
+    result = evaluate([UNASSIGNED_CLOSED], gathered([exposure(owner='unknown')]), waivers=[waiver])
+    assert result['status'] == 'drift'
+    [finding] = result['findings']
+    assert finding['message'].endswith('(%s)' % ev.PUBLISHED_OWNER_HINT)
+    assert result['reasons'][-1].endswith('(run with become; for a published port, gather with namespaces: all so the '
+                                          'process behind it is known)')
+    result = evaluate([{'id': 'nat', 'match': {'ports': [856]}, 'expect': {'processes': ['nginx']}}],
+                      gathered([exposure(owner='unknown')]))
+    assert result['status'] == 'unknown' and result['reasons'][-1].endswith(ev.PUBLISHED_OWNER_HINT + ')')
+    result = evaluate([{'id': 'nat', 'match': {'ports': [856]}, 'expect': {'processes': ['nginx']}}],
+                      gathered([], [dict(sock(856), processes=[])]))
+    assert result['reasons'][-1] == 'some rules need process facts the gather could not give (run with become)'
