@@ -602,6 +602,20 @@ def _md_remediation(report, max_rows):
     return lines
 
 
+MARKDOWN_OVERLAY_HOSTS = 10
+
+
+def _overlaid_hosts(report):
+    """``[(host, [variable, ...])]`` of the hosts judged with overlays from their inventory variables."""
+    found = []
+    for entry in report['hosts']:
+        policy = entry.get('policy')
+        overlays = policy.get('overlays') if isinstance(policy, dict) else None
+        if overlays:
+            found.append((entry['host'], [str(item.get('variable')) for item in overlays if isinstance(item, dict)]))
+    return found
+
+
 @_without_gc
 def render_markdown(report, max_rows=MARKDOWN_HOST_ROWS):
     """A CI step summary / pull-request comment: verdict, totals, the worst hosts, what changed."""
@@ -614,6 +628,15 @@ def render_markdown(report, max_rows=MARKDOWN_HOST_ROWS):
     lines.append('Policy **%s** (sha256 %s) \u00b7 IANA registry %s \u00b7 generated %s' % (
         markdown_escape(policy.get('name') or 'unnamed'), markdown_escape(_prefix(policy.get('sha256'))),
         markdown_escape(registry.get('date') or 'unknown'), markdown_escape(report['generated_at'])))
+    overlaid = _overlaid_hosts(report)
+    if overlaid:
+        shown = ', '.join('%s (%s)' % (markdown_escape(host), markdown_escape(', '.join(variables)))
+                          for host, variables in overlaid[:MARKDOWN_OVERLAY_HOSTS])
+        more = len(overlaid) - MARKDOWN_OVERLAY_HOSTS
+        lines.append('')
+        lines.append('Judged with overlays from inventory variables on %d host%s: %s%s; each host\'s effective policy '
+                     'sha256 is in the JSON report.' % (len(overlaid), '' if len(overlaid) == 1 else 's', shown,
+                                                        ' and %d more' % more if more > 0 else ''))
     lines.append('')
     lines.append(_md_row(['Hosts', 'Compliant', 'Drift', 'Unknown']))
     lines.append(_md_row(['---:'] * 4))

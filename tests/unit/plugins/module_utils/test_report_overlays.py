@@ -106,3 +106,16 @@ def test_the_html_report_names_the_overlays_a_host_was_judged_with():
     line = ('Judged with overlays from its variables: port_compliance_policy_overlay_web (sha256 %s); effective policy '
             'sha256 %s.' % (judged['policy']['overlays'][0]['sha256'][:12], judged['policy']['sha256'][:12]))
     assert html.count('Judged with overlays') == 1 and line in html
+
+
+def test_the_markdown_summary_names_the_hosts_judged_with_overlays():
+    judged = entry('web3', [9100, 856], [('port_compliance_policy_overlay_web', overlay(9100)),
+                                         ('port_compliance_policy_overlay', overlay(9101))])
+    markdown = report_formats.render_markdown(part([judged, entry('web4', [856])]))
+    variables = ', '.join(item['variable'].replace('_', '\\_') for item in judged['policy']['overlays'])
+    assert ('Judged with overlays from inventory variables on 1 host: web3 (%s); each host\'s effective policy sha256 '
+            'is in the JSON report.' % variables in markdown.splitlines()), markdown
+    many = [entry('web%d' % index, [9100], [('port_compliance_policy_overlay', overlay(9100))]) for index in range(12)]
+    markdown = report_formats.render_markdown(part(many))
+    assert 'on 12 hosts: web0 (' in markdown and ' and 2 more; each host' in markdown
+    assert 'Judged with overlays' not in report_formats.render_markdown(part([entry('web4', [856])]))
