@@ -192,14 +192,26 @@ def explain_socket(entry, compiled, host, groups=(), today=None, coverage=None):
     else:
         default.update(applies=True, why='deny: no rule matched the socket, so it is drift')
         builder.add(DEFAULT_RULE_ID, compiled.default_severity, entry, builder.DEFAULT_TEXT)
-    findings = builder.items
+    explanation = _decided(builder.items, rules, compiled, host, groups, today, coverage)
+    explanation.update({
+        'socket': {'label': socket_label(entry), 'protocol': entry['protocol'], 'family': entry['family'],
+                   'address': entry['address'], 'port': entry['port'], 'v6only': entry.get('v6only'),
+                   'ephemeral': entry['ephemeral'], 'where': namespace_where(entry.get('namespace')) or HOST_WHERE,
+                   'processes': [dict((field, proc.get(field)) for field in ev.PROCESS_FIELDS)
+                                 for proc in entry.get('processes') or []]},
+        'rules': rules, 'default': default})
+    return explanation
+
+
+def _decided(findings, rules, compiled, host, groups, today, coverage):
+    """The part of an explanation after the rules: each finding with the waivers checked for it (then the waiver pass
+    itself), the decision, the rules that made it, and what makes the host unknown."""
     waiver_steps = [_waiver_steps(finding, compiled.waivers, host, groups, today) for finding in findings]
     reasons = []
     ev.apply_waivers(findings, compiled, host, groups, today, [], reasons)
-    explained = []
-    for finding, steps in zip(findings, waiver_steps):
-        explained.append({'rule': finding['rule'], 'severity': finding['severity'], 'status': finding['status'],
-                          'message': finding['message'], 'waiver': finding['waiver'], 'waivers': steps})
+    explained = [{'rule': finding['rule'], 'severity': finding['severity'], 'status': finding['status'],
+                  'message': finding['message'], 'waiver': finding['waiver'], 'waivers': steps}
+                 for finding, steps in zip(findings, waiver_steps)]
     decision = socket_decision(findings)
     decided_by = sorted(set(finding['rule'] for finding in findings if finding['status'] == decision))
     if decision == 'allowed':
@@ -208,16 +220,8 @@ def explain_socket(entry, compiled, host, groups=(), today=None, coverage=None):
     if coverage is not None and not coverage.get('complete'):
         host_notes.extend('partial gather: %s' % error for error in coverage.get('errors') or
                           ['the gather reported partial coverage'])
-    return {
-        'host': host, 'groups': groups, 'evaluated_on': today.isoformat(), 'policy': compiled.info(),
-        'socket': {'label': socket_label(entry), 'protocol': entry['protocol'], 'family': entry['family'],
-                   'address': entry['address'], 'port': entry['port'], 'v6only': entry.get('v6only'),
-                   'ephemeral': entry['ephemeral'], 'where': namespace_where(entry.get('namespace')) or HOST_WHERE,
-                   'processes': [dict((field, proc.get(field)) for field in ev.PROCESS_FIELDS)
-                                 for proc in entry.get('processes') or []]},
-        'rules': rules, 'default': default, 'findings': explained, 'decision': decision, 'decided_by': decided_by,
-        'host_notes': host_notes,
-    }
+    return {'host': host, 'groups': groups, 'evaluated_on': today.isoformat(), 'policy': compiled.info(),
+            'findings': explained, 'decision': decision, 'decided_by': decided_by, 'host_notes': host_notes}
 
 
 def _first_port(ports, low, high):
@@ -295,23 +299,9 @@ def explain_exposure(exposure, compiled, host, groups=(), today=None, coverage=N
     else:
         default['why'] = 'deny, which does not apply: a rule matched %s' % (
             'the published port' if low == high else 'every port of the published range')
-    waiver_steps = [_waiver_steps(finding, compiled.waivers, host, groups, today) for finding in findings]
-    reasons = []
-    ev.apply_waivers(findings, compiled, host, groups, today, [], reasons)
-    explained = [{'rule': finding['rule'], 'severity': finding['severity'], 'status': finding['status'],
-                  'message': finding['message'], 'waiver': finding['waiver'], 'waivers': steps}
-                 for finding, steps in zip(findings, waiver_steps)]
-    decision = socket_decision(findings)
-    decided_by = sorted(set(finding['rule'] for finding in findings if finding['status'] == decision))
-    if decision == 'allowed':
-        decided_by = [step['rule'] for step in rules if step['outcome'] == 'allowed']
-    host_notes = list(reasons)
-    if coverage is not None and not coverage.get('complete'):
-        host_notes.extend('partial gather: %s' % error for error in coverage.get('errors') or
-                          ['the gather reported partial coverage'])
+    explanation = _decided(findings, rules, compiled, host, groups, today, coverage)
     owner = exposure['owner']
-    return {
-        'host': host, 'groups': groups, 'evaluated_on': today.isoformat(), 'policy': compiled.info(),
+    explanation.update({
         'socket': {'label': exposure_label(exposure), 'protocol': exposure['protocol'], 'family': exposure['family'],
                    'address': exposure['address'], 'port': low, 'port_end': high, 'via': 'nat', 'where': HOST_WHERE,
                    'processes': [dict((field, proc.get(field)) for field in ev.PROCESS_FIELDS)
@@ -319,9 +309,8 @@ def explain_exposure(exposure, compiled, host, groups=(), today=None, coverage=N
         'published': {'action': exposure['action'], 'hooks': list(exposure['hooks']), 'source': exposure['source'],
                       'table': exposure['table'], 'chain': exposure['chain'], 'rule': exposure['rule'],
                       'owner': owner['kind'], 'owner_reason': owner.get('reason')},
-        'rules': rules, 'default': default, 'findings': explained, 'decision': decision, 'decided_by': decided_by,
-        'host_notes': host_notes,
-    }
+        'rules': rules, 'default': default})
+    return explanation
 
 
 def explain_lines(explanation):
