@@ -430,6 +430,7 @@ def render_nft_table(blocks, table_ref, chain, hook, priority, rule_lead=''):
     for spec in SETS:
         lines.append('\tset %s {' % spec.name)
         lines.append('\t\ttype %s' % spec.type_text())
+        lines.append('\t\tcounter')  # a packet counter per element: what drops a probe is counted (remediation's proof)
         members = by_set.get(spec.name)
         if members:
             lines.append('\t\telements = {')
@@ -629,6 +630,8 @@ def parse_table(table_json, spec=INPUT):
             if entry.get('type') != set_spec.nft_type:
                 problems.append('set %s has type %r, not %r' % (name, entry.get('type'), set_spec.nft_type))
                 continue
+            if not _counts(entry):
+                problems.append('set %s has no packet counter per element' % name)
             for raw in entry.get('elem') or []:
                 block = _element_block(set_spec, raw)
                 if block is None:
@@ -672,6 +675,33 @@ def parse_table(table_json, spec=INPUT):
     for block in blocks:
         unique.setdefault(block_key(block), block)
     return sort_blocks(unique.values()), problems
+
+
+def _counts(entry):
+    """Whether a set as ``nft -j`` prints it declares a counter per element (``stmt: [{"counter": null}]``)."""
+    statements = entry.get('stmt')
+    return isinstance(statements, list) and any(isinstance(item, dict) and 'counter' in item for item in statements)
+
+
+def parse_counters(table_json, spec=INPUT):
+    """``{block_key: packets}`` of the elements of ``spec``'s table in ``nft -j list table`` output: how many packets
+    each block's drop has counted. A block whose element has no readable counter is not in it."""
+    counters = {}
+    for item in _objects(table_json):
+        entry = item.get('set')
+        if not isinstance(entry, dict) or entry.get('table') != spec.name or entry.get('family') != spec.family:
+            continue
+        set_spec = SETS_BY_NAME.get(entry.get('name'))
+        if set_spec is None or entry.get('type') != set_spec.nft_type:
+            continue
+        for raw in entry.get('elem') or []:
+            block = _element_block(set_spec, raw)
+            wrapper = raw.get('elem') if isinstance(raw, dict) else None
+            counter = wrapper.get('counter') if isinstance(wrapper, dict) else None
+            packets = counter.get('packets') if isinstance(counter, dict) else None
+            if block is not None and isinstance(packets, int) and not isinstance(packets, bool) and packets >= 0:
+                counters.setdefault(block_key(block), packets)
+    return counters
 
 
 def _comparable(signature):

@@ -19,7 +19,9 @@ description:
     C(<proto>_ports_v6) (a port, one family, matched with C(meta nfproto)), C(<proto>_addr_v4) and
     C(<proto>_addr_v6) (one destination address and a port, C(ip daddr . <proto> dport) and
     C(ip6 daddr . <proto> dport) concatenations). Its chain C(input) (C(type filter hook input priority -10;
-    policy accept)) has one C(drop) rule per set."
+    policy accept)) has one C(drop) rule per set. Every set counts the packets each of its elements drops
+    (C(counter)), so a probe dropped by a block is seen in RV(counters); a table written before the sets counted is
+    rebuilt once, to the design, by the next run with O(state=present)."
   - A block is one set element. Each element carries the id of the policy rule behind it as an element
     comment, C(comment "rule=<id>"), so C(nft list table inet portwarden) tells why each port is closed.
   - All changes are made in one C(nft -f -) transaction that replaces the whole table (atomic, there is no
@@ -129,8 +131,11 @@ options:
       - V(absent) lifts the blocks of O(blocks) (the table stays, possibly empty); with no O(blocks) and no
         O(published) it lifts every block and removes both tables (C(inet portwarden) and C(inet portwarden_published)),
         and nothing else.
+      - V(read) changes nothing and takes no lock: it returns both tables as they are (RV(blocks), RV(table),
+        RV(drift)) and the packets each block's drop has counted (RV(counters)), which is what the remediation reads
+        before and after its probe. O(blocks) and O(published) are ignored.
     type: str
-    choices: [present, absent]
+    choices: [present, absent, read]
     default: present
   exclusive:
     description:
@@ -366,8 +371,23 @@ published:
       type: list
       elements: str
       returned: always
+    counters:
+      description: Each prerouting block with the packets its drop has counted, as RV(counters).
+      type: list
+      elements: dict
+      returned: always
   sample: {"blocks": [{"protocol": "tcp", "port": 856, "family": "ipv4", "address": null, "rule": "iana-unassigned-closed"}],
            "added": [], "removed": [], "protected": [], "table": "table inet portwarden_published {...", "drift": []}
+counters:
+  description:
+    - Each block of RV(blocks) with C(packets), the number of packets its drop has counted since the table was last
+      written (every set counts per element; a table is rewritten whenever its blocks change, which starts the counts
+      again). V(null) for a block with no count (in check mode, one not yet in the table).
+    - A probe whose packets move the count of the block of its port was dropped by that block.
+  returned: success
+  type: list
+  elements: dict
+  sample: [{"protocol": "tcp", "port": 856, "family": null, "address": null, "rule": "no-legacy-rpc", "packets": 2}]
 drift:
   description:
     - How the table found differed from the design; empty when it did not.
@@ -408,6 +428,7 @@ from ansible_collections.portwarden.compliance.plugins.module_utils.remediate_fi
     find_ssh_connection,
     normalise_blocks,
     normalise_protected_ports,
+    parse_counters,
     parse_table,
     persist_text,
     public_block,
@@ -437,14 +458,17 @@ class Nft(object):
         return out
 
     def read(self, spec):
-        """(exists, blocks, drift) of the table ``spec``."""
+        """(exists, blocks, drift, counters) of the table ``spec``; ``counters`` maps a block's key to the packets its
+        drop has counted."""
         try:
             if not table_exists(self.run(['-j', 'list', 'tables']), spec):
-                return False, [], []
-            blocks, drift = parse_table(self.run(['-j', 'list', 'table', spec.family, spec.name]), spec)
+                return False, [], [], {}
+            listed = self.run(['-j', 'list', 'table', spec.family, spec.name])
+            blocks, drift = parse_table(listed, spec)
+            counters = parse_counters(listed, spec)
         except ValueError as exc:
             self.module.fail_json(msg='Could not read table %s: %s' % (spec.ref, to_native(exc)))
-        return True, blocks, drift
+        return True, blocks, drift, counters
 
 
 def read_file(module, path):
@@ -549,8 +573,15 @@ class TableRun(object):
     def __init__(self, spec, nft, desired):
         self.spec = spec
         self.desired = desired
-        self.exists_before, self.current, self.drift = nft.read(spec)
+        self.exists_before, self.current, self.drift, self.counters = nft.read(spec)
         self.refused = []
+
+    def keep(self):
+        """state=read: the table as it is, nothing planned."""
+        self.plan = {'added': [], 'removed': [], 'final': self.current, 'lift_all': False}
+        self.final = self.current
+        self.exists_after = self.exists_before
+        self.changed = False
 
     def decide(self, state, exclusive, lift_everything, guard):
         """Plan the table; ``guard`` splits blocks into (allowed, refused) as filter_protected does."""
@@ -584,7 +615,7 @@ class TableRun(object):
         return self.spec.reset if not self.exists_after else self.spec.script(self.final)
 
     def check_readback(self, module, nft):
-        exists_now, now, drift_now = nft.read(self.spec)
+        exists_now, now, drift_now, self.counters = nft.read(self.spec)
         if exists_now != self.exists_after or (exists_now and (
                 [public_block(b) for b in now] != [public_block(b) for b in self.final] or drift_now)):
             module.fail_json(msg='nft applied the change, but table %s reads back differently than written' % self.spec.ref,
@@ -605,6 +636,8 @@ class TableRun(object):
             protected=self.refused,
             table=self.text_after(),
             drift=self.drift,
+            counters=[dict(public_block(block), packets=self.counters.get(block_key(block))) for block in self.final]
+            if self.exists_after else [],
         )
 
 
@@ -613,7 +646,7 @@ def main():
         argument_spec=dict(
             blocks=dict(type='list', elements='dict', default=[], options=BLOCK_OPTIONS),
             published=dict(type='list', elements='dict', default=[], options=BLOCK_OPTIONS),
-            state=dict(type='str', default='present', choices=list(STATES)),
+            state=dict(type='str', default='present', choices=list(STATES) + ['read']),
             exclusive=dict(type='bool', default=False),
             persist_path=dict(type='path'),
             namespace=dict(type='dict', options=dict(
@@ -643,6 +676,13 @@ def main():
         enter(module, params['namespace']['inode'], params['namespace']['pid'])
 
     nft = Nft(module)
+    if state == 'read':  # what is there, and what each drop has counted: no lock, no change (nft reads are atomic)
+        tables = [TableRun(INPUT, nft, []), TableRun(PUBLISHED, nft, [])]
+        for table in tables:
+            table.keep()
+        result = tables[0].result()
+        result.update(changed=False, published=tables[1].result(), persisted=None)
+        module.exit_json(**result)
     if not module.check_mode:
         lock_table(module)  # before reading: what is read is what the write replaces (both tables, one lock)
     tables = [TableRun(INPUT, nft, desired), TableRun(PUBLISHED, nft, desired_published)]

@@ -15,6 +15,7 @@ import sys
 import pytest
 
 from tests.helpers.netns import Namespace, have_netns
+from tests.helpers.nft import uncounted
 
 pytestmark = [
     pytest.mark.netns,
@@ -59,7 +60,7 @@ def test_two_port_blocks_at_once_keep_both_blocks(tmp_path):
         results = [finish(first), finish(second)]
         for result in results:
             assert not result.get('failed'), result
-        table = ns.run(['nft', 'list', 'table', 'inet', 'portwarden']).stdout
+        table = uncounted(ns.run(['nft', 'list', 'table', 'inet', 'portwarden']).stdout)
         assert '856 comment "rule=first"' in table and '857 comment "rule=second"' in table, table
         assert [block['port'] for block in results[1]['blocks']] == [856, 857] or \
             [block['port'] for block in results[0]['blocks']] == [856, 857]

@@ -23,6 +23,7 @@ import pytest
 
 from tests.fleet.harness import play_recap
 from tests.helpers import nat
+from tests.helpers.nft import uncounted
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
@@ -185,7 +186,7 @@ def test_the_real_run_closes_the_published_port_and_the_container_lives(site, re
     probed = [action for action in site.entry(report, 'docker')['remediation']['actions'] if action['outcome'] == 'probed']
     assert [action['target'] for action in probed] == ['tcp 0.0.0.0 port 856 before NAT (prerouting)']
     # The NAT rules are Docker's and stay as they were; portwarden's own table holds the block.
-    table = site.fleet.run(site.hosts['docker'], ['nft', 'list', 'table', 'inet', 'portwarden_published']).stdout
+    table = uncounted(site.fleet.run(site.hosts['docker'], ['nft', 'list', 'table', 'inet', 'portwarden_published']).stdout)
     assert '856 comment "rule=unassigned-firewall"' in table
     assert 'portwarden' not in site.fleet.run(site.hosts['docker'], ['iptables-nft-save', '-t', 'nat']).stdout
 

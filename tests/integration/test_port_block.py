@@ -17,6 +17,7 @@ import uuid
 import pytest
 
 from tests.helpers.netns import Namespace, have_netns
+from tests.helpers.nft import uncounted
 
 pytestmark = [
     pytest.mark.netns,
@@ -215,7 +216,7 @@ def test_block_tcp_and_udp_then_rerun_check_mode_and_lift_all(env):
     assert all(answers(ns_b).values()), probe(ns_b)
     assert not has_table(ns_b)
     assert echo_a.alive()
-    listing = nft(ns_a, 'list', 'table', 'inet', 'portwarden').stdout
+    listing = uncounted(nft(ns_a, 'list', 'table', 'inet', 'portwarden').stdout)
     assert '856 comment "rule=no-rpc"' in listing and '857 comment "rule=no-udp-857"' in listing
     assert result['table'] == result['diff']['after']
 
@@ -272,7 +273,7 @@ def test_family_and_address_specific_blocks(env):
         label('udp', '127.0.0.1', 857): 'timeout', label('udp', '::1', 857): 'answer',
         label('tcp', '127.0.0.1', 858): 'answer', label('tcp', '::1', 858): 'timeout',
     }
-    listing = nft(ns_a, 'list', 'table', 'inet', 'portwarden').stdout
+    listing = uncounted(nft(ns_a, 'list', 'table', 'inet', 'portwarden').stdout)
     assert '::1 . 858 comment "rule=v6-loopback"' in listing
     assert '127.0.0.1 . 856 comment "rule=one-address"' in listing
 
@@ -288,7 +289,7 @@ def test_family_and_address_specific_blocks(env):
     # a new rule id for a block in place updates its comment
     result = apply(ns_a, {'blocks': [dict(blocks[0], rule='renamed')]})
     assert result['changed'] is True and result['removed'][0]['rule'] == 'v6-loopback' and result['added'][0]['rule'] == 'renamed'
-    assert '::1 . 858 comment "rule=renamed"' in nft(ns_a, 'list', 'table', 'inet', 'portwarden').stdout
+    assert '::1 . 858 comment "rule=renamed"' in uncounted(nft(ns_a, 'list', 'table', 'inet', 'portwarden').stdout)
 
     # state=absent with one block lifts that block (whatever its rule id); the table stays
     result = apply(ns_a, {'blocks': [{'protocol': 'tcp', 'port': 858, 'family': 'ipv6', 'address': '::1'}], 'state': 'absent'})

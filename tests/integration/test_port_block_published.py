@@ -99,3 +99,42 @@ def test_persist_path_holds_both_tables_and_loads_again(site, tmp_path):
     assert peer.probe('tcp', 856) == 'blocked'
     rc, again = run_module(host, {'published': PUBLISHED, 'persist_path': path})
     assert rc == 0 and again['changed'] is False
+
+
+def test_each_block_counts_what_it_drops_and_state_read_changes_nothing(site):
+    """The count a probe moves is the proof the remediation reads: the peer's SYNs to the published port are counted
+    by that block's element, not another's; a second run keeps the count (no rebuild); state=read changes nothing."""
+    host, peer, _web = site
+    other = {'protocol': 'tcp', 'port': 857, 'family': 'ipv4', 'rule': 'other'}
+    rc, result = run_module(host, {'published': PUBLISHED + [other]})
+    assert rc == 0 and result['changed'] is True
+    assert [(item['port'], item['packets']) for item in result['published']['counters']] == [(856, 0), (857, 0)]
+    assert peer.probe('tcp', 856) == 'blocked'
+    before = rules(host)
+    rc, read = run_module(host, {'state': 'read'})
+    assert rc == 0 and read['changed'] is False and rules(host) == before
+    counts = dict((item['port'], item['packets']) for item in read['published']['counters'])
+    assert counts[856] >= 1 and counts[857] == 0, counts
+    assert read['published']['blocks'] == result['published']['blocks'] and read['counters'] == []
+    rc, again = run_module(host, {'published': PUBLISHED + [other]})
+    assert rc == 0 and again['changed'] is False
+    assert dict((item['port'], item['packets']) for item in again['published']['counters'])[856] == counts[856]
+
+
+def test_a_table_written_before_its_sets_counted_is_rebuilt_once(site):
+    host, _peer, _web = site
+    rc, result = run_module(host, {'published': PUBLISHED})
+    assert rc == 0
+    # The same table as an older portwarden wrote it: its sets count nothing.
+    old = host.run(['nft', 'list', 'table', 'inet', 'portwarden_published']).stdout
+    old = '\n'.join(line for line in old.splitlines() if line.strip() != 'counter').replace(' counter packets 0 bytes 0', '')
+    nat.nft(host, 'delete table inet portwarden_published\n' + old + '\n')
+    rc, checked = run_module(host, {'published': PUBLISHED}, check_mode=True)
+    assert rc == 0 and checked['changed'] is True
+    assert 'set tcp_ports_v4 has no packet counter per element' in checked['published']['drift']
+    assert [item['packets'] for item in checked['published']['counters']] == [None]
+    rc, rebuilt = run_module(host, {'published': PUBLISHED})
+    assert rc == 0 and rebuilt['changed'] is True and rebuilt['published']['drift']
+    rc, again = run_module(host, {'published': PUBLISHED})
+    assert rc == 0 and again['changed'] is False and again['published']['drift'] == []
+    assert [item['packets'] for item in again['published']['counters']] == [0]

@@ -14,9 +14,140 @@ from ansible_collections.portwarden.compliance.plugins.module_utils import remed
 #   nft add rule inet portwarden input tcp dport 22 accept
 #   nft add set inet portwarden extra '{ type inet_service; }'
 #   nft add element inet portwarden tcp_ports '{ 900 comment "hand-made" }'
+# FULL_JSON_WITHOUT_COUNTERS: FULL_JSON as the table was written before its sets counted packets per element.
 # TABLES_JSON: `nft -j list tables` with a foreign table inet t2 and ours.
 
 FULL_JSON = (
+    '{"nftables": [{"metainfo": {"version": "1.0.6", "release_name": "Lester Gooch #5", "json_schema_version": 1}}, {"table": {"family"'
+    ': "inet", "name": "portwarden", "handle": 2}}, {"set": {"family": "inet", "name": "tcp_ports", "table": "portwarden", "type": "ine'
+    't_service", "handle": 2, "elem": [{"elem": {"val": 856, "comment": "rule=r1", "counter": {"packets": 0, "bytes": 0}}}], "stmt": [{'
+    '"counter": null}]}}, {"set": {"family": "inet", "name": "tcp_ports_v4", "table": "portwarden", "type": "inet_service", "handle": 3'
+    ', "stmt": [{"counter": null}]}}, {"set": {"family": "inet", "name": "tcp_ports_v6", "table": "portwarden", "type": "inet_service",'
+    ' "handle": 4, "stmt": [{"counter": null}]}}, {"set": {"family": "inet", "name": "tcp_addr_v4", "table": "portwarden", "type": ["ip'
+    'v4_addr", "inet_service"], "handle": 5, "elem": [{"elem": {"val": {"concat": ["127.0.0.1", 858]}, "counter": {"packets": 0, "bytes'
+    '": 0}}}], "stmt": [{"counter": null}]}}, {"set": {"family": "inet", "name": "tcp_addr_v6", "table": "portwarden", "type": ["ipv6_a'
+    'ddr", "inet_service"], "handle": 6, "elem": [{"elem": {"val": {"concat": ["::1", 858]}, "comment": "rule=r3", "counter": {"packets'
+    '": 0, "bytes": 0}}}], "stmt": [{"counter": null}]}}, {"set": {"family": "inet", "name": "udp_ports", "table": "portwarden", "type"'
+    ': "inet_service", "handle": 7, "stmt": [{"counter": null}]}}, {"set": {"family": "inet", "name": "udp_ports_v4", "table": "portwar'
+    'den", "type": "inet_service", "handle": 8, "elem": [{"elem": {"val": 857, "comment": "rule=r2", "counter": {"packets": 0, "bytes":'
+    ' 0}}}], "stmt": [{"counter": null}]}}, {"set": {"family": "inet", "name": "udp_ports_v6", "table": "portwarden", "type": "inet_ser'
+    'vice", "handle": 9, "elem": [{"elem": {"val": 859, "counter": {"packets": 0, "bytes": 0}}}], "stmt": [{"counter": null}]}}, {"set"'
+    ': {"family": "inet", "name": "udp_addr_v4", "table": "portwarden", "type": ["ipv4_addr", "inet_service"], "handle": 10, "elem": [{'
+    '"elem": {"val": {"concat": ["10.1.2.3", 860]}, "comment": "rule=x.y-z_1", "counter": {"packets": 0, "bytes": 0}}}], "stmt": [{"cou'
+    'nter": null}]}}, {"set": {"family": "inet", "name": "udp_addr_v6", "table": "portwarden", "type": ["ipv6_addr", "inet_service"], "'
+    'handle": 11, "elem": [{"elem": {"val": {"concat": ["2001:db8::5", 861]}, "counter": {"packets": 0, "bytes": 0}}}], "stmt": [{"coun'
+    'ter": null}]}}, {"chain": {"family": "inet", "table": "portwarden", "name": "input", "handle": 1, "type": "filter", "hook": "input'
+    '", "prio": -10, "policy": "accept"}}, {"rule": {"family": "inet", "table": "portwarden", "chain": "input", "handle": 12, "expr": ['
+    '{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": "@tcp_ports"}}, {"drop": null}]}}, {"r'
+    'ule": {"family": "inet", "table": "portwarden", "chain": "input", "handle": 13, "expr": [{"match": {"op": "==", "left": {"meta": {'
+    '"key": "nfproto"}}, "right": "ipv4"}}, {"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right":'
+    ' "@tcp_ports_v4"}}, {"drop": null}]}}, {"rule": {"family": "inet", "table": "portwarden", "chain": "input", "handle": 14, "expr": '
+    '[{"match": {"op": "==", "left": {"meta": {"key": "nfproto"}}, "right": "ipv6"}}, {"match": {"op": "==", "left": {"payload": {"prot'
+    'ocol": "tcp", "field": "dport"}}, "right": "@tcp_ports_v6"}}, {"drop": null}]}}, {"rule": {"family": "inet", "table": "portwarden"'
+    ', "chain": "input", "handle": 15, "expr": [{"match": {"op": "==", "left": {"concat": [{"payload": {"protocol": "ip", "field": "dad'
+    'dr"}}, {"payload": {"protocol": "tcp", "field": "dport"}}]}, "right": "@tcp_addr_v4"}}, {"drop": null}]}}, {"rule": {"family": "in'
+    'et", "table": "portwarden", "chain": "input", "handle": 16, "expr": [{"match": {"op": "==", "left": {"concat": [{"payload": {"prot'
+    'ocol": "ip6", "field": "daddr"}}, {"payload": {"protocol": "tcp", "field": "dport"}}]}, "right": "@tcp_addr_v6"}}, {"drop": null}]'
+    '}}, {"rule": {"family": "inet", "table": "portwarden", "chain": "input", "handle": 17, "expr": [{"match": {"op": "==", "left": {"p'
+    'ayload": {"protocol": "udp", "field": "dport"}}, "right": "@udp_ports"}}, {"drop": null}]}}, {"rule": {"family": "inet", "table": '
+    '"portwarden", "chain": "input", "handle": 18, "expr": [{"match": {"op": "==", "left": {"meta": {"key": "nfproto"}}, "right": "ipv4'
+    '"}}, {"match": {"op": "==", "left": {"payload": {"protocol": "udp", "field": "dport"}}, "right": "@udp_ports_v4"}}, {"drop": null}'
+    ']}}, {"rule": {"family": "inet", "table": "portwarden", "chain": "input", "handle": 19, "expr": [{"match": {"op": "==", "left": {"'
+    'meta": {"key": "nfproto"}}, "right": "ipv6"}}, {"match": {"op": "==", "left": {"payload": {"protocol": "udp", "field": "dport"}}, '
+    '"right": "@udp_ports_v6"}}, {"drop": null}]}}, {"rule": {"family": "inet", "table": "portwarden", "chain": "input", "handle": 20, '
+    '"expr": [{"match": {"op": "==", "left": {"concat": [{"payload": {"protocol": "ip", "field": "daddr"}}, {"payload": {"protocol": "u'
+    'dp", "field": "dport"}}]}, "right": "@udp_addr_v4"}}, {"drop": null}]}}, {"rule": {"family": "inet", "table": "portwarden", "chain'
+    '": "input", "handle": 21, "expr": [{"match": {"op": "==", "left": {"concat": [{"payload": {"protocol": "ip6", "field": "daddr"}}, '
+    '{"payload": {"protocol": "udp", "field": "dport"}}]}, "right": "@udp_addr_v6"}}, {"drop": null}]}}]}'
+)
+
+EMPTY_JSON = (
+    '{"nftables": [{"metainfo": {"version": "1.0.6", "release_name": "Lester Gooch #5", "json_schema_version": 1}}, {"table": {"family"'
+    ': "inet", "name": "portwarden", "handle": 3}}, {"set": {"family": "inet", "name": "tcp_ports", "table": "portwarden", "type": "ine'
+    't_service", "handle": 2, "stmt": [{"counter": null}]}}, {"set": {"family": "inet", "name": "tcp_ports_v4", "table": "portwarden", '
+    '"type": "inet_service", "handle": 3, "stmt": [{"counter": null}]}}, {"set": {"family": "inet", "name": "tcp_ports_v6", "table": "p'
+    'ortwarden", "type": "inet_service", "handle": 4, "stmt": [{"counter": null}]}}, {"set": {"family": "inet", "name": "tcp_addr_v4", '
+    '"table": "portwarden", "type": ["ipv4_addr", "inet_service"], "handle": 5, "stmt": [{"counter": null}]}}, {"set": {"family": "inet'
+    '", "name": "tcp_addr_v6", "table": "portwarden", "type": ["ipv6_addr", "inet_service"], "handle": 6, "stmt": [{"counter": null}]}}'
+    ', {"set": {"family": "inet", "name": "udp_ports", "table": "portwarden", "type": "inet_service", "handle": 7, "stmt": [{"counter":'
+    ' null}]}}, {"set": {"family": "inet", "name": "udp_ports_v4", "table": "portwarden", "type": "inet_service", "handle": 8, "stmt": '
+    '[{"counter": null}]}}, {"set": {"family": "inet", "name": "udp_ports_v6", "table": "portwarden", "type": "inet_service", "handle":'
+    ' 9, "stmt": [{"counter": null}]}}, {"set": {"family": "inet", "name": "udp_addr_v4", "table": "portwarden", "type": ["ipv4_addr", '
+    '"inet_service"], "handle": 10, "stmt": [{"counter": null}]}}, {"set": {"family": "inet", "name": "udp_addr_v6", "table": "portward'
+    'en", "type": ["ipv6_addr", "inet_service"], "handle": 11, "stmt": [{"counter": null}]}}, {"chain": {"family": "inet", "table": "po'
+    'rtwarden", "name": "input", "handle": 1, "type": "filter", "hook": "input", "prio": -10, "policy": "accept"}}, {"rule": {"family":'
+    ' "inet", "table": "portwarden", "chain": "input", "handle": 12, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "'
+    'tcp", "field": "dport"}}, "right": "@tcp_ports"}}, {"drop": null}]}}, {"rule": {"family": "inet", "table": "portwarden", "chain": '
+    '"input", "handle": 13, "expr": [{"match": {"op": "==", "left": {"meta": {"key": "nfproto"}}, "right": "ipv4"}}, {"match": {"op": "'
+    '==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": "@tcp_ports_v4"}}, {"drop": null}]}}, {"rule": {"family"'
+    ': "inet", "table": "portwarden", "chain": "input", "handle": 14, "expr": [{"match": {"op": "==", "left": {"meta": {"key": "nfproto'
+    '"}}, "right": "ipv6"}}, {"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": "@tcp_ports_v6'
+    '"}}, {"drop": null}]}}, {"rule": {"family": "inet", "table": "portwarden", "chain": "input", "handle": 15, "expr": [{"match": {"op'
+    '": "==", "left": {"concat": [{"payload": {"protocol": "ip", "field": "daddr"}}, {"payload": {"protocol": "tcp", "field": "dport"}}'
+    ']}, "right": "@tcp_addr_v4"}}, {"drop": null}]}}, {"rule": {"family": "inet", "table": "portwarden", "chain": "input", "handle": 1'
+    '6, "expr": [{"match": {"op": "==", "left": {"concat": [{"payload": {"protocol": "ip6", "field": "daddr"}}, {"payload": {"protocol"'
+    ': "tcp", "field": "dport"}}]}, "right": "@tcp_addr_v6"}}, {"drop": null}]}}, {"rule": {"family": "inet", "table": "portwarden", "c'
+    'hain": "input", "handle": 17, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "udp", "field": "dport"}}, "right":'
+    ' "@udp_ports"}}, {"drop": null}]}}, {"rule": {"family": "inet", "table": "portwarden", "chain": "input", "handle": 18, "expr": [{"'
+    'match": {"op": "==", "left": {"meta": {"key": "nfproto"}}, "right": "ipv4"}}, {"match": {"op": "==", "left": {"payload": {"protoco'
+    'l": "udp", "field": "dport"}}, "right": "@udp_ports_v4"}}, {"drop": null}]}}, {"rule": {"family": "inet", "table": "portwarden", "'
+    'chain": "input", "handle": 19, "expr": [{"match": {"op": "==", "left": {"meta": {"key": "nfproto"}}, "right": "ipv6"}}, {"match": '
+    '{"op": "==", "left": {"payload": {"protocol": "udp", "field": "dport"}}, "right": "@udp_ports_v6"}}, {"drop": null}]}}, {"rule": {'
+    '"family": "inet", "table": "portwarden", "chain": "input", "handle": 20, "expr": [{"match": {"op": "==", "left": {"concat": [{"pay'
+    'load": {"protocol": "ip", "field": "daddr"}}, {"payload": {"protocol": "udp", "field": "dport"}}]}, "right": "@udp_addr_v4"}}, {"d'
+    'rop": null}]}}, {"rule": {"family": "inet", "table": "portwarden", "chain": "input", "handle": 21, "expr": [{"match": {"op": "==",'
+    ' "left": {"concat": [{"payload": {"protocol": "ip6", "field": "daddr"}}, {"payload": {"protocol": "udp", "field": "dport"}}]}, "ri'
+    'ght": "@udp_addr_v6"}}, {"drop": null}]}}]}'
+)
+
+DRIFT_JSON = (
+    '{"nftables": [{"metainfo": {"version": "1.0.6", "release_name": "Lester Gooch #5", "json_schema_version": 1}}, {"table": {"family"'
+    ': "inet", "name": "portwarden", "handle": 2}}, {"set": {"family": "inet", "name": "tcp_ports", "table": "portwarden", "type": "ine'
+    't_service", "handle": 2, "elem": [{"elem": {"val": 856, "comment": "rule=r1", "counter": {"packets": 0, "bytes": 0}}}, {"elem": {"'
+    'val": 900, "comment": "hand-made", "counter": {"packets": 0, "bytes": 0}}}], "stmt": [{"counter": null}]}}, {"set": {"family": "in'
+    'et", "name": "tcp_ports_v4", "table": "portwarden", "type": "inet_service", "handle": 3, "stmt": [{"counter": null}]}}, {"set": {"'
+    'family": "inet", "name": "tcp_ports_v6", "table": "portwarden", "type": "inet_service", "handle": 4, "stmt": [{"counter": null}]}}'
+    ', {"set": {"family": "inet", "name": "tcp_addr_v4", "table": "portwarden", "type": ["ipv4_addr", "inet_service"], "handle": 5, "el'
+    'em": [{"elem": {"val": {"concat": ["127.0.0.1", 858]}, "counter": {"packets": 0, "bytes": 0}}}], "stmt": [{"counter": null}]}}, {"'
+    'set": {"family": "inet", "name": "tcp_addr_v6", "table": "portwarden", "type": ["ipv6_addr", "inet_service"], "handle": 6, "elem":'
+    ' [{"elem": {"val": {"concat": ["::1", 858]}, "comment": "rule=r3", "counter": {"packets": 0, "bytes": 0}}}], "stmt": [{"counter": '
+    'null}]}}, {"set": {"family": "inet", "name": "udp_ports", "table": "portwarden", "type": "inet_service", "handle": 7, "stmt": [{"c'
+    'ounter": null}]}}, {"set": {"family": "inet", "name": "udp_ports_v4", "table": "portwarden", "type": "inet_service", "handle": 8, '
+    '"elem": [{"elem": {"val": 857, "comment": "rule=r2", "counter": {"packets": 0, "bytes": 0}}}], "stmt": [{"counter": null}]}}, {"se'
+    't": {"family": "inet", "name": "udp_ports_v6", "table": "portwarden", "type": "inet_service", "handle": 9, "elem": [{"elem": {"val'
+    '": 859, "counter": {"packets": 0, "bytes": 0}}}], "stmt": [{"counter": null}]}}, {"set": {"family": "inet", "name": "udp_addr_v4",'
+    ' "table": "portwarden", "type": ["ipv4_addr", "inet_service"], "handle": 10, "elem": [{"elem": {"val": {"concat": ["10.1.2.3", 860'
+    ']}, "comment": "rule=x.y-z_1", "counter": {"packets": 0, "bytes": 0}}}], "stmt": [{"counter": null}]}}, {"set": {"family": "inet",'
+    ' "name": "udp_addr_v6", "table": "portwarden", "type": ["ipv6_addr", "inet_service"], "handle": 11, "elem": [{"elem": {"val": {"co'
+    'ncat": ["2001:db8::5", 861]}, "counter": {"packets": 0, "bytes": 0}}}], "stmt": [{"counter": null}]}}, {"set": {"family": "inet", '
+    '"name": "extra", "table": "portwarden", "type": "inet_service", "handle": 23}}, {"chain": {"family": "inet", "table": "portwarden"'
+    ', "name": "input", "handle": 1, "type": "filter", "hook": "input", "prio": -10, "policy": "accept"}}, {"rule": {"family": "inet", '
+    '"table": "portwarden", "chain": "input", "handle": 12, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "fi'
+    'eld": "dport"}}, "right": "@tcp_ports"}}, {"drop": null}]}}, {"rule": {"family": "inet", "table": "portwarden", "chain": "input", '
+    '"handle": 13, "expr": [{"match": {"op": "==", "left": {"meta": {"key": "nfproto"}}, "right": "ipv4"}}, {"match": {"op": "==", "lef'
+    't": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": "@tcp_ports_v4"}}, {"drop": null}]}}, {"rule": {"family": "inet",'
+    ' "table": "portwarden", "chain": "input", "handle": 14, "expr": [{"match": {"op": "==", "left": {"meta": {"key": "nfproto"}}, "rig'
+    'ht": "ipv6"}}, {"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": "@tcp_ports_v6"}}, {"dr'
+    'op": null}]}}, {"rule": {"family": "inet", "table": "portwarden", "chain": "input", "handle": 15, "expr": [{"match": {"op": "==", '
+    '"left": {"concat": [{"payload": {"protocol": "ip", "field": "daddr"}}, {"payload": {"protocol": "tcp", "field": "dport"}}]}, "righ'
+    't": "@tcp_addr_v4"}}, {"drop": null}]}}, {"rule": {"family": "inet", "table": "portwarden", "chain": "input", "handle": 16, "expr"'
+    ': [{"match": {"op": "==", "left": {"concat": [{"payload": {"protocol": "ip6", "field": "daddr"}}, {"payload": {"protocol": "tcp", '
+    '"field": "dport"}}]}, "right": "@tcp_addr_v6"}}, {"drop": null}]}}, {"rule": {"family": "inet", "table": "portwarden", "chain": "i'
+    'nput", "handle": 17, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "udp", "field": "dport"}}, "right": "@udp_po'
+    'rts"}}, {"drop": null}]}}, {"rule": {"family": "inet", "table": "portwarden", "chain": "input", "handle": 18, "expr": [{"match": {'
+    '"op": "==", "left": {"meta": {"key": "nfproto"}}, "right": "ipv4"}}, {"match": {"op": "==", "left": {"payload": {"protocol": "udp"'
+    ', "field": "dport"}}, "right": "@udp_ports_v4"}}, {"drop": null}]}}, {"rule": {"family": "inet", "table": "portwarden", "chain": "'
+    'input", "handle": 19, "expr": [{"match": {"op": "==", "left": {"meta": {"key": "nfproto"}}, "right": "ipv6"}}, {"match": {"op": "='
+    '=", "left": {"payload": {"protocol": "udp", "field": "dport"}}, "right": "@udp_ports_v6"}}, {"drop": null}]}}, {"rule": {"family":'
+    ' "inet", "table": "portwarden", "chain": "input", "handle": 20, "expr": [{"match": {"op": "==", "left": {"concat": [{"payload": {"'
+    'protocol": "ip", "field": "daddr"}}, {"payload": {"protocol": "udp", "field": "dport"}}]}, "right": "@udp_addr_v4"}}, {"drop": nul'
+    'l}]}}, {"rule": {"family": "inet", "table": "portwarden", "chain": "input", "handle": 21, "expr": [{"match": {"op": "==", "left": '
+    '{"concat": [{"payload": {"protocol": "ip6", "field": "daddr"}}, {"payload": {"protocol": "udp", "field": "dport"}}]}, "right": "@u'
+    'dp_addr_v6"}}, {"drop": null}]}}, {"rule": {"family": "inet", "table": "portwarden", "chain": "input", "handle": 22, "expr": [{"ma'
+    'tch": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": 22}}, {"accept": null}]}}]}'
+)
+
+FULL_JSON_WITHOUT_COUNTERS = (
     '{"nftables": [{"metainfo": {"version": "1.0.6", "release_name": "Lester Gooch #5", "json_schema_version": 1}}, {"table": {"family"'
     ': "inet", "name": "portwarden", "handle": 10}}, {"set": {"family": "inet", "name": "tcp_ports", "table": "portwarden", "type": "in'
     'et_service", "handle": 2, "elem": [{"elem": {"val": 856, "comment": "rule=r1"}}]}}, {"set": {"family": "inet", "name": "tcp_ports_'
@@ -54,85 +185,6 @@ FULL_JSON = (
     ', "table": "portwarden", "chain": "input", "handle": 21, "expr": [{"match": {"op": "==", "left": {"concat": [{"payload": {"protoco'
     'l": "ip6", "field": "daddr"}}, {"payload": {"protocol": "udp", "field": "dport"}}]}, "right": "@udp_addr_v6"}}, {"drop": null}]}}]'
     '}'
-)
-
-EMPTY_JSON = (
-    '{"nftables": [{"metainfo": {"version": "1.0.6", "release_name": "Lester Gooch #5", "json_schema_version": 1}}, {"table": {"family"'
-    ': "inet", "name": "portwarden", "handle": 11}}, {"set": {"family": "inet", "name": "tcp_ports", "table": "portwarden", "type": "in'
-    'et_service", "handle": 2}}, {"set": {"family": "inet", "name": "tcp_ports_v4", "table": "portwarden", "type": "inet_service", "han'
-    'dle": 3}}, {"set": {"family": "inet", "name": "tcp_ports_v6", "table": "portwarden", "type": "inet_service", "handle": 4}}, {"set"'
-    ': {"family": "inet", "name": "tcp_addr_v4", "table": "portwarden", "type": ["ipv4_addr", "inet_service"], "handle": 5}}, {"set": {'
-    '"family": "inet", "name": "tcp_addr_v6", "table": "portwarden", "type": ["ipv6_addr", "inet_service"], "handle": 6}}, {"set": {"fa'
-    'mily": "inet", "name": "udp_ports", "table": "portwarden", "type": "inet_service", "handle": 7}}, {"set": {"family": "inet", "name'
-    '": "udp_ports_v4", "table": "portwarden", "type": "inet_service", "handle": 8}}, {"set": {"family": "inet", "name": "udp_ports_v6"'
-    ', "table": "portwarden", "type": "inet_service", "handle": 9}}, {"set": {"family": "inet", "name": "udp_addr_v4", "table": "portwa'
-    'rden", "type": ["ipv4_addr", "inet_service"], "handle": 10}}, {"set": {"family": "inet", "name": "udp_addr_v6", "table": "portward'
-    'en", "type": ["ipv6_addr", "inet_service"], "handle": 11}}, {"chain": {"family": "inet", "table": "portwarden", "name": "input", "'
-    'handle": 1, "type": "filter", "hook": "input", "prio": -10, "policy": "accept"}}, {"rule": {"family": "inet", "table": "portwarden'
-    '", "chain": "input", "handle": 12, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "ri'
-    'ght": "@tcp_ports"}}, {"drop": null}]}}, {"rule": {"family": "inet", "table": "portwarden", "chain": "input", "handle": 13, "expr"'
-    ': [{"match": {"op": "==", "left": {"meta": {"key": "nfproto"}}, "right": "ipv4"}}, {"match": {"op": "==", "left": {"payload": {"pr'
-    'otocol": "tcp", "field": "dport"}}, "right": "@tcp_ports_v4"}}, {"drop": null}]}}, {"rule": {"family": "inet", "table": "portwarde'
-    'n", "chain": "input", "handle": 14, "expr": [{"match": {"op": "==", "left": {"meta": {"key": "nfproto"}}, "right": "ipv6"}}, {"mat'
-    'ch": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": "@tcp_ports_v6"}}, {"drop": null}]}}, {"rul'
-    'e": {"family": "inet", "table": "portwarden", "chain": "input", "handle": 15, "expr": [{"match": {"op": "==", "left": {"concat": ['
-    '{"payload": {"protocol": "ip", "field": "daddr"}}, {"payload": {"protocol": "tcp", "field": "dport"}}]}, "right": "@tcp_addr_v4"}}'
-    ', {"drop": null}]}}, {"rule": {"family": "inet", "table": "portwarden", "chain": "input", "handle": 16, "expr": [{"match": {"op": '
-    '"==", "left": {"concat": [{"payload": {"protocol": "ip6", "field": "daddr"}}, {"payload": {"protocol": "tcp", "field": "dport"}}]}'
-    ', "right": "@tcp_addr_v6"}}, {"drop": null}]}}, {"rule": {"family": "inet", "table": "portwarden", "chain": "input", "handle": 17,'
-    ' "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "udp", "field": "dport"}}, "right": "@udp_ports"}}, {"drop": nul'
-    'l}]}}, {"rule": {"family": "inet", "table": "portwarden", "chain": "input", "handle": 18, "expr": [{"match": {"op": "==", "left": '
-    '{"meta": {"key": "nfproto"}}, "right": "ipv4"}}, {"match": {"op": "==", "left": {"payload": {"protocol": "udp", "field": "dport"}}'
-    ', "right": "@udp_ports_v4"}}, {"drop": null}]}}, {"rule": {"family": "inet", "table": "portwarden", "chain": "input", "handle": 19'
-    ', "expr": [{"match": {"op": "==", "left": {"meta": {"key": "nfproto"}}, "right": "ipv6"}}, {"match": {"op": "==", "left": {"payloa'
-    'd": {"protocol": "udp", "field": "dport"}}, "right": "@udp_ports_v6"}}, {"drop": null}]}}, {"rule": {"family": "inet", "table": "p'
-    'ortwarden", "chain": "input", "handle": 20, "expr": [{"match": {"op": "==", "left": {"concat": [{"payload": {"protocol": "ip", "fi'
-    'eld": "daddr"}}, {"payload": {"protocol": "udp", "field": "dport"}}]}, "right": "@udp_addr_v4"}}, {"drop": null}]}}, {"rule": {"fa'
-    'mily": "inet", "table": "portwarden", "chain": "input", "handle": 21, "expr": [{"match": {"op": "==", "left": {"concat": [{"payloa'
-    'd": {"protocol": "ip6", "field": "daddr"}}, {"payload": {"protocol": "udp", "field": "dport"}}]}, "right": "@udp_addr_v6"}}, {"dro'
-    'p": null}]}}]}'
-)
-
-DRIFT_JSON = (
-    '{"nftables": [{"metainfo": {"version": "1.0.6", "release_name": "Lester Gooch #5", "json_schema_version": 1}}, {"table": {"family"'
-    ': "inet", "name": "portwarden", "handle": 10}}, {"set": {"family": "inet", "name": "tcp_ports", "table": "portwarden", "type": "in'
-    'et_service", "handle": 2, "elem": [{"elem": {"val": 856, "comment": "rule=r1"}}, {"elem": {"val": 900, "comment": "hand-made"}}]}}'
-    ', {"set": {"family": "inet", "name": "tcp_ports_v4", "table": "portwarden", "type": "inet_service", "handle": 3}}, {"set": {"famil'
-    'y": "inet", "name": "tcp_ports_v6", "table": "portwarden", "type": "inet_service", "handle": 4}}, {"set": {"family": "inet", "name'
-    '": "tcp_addr_v4", "table": "portwarden", "type": ["ipv4_addr", "inet_service"], "handle": 5, "elem": [{"concat": ["127.0.0.1", 858'
-    ']}]}}, {"set": {"family": "inet", "name": "tcp_addr_v6", "table": "portwarden", "type": ["ipv6_addr", "inet_service"], "handle": 6'
-    ', "elem": [{"elem": {"val": {"concat": ["::1", 858]}, "comment": "rule=r3"}}]}}, {"set": {"family": "inet", "name": "udp_ports", "'
-    'table": "portwarden", "type": "inet_service", "handle": 7}}, {"set": {"family": "inet", "name": "udp_ports_v4", "table": "portward'
-    'en", "type": "inet_service", "handle": 8, "elem": [{"elem": {"val": 857, "comment": "rule=r2"}}]}}, {"set": {"family": "inet", "na'
-    'me": "udp_ports_v6", "table": "portwarden", "type": "inet_service", "handle": 9, "elem": [859]}}, {"set": {"family": "inet", "name'
-    '": "udp_addr_v4", "table": "portwarden", "type": ["ipv4_addr", "inet_service"], "handle": 10, "elem": [{"elem": {"val": {"concat":'
-    ' ["10.1.2.3", 860]}, "comment": "rule=x.y-z_1"}}]}}, {"set": {"family": "inet", "name": "udp_addr_v6", "table": "portwarden", "typ'
-    'e": ["ipv6_addr", "inet_service"], "handle": 11, "elem": [{"concat": ["2001:db8::5", 861]}]}}, {"set": {"family": "inet", "name": '
-    '"extra", "table": "portwarden", "type": "inet_service", "handle": 23}}, {"chain": {"family": "inet", "table": "portwarden", "name"'
-    ': "input", "handle": 1, "type": "filter", "hook": "input", "prio": -10, "policy": "accept"}}, {"rule": {"family": "inet", "table":'
-    ' "portwarden", "chain": "input", "handle": 12, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "d'
-    'port"}}, "right": "@tcp_ports"}}, {"drop": null}]}}, {"rule": {"family": "inet", "table": "portwarden", "chain": "input", "handle"'
-    ': 13, "expr": [{"match": {"op": "==", "left": {"meta": {"key": "nfproto"}}, "right": "ipv4"}}, {"match": {"op": "==", "left": {"pa'
-    'yload": {"protocol": "tcp", "field": "dport"}}, "right": "@tcp_ports_v4"}}, {"drop": null}]}}, {"rule": {"family": "inet", "table"'
-    ': "portwarden", "chain": "input", "handle": 14, "expr": [{"match": {"op": "==", "left": {"meta": {"key": "nfproto"}}, "right": "ip'
-    'v6"}}, {"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": "@tcp_ports_v6"}}, {"drop": nul'
-    'l}]}}, {"rule": {"family": "inet", "table": "portwarden", "chain": "input", "handle": 15, "expr": [{"match": {"op": "==", "left": '
-    '{"concat": [{"payload": {"protocol": "ip", "field": "daddr"}}, {"payload": {"protocol": "tcp", "field": "dport"}}]}, "right": "@tc'
-    'p_addr_v4"}}, {"drop": null}]}}, {"rule": {"family": "inet", "table": "portwarden", "chain": "input", "handle": 16, "expr": [{"mat'
-    'ch": {"op": "==", "left": {"concat": [{"payload": {"protocol": "ip6", "field": "daddr"}}, {"payload": {"protocol": "tcp", "field":'
-    ' "dport"}}]}, "right": "@tcp_addr_v6"}}, {"drop": null}]}}, {"rule": {"family": "inet", "table": "portwarden", "chain": "input", "'
-    'handle": 17, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "udp", "field": "dport"}}, "right": "@udp_ports"}}, '
-    '{"drop": null}]}}, {"rule": {"family": "inet", "table": "portwarden", "chain": "input", "handle": 18, "expr": [{"match": {"op": "='
-    '=", "left": {"meta": {"key": "nfproto"}}, "right": "ipv4"}}, {"match": {"op": "==", "left": {"payload": {"protocol": "udp", "field'
-    '": "dport"}}, "right": "@udp_ports_v4"}}, {"drop": null}]}}, {"rule": {"family": "inet", "table": "portwarden", "chain": "input", '
-    '"handle": 19, "expr": [{"match": {"op": "==", "left": {"meta": {"key": "nfproto"}}, "right": "ipv6"}}, {"match": {"op": "==", "lef'
-    't": {"payload": {"protocol": "udp", "field": "dport"}}, "right": "@udp_ports_v6"}}, {"drop": null}]}}, {"rule": {"family": "inet",'
-    ' "table": "portwarden", "chain": "input", "handle": 20, "expr": [{"match": {"op": "==", "left": {"concat": [{"payload": {"protocol'
-    '": "ip", "field": "daddr"}}, {"payload": {"protocol": "udp", "field": "dport"}}]}, "right": "@udp_addr_v4"}}, {"drop": null}]}}, {'
-    '"rule": {"family": "inet", "table": "portwarden", "chain": "input", "handle": 21, "expr": [{"match": {"op": "==", "left": {"concat'
-    '": [{"payload": {"protocol": "ip6", "field": "daddr"}}, {"payload": {"protocol": "udp", "field": "dport"}}]}, "right": "@udp_addr_'
-    'v6"}}, {"drop": null}]}}, {"rule": {"family": "inet", "table": "portwarden", "chain": "input", "handle": 22, "expr": [{"match": {"'
-    'op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": 22}}, {"accept": null}]}}]}'
 )
 
 TABLES_JSON = (
@@ -346,6 +398,35 @@ def test_parse_real_table_gives_back_every_block():
     blocks, problems = rf.parse_table(''.join(FULL_JSON))
     assert problems == []
     assert blocks == rf.sort_blocks(FULL)
+
+
+def test_a_table_written_before_its_sets_counted_packets_is_rebuilt():
+    blocks, problems = rf.parse_table(''.join(FULL_JSON_WITHOUT_COUNTERS))
+    assert blocks == rf.sort_blocks(FULL)  # every block is kept through the rebuild
+    assert problems == ['set %s has no packet counter per element' % spec.name for spec in rf.SETS]
+    assert rf.parse_counters(''.join(FULL_JSON_WITHOUT_COUNTERS)) == {}
+
+
+def test_every_block_has_its_packet_counter():
+    assert rf.parse_counters(''.join(FULL_JSON)) == dict((rf.block_key(item), 0) for item in FULL)
+    counted = json.loads(''.join(FULL_JSON))
+    for item in counted['nftables']:
+        for element in (item.get('set') or {}).get('elem') or []:
+            if isinstance(element, dict) and element['elem']['val'] == 856:
+                element['elem']['counter']['packets'] = 3
+            elif isinstance(element, dict) and element['elem']['val'] == {'concat': ['::1', 858]}:
+                element['elem']['counter'] = {'packets': -1, 'bytes': 0}  # not a count: left out, never 0
+            elif isinstance(element, dict) and element['elem']['val'] == 857:
+                element['elem']['counter'] = {'packets': True}
+    found = rf.parse_counters(json.dumps(counted))
+    assert found[('tcp', '', '', 856)] == 3
+    assert ('tcp', 'ipv6', '::1', 858) not in found and ('udp', 'ipv4', '', 857) not in found
+    assert rf.parse_counters(''.join(FULL_JSON), rf.TableSpec('other', 'input', 'input', -10)) == {}
+
+
+def test_every_set_is_rendered_with_a_counter_per_element():
+    text = rf.render_table(rf.normalise_blocks(FULL))
+    assert text.count('\t\tcounter\n') == len(rf.SETS)
 
 
 def test_parse_real_empty_table():
