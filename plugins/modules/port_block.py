@@ -131,7 +131,7 @@ options:
       - V(absent) lifts the blocks of O(blocks) (the table stays, possibly empty); with no O(blocks) and no
         O(published) it lifts every block and removes both tables (C(inet portwarden) and C(inet portwarden_published)),
         and nothing else.
-      - V(read) changes nothing and takes no lock: it returns both tables as they are (RV(blocks), RV(table),
+      - V(read) changes nothing and takes no lock; it returns both tables as they are (RV(blocks), RV(table),
         RV(drift)) and the packets each block's drop has counted (RV(counters)), which is what the remediation reads
         before and after its probe. O(blocks) and O(published) are ignored.
     type: str

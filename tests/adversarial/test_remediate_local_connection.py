@@ -15,6 +15,7 @@ import pytest
 from tests.conftest import REPO
 from tests.helpers.local_play import local_task
 from tests.helpers.netns import Namespace, have_netns
+from tests.helpers.nft import uncounted
 
 SSHD = '/usr/sbin/sshd'
 ECHO = os.path.join(REPO, 'tests', 'helpers', 'echo_server.py')
@@ -91,5 +92,5 @@ def test_a_dual_stack_listener_is_blocked_for_both_families(tmp_path):
         assert [(a['target'], a['outcome']) for a in result['remediation']['actions']] == [
             ('tcp any address port 858', 'applied'), ('udp 0.0.0.0 port 859', 'applied')], result['remediation']
         assert result['status'] == 'compliant', result['findings']
-        table = ns.run(['nft', 'list', 'table', 'inet', 'portwarden']).stdout
+        table = uncounted(ns.run(['nft', 'list', 'table', 'inet', 'portwarden']).stdout)
         assert 'tcp_ports {' in table and '858 comment' in table, table

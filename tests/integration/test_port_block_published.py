@@ -123,7 +123,7 @@ def test_each_block_counts_what_it_drops_and_state_read_changes_nothing(site):
 
 def test_a_table_written_before_its_sets_counted_is_rebuilt_once(site):
     host, _peer, _web = site
-    rc, result = run_module(host, {'published': PUBLISHED})
+    rc, _result = run_module(host, {'published': PUBLISHED})
     assert rc == 0
     # The same table as an older portwarden wrote it: its sets count nothing.
     old = host.run(['nft', 'list', 'table', 'inet', 'portwarden_published']).stdout

@@ -3,8 +3,9 @@
 The host publishes TCP 856 to a container as Docker does (iptables-nft, no proxy); a peer namespace reaches it.
 The input-hook block of remediate_firewall leaves it open (the bug of issue 12); the prerouting table of
 remediate_prerouting closes it, the container's listener stays alive, the NAT rules stay as they were, loading it
-twice changes nothing, and lifting it opens the port again."""
+twice changes no block, and lifting it opens the port again."""
 
+import re
 import subprocess
 
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from ansible_collections.portwarden.compliance.plugins.module_utils import remediate_firewall, remediate_prerouting
 from tests.helpers import nat
 from tests.helpers.netns import Namespace, have_netns
+from tests.helpers.nft import uncounted
 
 pytestmark = [pytest.mark.netns, pytest.mark.skipif(not have_netns(), reason='needs root and ip netns')]
 
@@ -41,8 +43,9 @@ def test_an_input_block_leaves_a_published_port_open_and_a_prerouting_block_clos
         assert peer.probe('tcp', 856) == 'blocked'
         assert holder.proc.poll() is None  # the container's process is alive: only the published port is closed
         first = host.run(['nft', 'list', 'table', 'inet', 'portwarden_published']).stdout
+        assert re.search(r'856 counter packets [1-9][0-9]* ', first), first  # the drop counted the probe's packets
         load(host, remediate_prerouting.nft_script(BLOCK))
-        assert host.run(['nft', 'list', 'table', 'inet', 'portwarden_published']).stdout == first
+        assert uncounted(host.run(['nft', 'list', 'table', 'inet', 'portwarden_published']).stdout) == uncounted(first)
         assert nat_rules(host) == before
         load(host, remediate_prerouting.lift_script())
         assert peer.probe('tcp', 856) == 'open'
