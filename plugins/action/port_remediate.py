@@ -34,7 +34,7 @@ from ansible_collections.portwarden.compliance.plugins.module_utils.remediate_pl
     refused_actions,
     verify_remediation,
 )
-from ansible_collections.portwarden.compliance.plugins.module_utils.remediate_probe import probe_addresses, probe_target, probe_tcp_many
+from ansible_collections.portwarden.compliance.plugins.module_utils.remediate_probe import probe_addresses, probe_many, probe_target
 from ansible_collections.portwarden.compliance.plugins.module_utils.report_sockets import HOST_WHERE
 from ansible_collections.portwarden.compliance.plugins.plugin_utils.audit_host import (
     AUDIT_ARGUMENT_SPEC,
@@ -62,6 +62,21 @@ ARGUMENT_SPEC = dict(AUDIT_ARGUMENT_SPEC, **{
     'probe_addresses': {'type': 'list', 'elements': 'str', 'default': []},
     'probe_timeout': {'type': 'float', 'default': 2.0},
 })
+
+
+def _counters(answer):
+    """``{block key: packets}`` of the host's published blocks in a port_block answer (its C(published) part); a block
+    without a readable count is left out."""
+    found = {}
+    for entry in (answer or {}).get('counters') or []:
+        packets = entry.get('packets') if isinstance(entry, dict) else None
+        if isinstance(packets, int) and not isinstance(packets, bool) and packets >= 0:
+            found[block_key(dict(entry, where=HOST_WHERE))] = packets
+    return found
+
+
+def _unread(count):
+    return 'unreadable' if count is None else count
 
 
 def _unit_state(result):
@@ -126,17 +141,20 @@ class ActionModule(ActionBase):
         # One port_block call per network namespace: a container's drift is blocked in its own namespace, and the
         # host's call writes the prerouting table of published ports too (one transaction).
         wheres = set(block['where'] for block in plan['blocks'])
+        counted = {}
         if plan['published']:
             wheres.add(HOST_WHERE)
         for where in sorted(wheres):
             blocks = [block for block in plan['blocks'] if block['where'] == where]
             published = plan['published'] if where == HOST_WHERE else []
-            live, live_pub, block_changed = self._block(args, where, plan['namespaces'].get(where), blocks, published,
-                                                        sorted(ports), task_vars, outcomes, actions, diffs)
+            live, live_pub, block_changed, found = self._block(args, where, plan['namespaces'].get(where), blocks,
+                                                               published, sorted(ports), task_vars, outcomes, actions, diffs)
             live_blocks.extend(live)
             live_published.extend(live_pub)
             changed |= block_changed
-        self._probe_after(args, plan, probes, outcomes, actions)
+            if where == HOST_WHERE:
+                counted = _counters(found.get('published'))
+        self._probe_after(args, plan, probes, outcomes, actions, counted, task_vars)
         for service in plan['services']:
             changed |= self._stop_service(args, service, task_vars, outcomes, actions, diffs)
         if plan['processes']:
@@ -257,14 +275,22 @@ class ActionModule(ActionBase):
                     continue
                 if outcomes is not None and (outcomes[kind].get(block_key(block)) or (None,))[0] != APPLIED:
                     continue
-                targets.append((probe, block['port']))
-        answers = probe_tcp_many([(probe['address'], port) for probe, port in targets], args['probe_timeout'])
-        for (probe, _port), answer in zip(targets, answers):
+                targets.append((probe, block))
+        answers = probe_many([(block['protocol'], probe['address'], block['port']) for probe, block in targets],
+                             args['probe_timeout'])
+        for (probe, _block), answer in zip(targets, answers):
             probe[when] = answer
 
-    def _probe_after(self, args, plan, probes, outcomes, actions):
-        """Probe again each port whose block is now in place, and list what both probes saw."""
+    def _probe_after(self, args, plan, probes, outcomes, actions, counted, task_vars):
+        """Probe again each port whose block is now in place, between two readings of the packets each published
+        block's drop has counted (``counted``, by block key, from port_block's answer; the second reading is made here),
+        and list what the probes saw."""
         self._probe_all(args, plan, probes, 'after', outcomes)
+        if any(probe.get('after') is not None for probe in probes['published'].values()):
+            after = self._read_counters(task_vars)
+            for key, probe in probes['published'].items():
+                if probe.get('after') is not None:
+                    probe['counter_before'], probe['counter_after'] = counted.get(key), after.get(key)
         for kind, describe in (('published', describe_published), ('blocks', describe_block)):
             for block in plan[kind]:
                 probe = probes[kind].get(block_key(block))
@@ -273,6 +299,9 @@ class ActionModule(ActionBase):
                 if probe['address']:
                     detail = 'from the controller to %s port %d: %s before the block, %s after it' % (
                         probe['address'], block['port'], probe['before'], probe['after'] or 'not probed (the block is not in place)')
+                    if probe.get('after') is not None and kind == 'published':
+                        detail += '; packets counted by the block: %s before the second probe, %s after it' % (
+                            _unread(probe.get('counter_before')), _unread(probe.get('counter_after')))
                 else:
                     detail = 'not probed: %s' % probe['why']
                 actions.append({'strategy': 'firewall', 'target': describe(block), 'rules': [block['rule']],
@@ -280,7 +309,8 @@ class ActionModule(ActionBase):
 
     def _block(self, args, where, namespace, blocks, published, ports, task_vars, outcomes, actions, diffs):
         """Apply ``blocks`` in one network namespace (``where``; ``namespace`` its inode and pid, None for the host's),
-        and the prerouting ``published`` blocks there: (live input blocks, live prerouting blocks, changed)."""
+        and the prerouting ``published`` blocks there: (live input blocks, live prerouting blocks, changed, port_block's
+        answer)."""
         module_args = {'blocks': [module_block(block) for block in blocks], 'state': 'present',
                        'protected_ports': [{'protocol': 'tcp', 'port': port} for port in ports]}
         if published:
@@ -299,7 +329,7 @@ class ActionModule(ActionBase):
                     outcomes[kind][block_key(block)] = (FAILED, reason)
                     actions.append({'strategy': 'firewall', 'target': describe(block), 'rules': [block['rule']],
                                     'outcome': FAILED, 'detail': reason})
-            return [], [], False
+            return [], [], False, found
         for kind, items, answer, describe, table in kinds:
             refused = dict((block_key(dict(item, where=where)), item.get('reason') or 'protected') for item in answer.get('protected') or [])
             added = set(block_key(dict(block, where=where)) for block in answer.get('added') or [])
@@ -322,7 +352,15 @@ class ActionModule(ActionBase):
             diffs.append(dict(found['diff'], before_header=header, after_header=header))
         return ([dict(block, where=where) for block in found.get('blocks') or []],
                 [dict(block, where=where) for block in (found.get('published') or {}).get('blocks') or []],
-                bool(found.get('changed')))
+                bool(found.get('changed')), found)
+
+    def _read_counters(self, task_vars):
+        """The packets each published block's drop has counted on the host now, by block key ({} when they cannot be
+        read: then no count proves anything)."""
+        found = self._execute_module(module_name=BLOCK_MODULE, module_args={'state': 'read'}, task_vars=task_vars)
+        if found.get('failed'):
+            return {}
+        return _counters(found.get('published'))
 
     def _stop_service(self, args, service, task_vars, outcomes, actions, diffs):
         unit = service['unit']

@@ -380,14 +380,27 @@ def _published_covers(live, block):
     return live.get('family') in (None, block['family'])
 
 
+def _count(value):
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
 def judge_probe(finding, probe, cover):
     """(remediated?, why) of a published port after its prerouting block, from a probe made from outside the host.
 
-    ``probe`` is ``{'address', 'before', 'after'}`` (each ``open``, ``refused``, ``blocked`` or what went wrong), or
-    ``{'address': None, 'why': ...}`` when no probe could be made; ``cover`` the live prerouting block, or None.
-    Only a port the probe reached before the block (a TCP connect that succeeded) and that is refused or silent after
-    it is closed: a port the probe could not reach before tells nothing, whatever it does after. UDP is never judged
-    closed from a probe: silence is a dropped datagram or a service that does not answer, and the two look alike.
+    ``probe`` is ``{'address', 'before', 'after', 'counter_before', 'counter_after'}``: what the probe saw before and
+    after the block (each ``open``, ``refused``, ``blocked`` or what went wrong), and the packets the block's drop had
+    counted on the host just before and just after the second probe (None when they could not be read); or
+    ``{'address': None, 'why': ...}`` when no probe could be made. ``cover`` is the live prerouting block, or None.
+
+    - An answer after the block (``open``) is traffic that still arrives: never closed.
+    - With both counts: closed only when the second probe was silent and the block's drop counted more packets
+      during it. That is proof the probe's port is dropped by portwarden, for TCP and UDP alike, and on a second
+      run too, when the block was already in place before the first probe. A count that did not move tells nothing
+      (the probe's packets were stopped before they reached the host, or went elsewhere), nor does one that went
+      down (the table was rewritten meanwhile).
+    - Without the counts: only a TCP port the probe reached before the block (a connect that succeeded) and that is
+      refused or silent after it is closed. A UDP port is then never closed from a probe: silence is a dropped
+      datagram or a service that does not answer, and the two look alike.
     """
     if cover is None:
         return False, 'the prerouting block is not in table inet portwarden_published after the change'
@@ -395,13 +408,28 @@ def judge_probe(finding, probe, cover):
         return False, 'prerouting block in place, not verified: %s' % ((probe or {}).get('why') or 'no probe was made')
     seen = 'probe from the controller to %s: %s before the block, %s after it' % (
         probe['address'], probe.get('before') or 'not made', probe.get('after') or 'not made')
+    first, second = _count(probe.get('counter_before')), _count(probe.get('counter_after'))
+    if probe.get('after') == 'open':
+        return False, '%s; traffic still arrives (another rule or path publishes the port before the block)' % seen
+    if first is not None and second is not None:
+        counted = "the block's drop counted %d packets before the second probe and %d after it" % (first, second)
+        if second < first:
+            return False, ('%s; %s: the count went down, so the table was rewritten meanwhile and the probe tells '
+                           'nothing' % (seen, counted))
+        if second == first:
+            return False, ("%s; %s: the probe's packets never reached the block (something on the way stopped them, "
+                           "or they went elsewhere), so the probe tells nothing" % (seen, counted))
+        if probe.get('after') != 'blocked':
+            return False, ('%s; %s, yet the probe was answered (%s), so its own packets went elsewhere and the probe '
+                           'tells nothing' % (seen, counted, probe.get('after')))
+        return True, "%s; %s: the probe's packets were dropped by portwarden" % (seen, counted)
     if finding['protocol'] != 'tcp':
-        return False, ('%s; a UDP probe cannot tell a dropped datagram from a service that does not answer, so a '
-                       'prerouting block of a UDP port is never called remediated from a probe' % seen)
+        return False, ("%s; the block's packet count could not be read, and a UDP probe alone cannot tell a dropped "
+                       "datagram from a service that does not answer" % seen)
     if probe.get('before') != 'open':
         return False, '%s; the port was not reachable from the probe before the block either, so the probe tells nothing' % seen
     if probe.get('after') not in ('blocked', 'refused'):
-        return False, '%s; traffic still arrives (another rule or path publishes the port before the block)' % seen
+        return False, '%s; the probe after the block failed, so it tells nothing' % seen
     return True, seen
 
 
@@ -414,9 +442,9 @@ def verify_remediation(before, after, live_blocks, actions, probes=None, live_pu
     applied and that ``after`` no longer has (the process or service is gone) is listed as
     ``remediated`` too, so the report shows what was closed. A port published by NAT is ``remediated``
     only by its prerouting block (``live_published``) and a probe from outside (``probes``, by block key) that
-    reached it before the block and not after (judge_probe). A local listener's input block is judged by the rule
-    as before, except when a probe from outside (``input_probes``, by block key) still connected after the block: then
-    traffic still arrives, and it stays drift. Returns ``after``, updated.
+    the block's drop counted, or that reached it before the block and not after (judge_probe). A local listener's
+    input block is judged by the rule as before, except when a probe from outside (``input_probes``, by block key)
+    still connected after the block: then traffic still arrives, and it stays drift. Returns ``after``, updated.
     """
     probes = probes or {}
     input_probes = input_probes or {}
@@ -438,9 +466,12 @@ def verify_remediation(before, after, live_blocks, actions, probes=None, live_pu
                         describe_published(block), cover.get('rule'), why))
                     finding['message'] += '; remediated: blocked before NAT, and a probe from outside no longer reaches it'
                 else:
-                    if note.get('reason') == ALREADY_IN_PLACE and (probes.get(block_key(block)) or {}).get('before') != 'open':
-                        why += ('; the block was already in place before this run, so no probe could reach the port first: '
-                                'lift the blocks (lift_firewall) and remediate again to verify')
+                    probe = probes.get(block_key(block)) or {}
+                    if (note.get('reason') == ALREADY_IN_PLACE and probe.get('before') != 'open'
+                            and _count(probe.get('counter_after')) is None):
+                        why += ('; the block was already in place before this run and its packet count could not be '
+                                'read, so no probe could show it closed: lift the blocks (lift_firewall) and remediate '
+                                'again to verify')
                     note.update(status=NOT_VERIFIED, reason=why)
         elif finding.get('status') == 'drift':
             cover = next((block for block in live_blocks if block_covers(block, finding)), None)

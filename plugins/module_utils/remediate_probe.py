@@ -8,12 +8,15 @@
 Pure standard library. The remediation action runs it on the controller, before and after a prerouting block
 (remediate_plan.judge_probe decides what the two answers mean). A probe says what it saw and nothing more:
 
-- ``open``: a TCP connection was accepted (something answers behind the port, locally or through DNAT);
-- ``refused``: a TCP reset came back (nothing listens, or a reject rule);
-- ``blocked``: no answer within the timeout (a drop, or a path that loses the packet);
+- ``open``: a TCP connection was accepted, or a UDP datagram was answered (something answers behind the port,
+  locally or through DNAT);
+- ``refused``: a TCP reset or an ICMP port unreachable came back (nothing listens, or a reject rule);
+- ``blocked``: no answer within the timeout (a drop, or a path that loses the packet; for UDP also a service that
+  does not answer this datagram);
 - ``error: ...``: anything else the kernel said (no route, host unreachable), which proves nothing either way.
 
-Only TCP is probed: a UDP datagram that gets no answer may be dropped or taken by a service that does not answer.
+A silent UDP port alone proves nothing; what does is the packet count of the block's drop on the host, read
+before and after the probe (remediate_plan.judge_probe).
 """
 
 from __future__ import annotations
@@ -45,15 +48,40 @@ def probe_tcp(address, port, timeout=2.0):
         sock.close()
 
 
-def probe_tcp_many(targets, timeout=2.0):
-    """``probe_tcp`` of every ``(address, port)`` of ``targets`` at once (a silent port costs the timeout once, not
-    once per port): the answers in the order of ``targets``."""
+def probe_udp(address, port, timeout=2.0):
+    """What a UDP datagram from here to ``address``:``port`` saw: ``open`` (an answer), ``refused`` (ICMP port
+    unreachable), ``blocked`` (silence within the timeout) or ``error: ...``."""
+    family = socket.AF_INET6 if ':' in address else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    sock.settimeout(timeout)
+    try:
+        sock.connect((address, port))  # a connected socket is told of the ICMP error the datagram draws
+        sock.send(PROBE_DATAGRAM)
+        sock.recv(1)
+        return OPEN
+    except socket.timeout:
+        return BLOCKED
+    except ConnectionRefusedError:
+        return REFUSED
+    except OSError as exc:
+        return 'error: %s' % (exc.strerror or exc)
+    finally:
+        sock.close()
+
+
+PROBE_DATAGRAM = b'portwarden probe\n'
+PROBES = {'tcp': probe_tcp, 'udp': probe_udp}
+
+
+def probe_many(targets, timeout=2.0):
+    """The probe of every ``(protocol, address, port)`` of ``targets`` at once (a silent port costs the timeout once,
+    not once per port): the answers in the order of ``targets``."""
     answers = [None] * len(targets)
 
-    def run(index, address, port):
-        answers[index] = probe_tcp(address, port, timeout)
+    def run(index, protocol, address, port):
+        answers[index] = PROBES[protocol](address, port, timeout)
 
-    threads = [threading.Thread(target=run, args=(index, address, port)) for index, (address, port) in enumerate(targets)]
+    threads = [threading.Thread(target=run, args=(index,) + tuple(target)) for index, target in enumerate(targets)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -101,8 +129,6 @@ def probe_addresses(values, fallback_host=None):
 def probe_target(block, addresses, why):
     """``(address, why)``: where to probe a prerouting block from outside: its own address when the NAT rule matches one,
     else the host's address of its family; (None, why) when there is none."""
-    if block['protocol'] != 'tcp':
-        return None, 'a UDP port is not probed: silence cannot be told from a service that does not answer'
     if block.get('address'):
         return block['address'], None
     family = block.get('family') or 'ipv4'

@@ -23,12 +23,13 @@ description:
     same port keeps its input block. V(service) and V(kill) do not apply to it (V(unavailable), with the reason):
     the process behind the target is a container's, not portwarden's to end, and the rule would publish the port
     again. A published port range, and a port published only for the host's own traffic (OUTPUT), are V(unavailable)."
-  - "A published port is V(remediated) only when a probe from the controller (outside the host) reached it before
-    its block (a TCP connect succeeded) and is refused or silent after it. A probe that could not reach it before
-    tells nothing: the finding stays V(drift), remediation V(not_verified), with what both probes saw. A UDP
-    published port is never called remediated from a probe (silence is a dropped datagram or a service that does
-    not answer). A second run finds the block already in place, so its probe cannot reach the port first: the
-    finding is V(not_verified) again; O(lift_firewall) with V(remediate) verifies afresh."
+  - "A published port is V(remediated) only when a probe from the controller (outside the host) got no answer after
+    its block and the block's drop counted packets during that probe (the host reads the count, with
+    M(portwarden.compliance.port_block) O(portwarden.compliance.port_block#module:state=read), just before and just
+    after it). That holds for TCP and UDP, and on a second run, when the block was already in place. An answer after
+    the block, a count that did not move (the probe was stopped on its way) or went down (the table was rewritten
+    meanwhile) keeps the finding V(drift), remediation V(not_verified), with what was seen. Where the count cannot
+    be read, only a TCP port the probe connected to before the block and not after it is V(remediated)."
   - V(service) stops and disables (optionally masks) the systemd unit that owns the socket, with
     M(ansible.builtin.systemd_service). Only a service of the system manager in O(service_slices) is stopped; a unit
     of a user manager (C(user@1000.service/app.slice/ssh.service) is that user's C(ssh.service), not the system's),
@@ -149,7 +150,7 @@ options:
     elements: str
     default: []
   probe_timeout:
-    description: Seconds a probe waits for a TCP connection before it calls the port silent (dropped).
+    description: Seconds a probe waits for a TCP connection or a UDP answer before it calls the port silent.
     type: float
     default: 2.0
 requirements:
@@ -210,12 +211,14 @@ probes:
     - C(block) names the block; C(address) is where the controller connected (V(null) when no probe could be made,
       then C(why) says why); C(before) and C(after) are what it saw before and after the block, V(open), V(refused),
       V(blocked) (no answer in O(probe_timeout)) or an error the connect gave (C(error) and its text); C(after) is
-      V(null) when the block was not applied.
+      V(null) when the block was not applied. A probe is a TCP connect, or for a published UDP port a datagram.
+    - For a published port probed after its block, C(counter_before) and C(counter_after) are the packets the block's
+      drop had counted just before and just after the second probe (V(null) when they could not be read).
   returned: in remediate mode
   type: list
   elements: dict
   sample: [{"block": "tcp 0.0.0.0 port 856 before NAT (prerouting)", "address": "192.0.2.1", "before": "open",
-            "after": "blocked"}]
+            "after": "blocked", "counter_before": 0, "counter_after": 2}]
 remediation:
   description:
     - C(actions) taken on the host, each with C(strategy), C(target), C(rules), C(outcome) and C(detail); C(skipped),

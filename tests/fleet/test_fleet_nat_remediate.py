@@ -8,12 +8,13 @@ the host's prerouting, DNAT and forwarding as a peer's would, and the controller
   "container" namespace on a bridge whose listener answers on 80; no socket on the host.
 - netavark: the same port published by netavark's nftables rules, IPv4 and IPv6, to a container on podman0.
 - nodeport: a kube-proxy NodePort range (30000-32767): a range is not blocked, said why.
-- stale: Docker's rules to a container that no longer exists (172.17.0.99): reported, owner unknown.
+- stale: Docker's rules to a container that no longer exists (172.17.0.99): reported, owner unknown, and its block
+  verified by the count alone (nothing answers before it).
 - clean: no NAT at all.
 
 Runs, in order: check mode with --diff (rulesets identical, the diff shows the prerouting rules), the real run (the
-peer's connection fails, the container's process lives, the finding is remediated from the probes), a second run
-(changed=0), and a report run that lifts the blocks (the connection is back).
+peer's connection fails, the container's process lives, the finding is remediated from the probes and the block's
+packet count), a second run (changed=0, verified by the count), and a report run that lifts the blocks (the connection is back).
 """
 
 import os
@@ -185,20 +186,25 @@ def test_the_real_run_closes_the_published_port_and_the_container_lives(site, re
     assert 'probe from the controller to %s' % site.uplinks['docker'].host4 in finding['remediation']['reason']
     probed = [action for action in site.entry(report, 'docker')['remediation']['actions'] if action['outcome'] == 'probed']
     assert [action['target'] for action in probed] == ['tcp 0.0.0.0 port 856 before NAT (prerouting)']
+    assert 'packets counted by the block: 0 before the second probe' in probed[0]['detail'], probed
     # The NAT rules are Docker's and stay as they were; portwarden's own table holds the block.
     table = uncounted(site.fleet.run(site.hosts['docker'], ['nft', 'list', 'table', 'inet', 'portwarden_published']).stdout)
     assert '856 comment "rule=unassigned-firewall"' in table
     assert 'portwarden' not in site.fleet.run(site.hosts['docker'], ['iptables-nft-save', '-t', 'nat']).stdout
 
 
-def test_a_stale_dnat_rule_is_blocked_but_not_called_remediated(site, real_run):
+def test_a_stale_dnat_rule_is_blocked_and_the_count_shows_the_block_drops_it(site, real_run):
     _output, report = real_run
     entry = site.entry(report, 'stale')
     [finding] = _published(entry)
     assert finding['exposure']['owner']['kind'] == 'unknown'
-    assert finding['status'] == 'drift' and entry['status'] == 'drift'
-    assert finding['remediation']['status'] == 'not_verified'
-    assert 'not reachable from the probe before the block either' in finding['remediation']['reason']
+    # Before the block the DNAT sent the probe nowhere (the target's network is gone), so the probes alone tell
+    # nothing; the block's own count of the second probe's packets does.
+    assert 'error: Network is unreachable before the block, blocked after it' in finding['remediation']['reason'], \
+        finding['remediation']['reason']
+    assert finding['status'] == 'remediated' and entry['status'] == 'compliant'
+    assert finding['remediation']['status'] == 'verified'
+    assert "the probe's packets were dropped by portwarden" in finding['remediation']['reason']
     assert '856' in site.fleet.run(site.hosts['stale'], ['nft', 'list', 'table', 'inet', 'portwarden_published']).stdout
 
 
@@ -211,15 +217,20 @@ def test_a_nodeport_range_is_not_blocked_and_says_why(site, real_run):
     assert site.entry(report, 'clean')['status'] == 'compliant'
 
 
-def test_the_second_run_changes_nothing_and_cannot_verify_afresh(site, second_run):
+def test_the_second_run_changes_nothing_and_verifies_by_the_count(site, second_run):
     output, report = second_run
     recap = play_recap(output)
     assert all(recap[site.hosts[kind]]['changed'] == 0 for kind in SPECS), recap
     assert site.probe('docker') == 'blocked'
-    [finding] = _published(site.entry(report, 'docker'))
-    # The block was there before this run: no probe could reach the port first, so the probe tells nothing.
-    assert finding['status'] == 'drift' and finding['remediation']['status'] == 'not_verified'
-    assert 'already in place before this run' in finding['remediation']['reason']
+    for kind in ('docker', 'netavark', 'stale'):
+        entry = site.entry(report, kind)
+        assert entry['status'] == 'compliant', (kind, entry)
+        for finding in _published(entry):
+            # The block was there before this run: no probe could reach the port first, but its drop counted the
+            # second probe's packets.
+            assert finding['status'] == 'remediated' and finding['remediation']['status'] == 'verified', finding
+            assert 'blocked before the block, blocked after it' in finding['remediation']['reason'], finding
+            assert "the probe's packets were dropped by portwarden" in finding['remediation']['reason'], finding
 
 
 def test_lifting_restores_the_connection(site, lift_run):

@@ -153,7 +153,7 @@ def test_refused_after_counts_as_closed():
     (dict(OPEN_THEN_BLOCKED, before='blocked'), 'not reachable from the probe before the block either'),
     (dict(OPEN_THEN_BLOCKED, before='refused', after='refused'), 'not reachable from the probe before the block either'),
     (dict(OPEN_THEN_BLOCKED, after='open'), 'traffic still arrives'),
-    (dict(OPEN_THEN_BLOCKED, after='error: No route to host'), 'traffic still arrives'),
+    (dict(OPEN_THEN_BLOCKED, after='error: No route to host'), 'the probe after the block failed'),
     ({'address': None, 'why': 'no probe address is known for this host'}, 'no probe address is known'),
     (None, 'no probe was made'),
 ])
@@ -169,11 +169,66 @@ def test_a_block_missing_from_the_table_after_the_change_stays_drift():
     assert finding['status'] == 'drift' and 'not in table inet portwarden_published' in finding['remediation']['reason']
 
 
-def test_a_udp_published_port_is_never_remediated_from_a_probe():
+def test_a_udp_published_port_is_never_remediated_from_a_probe_alone():
     udp = published(protocol='udp')
     _final, finding = _verified(OPEN_THEN_BLOCKED, live=(dict(BLOCK_856, protocol='udp'),), finding=udp)
     assert finding['status'] == 'drift' and finding['remediation']['status'] == rp.NOT_VERIFIED
-    assert 'UDP probe cannot tell' in finding['remediation']['reason']
+    assert 'UDP probe alone cannot tell' in finding['remediation']['reason']
+
+
+def counted(first, second, **probe):
+    """A probe with the block's packet counts read before (``first``) and after (``second``) its second attempt."""
+    return dict(OPEN_THEN_BLOCKED, counter_before=first, counter_after=second, **probe)
+
+
+@pytest.mark.parametrize('protocol', ['tcp', 'udp'])
+@pytest.mark.parametrize('before', ['open', 'blocked', 'refused'])
+def test_a_silent_probe_the_drop_counted_is_remediated_whatever_the_first_probe_saw(protocol, before):
+    # 'blocked' before: a second run, the block already in place; 'open' for UDP: the service answered the datagram.
+    finding = published(protocol=protocol)
+    final, finding = _verified(counted(0, 2, before=before), live=(dict(BLOCK_856, protocol=protocol),), finding=finding)
+    assert finding['status'] == 'remediated' and final['status'] == 'compliant'
+    assert finding['remediation']['status'] == rp.VERIFIED
+    assert "counted 0 packets before the second probe and 2 after it: the probe's packets were dropped by portwarden" \
+        in finding['remediation']['reason']
+
+
+@pytest.mark.parametrize('probe, words', [
+    (counted(3, 3), "the probe's packets never reached the block"),  # stopped on the way: silence proves nothing
+    (counted(5, 1), 'the count went down, so the table was rewritten meanwhile'),
+    (counted(0, 4, after='open'), 'traffic still arrives'),  # the drop takes some packets, another path the probe's
+    (counted(0, 4, after='refused'), 'yet the probe was answered (refused)'),  # a drop sends no reset
+    (counted(0, 4, after='error: No route to host'), 'yet the probe was answered'),
+    (counted(True, 9, before='blocked'), 'not reachable from the probe before the block either'),  # no count: no proof
+    (counted(-1, 9, before='blocked'), 'not reachable from the probe before the block either'),
+    (counted(0, None, before='blocked'), 'not reachable from the probe before the block either'),
+    (counted('0', '2', before='blocked'), 'not reachable from the probe before the block either'),
+])
+def test_a_count_proves_only_a_silent_probe_it_took(probe, words):
+    final, finding = _verified(probe)
+    assert finding['status'] == 'drift' and final['status'] == 'drift'
+    assert finding['remediation']['status'] == rp.NOT_VERIFIED
+    assert words in finding['remediation']['reason']
+
+
+def _second_run(probe):
+    finding = published()
+    before = audit(finding)
+    rp.plan_remediation(before, {}, 'firewall')
+    key = rp.block_key(rp.published_block_for(finding))
+    rp.apply_outcomes(before, {'blocks': {}, 'services': {}, 'processes': {},
+                               'published': {key: (rp.APPLIED, rp.ALREADY_IN_PLACE)}})
+    final = rp.verify_remediation(before, audit(dict(finding)), [], actions=[], probes={key: probe},
+                                  live_published=[BLOCK_856])
+    return final['findings'][0]
+
+
+def test_a_second_run_verifies_by_the_count_and_says_to_lift_only_without_one():
+    assert _second_run(counted(7, 8, before='blocked'))['status'] == 'remediated'
+    finding = _second_run(counted(7, None, before='blocked'))
+    assert finding['status'] == 'drift' and 'lift the blocks (lift_firewall) and remediate again' in finding['remediation']['reason']
+    finding = _second_run(counted(7, 7, before='blocked'))
+    assert finding['status'] == 'drift' and 'lift_firewall' not in finding['remediation']['reason']
 
 
 def test_an_input_block_on_the_same_port_does_not_make_a_published_port_remediated():
