@@ -30,13 +30,14 @@ REFUSED = 'refused'
 BLOCKED = 'blocked'
 
 
-def probe_tcp(address, port, timeout=2.0):
-    """What a TCP connect from here to ``address``:``port`` saw: ``open``, ``refused``, ``blocked`` or ``error: ...``."""
+def _probe(kind, exchange, address, port, timeout):
+    """What ``exchange(sock, (address, port))`` on a new socket of ``kind`` saw: ``open`` when it returns, ``blocked``
+    on the timeout, ``refused`` on a refusal (a TCP reset, an ICMP port unreachable), else ``error: ...``."""
     family = socket.AF_INET6 if ':' in address else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = socket.socket(family, kind)
     sock.settimeout(timeout)
     try:
-        sock.connect((address, port))
+        exchange(sock, (address, port))
         return OPEN
     except socket.timeout:
         return BLOCKED
@@ -46,27 +47,23 @@ def probe_tcp(address, port, timeout=2.0):
         return 'error: %s' % (exc.strerror or exc)
     finally:
         sock.close()
+
+
+def _datagram(sock, target):
+    sock.connect(target)  # a connected socket is told of the ICMP error the datagram draws
+    sock.send(PROBE_DATAGRAM)
+    sock.recv(1)
+
+
+def probe_tcp(address, port, timeout=2.0):
+    """What a TCP connect from here to ``address``:``port`` saw: ``open``, ``refused``, ``blocked`` or ``error: ...``."""
+    return _probe(socket.SOCK_STREAM, socket.socket.connect, address, port, timeout)
 
 
 def probe_udp(address, port, timeout=2.0):
     """What a UDP datagram from here to ``address``:``port`` saw: ``open`` (an answer), ``refused`` (ICMP port
     unreachable), ``blocked`` (silence within the timeout) or ``error: ...``."""
-    family = socket.AF_INET6 if ':' in address else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_DGRAM)
-    sock.settimeout(timeout)
-    try:
-        sock.connect((address, port))  # a connected socket is told of the ICMP error the datagram draws
-        sock.send(PROBE_DATAGRAM)
-        sock.recv(1)
-        return OPEN
-    except socket.timeout:
-        return BLOCKED
-    except ConnectionRefusedError:
-        return REFUSED
-    except OSError as exc:
-        return 'error: %s' % (exc.strerror or exc)
-    finally:
-        sock.close()
+    return _probe(socket.SOCK_DGRAM, _datagram, address, port, timeout)
 
 
 PROBE_DATAGRAM = b'portwarden probe\n'
