@@ -8,6 +8,7 @@ the host's prerouting, DNAT and forwarding as a peer's would, and the controller
   "container" namespace on a bridge whose listener answers on 80; no socket on the host.
 - netavark: the same port published by netavark's nftables rules, IPv4 and IPv6, to a container on podman0.
 - nodeport: a kube-proxy NodePort range (30000-32767): a range is not blocked, said why.
+- udp: UDP 857 published as dockerd writes it to a container's DNS-like service on 53 that answers each datagram.
 - stale: Docker's rules to a container that no longer exists (172.17.0.99): reported, owner unknown, and its block
   verified by the count alone (nothing answers before it).
 - clean: no NAT at all.
@@ -18,10 +19,13 @@ packet count), a second run (changed=0, verified by the count), and a report run
 """
 
 import os
+import subprocess
+import sys
 import time
 
 import pytest
 
+from tests.conftest import REPO
 from tests.fleet.harness import play_recap
 from tests.helpers import nat
 from tests.helpers.nft import uncounted
@@ -32,8 +36,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 PLAYBOOK = os.path.join(HERE, 'playbooks', 'role_remediate.yml')
 POLICY = os.path.join(HERE, 'policies', 'nat_remediate.yml')
 AS_OF = '2026-12-01'
-SPECS = ('docker', 'netavark', 'nodeport', 'stale', 'clean')
+SPECS = ('docker', 'netavark', 'nodeport', 'stale', 'udp', 'clean')
 WEB = [{'protocol': 'tcp', 'address': '::', 'port': 80, 'v6only': False}]
+ECHO = os.path.join(REPO, 'tests', 'helpers', 'echo_server.py')
 
 
 class Site(object):
@@ -50,9 +55,9 @@ class Site(object):
         return [host.run(['nft', 'list', 'ruleset']).stdout] + [
             [line for line in text.splitlines() if not line.startswith('#')] for text in saved]  # not the timestamps
 
-    def probe(self, kind, family='ipv4', port=856):
+    def probe(self, kind, family='ipv4', port=856, protocol='tcp'):
         uplink = self.uplinks[kind]
-        return nat.probe_from_here('tcp', port, uplink.host4 if family == 'ipv4' else uplink.host6)
+        return nat.probe_from_here(protocol, port, uplink.host4 if family == 'ipv4' else uplink.host6)
 
     def playbook(self, name, mode='remediate', check=False, extra=None):
         extra_vars = {'port_compliance_mode': mode, 'port_compliance_policy': POLICY, 'port_compliance_as_of': AS_OF,
@@ -104,8 +109,21 @@ def site(module_fleet_factory, tmp_path_factory):
             ['iptables-nft', '-t', 'nat', '-A', 'KUBE-NODEPORTS', '-p', 'tcp', '-m', 'tcp', '--dport', '30000:32767', '-j', 'DNAT',
              '--to-destination', '10.244.1.5:8080']])
         nat.apply(fleet.namespace(hosts['stale']), nat.docker_rules(856, '172.17.0.99:80'))
+        dns = nat.Container(fleet.namespace(hosts['udp'])).__enter__()
+        containers.append(dns)
+        echo = subprocess.Popen(dns.namespace.command([sys.executable, ECHO, 'dns', '8053', '53']), stdout=subprocess.PIPE,
+                                text=True)
+        state.webs['udp'] = echo
+        assert echo.stdout.readline().strip() == 'ready'
+        rules = nat.docker_rules(856, '172.17.0.2:80')[:-1] + [
+            ['iptables-nft', '-t', 'nat', '-A', 'DOCKER', '!', '-i', 'docker0', '-p', 'udp', '-m', 'udp', '--dport', '857',
+             '-j', 'DNAT', '--to-destination', '172.17.0.2:53']]
+        nat.apply(fleet.namespace(hosts['udp']), rules)
         yield state
     finally:
+        if 'udp' in state.webs:
+            state.webs['udp'].kill()
+            state.webs['udp'].wait()
         for container in containers:
             container.__exit__(None, None, None)
         for uplink in state.uplinks.values():
@@ -119,7 +137,9 @@ def before(site):
         if site.probe('netavark', 'ipv6') == 'open':
             break
         time.sleep(0.5)
-    return dict((kind, (site.probe(kind), site.probe(kind, 'ipv6'))) for kind in ('docker', 'netavark'))
+    seen = dict((kind, (site.probe(kind), site.probe(kind, 'ipv6'))) for kind in ('docker', 'netavark'))
+    seen['udp'] = site.probe('udp', port=857, protocol='udp')
+    return seen
 
 
 @pytest.fixture(scope='module')
@@ -147,6 +167,7 @@ def lift_run(site, second_run):
 def test_before_a_peer_reaches_the_containers_through_the_published_port(before):
     assert before['docker'][0] == 'open'  # IPv4 only: Docker's rules here are iptables-nft's ip family
     assert before['netavark'] == ('open', 'open')
+    assert before['udp'] == 'open'  # the container's service answers the datagram through the DNAT
 
 
 def test_check_mode_changes_no_ruleset_and_shows_the_prerouting_rules(site, check_run):
@@ -160,7 +181,7 @@ def test_check_mode_changes_no_ruleset_and_shows_the_prerouting_rules(site, chec
     assert '856 comment "rule=unassigned-firewall"' in output
     recap = play_recap(output)
     assert dict((kind, recap[site.hosts[kind]]['changed']) for kind in SPECS) == {
-        'docker': 1, 'netavark': 1, 'nodeport': 0, 'stale': 1, 'clean': 0}
+        'docker': 1, 'netavark': 1, 'nodeport': 0, 'stale': 1, 'udp': 1, 'clean': 0}
     [finding] = _published(site.entry(report, 'docker'))
     assert finding['status'] == 'drift' and finding['remediation']['status'] == 'planned'
     assert finding['remediation']['target'] == 'tcp 0.0.0.0 port 856 before NAT (prerouting)'
@@ -170,11 +191,13 @@ def test_the_real_run_closes_the_published_port_and_the_container_lives(site, re
     output, report = real_run
     recap = play_recap(output)
     assert dict((kind, recap[site.hosts[kind]]['changed']) for kind in SPECS) == {
-        'docker': 1, 'netavark': 1, 'nodeport': 0, 'stale': 1, 'clean': 0}
+        'docker': 1, 'netavark': 1, 'nodeport': 0, 'stale': 1, 'udp': 1, 'clean': 0}
     assert site.probe('docker') == 'blocked'
     assert site.probe('netavark') == 'blocked' and site.probe('netavark', 'ipv6') == 'blocked'
+    assert site.probe('udp', port=857, protocol='udp') == 'blocked'
     for kind in ('docker', 'netavark'):
         assert site.webs[kind].proc.poll() is None, kind  # the container's process is alive
+    assert site.webs['udp'].poll() is None
     for kind in ('docker', 'netavark'):
         entry = site.entry(report, kind)
         assert entry['status'] == 'compliant', (kind, entry)
@@ -208,6 +231,19 @@ def test_a_stale_dnat_rule_is_blocked_and_the_count_shows_the_block_drops_it(sit
     assert '856' in site.fleet.run(site.hosts['stale'], ['nft', 'list', 'table', 'inet', 'portwarden_published']).stdout
 
 
+def test_a_published_udp_port_is_closed_and_verified_by_the_count(site, real_run):
+    _output, report = real_run
+    entry = site.entry(report, 'udp')
+    [finding] = _published(entry)
+    assert (finding['protocol'], finding['port']) == ('udp', 857)
+    assert finding['status'] == 'remediated' and entry['status'] == 'compliant', finding
+    reason = finding['remediation']['reason']
+    assert 'open before the block, blocked after it' in reason, reason  # answered, then silent
+    assert "the probe's packets were dropped by portwarden" in reason, reason
+    [probe] = [action for action in entry['remediation']['actions'] if action['outcome'] == 'probed']
+    assert probe['target'] == 'udp 0.0.0.0 port 857 before NAT (prerouting)'
+
+
 def test_a_nodeport_range_is_not_blocked_and_says_why(site, real_run):
     _output, report = real_run
     [finding] = _published(site.entry(report, 'nodeport'))
@@ -222,7 +258,7 @@ def test_the_second_run_changes_nothing_and_verifies_by_the_count(site, second_r
     recap = play_recap(output)
     assert all(recap[site.hosts[kind]]['changed'] == 0 for kind in SPECS), recap
     assert site.probe('docker') == 'blocked'
-    for kind in ('docker', 'netavark', 'stale'):
+    for kind in ('docker', 'netavark', 'stale', 'udp'):
         entry = site.entry(report, kind)
         assert entry['status'] == 'compliant', (kind, entry)
         for finding in _published(entry):
@@ -237,6 +273,7 @@ def test_lifting_restores_the_connection(site, lift_run):
     _output, _report = lift_run
     assert site.probe('docker') == 'open'
     assert site.probe('netavark') == 'open' and site.probe('netavark', 'ipv6') == 'open'
+    assert site.probe('udp', port=857, protocol='udp') == 'open'
     for kind in SPECS:
         assert 'portwarden' not in site.fleet.run(site.hosts[kind], ['nft', 'list', 'tables']).stdout, kind
     assert 'DNAT' in site.fleet.run(site.hosts['docker'], ['iptables-nft-save', '-t', 'nat']).stdout
