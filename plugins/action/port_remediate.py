@@ -30,6 +30,7 @@ from ansible_collections.portwarden.compliance.plugins.module_utils.remediate_pl
     describe_block,
     describe_published,
     module_block,
+    packet_count,
     plan_remediation,
     refused_actions,
     verify_remediation,
@@ -69,8 +70,8 @@ def _counters(answer):
     without a readable count is left out."""
     found = {}
     for entry in (answer or {}).get('counters') or []:
-        packets = entry.get('packets') if isinstance(entry, dict) else None
-        if isinstance(packets, int) and not isinstance(packets, bool) and packets >= 0:
+        packets = packet_count(entry.get('packets')) if isinstance(entry, dict) else None
+        if packets is not None:
             found[block_key(dict(entry, where=HOST_WHERE))] = packets
     return found
 

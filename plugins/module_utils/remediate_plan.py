@@ -380,7 +380,8 @@ def _published_covers(live, block):
     return live.get('family') in (None, block['family'])
 
 
-def _count(value):
+def packet_count(value):
+    """``value`` when it is a packet count (an int, not a bool, not negative), else None."""
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
@@ -408,7 +409,7 @@ def judge_probe(finding, probe, cover):
         return False, 'prerouting block in place, not verified: %s' % ((probe or {}).get('why') or 'no probe was made')
     seen = 'probe from the controller to %s: %s before the block, %s after it' % (
         probe['address'], probe.get('before') or 'not made', probe.get('after') or 'not made')
-    first, second = _count(probe.get('counter_before')), _count(probe.get('counter_after'))
+    first, second = packet_count(probe.get('counter_before')), packet_count(probe.get('counter_after'))
     if probe.get('after') == 'open':
         return False, '%s; traffic still arrives (another rule or path publishes the port before the block)' % seen
     if first is not None and second is not None:
@@ -468,7 +469,7 @@ def verify_remediation(before, after, live_blocks, actions, probes=None, live_pu
                 else:
                     probe = probes.get(block_key(block)) or {}
                     if (note.get('reason') == ALREADY_IN_PLACE and probe.get('before') != 'open'
-                            and _count(probe.get('counter_after')) is None):
+                            and packet_count(probe.get('counter_after')) is None):
                         why += ('; the block was already in place before this run and its packet count could not be '
                                 'read, so no probe could show it closed: lift the blocks (lift_firewall) and remediate '
                                 'again to verify')
