@@ -23,6 +23,7 @@ never smaller). A chain that no nat hook reaches publishes nothing; it is listed
 
 from __future__ import annotations
 
+import functools
 import gc
 import ipaddress
 import json
@@ -126,8 +127,10 @@ def _clean(text):
     return text if len(text) <= MAX_RULE_TEXT else text[:MAX_RULE_TEXT] + '...'
 
 
+@functools.lru_cache(maxsize=4096)
 def _address_of(value, family):
-    """``(family, address)`` of a destination match: an address for a single host, else the network."""
+    """``(family, address)`` of a destination match: an address for a single host, else the network. Memoised: a
+    pure function of its text, and Docker repeats a handful of addresses over thousands of rules."""
     network = ipaddress.ip_network(value, strict=False)
     found = 'ipv%d' % network.version
     if family is not None and found != family:
@@ -151,7 +154,8 @@ def _exposures(path, action, target, hook, where):
             if target.get('family') not in (None, family):
                 continue
             address = path.address
-            if address is not None and ipaddress.ip_network(address, strict=False).version != int(family[-1]):
+            # path.address comes from _address_of (str of an address or network): a ':' is IPv6, as ipaddress says.
+            if address is not None and (':' in address) != (family == 'ipv6'):
                 continue
             for low, high in path.ports or FULL_RANGE:
                 found.append({
@@ -163,6 +167,40 @@ def _exposures(path, action, target, hook, where):
                     'source': source, 'table': table, 'chain': chain, 'rule': text,
                     'conditions': list(path.conditions), 'owner': None,
                 })
+    return found
+
+
+def _published(path, match, target, hook, where):
+    """``_exposures(path.narrowed(match), 'dnat', target, hook, where)`` for a _Published match (one protocol, one
+    port, no family, no condition), without the narrowed path: None where narrowed is None (no packet passes both)."""
+    protocols = path.protocols
+    if protocols is not None and not protocols & match.protocols:
+        return None
+    port = match.ports[0][0]
+    ports = path.ports
+    if ports is not None:
+        for low, high in ports:
+            if low <= port <= high:
+                break
+        else:
+            return None
+    found = []
+    protocol, = match.protocols
+    address = match.address or path.address
+    for family in path.families:
+        if target.get('family') not in (None, family):
+            continue
+        if address is not None and (':' in address) != (family == 'ipv6'):
+            continue
+        source, table, chain, text = where
+        found.append({
+            'protocol': protocol, 'family': family, 'address': address or _ANY[family],
+            'port': port, 'port_end': port, 'action': 'dnat', 'hooks': [hook],
+            'interface': match.interface or path.interface,
+            'target': {'address': target.get('address'), 'port': target.get('port'), 'port_end': target.get('port_end')},
+            'source': source, 'table': table, 'chain': chain, 'rule': text,
+            'conditions': list(path.conditions), 'owner': None,
+        })
     return found
 
 
@@ -194,6 +232,12 @@ def _walk(chains, bases, families, where_of):
                             if hook not in item['hooks']:
                                 item['hooks'].append(hook)
                     continue
+                if match.__class__ is _Published:  # thousands of Docker's lines: one record each, in one step
+                    records = _published(path, match, value, hook, where_of(name, text))
+                    if records is not None:
+                        found[key] = records
+                        order.append(key)
+                    continue
                 narrowed = path.narrowed(match)
                 if narrowed is None:
                     continue
@@ -222,6 +266,20 @@ class _Match(object):
         self.ports = None
         self.address = None
         self.interface = None
+        self.families = None
+        self.conditions = []
+
+
+class _Published(_Match):
+    """The match of a Docker-style publishing line (_ipt_publish): one protocol, one port, an address and an
+    in-interface or not, no family and no condition; _walk reads its DNAT with _published."""
+    __slots__ = ()
+
+    def __init__(self, protocols, port, address, interface):  # pylint: disable=super-init-not-called
+        self.protocols = protocols
+        self.ports = [(port, port)]
+        self.address = address
+        self.interface = interface
         self.families = None
         self.conditions = []
 
@@ -346,25 +404,25 @@ _ONE_PROTOCOL = {'tcp': frozenset(('tcp',)), 'udp': frozenset(('udp',))}
 
 def _ipt_publish(line, family):
     """``(chain, match, verdict)`` of a Docker-style publishing line, or None for _ipt_rule to read."""
+    if family != 'ipv4':
+        return None
     found = _IPT_PUBLISH.fullmatch(line)
     if found is None:
         return None
     chain, address, negate, interface, protocol, port, target, target_port = found.groups()
     port, target_port = int(port), int(target_port)
-    if port > 65535 or target_port > 65535 or family != 'ipv4':
+    if port > 65535 or target_port > 65535:
         return None  # _ipt_rule reads it, or names the line
     try:
         socket.inet_pton(socket.AF_INET, target)
     except OSError:
         return None
-    match = _Match()
-    match.protocols = _ONE_PROTOCOL[protocol]
-    match.ports = [(port, port)]
     if address is not None:
-        _family, match.address = _address_of(address, family)
-    if interface is not None:
-        match.interface = '!' + interface if negate else interface
-    return chain, match, ('dnat', {'address': target, 'family': family, 'port': target_port, 'port_end': target_port})
+        address = _address_of(address, family)[1]
+    if interface is not None and negate:
+        interface = '!' + interface
+    return chain, _Published(_ONE_PROTOCOL[protocol], port, address, interface), \
+        ('dnat', {'address': target, 'family': family, 'port': target_port, 'port_end': target_port})
 
 
 def parse_iptables_save(text, family, source):
@@ -375,7 +433,20 @@ def parse_iptables_save(text, family, source):
     chains = {}
     in_nat = False
     found = False
+    publish = _ipt_publish
     for number, raw in enumerate(text.splitlines(), 1):
+        if in_nat and raw[:3] == '-A ':  # the fast path first: a line it takes has no space to strip
+            try:
+                published = publish(raw, family)
+            except ValueError as exc:
+                raise NatParseError('line %d: %s: %s' % (number, exc, _clean(raw[:80]))) from exc
+            if published is not None:
+                name, match, verdict = published
+                rules = chains.get(name)
+                if rules is None:
+                    rules = chains[name] = []
+                rules.append((match, verdict, _clean(raw)))
+                continue
         line = raw.strip()
         if not line or line.startswith('#'):
             continue
@@ -392,7 +463,7 @@ def parse_iptables_save(text, family, source):
             if line.startswith(':'):
                 chains.setdefault(line[1:].split()[0], [])
                 continue
-            published = _ipt_publish(line, family) if line.startswith('-A ') else None
+            published = publish(line, family) if line.startswith('-A ') and line != raw else None
             if published is not None:
                 name, match, verdict = published
             else:
