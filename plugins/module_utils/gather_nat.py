@@ -827,11 +827,28 @@ def start_tool(path, args, search_path=SEARCH_PATH):
     # Not AnsibleModule.run_command (ansible-test 2.21 asks for it in module_utils): this core also runs in the CLI,
     # without a module, and the tool needs a process group of its own that a deadline can kill whole.
     try:
-        return subprocess.Popen([path] + list(args), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,  # pylint: disable=ansible-bad-function
+        proc = subprocess.Popen([path] + list(args), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,  # pylint: disable=ansible-bad-function
                                 stderr=subprocess.PIPE, env={'PATH': search_path, 'LC_ALL': 'C'}, close_fds=True,
                                 start_new_session=True)
     except OSError as exc:
         raise ToolFailed('cannot run %s: %s' % (path, exc)) from exc
+    _widen_pipe(proc.stdout)
+    return proc
+
+
+F_SETPIPE_SZ = 1031  # fcntl.F_SETPIPE_SZ (Linux 2.6.35; the fcntl module names it from Python 3.10)
+PIPE_SIZE = 1 << 20  # /proc/sys/fs/pipe-max-size's default: iptables-save of ~8,000 Docker rules
+
+
+def _widen_pipe(stream):
+    """Let a tool started early write its whole output while the caller gathers the sockets: a pipe holds 64 KiB, and a
+    tool that fills it waits, unseen, until finish_tool reads (5,000 rules: 450 KiB, the tool's last 10 ms done late).
+    Best effort: another system, or a lower pipe-max-size, keeps the pipe as it is."""
+    try:
+        import fcntl  # pylint: disable=import-outside-toplevel  # POSIX only; the module also imports elsewhere
+        fcntl.fcntl(stream.fileno(), F_SETPIPE_SZ, PIPE_SIZE)
+    except (ImportError, OSError, ValueError):
+        pass
 
 
 def _kill(proc):
