@@ -170,40 +170,6 @@ def _exposures(path, action, target, hook, where):
     return found
 
 
-def _published(path, match, target, hook, where):
-    """``_exposures(path.narrowed(match), 'dnat', target, hook, where)`` for a _Published match (one protocol, one
-    port, no family, no condition), without the narrowed path: None where narrowed is None (no packet passes both)."""
-    protocols = path.protocols
-    if protocols is not None and not protocols & match.protocols:
-        return None
-    port = match.ports[0][0]
-    ports = path.ports
-    if ports is not None:
-        for low, high in ports:
-            if low <= port <= high:
-                break
-        else:
-            return None
-    found = []
-    protocol, = match.protocols
-    address = match.address or path.address
-    for family in path.families:
-        if target.get('family') not in (None, family):
-            continue
-        if address is not None and (':' in address) != (family == 'ipv6'):
-            continue
-        source, table, chain, text = where
-        found.append({
-            'protocol': protocol, 'family': family, 'address': address or _ANY[family],
-            'port': port, 'port_end': port, 'action': 'dnat', 'hooks': [hook],
-            'interface': match.interface or path.interface,
-            'target': {'address': target.get('address'), 'port': target.get('port'), 'port_end': target.get('port_end')},
-            'source': source, 'table': table, 'chain': chain, 'rule': text,
-            'conditions': list(path.conditions), 'owner': None,
-        })
-    return found
-
-
 def _walk(chains, bases, families, where_of):
     """Follow every path from the nat base chains; ``chains`` maps a name to ``[(match, verdict, text)]``, where
     verdict is ``('jump', [names])``, ``('dnat', target)``, ``('redirect', target)`` or None. Returns
@@ -221,7 +187,46 @@ def _walk(chains, bases, families, where_of):
             seen.add(name)
             reached.add(name)
             later = []
+            protocols, ports, conditions = path.protocols, path.ports, path.conditions
             for index, (match, verdict, text) in enumerate(chains[name]):
+                if match.__class__ is _Published:
+                    # Thousands of Docker's lines: path.admits, path.narrowed and _exposures in one step (one protocol,
+                    # one port, no family, no condition: at most one record per family; the unit tests hold it to them).
+                    port = match.port
+                    if protocols is not None and match.protocol not in protocols:
+                        continue  # narrowed is None
+                    if ports is not None:
+                        for low, high in ports:
+                            if low <= port <= high:
+                                break
+                        else:
+                            continue  # narrowed is None
+                    key = (name, index)
+                    records = found.get(key)
+                    if records is not None:  # reached from another hook too (Docker: PREROUTING and OUTPUT)
+                        for item in records:
+                            if hook not in item['hooks']:
+                                item['hooks'].append(hook)
+                        continue
+                    records = found[key] = []
+                    order.append(key)
+                    target = verdict[1]
+                    address = match.address or path.address
+                    for family in path.families:
+                        if target['family'] not in (None, family) or (
+                                address is not None and (':' in address) != (family == 'ipv6')):
+                            continue
+                        source, table, chain, rule = where_of(name, text)
+                        records.append({
+                            'protocol': match.protocol, 'family': family, 'address': address or _ANY[family],
+                            'port': port, 'port_end': port, 'action': 'dnat', 'hooks': [hook],
+                            'interface': match.interface or path.interface,
+                            'target': {'address': target['address'], 'port': target['port'],
+                                       'port_end': target['port_end']},
+                            'source': source, 'table': table, 'chain': chain, 'rule': rule,
+                            'conditions': list(conditions), 'owner': None,
+                        })
+                    continue
                 if verdict is None:
                     continue
                 kind, value = verdict
@@ -231,12 +236,6 @@ def _walk(chains, bases, families, where_of):
                         for item in found[key]:
                             if hook not in item['hooks']:
                                 item['hooks'].append(hook)
-                    continue
-                if match.__class__ is _Published:  # thousands of Docker's lines: one record each, in one step
-                    records = _published(path, match, value, hook, where_of(name, text))
-                    if records is not None:
-                        found[key] = records
-                        order.append(key)
                     continue
                 narrowed = path.narrowed(match)
                 if narrowed is None:
@@ -272,11 +271,14 @@ class _Match(object):
 
 class _Published(_Match):
     """The match of a Docker-style publishing line (_ipt_publish): one protocol, one port, an address and an
-    in-interface or not, no family and no condition; _walk reads its DNAT with _published."""
-    __slots__ = ()
+    in-interface or not, no family and no condition; _walk reads its DNAT in one step. ``protocol`` and ``port``:
+    the one protocol and port, as _walk reads them."""
+    __slots__ = ('port', 'protocol')
 
-    def __init__(self, protocols, port, address, interface):  # pylint: disable=super-init-not-called
-        self.protocols = protocols
+    def __init__(self, protocol, port, address, interface):  # pylint: disable=super-init-not-called
+        self.protocol = protocol
+        self.port = port
+        self.protocols = _ONE_PROTOCOL[protocol]
         self.ports = [(port, port)]
         self.address = address
         self.interface = interface
@@ -421,7 +423,7 @@ def _ipt_publish(line, family):
         address = _address_of(address, family)[1]
     if interface is not None and negate:
         interface = '!' + interface
-    return chain, _Published(_ONE_PROTOCOL[protocol], port, address, interface), \
+    return chain, _Published(protocol, port, address, interface), \
         ('dnat', {'address': target, 'family': family, 'port': target_port, 'port_end': target_port})
 
 
