@@ -27,6 +27,7 @@ import functools
 import gc
 import ipaddress
 import json
+import operator
 import os
 import re
 import shlex
@@ -1185,7 +1186,6 @@ class OwnerFinder(object):
         port = target['port']
         if port is None and exposure['port'] == exposure['port_end']:
             port = exposure['port']  # a DNAT to an address alone keeps the port
-        label = '%s:%s' % (address or 'this host', port if port is not None else '*')
         if address == '?':
             return _owner('unknown', None, [], 'the target is not one address (a map, a range or NETMAP)')
         if port is None or target.get('port_end') not in (None, port):
@@ -1195,6 +1195,7 @@ class OwnerFinder(object):
             found = self._listeners(None, exposure['protocol'], port, address)
             if found:
                 return _owner('local', None, _processes(found), None)
+            label = '%s:%s' % (address or 'this host', port)
             return _owner('unknown', None, [], 'nothing listens on %s %s in the host\'s namespace' % (exposure['protocol'], label))
         for item in self.namespaces:
             if address in self._namespace_addresses(item):
@@ -1204,11 +1205,14 @@ class OwnerFinder(object):
                     return _owner('namespace', found[0].get('namespace') or namespace, _processes(found), None)
                 return _owner('unknown', namespace, [], 'network namespace %s holds %s but nothing listens on %s %d there'
                               % (item['inode'], address, exposure['protocol'], port))
+        # Thousands of DNATs to containers' addresses end here: _owner's dict, built in place.
         if self.mode != 'all':
-            return _owner('unknown', None, [], '%s is not an address of this host\'s namespace; gather with namespaces: all '
-                          'to find the namespace behind it' % address)
-        return _owner('unknown', None, [], 'no network namespace of this host holds %s (a stale rule, or a target on '
-                      'another machine)' % address)
+            return {'kind': 'unknown', 'namespace': None, 'processes': [], 'reason': _NOT_HERE % address}
+        return {'kind': 'unknown', 'namespace': None, 'processes': [], 'reason': _NOWHERE % address}
+
+
+_NOT_HERE = '%s is not an address of this host\'s namespace; gather with namespaces: all to find the namespace behind it'
+_NOWHERE = 'no network namespace of this host holds %s (a stale rule, or a target on another machine)'
 
 
 def _namespace_inode(proc_pid):
@@ -1241,6 +1245,9 @@ def _owner(kind, namespace, processes, reason):
     return {'kind': kind, 'namespace': namespace, 'processes': processes, 'reason': reason}
 
 
+_EXPOSURE_ORDER = operator.itemgetter('protocol', 'port', 'family', 'address', 'source', 'table', 'chain', 'rule')
+
+
 def start_read(nat='auto'):
     """A NatRead started now (its tools run while the sockets are gathered), or None with ``nat='off'``."""
     return NatRead() if nat != 'off' else None
@@ -1265,8 +1272,7 @@ def add_exposures(result, started=None):
         finder = OwnerFinder(result['sockets'], coverage.get('namespaces'))
         for exposure in exposures:
             exposure['owner'] = finder.owner(exposure)
-        exposures.sort(key=lambda item: (item['protocol'], item['port'], item['family'], item['address'], item['source'],
-                                         item['table'], item['chain'], item['rule']))
+        exposures.sort(key=_EXPOSURE_ORDER)
     finally:
         if collecting:
             gc.enable()
