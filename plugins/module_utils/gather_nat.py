@@ -275,16 +275,17 @@ class _Published(_Match):
     in-interface or not, no family and no condition; _walk reads its DNAT in one step. ``protocol`` and ``port``:
     the one protocol and port, as _walk reads them."""
     __slots__ = ('port', 'protocol')
+    # _Match's other fields, derived when read (only the unit tests and a general reader do): four fewer per line.
+    protocols = property(lambda self: _ONE_PROTOCOL[self.protocol])
+    ports = property(lambda self: [(self.port, self.port)])
+    families = property(lambda self: None)
+    conditions = property(lambda self: [])
 
     def __init__(self, protocol, port, address, interface):  # pylint: disable=super-init-not-called
         self.protocol = protocol
         self.port = port
-        self.protocols = _ONE_PROTOCOL[protocol]
-        self.ports = [(port, port)]
         self.address = address
         self.interface = interface
-        self.families = None
-        self.conditions = []
 
 
 def _port_range(text, separator=':'):
@@ -437,8 +438,9 @@ def parse_iptables_save(text, family, source):
     in_nat = False
     found = False
     publish = _ipt_publish
+    fast = family == 'ipv4'  # _ipt_publish takes no other
     for number, raw in enumerate(text.splitlines(), 1):
-        if in_nat and raw[:3] == '-A ':  # the fast path first: a line it takes has no space to strip
+        if in_nat and fast and raw[:3] == '-A ':  # the fast path first: a line it takes has no space to strip
             try:
                 published = publish(raw, family)
             except ValueError as exc:
@@ -448,7 +450,7 @@ def parse_iptables_save(text, family, source):
                 rules = chains.get(name)
                 if rules is None:
                     rules = chains[name] = []
-                rules.append((match, verdict, _clean(raw)))
+                rules.append((match, verdict, raw if len(raw) <= MAX_RULE_TEXT and raw.isprintable() else _clean(raw)))
                 continue
         line = raw.strip()
         if not line or line.startswith('#'):
