@@ -23,9 +23,11 @@ never smaller). A chain that no nat hook reaches publishes nothing; it is listed
 
 from __future__ import annotations
 
+import functools
 import gc
 import ipaddress
 import json
+import operator
 import os
 import re
 import shlex
@@ -126,8 +128,10 @@ def _clean(text):
     return text if len(text) <= MAX_RULE_TEXT else text[:MAX_RULE_TEXT] + '...'
 
 
+@functools.lru_cache(maxsize=4096)
 def _address_of(value, family):
-    """``(family, address)`` of a destination match: an address for a single host, else the network."""
+    """``(family, address)`` of a destination match: an address for a single host, else the network. Memoised: a
+    pure function of its text, and Docker repeats a handful of addresses over thousands of rules."""
     network = ipaddress.ip_network(value, strict=False)
     found = 'ipv%d' % network.version
     if family is not None and found != family:
@@ -151,7 +155,8 @@ def _exposures(path, action, target, hook, where):
             if target.get('family') not in (None, family):
                 continue
             address = path.address
-            if address is not None and ipaddress.ip_network(address, strict=False).version != int(family[-1]):
+            # path.address comes from _address_of (str of an address or network): a ':' is IPv6, as ipaddress says.
+            if address is not None and (':' in address) != (family == 'ipv6'):
                 continue
             for low, high in path.ports or FULL_RANGE:
                 found.append({
@@ -183,7 +188,46 @@ def _walk(chains, bases, families, where_of):
             seen.add(name)
             reached.add(name)
             later = []
+            protocols, ports, conditions = path.protocols, path.ports, path.conditions
             for index, (match, verdict, text) in enumerate(chains[name]):
+                if match.__class__ is _Published:
+                    # Thousands of Docker's lines: path.admits, path.narrowed and _exposures in one step (one protocol,
+                    # one port, no family, no condition: at most one record per family; the unit tests hold it to them).
+                    port = match.port
+                    if protocols is not None and match.protocol not in protocols:
+                        continue  # narrowed is None
+                    if ports is not None:
+                        for low, high in ports:
+                            if low <= port <= high:
+                                break
+                        else:
+                            continue  # narrowed is None
+                    key = (name, index)
+                    records = found.get(key)
+                    if records is not None:  # reached from another hook too (Docker: PREROUTING and OUTPUT)
+                        for item in records:
+                            if hook not in item['hooks']:
+                                item['hooks'].append(hook)
+                        continue
+                    records = found[key] = []
+                    order.append(key)
+                    target = verdict[1]
+                    address = match.address or path.address
+                    for family in path.families:
+                        if target['family'] not in (None, family) or (
+                                address is not None and (':' in address) != (family == 'ipv6')):
+                            continue
+                        source, table, chain, rule = where_of(name, text)
+                        records.append({
+                            'protocol': match.protocol, 'family': family, 'address': address or _ANY[family],
+                            'port': port, 'port_end': port, 'action': 'dnat', 'hooks': [hook],
+                            'interface': match.interface or path.interface,
+                            'target': {'address': target['address'], 'port': target['port'],
+                                       'port_end': target['port_end']},
+                            'source': source, 'table': table, 'chain': chain, 'rule': rule,
+                            'conditions': list(conditions), 'owner': None,
+                        })
+                    continue
                 if verdict is None:
                     continue
                 kind, value = verdict
@@ -224,6 +268,24 @@ class _Match(object):
         self.interface = None
         self.families = None
         self.conditions = []
+
+
+class _Published(_Match):
+    """The match of a Docker-style publishing line (_ipt_publish): one protocol, one port, an address and an
+    in-interface or not, no family and no condition; _walk reads its DNAT in one step. ``protocol`` and ``port``:
+    the one protocol and port, as _walk reads them."""
+    __slots__ = ('port', 'protocol')
+    # _Match's other fields, derived when read (only the unit tests and a general reader do): four fewer per line.
+    protocols = property(lambda self: _ONE_PROTOCOL[self.protocol])
+    ports = property(lambda self: [(self.port, self.port)])
+    families = property(lambda self: None)
+    conditions = property(lambda self: [])
+
+    def __init__(self, protocol, port, address, interface):  # pylint: disable=super-init-not-called
+        self.protocol = protocol
+        self.port = port
+        self.address = address
+        self.interface = interface
 
 
 def _port_range(text, separator=':'):
@@ -346,25 +408,25 @@ _ONE_PROTOCOL = {'tcp': frozenset(('tcp',)), 'udp': frozenset(('udp',))}
 
 def _ipt_publish(line, family):
     """``(chain, match, verdict)`` of a Docker-style publishing line, or None for _ipt_rule to read."""
+    if family != 'ipv4':
+        return None
     found = _IPT_PUBLISH.fullmatch(line)
     if found is None:
         return None
     chain, address, negate, interface, protocol, port, target, target_port = found.groups()
     port, target_port = int(port), int(target_port)
-    if port > 65535 or target_port > 65535 or family != 'ipv4':
+    if port > 65535 or target_port > 65535:
         return None  # _ipt_rule reads it, or names the line
     try:
         socket.inet_pton(socket.AF_INET, target)
     except OSError:
         return None
-    match = _Match()
-    match.protocols = _ONE_PROTOCOL[protocol]
-    match.ports = [(port, port)]
     if address is not None:
-        _family, match.address = _address_of(address, family)
-    if interface is not None:
-        match.interface = '!' + interface if negate else interface
-    return chain, match, ('dnat', {'address': target, 'family': family, 'port': target_port, 'port_end': target_port})
+        address = _address_of(address, family)[1]
+    if interface is not None and negate:
+        interface = '!' + interface
+    return chain, _Published(protocol, port, address, interface), \
+        ('dnat', {'address': target, 'family': family, 'port': target_port, 'port_end': target_port})
 
 
 def parse_iptables_save(text, family, source):
@@ -375,7 +437,21 @@ def parse_iptables_save(text, family, source):
     chains = {}
     in_nat = False
     found = False
+    publish = _ipt_publish
+    fast = family == 'ipv4'  # _ipt_publish takes no other
     for number, raw in enumerate(text.splitlines(), 1):
+        if in_nat and fast and raw[:3] == '-A ':  # the fast path first: a line it takes has no space to strip
+            try:
+                published = publish(raw, family)
+            except ValueError as exc:
+                raise NatParseError('line %d: %s: %s' % (number, exc, _clean(raw[:80]))) from exc
+            if published is not None:
+                name, match, verdict = published
+                rules = chains.get(name)
+                if rules is None:
+                    rules = chains[name] = []
+                rules.append((match, verdict, raw if len(raw) <= MAX_RULE_TEXT and raw.isprintable() else _clean(raw)))
+                continue
         line = raw.strip()
         if not line or line.startswith('#'):
             continue
@@ -392,7 +468,7 @@ def parse_iptables_save(text, family, source):
             if line.startswith(':'):
                 chains.setdefault(line[1:].split()[0], [])
                 continue
-            published = _ipt_publish(line, family) if line.startswith('-A ') else None
+            published = publish(line, family) if line.startswith('-A ') and line != raw else None
             if published is not None:
                 name, match, verdict = published
             else:
@@ -756,11 +832,28 @@ def start_tool(path, args, search_path=SEARCH_PATH):
     # Not AnsibleModule.run_command (ansible-test 2.21 asks for it in module_utils): this core also runs in the CLI,
     # without a module, and the tool needs a process group of its own that a deadline can kill whole.
     try:
-        return subprocess.Popen([path] + list(args), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,  # pylint: disable=ansible-bad-function
+        proc = subprocess.Popen([path] + list(args), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,  # pylint: disable=ansible-bad-function
                                 stderr=subprocess.PIPE, env={'PATH': search_path, 'LC_ALL': 'C'}, close_fds=True,
                                 start_new_session=True)
     except OSError as exc:
         raise ToolFailed('cannot run %s: %s' % (path, exc)) from exc
+    _widen_pipe(proc.stdout)
+    return proc
+
+
+F_SETPIPE_SZ = 1031  # fcntl.F_SETPIPE_SZ (Linux 2.6.35; the fcntl module names it from Python 3.10)
+PIPE_SIZE = 1 << 20  # /proc/sys/fs/pipe-max-size's default: iptables-save of ~8,000 Docker rules
+
+
+def _widen_pipe(stream):
+    """Let a tool started early write its whole output while the caller gathers the sockets: a pipe holds 64 KiB, and a
+    tool that fills it waits, unseen, until finish_tool reads (5,000 rules: 450 KiB, the tool's last 10 ms done late).
+    Best effort: another system, or a lower pipe-max-size, keeps the pipe as it is."""
+    try:
+        import fcntl  # pylint: disable=import-outside-toplevel  # POSIX only; the module also imports elsewhere
+        fcntl.fcntl(stream.fileno(), F_SETPIPE_SZ, PIPE_SIZE)
+    except (ImportError, OSError, ValueError):
+        pass
 
 
 def _kill(proc):
@@ -1095,7 +1188,6 @@ class OwnerFinder(object):
         port = target['port']
         if port is None and exposure['port'] == exposure['port_end']:
             port = exposure['port']  # a DNAT to an address alone keeps the port
-        label = '%s:%s' % (address or 'this host', port if port is not None else '*')
         if address == '?':
             return _owner('unknown', None, [], 'the target is not one address (a map, a range or NETMAP)')
         if port is None or target.get('port_end') not in (None, port):
@@ -1105,6 +1197,7 @@ class OwnerFinder(object):
             found = self._listeners(None, exposure['protocol'], port, address)
             if found:
                 return _owner('local', None, _processes(found), None)
+            label = '%s:%s' % (address or 'this host', port)
             return _owner('unknown', None, [], 'nothing listens on %s %s in the host\'s namespace' % (exposure['protocol'], label))
         for item in self.namespaces:
             if address in self._namespace_addresses(item):
@@ -1114,11 +1207,14 @@ class OwnerFinder(object):
                     return _owner('namespace', found[0].get('namespace') or namespace, _processes(found), None)
                 return _owner('unknown', namespace, [], 'network namespace %s holds %s but nothing listens on %s %d there'
                               % (item['inode'], address, exposure['protocol'], port))
+        # Thousands of DNATs to containers' addresses end here: _owner's dict, built in place.
         if self.mode != 'all':
-            return _owner('unknown', None, [], '%s is not an address of this host\'s namespace; gather with namespaces: all '
-                          'to find the namespace behind it' % address)
-        return _owner('unknown', None, [], 'no network namespace of this host holds %s (a stale rule, or a target on '
-                      'another machine)' % address)
+            return {'kind': 'unknown', 'namespace': None, 'processes': [], 'reason': _NOT_HERE % address}
+        return {'kind': 'unknown', 'namespace': None, 'processes': [], 'reason': _NOWHERE % address}
+
+
+_NOT_HERE = '%s is not an address of this host\'s namespace; gather with namespaces: all to find the namespace behind it'
+_NOWHERE = 'no network namespace of this host holds %s (a stale rule, or a target on another machine)'
 
 
 def _namespace_inode(proc_pid):
@@ -1151,6 +1247,9 @@ def _owner(kind, namespace, processes, reason):
     return {'kind': kind, 'namespace': namespace, 'processes': processes, 'reason': reason}
 
 
+_EXPOSURE_ORDER = operator.itemgetter('protocol', 'port', 'family', 'address', 'source', 'table', 'chain', 'rule')
+
+
 def start_read(nat='auto'):
     """A NatRead started now (its tools run while the sockets are gathered), or None with ``nat='off'``."""
     return NatRead() if nat != 'off' else None
@@ -1175,8 +1274,7 @@ def add_exposures(result, started=None):
         finder = OwnerFinder(result['sockets'], coverage.get('namespaces'))
         for exposure in exposures:
             exposure['owner'] = finder.owner(exposure)
-        exposures.sort(key=lambda item: (item['protocol'], item['port'], item['family'], item['address'], item['source'],
-                                         item['table'], item['chain'], item['rule']))
+        exposures.sort(key=_EXPOSURE_ORDER)
     finally:
         if collecting:
             gc.enable()
