@@ -604,6 +604,7 @@ coverage:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.portwarden.compliance.plugins.module_utils.gather_exit import exit_gathered
 from ansible_collections.portwarden.compliance.plugins.module_utils.gather_sockets import (
     BACKENDS,
     NAMESPACE_MODES,
@@ -631,7 +632,7 @@ def main():
         module.fail_json(msg=missing_required_lib('psutil', reason='for the psutil backend (the default off Linux)'))
     except GatherError as exc:
         module.fail_json(msg='Gathering listening sockets failed: %s' % exc)
-    module.exit_json(changed=False, **result)
+    exit_gathered(module, result)
 
 
 if __name__ == '__main__':
