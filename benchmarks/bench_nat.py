@@ -7,8 +7,9 @@ Not a test: run it by hand, as root (see benchmarks/README.md)::
 It builds a fresh network namespace (``pwb-nat-XXXXXXXX``), opens the listeners there (tests/helpers/listeners.py,
 2,500 per process), writes the DNAT rules as Docker writes them through iptables-nft (one DOCKER chain, one rule per
 published port, each to its own container address), then runs ``portwarden gather --format json --compact`` with
-``--nat off`` and ``--nat auto`` round-robin (one warm-up round), and reports the median wall time of each and the
-added cost. Target: the NAT read adds at most 20% to the gather. The namespace and its processes are removed on exit.
+``--nat off`` and ``--nat auto``, and the module listening_sockets_info as Ansible runs it on a host (an args file,
+its JSON on stdout) with ``nat: off`` and ``nat: auto``, round-robin (one warm-up round), and reports the median wall
+time of each and the added cost. Target: the NAT read adds at most 20% to the gather. The namespace and its processes are removed on exit.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 LISTENERS = os.path.join(REPO, 'tests', 'helpers', 'listeners.py')
 CLI_MODULE = 'ansible_collections.portwarden.compliance.plugins.plugin_utils.cli'
+GATHER_MODULE = 'ansible_collections.portwarden.compliance.plugins.modules.listening_sockets_info'
 TARGET_ADDED = 0.20
 PER_PROCESS = 2500
 
@@ -114,25 +116,32 @@ def main():
         env = dict(os.environ, PYTHONPATH=collections_path(os.path.abspath(args.repo)), PYTHONDONTWRITEBYTECODE='1')
         argv = {mode: prefix + [args.python, '-m', CLI_MODULE, 'gather', '--format', 'json', '--compact', '--nat', mode]
                 for mode in ('off', 'auto')}
+        # The module as Ansible runs it on the host (its arguments in a file, its JSON on stdout), less the connection.
+        for mode in ('off', 'auto'):
+            module_args = os.path.join(specs, 'module-%s.json' % mode)
+            with open(module_args, 'w') as handle:
+                json.dump({'ANSIBLE_MODULE_ARGS': {'nat': mode}}, handle)
+            argv['module-' + mode] = prefix + [args.python, '-m', GATHER_MODULE, module_args]
         # The alternative: what a script gets from the two tools (ss, and nft's JSON, whose iptables-nft DNATs show no
         # target), each a whole process with its output read, in the same rounds.
         argv['ss'] = prefix + ['ss', '-H', '-ltnup']
         argv['nft'] = prefix + ['nft', '-j', 'list', 'ruleset']
-        modes = ('off', 'auto', 'ss', 'nft')
+        gathers = ('off', 'auto', 'module-off', 'module-auto')
+        modes = gathers + ('ss', 'nft')
         walls = dict((mode, []) for mode in modes)
         cpus = dict((mode, []) for mode in modes)
         load_start = os.getloadavg()[0]
         sources = None
         for run in range(args.runs + 1):
             for mode in modes:
-                wall, cpu, result = timed(argv[mode], env, parse=mode in ('off', 'auto'))
+                wall, cpu, result = timed(argv[mode], env, parse=mode in gathers)
                 if run:
                     walls[mode].append(wall)
                     cpus[mode].append(cpu)
                 if mode in ('ss', 'nft'):
                     assert result > 0, mode
                     continue
-                if mode == 'auto':
+                if mode.endswith('auto'):
                     assert len(result['exposures']) == args.rules, len(result['exposures'])
                     assert result['coverage']['complete'], result['coverage']['errors']
                     sources = sorted(result['coverage']['nat']['sources'])
@@ -149,6 +158,12 @@ def main():
                    'cpu_off_s': round(cpu_off, 4), 'cpu_auto_s': round(cpu_auto, 4),
                    'cpu_added': round(cpu_auto / cpu_off - 1, 4), 'load_average': os.getloadavg()[0],
                    'off_all_s': [round(w, 4) for w in walls['off']], 'auto_all_s': [round(w, 4) for w in walls['auto']]}
+        module_off, module_auto = median['module-off'], median['module-auto']
+        cpu_module_off, cpu_module_auto = statistics.median(cpus['module-off']), statistics.median(cpus['module-auto'])
+        figures.update({'module_off_s': round(module_off, 4), 'module_auto_s': round(module_auto, 4),
+                        'module_added': round(module_auto / module_off - 1, 4),
+                        'cpu_module_off_s': round(cpu_module_off, 4), 'cpu_module_auto_s': round(cpu_module_auto, 4),
+                        'cpu_module_added': round(cpu_module_auto / cpu_module_off - 1, 4)})
         print('load average %.1f at the start' % load_start)
         print('gather --nat off : median %.3f s wall, %.3f s CPU' % (off, cpu_off))
         print('gather --nat auto: median %.3f s wall, %.3f s CPU (%d DNAT rules, %d filter rules, %d listeners; read: %s)'
@@ -158,6 +173,10 @@ def main():
         print('added by the NAT read: %+.1f%% wall, %+.1f%% CPU (target <= %d%%): %s; load average %.1f'
               % (100 * (auto / off - 1), 100 * (cpu_auto / cpu_off - 1), 100 * TARGET_ADDED,
                  'met' if auto / off - 1 <= TARGET_ADDED else 'NOT met', os.getloadavg()[0]))
+        print('the module (listening_sockets_info, as Ansible runs it on the host): nat off %.3f s wall, %.3f s CPU; '
+              'nat auto %.3f s wall, %.3f s CPU; added %+.1f%% wall, %+.1f%% CPU'
+              % (module_off, cpu_module_off, module_auto, cpu_module_auto, 100 * (module_auto / module_off - 1),
+                 100 * (cpu_module_auto / cpu_module_off - 1)))
         if args.json:
             with open(args.json, 'w') as handle:
                 json.dump(figures, handle, indent=2)
