@@ -30,11 +30,7 @@ def audited(module_fleet_factory, tmp_path_factory):
         container.namespace.listen([{'protocol': 'tcp', 'address': '0.0.0.0', 'port': 80}])
         nat.apply(docker, nat.docker_rules(856, '172.17.0.2:80'))
         nat.nft(fleet.namespace(hosts['netavark']), nat.NETAVARK_RULESET % {'port': 856})
-        nat.apply(fleet.namespace(hosts['nodeport']), [
-            ['iptables-nft', '-t', 'nat', '-N', 'KUBE-NODEPORTS'],
-            ['iptables-nft', '-t', 'nat', '-A', 'PREROUTING', '-m', 'addrtype', '--dst-type', 'LOCAL', '-j', 'KUBE-NODEPORTS'],
-            ['iptables-nft', '-t', 'nat', '-A', 'KUBE-NODEPORTS', '-p', 'tcp', '-m', 'tcp', '--dport', '30000:32767', '-j', 'DNAT',
-             '--to-destination', '10.244.1.5:8080']])
+        nat.apply(fleet.namespace(hosts['nodeport']), nat.nodeport_range_rules())
         nat.apply(fleet.namespace(hosts['stale']), nat.docker_rules(856, '172.17.0.99:80'))
         out_dir = str(tmp_path_factory.mktemp('nat-audit'))
         proc = fleet.playbook(PLAYBOOK, extra_vars={'pwa_out_dir': out_dir, 'pwa_as_of': AS_OF}, timeout=300)

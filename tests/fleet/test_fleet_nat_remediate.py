@@ -103,11 +103,7 @@ def site(module_fleet_factory, tmp_path_factory):
         podman.namespace.run(['ip', '-6', 'route', 'add', 'default', 'via', 'fd5e:822b:4924:c112::1'], check=True)
         state.webs['netavark'] = podman.namespace.listen(WEB)
         nat.nft(fleet.namespace(hosts['netavark']), nat.NETAVARK_RULESET % {'port': 856})
-        nat.apply(fleet.namespace(hosts['nodeport']), [
-            ['iptables-nft', '-t', 'nat', '-N', 'KUBE-NODEPORTS'],
-            ['iptables-nft', '-t', 'nat', '-A', 'PREROUTING', '-m', 'addrtype', '--dst-type', 'LOCAL', '-j', 'KUBE-NODEPORTS'],
-            ['iptables-nft', '-t', 'nat', '-A', 'KUBE-NODEPORTS', '-p', 'tcp', '-m', 'tcp', '--dport', '30000:32767', '-j', 'DNAT',
-             '--to-destination', '10.244.1.5:8080']])
+        nat.apply(fleet.namespace(hosts['nodeport']), nat.nodeport_range_rules())
         nat.apply(fleet.namespace(hosts['stale']), nat.docker_rules(856, '172.17.0.99:80'))
         dns = nat.Container(fleet.namespace(hosts['udp'])).__enter__()
         containers.append(dns)

@@ -26,6 +26,16 @@ def docker_rules(host_port=856, target='172.17.0.2:80', bridge='docker0'):
     ]
 
 
+def nodeport_range_rules(ports='30000:32767', target='10.244.1.5:8080'):
+    """iptables-nft commands publishing a whole NodePort-style port range to one target (a kube-proxy-like rule)."""
+    return [
+        ['iptables-nft', '-t', 'nat', '-N', 'KUBE-NODEPORTS'],
+        ['iptables-nft', '-t', 'nat', '-A', 'PREROUTING', '-m', 'addrtype', '--dst-type', 'LOCAL', '-j', 'KUBE-NODEPORTS'],
+        ['iptables-nft', '-t', 'nat', '-A', 'KUBE-NODEPORTS', '-p', 'tcp', '-m', 'tcp', '--dport', ports, '-j', 'DNAT',
+         '--to-destination', target],
+    ]
+
+
 # netavark's nftables driver (table inet netavark) for ``podman run -p 8080:80`` on the default network, dual stack.
 NETAVARK_RULESET = '''
 table inet netavark {
