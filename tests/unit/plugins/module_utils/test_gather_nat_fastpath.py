@@ -66,8 +66,8 @@ def exact_docker_line(rng):
         parts += ['-d', _pick(rng, ['172.17.0.2/32', '127.0.0.1/32', '192.0.2.0/24', '0.0.0.0/0', '10.0.0.1',
                                     '::1/128', '010.0.0.1/32', '10.0.0.1/33'])]
     if rng.random() < 0.8:
-        parts += (['!'] if rng.random() < 0.6 else []) + ['-i', _pick(rng, ['docker0', 'br-1a2b3c4d5e6f', 'eth0.100',
-                                                                              'veth+', 'c!d'])]
+        parts += ['!'] if rng.random() < 0.6 else []
+        parts += ['-i', _pick(rng, ['docker0', 'br-1a2b3c4d5e6f', 'eth0.100', 'veth+', 'c!d'])]
     protocol = _pick(rng, ['tcp', 'udp'])
     parts += ['-p', protocol, '-m', _pick(rng, [protocol, protocol, 'tcp', 'udp']), '--dport',
               _pick(rng, ['%d' % rng.randrange(1, 65536)] * 6 + ['0', '0856', '65535', '65536', '99999'])]
@@ -82,7 +82,7 @@ def exact_docker_line(rng):
 def any_line(rng):
     """A line of any shape: negations, interfaces, masks, ranges, multiport, REDIRECT, quotes, ip6, unknown matches."""
     parts = ['-A', _pick(rng, ['DOCKER', 'PREROUTING', 'OUTPUT', 'KUBE-SERVICES', 'UNREACHED'])]
-    for _ in range(rng.randrange(0, 5)):
+    for _match in range(rng.randrange(0, 5)):
         kind = rng.randrange(6)
         negate = ['!'] if rng.random() < 0.2 else []
         if kind == 0:
@@ -154,7 +154,7 @@ def general(monkeypatch, text, family):
 
 def lines_of(seed, count):
     rng = random.Random(seed)
-    return [docker_line(rng) if rng.random() < 0.6 else any_line(rng) for _ in range(count)]
+    return [docker_line(rng) if rng.random() < 0.6 else any_line(rng) for _line in range(count)]
 
 
 @pytest.mark.parametrize('family', ['ipv4', 'ipv6'])
