@@ -154,11 +154,68 @@ def _broken(change):
     (lambda d: d['exposures'].append(copy.deepcopy(d['exposures'][0])) or d['coverage']['nat'].update(exposures=2),
      'exposures[1]: expected each exposure once, got a repeat of an earlier exposure'),
     (lambda d: d['coverage']['nat'].update(mode='on'), "coverage.nat.mode: expected auto or off, got 'on'"),
+    # Every field of an exposure, each wrong in its type or its value (a check that let one pass would judge it).
+    (lambda d: d['exposures'].__setitem__(0, 'x'), "exposures[0]: expected an exposure mapping, got 'x'"),
+    (lambda d: d['exposures'][0].update(protocol='sctp'), "exposures[0].protocol: expected tcp or udp, got 'sctp'"),
+    (lambda d: d['exposures'][0].update(protocol=6), 'exposures[0].protocol: expected tcp or udp, got 6'),
+    (lambda d: d['exposures'][0].update(family='ipv5'), "exposures[0].family: expected ipv4 or ipv6, got 'ipv5'"),
+    (lambda d: d['exposures'][0].pop('family'), 'exposures[0].family: expected ipv4 or ipv6, got None'),
+    (lambda d: d['exposures'][0].update(address=5), 'exposures[0].address: expected an IPv4 address or network, got 5'),
+    (lambda d: d['exposures'][0].update(family='ipv6'),
+     "exposures[0].address: expected an IPv6 address or network, got '0.0.0.0'"),
+    (lambda d: d['exposures'][0].update(port=None), 'exposures[0].port: expected a port number 0-65535, got None'),
+    (lambda d: d['exposures'][0].update(port_end=70000), 'exposures[0].port_end: expected a port number 0-65535, got 70000'),
+    (lambda d: d['exposures'][0].update(action='snat'), "exposures[0].action: expected dnat or redirect, got 'snat'"),
+    (lambda d: d['exposures'][0].pop('action'), 'exposures[0].action: expected dnat or redirect, got None'),
+    (lambda d: d['exposures'][0].update(hooks='prerouting'),
+     "exposures[0].hooks: expected a list of prerouting and output, got 'prerouting'"),
+    (lambda d: d['exposures'][0].update(hooks=['prerouting', 'input']),
+     'exposures[0].hooks: expected a list of prerouting and output, got a list'),
+    (lambda d: d['exposures'][0].update(hooks=[1]), 'exposures[0].hooks: expected a list of prerouting and output, got a list'),
+    (lambda d: d['exposures'][0].update(interface=5), 'exposures[0].interface: expected a string or null, got 5'),
+    (lambda d: d['exposures'][0].update(source=None), 'exposures[0].source: expected a string, got None'),
+    (lambda d: d['exposures'][0].update(table=1), 'exposures[0].table: expected a string, got 1'),
+    (lambda d: d['exposures'][0].update(chain=['DOCKER']), 'exposures[0].chain: expected a string, got a list'),
+    (lambda d: d['exposures'][0].update(rule=None), 'exposures[0].rule: expected a string, got None'),
+    (lambda d: d['exposures'][0].update(conditions=[1]), 'exposures[0].conditions[0]: expected a string, got 1'),
+    (lambda d: d['exposures'][0].update(conditions='dst-type LOCAL'),
+     "exposures[0].conditions: expected a list of strings, got 'dst-type LOCAL'"),
+    (lambda d: d['exposures'][0].update(target='172.17.0.2:80'),
+     "exposures[0].target: expected a target mapping, got '172.17.0.2:80'"),
+    (lambda d: d['exposures'][0]['target'].update(address=5), 'exposures[0].target.address: expected an address, "?" or null, got 5'),
+    (lambda d: d['exposures'][0]['target'].update(port='80'),
+     "exposures[0].target.port: expected a port number 0-65535 or null, got '80'"),
+    (lambda d: d['exposures'][0]['target'].update(port_end=70000),
+     'exposures[0].target.port_end: expected a port number 0-65535 or null, got 70000'),
+    (lambda d: d['exposures'][0].update(owner=None), 'exposures[0].owner: expected an owner mapping, got None'),
+    (lambda d: d['exposures'][0]['owner'].update(kind=None),
+     'exposures[0].owner.kind: expected one of namespace, local, unknown, got None'),
+    (lambda d: d['exposures'][0]['owner'].update(reason=5), 'exposures[0].owner.reason: expected a string or null, got 5'),
+    (lambda d: d['exposures'][0]['owner'].update(namespace=None),
+     'exposures[0].owner.namespace: expected the namespace of a namespace owner, got nothing'),
+    (lambda d: d['exposures'][0]['owner'].update(namespace='web'),
+     "exposures[0].owner.namespace: expected a namespace mapping or null, got 'web'"),
 ])
 def test_a_malformed_exposure_makes_the_host_unknown_saying_where(change, reason):
     result = evaluate([UNASSIGNED_CLOSED], _broken(change))
     assert result['status'] == 'unknown' and result['findings'] == []
     assert result['reasons'] == ['malformed gather result: %s' % reason]
+
+
+@pytest.mark.parametrize('change, findings', [
+    (lambda d: d['exposures'][0].update(address='10.0.0.0/8'), 1),  # a destination network
+    (lambda d: d['exposures'][0].update(interface=None), 1),  # any interface
+    (lambda d: d['exposures'][0]['target'].update(address=None, port=None, port_end=None), 1),  # REDIRECT-like
+    # The same port published by two rules is two exposures, each judged.
+    (lambda d: d['exposures'].append(dict(copy.deepcopy(d['exposures'][0]), rule='another rule'))
+     or d['coverage']['nat'].update(exposures=2), 2),
+    (lambda d: d['exposures'].append(dict(copy.deepcopy(d['exposures'][0]), chain='OTHER'))
+     or d['coverage']['nat'].update(exposures=2), 2),
+])
+def test_a_well_formed_exposure_of_another_shape_is_judged(change, findings):
+    result = evaluate([UNASSIGNED_CLOSED], _broken(change))
+    assert result['status'] == 'drift' and result['reasons'] == []
+    assert len(result['findings']) == findings and {item['port'] for item in result['findings']} == {856}
 
 
 def test_a_namespace_owner_must_agree_with_the_sockets_description_of_it():
@@ -184,3 +241,47 @@ def test_an_unknown_owner_behind_a_published_port_says_to_gather_the_namespaces(
     result = evaluate([{'id': 'nat', 'match': {'ports': [856]}, 'expect': {'processes': ['nginx']}}],
                       gathered([], [dict(sock(856), processes=[])]))
     assert result['reasons'][-1] == 'some rules need process facts the gather could not give (run with become)'
+
+
+def _published_finding(**changes):
+    finding = {'rule': 'iana-unassigned-closed', 'severity': 'high', 'status': 'drift', 'protocol': 'tcp', 'family': 'ipv4',
+               'address': '0.0.0.0', 'port': 856, 'v6only': None, 'service': None, 'processes': NGINX, 'waived': False,
+               'waiver': None, 'where': 'host', 'namespace': None, 'via': 'nat', 'port_end': 856,
+               'exposure': {'action': 'dnat', 'hooks': ['prerouting', 'output'], 'interface': '!docker0',
+                            'target': {'address': '172.17.0.2', 'port': 80, 'port_end': 80}, 'source': 'iptables-nft',
+                            'table': 'ip nat', 'chain': 'DOCKER',
+                            'rule': '-A DOCKER ! -i docker0 -p tcp -m tcp --dport 856 -j DNAT --to-destination 172.17.0.2:80',
+                            'owner': {'kind': 'namespace', 'reason': None, 'where': 'docker:web'}},
+               'message': 'tcp 0.0.0.0:856 published by DNAT to docker:web 172.17.0.2:80 (not an IANA-assigned service) '
+                          'must be closed but is published (nginx[2001] as root); rule iana-unassigned-closed'}
+    finding.update(changes)
+    return finding
+
+
+def test_the_finding_of_a_published_port_is_the_whole_record_reports_read():
+    """Every key of a finding made from an exposure, as the report schema and the reports read it: a key renamed, a
+    value lost (the service, the interface, the owner's reason and place) or a finding born waived is caught here."""
+    result = evaluate([UNASSIGNED_CLOSED], gathered([exposure()]))
+    assert result['findings'] == [_published_finding()]
+    # An IANA service on IPv6, any interface, only the host's own traffic (OUTPUT), an owner nobody could tell.
+    published = exposure(port=80, owner='unknown', hooks=('output',), address='::', family='ipv6', target='fd00::2')
+    published['interface'] = None
+    result = evaluate([{'id': 'no-web', 'match': {'ports': [80]}, 'expect': 'closed'}], gathered([published]))
+    expected = _published_finding(
+        rule='no-web', severity='medium', family='ipv6', address='::', port=80, port_end=80, service='http', processes=[],
+        message='tcp [::]:80 published by DNAT to [fd00::2]:80 (owner unknown) (local traffic only: OUTPUT) (IANA: http) '
+                'must be closed but is published (no known process); rule no-web')
+    expected['exposure'] = dict(expected['exposure'], hooks=['output'], interface=None, rule=published['rule'],
+                                target={'address': 'fd00::2', 'port': 80, 'port_end': 80},
+                                owner={'kind': 'unknown', 'reason': 'no network namespace of this host holds 172.17.0.2',
+                                       'where': None})
+    assert result['findings'] == [expected]
+
+
+def test_a_rule_publishing_every_port_is_well_formed_and_judged_on_its_unassigned_ports():
+    """A DNAT with no port match publishes 0-65535: port 0 and 65535 are ports, and the range holds unassigned ones."""
+    result = evaluate([UNASSIGNED_CLOSED], gathered([exposure(port=0, port_end=65535)]))
+    assert result['status'] == 'drift' and result['reasons'] == []
+    [finding] = result['findings']
+    assert finding['via'] == 'nat' and finding['port'] <= 856 <= finding['port_end'] == 65535
+    assert finding['exposure']['rule'].endswith('--dport 0 -j DNAT --to-destination 172.17.0.2:80')
