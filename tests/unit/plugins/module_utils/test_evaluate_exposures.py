@@ -188,6 +188,7 @@ def _broken(change):
     (lambda d: d['exposures'][0]['target'].update(port_end=70000),
      'exposures[0].target.port_end: expected a port number 0-65535 or null, got 70000'),
     (lambda d: d['exposures'][0].update(owner=None), 'exposures[0].owner: expected an owner mapping, got None'),
+    (lambda d: d['exposures'][0].update(owner='nginx'), "exposures[0].owner: expected an owner mapping, got 'nginx'"),
     (lambda d: d['exposures'][0]['owner'].update(kind=None),
      'exposures[0].owner.kind: expected one of namespace, local, unknown, got None'),
     (lambda d: d['exposures'][0]['owner'].update(reason=5), 'exposures[0].owner.reason: expected a string or null, got 5'),
@@ -285,3 +286,12 @@ def test_a_rule_publishing_every_port_is_well_formed_and_judged_on_its_unassigne
     [finding] = result['findings']
     assert finding['via'] == 'nat' and finding['port'] <= 856 <= finding['port_end'] == 65535
     assert finding['exposure']['rule'].endswith('--dport 0 -j DNAT --to-destination 172.17.0.2:80')
+
+
+def test_an_unknown_finding_of_a_published_port_names_no_process_it_could_not_see():
+    rules = [{'id': 'nat', 'match': {'ports': [856]}, 'expect': {'processes': ['nginx']}}]
+    result = evaluate(rules, gathered([exposure(owner='unknown')]))
+    assert result['status'] == 'unknown'
+    assert [(item['status'], item['message']) for item in result['findings']] == [(
+        'unknown', 'tcp 0.0.0.0:856 published by DNAT to 172.17.0.2:80 (owner unknown) (not an IANA-assigned service): '
+                   'no owning process is known, so the allowed processes cannot be checked; rule nat')]
