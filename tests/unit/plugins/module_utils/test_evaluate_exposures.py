@@ -295,3 +295,17 @@ def test_an_unknown_finding_of_a_published_port_names_no_process_it_could_not_se
     assert [(item['status'], item['message']) for item in result['findings']] == [(
         'unknown', 'tcp 0.0.0.0:856 published by DNAT to 172.17.0.2:80 (owner unknown) (not an IANA-assigned service): '
                    'no owning process is known, so the allowed processes cannot be checked; rule nat')]
+
+
+def test_an_ip6_nat_exposure_is_reached_over_ipv6_only_and_an_output_only_one_from_the_host_only():
+    """An ip6 nat DNAT publishes the port to IPv6 peers alone (no dual-stack socket behind it), and one reached only
+    from the nat output hook takes the host's own traffic: a rule for IPv4, or one expecting a loopback bind, reads
+    them so."""
+    ipv4_closed = {'id': 'v4-closed', 'match': {'ports': [856], 'families': ['ipv4']}, 'expect': 'closed'}
+    six = exposure(address='::', family='ipv6', target='fd00::2')
+    assert evaluate([ipv4_closed], gathered([six]))['status'] == 'compliant'
+    assert evaluate([ipv4_closed], gathered([exposure()]))['status'] == 'drift'
+    loopback = {'id': 'lo', 'match': {'ports': [856]}, 'expect': {'bind': 'loopback'}}
+    assert evaluate([loopback], gathered([exposure(hooks=('output',))]))['status'] == 'compliant'
+    [finding] = evaluate([loopback], gathered([exposure()]))['findings']
+    assert ' is bound to any addresses; allowed: loopback ' in finding['message']
