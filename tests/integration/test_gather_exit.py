@@ -12,18 +12,31 @@ from tests.helpers.netns import Namespace, have_netns
 
 pytestmark = [pytest.mark.netns, pytest.mark.skipif(not have_netns(), reason='needs root and ip netns')]
 
-# The module itself, run as Ansible runs it (an args file); ``exit_json`` swaps exit_gathered for the plain exit.
+# The module itself, run as Ansible runs it (an args file). The gather is made once (the count of processes scanned
+# moves between two gathers on a busy machine) and each run exits with it: ``exit_json`` swaps exit_gathered for the
+# plain exit.
 RUN_MODULE = '''
-import sys
+import json, sys
 from ansible_collections.portwarden.compliance.plugins.modules import listening_sockets_info as module
-if sys.argv.pop(2) == 'exit_json':
+gathered, how = sys.argv.pop(3), sys.argv.pop(2)
+with open(gathered) as handle:
+    result = json.load(handle)
+module.gather_listening_sockets = lambda **kwargs: result
+if how == 'exit_json':
     module.exit_gathered = lambda ansible_module, result: ansible_module.exit_json(changed=False, **result)
 module.main()
 '''
+GATHER = '''
+import json, sys
+from ansible_collections.portwarden.compliance.plugins.module_utils.gather_sockets import gather_listening_sockets
+args = json.loads(sys.argv[1])
+with open(sys.argv[2], 'w') as handle:
+    json.dump(gather_listening_sockets(protocols=args.get('protocols', ['tcp', 'udp']), nat=args['nat']), handle)
+'''
 
 
-def _run(host, args_file, how):
-    proc = host.run([sys.executable, '-c', RUN_MODULE, args_file, how])
+def _run(host, args_file, how, gathered):
+    proc = host.run([sys.executable, '-c', RUN_MODULE, args_file, how, gathered])
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
 
@@ -39,8 +52,11 @@ def test_the_module_writes_what_exit_json_writes(tmp_path, args):
                                  {'protocol': 'tcp', 'address': '127.0.0.1', 'port': 8080}],
                      'name': 'w\u00e9b"\\\x01x', 'fork': 2})
         nat.apply(host, nat.docker_rules(858, '172.17.0.2:80'))
-        fast = _run(host, str(args_file), 'exit_gathered')
-        plain = _run(host, str(args_file), 'exit_json')
+        gathered = str(tmp_path / 'gathered.json')
+        made = host.run([sys.executable, '-c', GATHER, json.dumps(args), gathered])
+        assert made.returncode == 0, made.stderr
+        fast = _run(host, str(args_file), 'exit_gathered', gathered)
+        plain = _run(host, str(args_file), 'exit_json', gathered)
     assert fast == plain
     result = json.loads(fast)
     assert result['changed'] is False
