@@ -63,6 +63,7 @@ def main():
     from ansible_collections.portwarden.compliance.plugins.module_utils.evaluate_policy import compile_policy
     from ansible_collections.portwarden.compliance.plugins.module_utils.policy_overlay import compile_host_policy
     from ansible_collections.portwarden.compliance.plugins.module_utils.policy_ports import named_set
+    from ansible_collections.portwarden.compliance.plugins.plugin_utils import policy_load
     from ansible_collections.portwarden.compliance.plugins.plugin_utils.overlay_vars import load_overlays_of
     from ansible_collections.portwarden.compliance.plugins.plugin_utils.policy_load import load_policy
     from ansible_collections.portwarden.compliance.plugins.plugin_utils.policy_resolve import BASELINE_POLICY
@@ -86,6 +87,9 @@ def main():
             hostvars[name]
         floors.append(time.perf_counter() - started)
         found = []
+        # A play validates once: what one run memoised (a group's overlay checked once for its hosts) is not given
+        # to the next.
+        policy_load._OVERLAY_SCHEMA_ERRORS.clear()  # pylint: disable=protected-access
         started = time.perf_counter()
         for name in names:
             overlays, _warnings = load_overlays_of(policy, hostvars, name)

@@ -35,7 +35,6 @@ from ansible_collections.portwarden.compliance.plugins.module_utils.evaluate_pol
 from ansible_collections.portwarden.compliance.plugins.module_utils.policy_check import path_sort_key, semantic_problems
 from ansible_collections.portwarden.compliance.plugins.module_utils.policy_ports import (
     ALL_PORTS,
-    PortSet,
     PortSpecError,
     named_set,
     port_set,
@@ -148,22 +147,6 @@ def _ports(spec, protocol):
         return None  # the schema or the semantic check says what is wrong with it
 
 
-def _intersection(left, right):
-    """The ports in both PortSets: one walk of both sorted range lists."""
-    found = []
-    lefts, rights = left.ranges(), right.ranges()
-    i = j = 0
-    while i < len(lefts) and j < len(rights):
-        low, high = max(lefts[i][0], rights[j][0]), min(lefts[i][1], rights[j][1])
-        if low <= high:
-            found.append((low, high))
-        if lefts[i][1] < rights[j][1]:
-            i += 1
-        else:
-            j += 1
-    return PortSet(found)
-
-
 def _baseline(protocol):
     return named_set(BASELINE_PORTS, protocol)  # built once per protocol, shared
 
@@ -175,7 +158,7 @@ def _weakened(ports_by_protocol):
         ports = ports_by_protocol.get(protocol)
         if ports is None:
             continue
-        hit = _intersection(ports, _baseline(protocol))
+        hit = ports.intersection(_baseline(protocol))
         if len(hit):
             parts.append('%s %s' % (protocol.upper(), hit.describe(limit=4)))
     return '; '.join(parts)
@@ -222,7 +205,7 @@ def _waiver_weakens(waiver, main_rules):
         waived = _ports(waiver.get('ports'), protocol) if waiver.get('ports') is not None else ALL_PORTS
         if covered is None or waived is None:
             return ''
-        ports[protocol] = _intersection(covered, waived)
+        ports[protocol] = covered.intersection(waived)
     return _weakened(ports)
 
 

@@ -45,8 +45,9 @@ class PortSet(object):
                 merged[-1][1] = max(merged[-1][1], end)
             else:
                 merged.append([start, end])
-        self.starts = [start for start, _end in merged]
-        self.ends = [end for _start, end in merged]
+        # Tuples: a set is shared (named_set's, and port_set's of one named set), so nothing may change it.
+        self.starts = tuple(start for start, _end in merged)
+        self.ends = tuple(end for _start, end in merged)
 
     def __contains__(self, port):
         index = bisect.bisect_right(self.starts, port) - 1
@@ -59,7 +60,7 @@ class PortSet(object):
         return not self == other
 
     def __hash__(self):
-        return hash((tuple(self.starts), tuple(self.ends)))
+        return hash((self.starts, self.ends))
 
     def __len__(self):
         return sum(end - start + 1 for start, end in zip(self.starts, self.ends))
@@ -72,6 +73,19 @@ class PortSet(object):
 
     def union(self, other):
         return PortSet(self.ranges() + other.ranges())
+
+    def intersection(self, other):
+        """The ports in both sets. Each range of the set with fewer ranges is looked up in the other by bisection:
+        a rule's few ports against the baseline's thousands of ranges costs a few lookups, not a walk of them all."""
+        small, large = (self, other) if len(self.starts) <= len(other.starts) else (other, self)
+        starts, ends = large.starts, large.ends
+        found = []
+        for low, high in zip(small.starts, small.ends):
+            index = bisect.bisect_left(ends, low)  # the first range of ``large`` that ends at or after low
+            while index < len(starts) and starts[index] <= high:
+                found.append((max(low, starts[index]), min(high, ends[index])))
+                index += 1
+        return PortSet(found)
 
     def describe(self, limit=6):
         """``22, 855-859, ...``: short enough for a message."""
@@ -137,6 +151,9 @@ def port_set(spec, protocol):
     if spec is None:
         return ALL_PORTS
     items = spec if isinstance(spec, list) else [spec]
+    if len(items) == 1:  # ``ports: iana:unassigned``: the named set itself, not a copy of its thousands of ranges
+        parsed = parse_port_item(items[0])
+        return PortSet([parsed]) if isinstance(parsed, tuple) else named_set(parsed, protocol)
     ranges = []
     for item in items:
         parsed = parse_port_item(item)

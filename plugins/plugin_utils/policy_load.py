@@ -322,6 +322,29 @@ def load_policy(policy, source=None):
     return policy
 
 
+_OVERLAY_SCHEMA_ERRORS = {}
+_OVERLAY_SCHEMA_ERRORS_MAX = 4096
+
+
+def _overlay_schema_errors(overlay):
+    """_schema_errors of an overlay under OVERLAY_SCHEMA, memoised by its JSON text: a group's overlay is the same
+    value on each of its hosts, and a fleet's validation checks it once. The overlay is plain data (plain_data: text
+    keys; None, booleans, int, float, text, lists and mappings), whose JSON text, in its key order, tells any two
+    apart (``1`` from ``1.0`` and ``true``, ``[]`` from ``{}``), so a value is only ever given its own errors."""
+    try:
+        key = json.dumps(overlay, separators=(',', ':'), allow_nan=False)
+    except (TypeError, ValueError):  # not plain data after all: checked each time
+        key = None
+    errors = _OVERLAY_SCHEMA_ERRORS.get(key) if key is not None else None
+    if errors is None:
+        errors = tuple((tuple(path), message) for path, message in _schema_errors(overlay, OVERLAY_SCHEMA))
+        if key is not None:
+            if len(_OVERLAY_SCHEMA_ERRORS) >= _OVERLAY_SCHEMA_ERRORS_MAX:
+                _OVERLAY_SCHEMA_ERRORS.clear()
+            _OVERLAY_SCHEMA_ERRORS[key] = errors
+    return errors
+
+
 _OVERLAY_TOP_HINT = '; an overlay only adds rules and waivers, the policy\'s default and settings stay its own'
 
 
@@ -334,7 +357,7 @@ def overlay_errors(policy, overlays, host, groups=()):
     problems = set()
     schema_paths = set()
     for variable, overlay in overlays:
-        for path, message in _schema_errors(overlay, OVERLAY_SCHEMA):
+        for path, message in _overlay_schema_errors(overlay):
             hint = _OVERLAY_TOP_HINT if not path and message.startswith('unknown key') else ''
             problems.add(((variable,) + tuple(path), message + hint))
             schema_paths.add((variable,) + tuple(path))

@@ -269,14 +269,31 @@ def test_the_intersection_of_port_sets_is_exact():
     from ansible_collections.portwarden.compliance.plugins.module_utils.policy_ports import PortSet
 
     rng = random.Random(13)
-    for _round in range(200):
+    for _round in range(400):
         sets = []
         for _side in range(2):
             ranges = []
-            for _item in range(rng.randint(0, 6)):
-                start = rng.randint(0, 200)
-                ranges.append((start, start + rng.randint(0, 30)))
+            # Uneven sizes too: the lookup goes from the set with fewer ranges into the other, either side.
+            for _item in range(rng.choice((0, 1, 2, 6, 40))):
+                start = rng.randint(0, 250)
+                ranges.append((start, start + rng.randint(0, rng.choice((0, 3, 30)))))
             sets.append(PortSet(ranges))
-        expected = set(port for port in range(260) if port in sets[0] and port in sets[1])
-        got = po._intersection(sets[0], sets[1])  # pylint: disable=protected-access
-        assert set(port for port in range(260) if port in got) == expected
+        expected = [port for port in range(300) if port in sets[0] and port in sets[1]]
+        for left, right in ((sets[0], sets[1]), (sets[1], sets[0])):
+            got = left.intersection(right)
+            assert [port for port in range(300) if port in got] == expected
+            assert got == PortSet((port, port) for port in expected)  # merged like any PortSet
+
+
+def test_the_intersection_with_the_baseline_is_exact_at_both_ends():
+    from ansible_collections.portwarden.compliance.plugins.module_utils.policy_ports import ALL_PORTS, PortSet, named_set
+
+    baseline = named_set('iana:unassigned', 'tcp')
+    assert ALL_PORTS.intersection(baseline) == baseline
+    assert baseline.intersection(ALL_PORTS) == baseline
+    for ranges in ([(0, 0)], [(65535, 65535)], [(0, 65535)], [(855, 859)], [(854, 860), (1, 3)], [(856, 856)], []):
+        wanted = PortSet(ranges)
+        expected = [port for start, end in ranges for port in range(start, end + 1) if port in baseline]
+        assert wanted.intersection(baseline) == PortSet((port, port) for port in expected)
+        assert baseline.intersection(wanted) == wanted.intersection(baseline)
+    assert (855, 859) in PortSet([(850, 860)]).intersection(baseline).ranges()  # the emblem's unassigned run
