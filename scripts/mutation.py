@@ -318,7 +318,7 @@ def main(argv=None):
                         help="mutmut's max_stack_depth: only tests that call a function within N frames count for it")
     parser.add_argument('--score', action='store_true', help='only print the scores of the last run')
     parser.add_argument('--survivors-dir', default=STAGE, help='where survivors-<file>.txt go (default: .mutation)')
-    parser.add_argument('--strict', action='store_true', help='exit 1 when a file scores below %d%%' % TARGET)
+    parser.add_argument('--strict', action='store_true', help='exit 1 when a file scores below %d%%%%' % TARGET)
     args = parser.parse_args(argv)
     if not args.score:
         tests = []

@@ -37,3 +37,26 @@ def test_changelog_fragments():
     with open(os.path.join(REPO, 'changelogs', 'changelog.yaml')) as handle:
         released = bool((yaml.safe_load(handle) or {}).get('releases'))
     assert fragments or released, 'every user-facing change needs a changelog fragment'
+
+
+def _argparse_scripts():
+    found = []
+    for folder in ('scripts', 'benchmarks'):
+        for name in sorted(os.listdir(os.path.join(REPO, folder))):
+            path = os.path.join(REPO, folder, name)
+            if name.endswith('.py'):
+                with open(path, encoding='utf-8') as handle:
+                    if 'argparse' in handle.read():
+                        found.append(os.path.join(folder, name))
+    return found
+
+
+def test_every_script_and_benchmark_prints_its_help():
+    """``--help`` is the first thing run of a script: it must print, not fail (argparse formats each help text with
+    %, so a lone '%' in one is a traceback)."""
+    scripts = _argparse_scripts()
+    assert 'scripts/mutation.py' in scripts and 'benchmarks/bench_nat.py' in scripts
+    for script in scripts:
+        proc = run([sys.executable, script, '--help'])
+        assert proc.returncode == 0 and proc.stdout.startswith('usage: '), (script, proc.stdout + proc.stderr)
+        assert 'Traceback' not in proc.stderr, (script, proc.stderr)
