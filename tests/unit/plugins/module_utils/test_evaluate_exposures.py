@@ -154,6 +154,11 @@ def _broken(change):
     (lambda d: d['exposures'].append(copy.deepcopy(d['exposures'][0])) or d['coverage']['nat'].update(exposures=2),
      'exposures[1]: expected each exposure once, got a repeat of an earlier exposure'),
     (lambda d: d['coverage']['nat'].update(mode='on'), "coverage.nat.mode: expected auto or off, got 'on'"),
+    # The NAT summary itself (mutation survivors: a check that still said unknown, but not where or why).
+    (lambda d: d['coverage'].update(nat=5), 'coverage.nat: expected a mapping, got 5'),
+    (lambda d: d['coverage']['nat'].update(sources=['x']), 'coverage.nat.sources: expected a mapping, got a list'),
+    (lambda d: d.update(exposures={'a': 1}), 'exposures: expected a list of exposures, got a mapping'),
+    (lambda d: d['coverage']['nat'].update(mode='off'), 'exposures: expected none when coverage.nat.mode is off, got 1'),
     # Every field of an exposure, each wrong in its type or its value (a check that let one pass would judge it).
     (lambda d: d['exposures'].__setitem__(0, 'x'), "exposures[0]: expected an exposure mapping, got 'x'"),
     (lambda d: d['exposures'][0].update(protocol='sctp'), "exposures[0].protocol: expected tcp or udp, got 'sctp'"),
@@ -309,3 +314,32 @@ def test_an_ip6_nat_exposure_is_reached_over_ipv6_only_and_an_output_only_one_fr
     assert evaluate([loopback], gathered([exposure(hooks=('output',))]))['status'] == 'compliant'
     [finding] = evaluate([loopback], gathered([exposure()]))['findings']
     assert ' is bound to any addresses; allowed: loopback ' in finding['message']
+
+
+def test_a_rule_that_does_not_match_an_exposure_leaves_the_next_rule_on_its_port_to_judge_it():
+    """Rules are tried in turn at each port of an exposure: one that does not match it (a rule for listeners only)
+    must not end the search, or the rule after it is never asked and default: deny speaks instead."""
+    listen_only = {'id': 'listen-856', 'match': {'ports': [856], 'via': ['listen']}, 'expect': {'processes': ['nginx']}}
+    closed = {'id': 'closed-856', 'match': {'ports': [856]}, 'expect': 'closed'}
+    result = evaluate([listen_only, closed], gathered([exposure()]), default='deny')
+    assert [(finding['rule'], finding['port'], finding['via']) for finding in result['findings']] == [
+        ('closed-856', 856, 'nat')]
+
+
+def test_each_problem_of_a_published_port_is_named_in_its_message():
+    rule = {'id': 'web', 'match': {'ports': [856]}, 'expect': {'processes': ['sshd'], 'bind': 'loopback'}}
+    [finding] = evaluate([rule], gathered([exposure()]))['findings']
+    assert finding['status'] == 'drift'
+    assert finding['message'] == (
+        'tcp 0.0.0.0:856 published by DNAT to docker:web 172.17.0.2:80 (not an IANA-assigned service) is bound to any '
+        'addresses; allowed: loopback; is held by nginx[2001]; allowed processes: sshd (nginx[2001] as root); rule web')
+
+
+def test_every_closed_rule_about_a_published_port_judges_it():
+    """Two rules that both keep 856 closed are two findings, as for a socket: the first one's finding does not end
+    the search at that port."""
+    closed = {'id': 'closed-856', 'match': {'ports': [856]}, 'expect': 'closed'}
+    result = evaluate([UNASSIGNED_CLOSED, closed], gathered([exposure()]))
+    assert sorted(finding['rule'] for finding in result['findings']) == ['closed-856', 'iana-unassigned-closed']
+    sockets = evaluate([UNASSIGNED_CLOSED, closed], gathered([], [sock(856)]))
+    assert sorted(finding['rule'] for finding in sockets['findings']) == ['closed-856', 'iana-unassigned-closed']
