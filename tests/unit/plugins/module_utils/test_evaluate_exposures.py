@@ -210,6 +210,8 @@ def test_a_malformed_exposure_makes_the_host_unknown_saying_where(change, reason
 
 @pytest.mark.parametrize('change, findings', [
     (lambda d: d['exposures'][0].update(address='10.0.0.0/8'), 1),  # a destination network
+    (lambda d: d['exposures'][0].update(address='10.1.2.3/8'), 1),  # written with host bits, as a hand-made rule may be
+    (lambda d: d['exposures'][0].update(address='0.0.0.0/0'), 1),  # the whole family
     (lambda d: d['exposures'][0].update(interface=None), 1),  # any interface
     (lambda d: d['exposures'][0]['target'].update(address=None, port=None, port_end=None), 1),  # REDIRECT-like
     # The same port published by two rules is two exposures, each judged.

@@ -269,6 +269,10 @@ NAMESPACE = {'inode': 4026532001, 'host': False, 'pid': 700,
 
 @pytest.mark.parametrize('namespace, reason', [
     (dict(NAMESPACE, junk=1), 'sockets[1].namespace: expected only the keys container, host, inode, pid, got also junk'),
+    (dict(NAMESPACE, junk=1, image='x'),
+     'sockets[1].namespace: expected only the keys container, host, inode, pid, got also image, junk'),
+    (dict(NAMESPACE, container=dict(NAMESPACE['container'], image='x', labels={})),
+     'sockets[1].namespace.container: expected only the keys id, kind, name, pod_uid, got also image, labels'),
     (dict(NAMESPACE, **{'k' * 100: 1}), 'sockets[1].namespace: expected only the keys container, host, inode, pid, got also '
                                         + 'k' * 80),
     (dict(NAMESPACE, container=dict(NAMESPACE['container'], **{'c' * 100: 1})),

@@ -92,6 +92,29 @@ def test_a_rule_met_does_not_end_the_judging_of_the_socket():
     assert hits(evaluate([sshd_ok, loopback], sock(9000))) == [('b-loopback', 'drift', 'tcp', 9000)]
 
 
+def test_a_bind_finding_names_what_the_socket_is_bound_to_and_every_class_the_rule_allows():
+    """Rule: the message of a bind finding says the socket's class and each allowed class, in order, by name."""
+    rule = {'id': 'b-bind', 'match': {'ports': [9000]}, 'expect': {'bind': ['specific', 'loopback']}}
+    finding, = evaluate([rule], sock(9000))['findings']
+    assert finding['message'] == ('tcp 0.0.0.0:9000 (IANA: cslistener) is bound to any addresses; allowed: loopback, specific '
+                                  '(agent[100] as nobody); rule b-bind')
+
+
+def test_a_closed_rule_says_the_socket_must_be_closed_to_any_caller_of_violations():
+    """Rule: Rule.violations of a closed rule is the one problem \"must be closed\", whoever calls it (the explain path
+    and the evaluation judge closed rules before they ask, but the answer is still the rule's)."""
+    rule = ev.compile_policy({'policy_version': 1, 'name': 't', 'rules': [CLOSED_856]}).rules[0]
+    assert rule.violations(sock(856)) == (['must be closed but is listening'], [])
+
+
+def test_a_policy_that_names_no_default_allows_what_no_rule_is_about():
+    """Rule: default is allow when the policy does not say (the schema's default), and explain says so."""
+    compiled = ev.compile_policy({'policy_version': 1, 'name': 't', 'rules': [CLOSED_856]})
+    assert compiled.default == 'allow'
+    assert hits(ev.evaluate_host({'sockets': [sock(8080)], 'coverage': {'complete': True, 'errors': []}}, compiled,
+                                 'web-1', [], TODAY)) == []
+
+
 def test_default_deny_judges_every_unmatched_socket():
     """Rule: with default: deny, each socket no rule matched is a finding, however many come before it."""
     result = evaluate([CLOSED_856], sock(856), sock(8080), sock(8081), default='deny')
@@ -165,6 +188,12 @@ def test_the_gate_fails_an_unknown_host_by_default():
     assert result['status'] == 'unknown'
     assert ev.gate(result) == ['verdict unknown: partial gather: 3 processes could not be inspected']
     assert ev.gate(result, fail_on_unknown=False) == []
+
+
+def test_the_gate_names_every_reason_of_an_unknown_verdict():
+    """Rule: an unknown verdict's failure gives each of its reasons, in order, one after another."""
+    result = evaluate([CLOSED_856], sock(22), complete=False, errors=['3 processes could not be inspected', 'no root'])
+    assert ev.gate(result) == ['verdict unknown: partial gather: 3 processes could not be inspected; partial gather: no root']
 
 
 def test_the_gate_ignores_drift_by_default():

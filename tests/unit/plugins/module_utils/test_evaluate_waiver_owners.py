@@ -289,3 +289,17 @@ def test_what_a_processes_pattern_reads_decides_unknown_or_not_covered(patterns,
                                   'waivers': [waiver(processes=patterns)]})
     finding = {'protocol': 'tcp', 'port': 856, 'namespace': None, 'processes': [holder]}
     assert compiled.waivers[0].judge(finding, TODAY)[0] == verdict
+
+
+def test_what_a_waiver_says_of_a_finding_it_does_not_waive_follows_the_findings_own_message():
+    """Rule: each waiver that does not waive a finding adds its words after the finding's message, in policy order;
+    none replaces what the finding said."""
+    plain = only(evaluate([], sock([HIDDEN])))['message']
+    assert plain == ('tcp 0.0.0.0:856 (not an IANA-assigned service) must be closed but is listening '
+                     '(vendor-agent[101] as 65534); rule closed-856')
+    result = evaluate([waiver(exe=['/opt/vendor/bin/vendor-agent']), waiver(ticket='CHG-2', expires='2027-01-01')],
+                      sock([HIDDEN]))
+    finding = only(result)
+    assert finding['status'] == 'drift' and not finding['waived']
+    assert finding['message'] == plain + ('; waiver (CHG-1) cannot be checked: vendor-agent[101] has no known executable '
+                                          '(run the gather with become); waiver (CHG-2) expired 2027-01-01')
