@@ -101,14 +101,14 @@ def test_a_bind_finding_names_what_the_socket_is_bound_to_and_every_class_the_ru
 
 
 def test_a_closed_rule_says_the_socket_must_be_closed_to_any_caller_of_violations():
-    """Rule: Rule.violations of a closed rule is the one problem \"must be closed\", whoever calls it (the explain path
+    """Rule: Rule.violations of a closed rule is the one problem "must be closed", whoever calls it (the explain path
     and the evaluation judge closed rules before they ask, but the answer is still the rule's)."""
     rule = ev.compile_policy({'policy_version': 1, 'name': 't', 'rules': [CLOSED_856]}).rules[0]
     assert rule.violations(sock(856)) == (['must be closed but is listening'], [])
 
 
 def test_a_policy_that_names_no_default_allows_what_no_rule_is_about():
-    """Rule: default is allow when the policy does not say (the schema's default), and explain says so."""
+    """Rule: default is allow when the policy does not say (the schema's default): a socket no rule is about is no finding."""
     compiled = ev.compile_policy({'policy_version': 1, 'name': 't', 'rules': [CLOSED_856]})
     assert compiled.default == 'allow'
     assert hits(ev.evaluate_host({'sockets': [sock(8080)], 'coverage': {'complete': True, 'errors': []}}, compiled,
