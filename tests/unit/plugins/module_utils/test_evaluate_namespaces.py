@@ -168,6 +168,10 @@ def test_a_host_only_gather_warns_about_rules_it_cannot_judge():
     assert host_only['warnings'] == [
         "rules containers-closed, elsewhere-closed are only about namespaces other than the host's, which this gather "
         "did not read (namespaces: host; use namespaces: all)"]
+    one = ev.evaluate_host({'sockets': [sock(856, 'none')], 'coverage': {'complete': True, 'errors': []}},
+                           ev.compile_policy({'policy_version': 1, 'name': 'ns', 'rules': rules[:1]}), 'web-1', [], TODAY)
+    assert one['warnings'] == ["rule containers-closed is only about namespaces other than the host's, which this gather "
+                               "did not read (namespaces: host; use namespaces: all)"]
     everywhere = evaluate(rules, [sock(856, 'host')])
     everywhere_coverage = {'complete': True, 'errors': [], 'namespaces': {'mode': 'all'}}
     result = ev.evaluate_host({'sockets': [sock(856, 'host')], 'coverage': everywhere_coverage},

@@ -7,6 +7,7 @@ apply, a result without its coverage, a gate whose defaults let unknown through,
 
 import copy
 import datetime
+import gc
 
 import pytest
 
@@ -178,6 +179,46 @@ def test_the_report_tells_new_and_resolved_drift_from_the_results_coverage():
     changes = report['hosts'][0]['changes']
     assert [item['port'] for item in changes['new']] == [857]
     assert [item['port'] for item in changes['resolved']] == [856]
+
+
+# ---- what no judging leaves -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('gathered, reason', [
+    (None, 'no gather result: the listening sockets of this host were not seen'),
+    ({'sockets': []}, 'no gather result: the listening sockets of this host were not seen'),
+    ({'sockets': 'x', 'coverage': {'complete': True, 'errors': []}},
+     "malformed gather result: sockets: expected a list of sockets, got 'x'"),
+])
+def test_a_host_with_no_judgeable_gather_is_unknown_with_a_whole_result(gathered, reason):
+    """Rule: a host the evaluation could not judge is unknown, with empty findings, warnings and notes (lists, so every
+    consumer reads them as it reads a judged host's), and the one reason."""
+    compiled = ev.compile_policy({'policy_version': 1, 'name': 't', 'rules': [CLOSED_856]})
+    result = ev.evaluate_host(gathered, compiled, 'web-1', [], TODAY)
+    assert result['status'] == 'unknown' and result['reasons'] == [reason]
+    assert result['findings'] == [] and result['warnings'] == [] and result['notes'] == []
+
+
+def test_a_partial_gather_that_names_no_error_still_says_it_was_partial():
+    """Rule: complete: false with no error is a reason of its own (the verdict is unknown, never compliant)."""
+    result = evaluate([CLOSED_856], sock(22), complete=False, errors=[])
+    assert result['status'] == 'unknown'
+    assert result['reasons'] == ['partial gather: the gather reported partial coverage']
+
+
+@pytest.mark.parametrize('enabled', [True, False])
+def test_the_evaluation_leaves_the_cyclic_collector_as_it_found_it(enabled):
+    """Rule: the evaluation pauses the cyclic garbage collector while it builds findings and sets it back as it was,
+    also when the gather result is malformed."""
+    was = gc.isenabled()
+    try:
+        (gc.enable if enabled else gc.disable)()
+        evaluate([CLOSED_856], sock(856))
+        assert gc.isenabled() is enabled
+        ev.evaluate_host({'sockets': 'x', 'coverage': {'complete': True, 'errors': []}},
+                         ev.compile_policy({'policy_version': 1, 'name': 't', 'rules': []}), 'web-1', [], TODAY)
+        assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was else gc.disable)()
 
 
 # ---- the gate's defaults fail closed ----------------------------------------------------------------------
